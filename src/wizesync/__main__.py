@@ -1,0 +1,3 @@
+from wizesync.cli import main
+
+main()

@@ -1,0 +1,278 @@
+"""The `wizesync` command: serve, worker, migrate, events, trigger, doctor."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from wizesync.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="wizesync: Wizehire <-> HighLevel payments sync", no_args_is_help=True)
+events_app = typer.Typer(help="Inspect and replay inbox events", no_args_is_help=True)
+app.add_typer(events_app, name="events")
+console = Console()
+err = Console(stderr=True)
+
+
+def _settings() -> Settings:
+    """Settings, or a message in words and exit 2."""
+    try:
+        return load_settings()
+    except (ValidationError, ConfigError) as exc:
+        err.print(f"[red]configuration error:[/red] {_config_message(exc)}")
+        raise typer.Exit(2) from None
+
+
+def _config_message(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = []
+        for e in exc.errors(include_url=False):
+            loc = ".".join(str(p) for p in e["loc"]).upper()
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+        return "; ".join(parts)
+    return str(exc)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+    migrate: Annotated[bool, typer.Option(help="run migrations first")] = False,
+    workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+) -> None:
+    """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
+    import uvicorn
+
+    from wizesync.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    if migrate:
+        _migrate(settings)
+    uvicorn.run(
+        "wizesync.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_config=None, access_log=settings.log_level.upper() == "DEBUG",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@app.command()
+def worker(
+    grace: Annotated[float, typer.Option(help="seconds in-flight work gets on SIGTERM")] = 20.0,
+) -> None:
+    """Run a worker process (use with WORKER=off on the API)."""
+    from wizesync.logs import configure_logging
+
+    settings = _settings()
+    configure_logging(settings.log_level)
+    asyncio.run(_run_worker(settings, grace))
+
+
+async def _run_worker(settings: Settings, grace: float) -> None:
+    from wizesync.db.engine import create_engine, create_sessionmaker
+    from wizesync.inbox.registry import load_handlers
+    from wizesync.inbox.worker import Worker
+
+    engine = create_engine(settings.database_url)
+    the_worker = Worker(
+        settings=settings,
+        sessionmaker=create_sessionmaker(engine),
+        registry=load_handlers(settings.handler_modules),
+    )
+    loop = asyncio.get_running_loop()
+    stopping: list[asyncio.Task[None]] = []
+
+    def on_signal() -> None:
+        if not stopping:
+            stopping.append(asyncio.create_task(the_worker.stop(grace)))
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await the_worker.run()
+        if stopping:
+            await stopping[0]
+    finally:
+        await engine.dispose()
+
+
+def _migrate(settings: Settings) -> None:
+    from wizesync.db.migrate import upgrade_head
+
+    try:
+        upgrade_head(settings.database_url)
+    except Exception as exc:
+        err.print(f"[red]migration failed:[/red] {type(exc).__name__}: {exc}")
+        raise typer.Exit(1) from None
+    console.print("database is at the latest schema")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema to the latest revision."""
+    _migrate(_settings())
+
+
+# --- events ------------------------------------------------------------------------------------
+
+
+async def _with_session(fn: Any) -> Any:
+    from wizesync.db.engine import create_engine, create_sessionmaker
+
+    engine = create_engine(_settings().database_url)
+    try:
+        return await fn(create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+@events_app.command("list")
+def events_list(
+    status: Annotated[str | None, typer.Option(help="queued, retry, dead, ...")] = None,
+    source: Annotated[str | None, typer.Option(help="wizehire or ghl")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+) -> None:
+    """Newest inbox events first."""
+    from wizesync.db import inbox_repo
+
+    async def run(sessionmaker: Any) -> Any:
+        async with sessionmaker() as session:
+            return await inbox_repo.list_events(session, status=status, source=source,
+                                                limit=limit)
+
+    rows = asyncio.run(_with_session(run))
+    table = Table("id", "source", "type", "status", "attempts", "received", "last error")
+    for e in rows:
+        table.add_row(str(e.id), e.source, e.type, e.status, str(e.attempts),
+                      e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+                      (e.last_error or "")[:60])
+    console.print(table)
+
+
+@events_app.command("show")
+def events_show(event_id: int) -> None:
+    """One event with its attempts (JSON)."""
+    from wizesync.db import inbox_repo
+    from wizesync.ops.routes import event_summary
+
+    async def run(sessionmaker: Any) -> Any:
+        async with sessionmaker() as session:
+            return await inbox_repo.get_event(session, event_id)
+
+    event = asyncio.run(_with_session(run))
+    if event is None:
+        err.print(f"no event {event_id}")
+        raise typer.Exit(1)
+    out = event_summary(event) | {
+        "payload": event.payload,
+        "attempt_log": [
+            {"attempt": a.attempt, "worker_id": a.worker_id, "started_at": a.started_at,
+             "finished_at": a.finished_at, "outcome": a.outcome, "error": a.error,
+             "outbound_calls": a.outbound_calls or []}
+            for a in event.attempt_log
+        ],
+    }
+    console.print_json(json.dumps(out, default=str))
+
+
+@events_app.command("replay")
+def events_replay(event_ids: list[int]) -> None:
+    """Re-queue dead, quarantined, ignored or done events."""
+    from wizesync.inbox.replay import replay
+
+    async def run(sessionmaker: Any) -> list[str]:
+        failures = []
+        for event_id in event_ids:
+            try:
+                result = await replay(sessionmaker, event_id)
+            except ValueError as exc:
+                failures.append(str(exc))
+                continue
+            if result is None:
+                failures.append(f"no event {event_id}")
+            else:
+                console.print(f"event {event_id} re-queued")
+        return failures
+
+    failures = asyncio.run(_with_session(run))
+    for failure in failures:
+        err.print(f"[red]{failure}[/red]")
+    if failures:
+        raise typer.Exit(1)
+
+
+# --- trigger -----------------------------------------------------------------------------------
+
+
+@app.command()
+def trigger(
+    event_type: Annotated[str, typer.Argument(help="e.g. order.created, refund.requested, "
+                                                   "OrderCreate, InvoicePaid")],
+    url: Annotated[str, typer.Option(help="base URL of the running service")] =
+        "http://127.0.0.1:8000",
+    order_id: Annotated[str | None, typer.Option(help="order id to use")] = None,
+    secret: Annotated[str | None, typer.Option(help="Wizehire secret (default: configured)",
+                                               envvar="TRIGGER_WIZEHIRE_SECRET")] = None,
+) -> None:
+    """Send a correctly signed sample event to a running service, like `stripe trigger`."""
+    import httpx
+
+    from wizesync import samples
+    from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+
+    if event_type in samples.WIZEHIRE_TYPES:
+        body = json.dumps(samples.wizehire_event(event_type, order_id)).encode()
+        key = secret or _settings().wizehire_webhook_secrets[0]
+        headers, path = wizehire_headers(key, body), "/webhooks/wizehire"
+    elif event_type in samples.GHL_TYPES:
+        body = json.dumps(samples.ghl_event(event_type, order_id)).encode()
+        headers, path = ghl_headers(body), "/webhooks/ghl"
+    else:
+        err.print(f"unknown event type {event_type!r}; one of: "
+                  + ", ".join(samples.WIZEHIRE_TYPES + samples.GHL_TYPES))
+        raise typer.Exit(2)
+    try:
+        response = httpx.post(url.rstrip("/") + path, content=body, headers=headers, timeout=10)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]could not reach {url}:[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"{response.status_code} {response.text}")
+    if response.status_code >= 300:
+        raise typer.Exit(1)
+
+
+# --- doctor ------------------------------------------------------------------------------------
+
+
+@app.command()
+def doctor() -> None:
+    """Check configuration, database, migrations and webhook keys; say what is wrong in words."""
+    from wizesync.doctor import run_checks
+
+    try:
+        settings = load_settings()
+    except (ValidationError, ConfigError) as exc:
+        err.print(f"[red]✗ configuration:[/red] {_config_message(exc)}")
+        raise typer.Exit(1) from None
+    results = asyncio.run(run_checks(settings))
+    for ok, name, message in results:
+        mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
+        console.print(f"{mark} {name}: {message}")
+    if not all(ok for ok, _, _ in results):
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)

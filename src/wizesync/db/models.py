@@ -1,0 +1,118 @@
+"""Tables of the inbox: events as received, every attempt at handling them, worker heartbeats."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from wizesync.db.base import Base, BigIntPK, UTCDateTime, utcnow
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+
+class EventStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for its first attempt
+    RUNNING = "running"  # leased by a worker
+    RETRY = "retry"  # failed, waiting for next_attempt_at
+    DONE = "done"
+    DEAD = "dead"  # gave up; replayable
+    IGNORED = "ignored"  # a type the service does not handle
+    QUARANTINED = "quarantined"  # authenticated but unparseable; replayable
+
+    @classmethod
+    def pending(cls) -> tuple[str, ...]:
+        """Statuses that still hold their place in an ordering key's line."""
+        return (cls.QUEUED, cls.RETRY, cls.RUNNING)
+
+    @classmethod
+    def replayable(cls) -> tuple[str, ...]:
+        return (cls.DEAD, cls.QUARANTINED, cls.DONE, cls.IGNORED)
+
+
+class Source(enum.StrEnum):
+    WIZEHIRE = "wizehire"
+    GHL = "ghl"
+
+
+_STATUS_SQL = ", ".join(f"'{s.value}'" for s in EventStatus)
+
+
+class InboxEvent(Base):
+    __tablename__ = "inbox_events"
+    __table_args__ = (
+        UniqueConstraint("source", "event_id"),
+        CheckConstraint(f"status IN ({_STATUS_SQL})", name="status_valid"),
+        # The claim query: due events in arrival order.
+        Index("ix_inbox_events_due", "status", "next_attempt_at"),
+        # The per-key line: is anything before me (or running) with my key?
+        Index("ix_inbox_events_ordering", "ordering_key", "id"),
+        Index("ix_inbox_events_received", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    event_id: Mapped[str] = mapped_column(String(255))
+    type: Mapped[str] = mapped_column(String(100))
+    ordering_key: Mapped[str | None] = mapped_column(String(255))
+    status: Mapped[str] = mapped_column(String(16), default=EventStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
+    raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    payload: Mapped[Any | None] = mapped_column(JSONType)
+
+    attempt_log: Mapped[list[EventAttempt]] = relationship(
+        back_populates="event", lazy="raise", order_by="EventAttempt.attempt"
+    )
+
+
+class EventAttempt(Base):
+    __tablename__ = "event_attempts"
+    __table_args__ = (UniqueConstraint("event_id", "attempt"),)
+
+    id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
+    event_id: Mapped[int] = mapped_column(
+        ForeignKey("inbox_events.id", ondelete="CASCADE"), index=True
+    )
+    attempt: Mapped[int] = mapped_column(Integer)
+    worker_id: Mapped[str] = mapped_column(String(120))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # done | retry | dead | lost (lease expired) | released (shutdown)
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)
+    outbound_calls: Mapped[list[Any] | None] = mapped_column(JSONType)
+
+    event: Mapped[InboxEvent] = relationship(back_populates="attempt_log", lazy="raise")
+
+
+class WorkerHeartbeat(Base):
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(120), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    in_flight: Mapped[int] = mapped_column(Integer, default=0)
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -1,0 +1,1 @@
+"""HighLevel (GHL): webhook events (and, later, the API client, auth and rate limits)."""

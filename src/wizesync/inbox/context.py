@@ -1,0 +1,51 @@
+"""What a handler gets: the event, a way to commit its work, and a log of outbound calls."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wizesync.config import Settings
+from wizesync.db.inbox_repo import ClaimedEvent
+
+# The attempt's outbound-call log; HTTP clients append to it through `record_outbound_call`.
+OUTBOUND_CALLS: ContextVar[list[dict[str, Any]] | None] = ContextVar(
+    "wizesync_outbound_calls", default=None
+)
+
+
+def record_outbound_call(method: str, url: str, status: int | None, ms: float) -> None:
+    calls = OUTBOUND_CALLS.get()
+    if calls is not None and len(calls) < 200:
+        calls.append({"method": method, "url": url, "status": status, "ms": round(ms, 1)})
+
+
+class RetryLater(Exception):
+    """Try again after `delay` seconds (e.g. a 429's Retry-After), counting as an attempt."""
+
+    def __init__(self, reason: str, delay: float | None = None) -> None:
+        super().__init__(reason)
+        self.delay = delay
+
+
+class PermanentFailure(Exception):
+    """Retrying cannot help (bad data, unmapped SKU): the event goes dead, replayable."""
+
+
+@dataclass
+class EventContext:
+    event: ClaimedEvent
+    settings: Settings
+    sessionmaker: async_sessionmaker[AsyncSession]
+    outbound_calls: list[dict[str, Any]] = field(default_factory=list)
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """A transaction committed on exit: handlers persist each step before the next one."""
+        async with self.sessionmaker.begin() as session:
+            yield session

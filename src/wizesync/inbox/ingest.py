@@ -1,0 +1,68 @@
+"""Store and queue an authentic event in one transaction; report what happened."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wizesync.db import inbox_repo
+from wizesync.db.inbox_repo import NewEvent
+from wizesync.db.models import EventStatus
+from wizesync.inbox.classify import Classified
+from wizesync.ops import metrics
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Stored:
+    id: int
+    duplicate: bool
+    status: EventStatus
+
+
+async def store(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    *,
+    source: str,
+    event_id: str,
+    raw_body: bytes,
+    classified: Classified,
+) -> Stored:
+    """One INSERT .. ON CONFLICT DO NOTHING, committed before the caller answers."""
+    new = NewEvent(
+        source=source,
+        event_id=event_id,
+        type=classified.type,
+        ordering_key=classified.ordering_key,
+        status=classified.status,
+        raw_body=raw_body,
+        payload=classified.payload,
+        last_error=classified.error_summary,
+    )
+    async with sessionmaker.begin() as session:
+        row_id = await inbox_repo.insert_event(session, new)
+        if row_id is None:
+            existing = await inbox_repo.find_event_id(session, source, event_id)
+    if row_id is None:
+        metrics.WEBHOOKS.labels(source=source, outcome="duplicate", reason="").inc()
+        log.info(
+            "duplicate webhook",
+            extra={"source": source, "event_id": event_id, "type": classified.type,
+                   "outcome": "duplicate"},
+        )
+        return Stored(id=existing or 0, duplicate=True, status=classified.status)
+    outcome = {
+        EventStatus.QUEUED: "accepted",
+        EventStatus.IGNORED: "ignored",
+        EventStatus.QUARANTINED: "quarantined",
+    }[classified.status]
+    metrics.WEBHOOKS.labels(source=source, outcome=outcome, reason="").inc()
+    log.info(
+        "webhook stored",
+        extra={"source": source, "event_id": event_id, "inbox_id": row_id,
+               "type": classified.type, "outcome": outcome},
+    )
+    return Stored(id=row_id, duplicate=False, status=classified.status)

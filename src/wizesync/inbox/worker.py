@@ -1,0 +1,336 @@
+"""The worker: claims due events, runs their handlers under a lease, and never loses one.
+
+- Claims go through `inbox_repo.claim_due` (one event per ordering key at a time, oldest first).
+- A heartbeat extends the leases of in-flight events; a sweeper (in every worker) re-queues events
+  whose lease expired, i.e. whose worker died.
+- Wake-ups: `wake()` from the API process right after a commit, PostgreSQL `LISTEN` for separate
+  workers, and a short poll as the fallback.
+- `stop()`: stop claiming, let in-flight attempts finish within a grace period, hand back the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wizesync.config import Settings
+from wizesync.db import heartbeat_repo, inbox_repo
+from wizesync.db.base import utcnow
+from wizesync.db.errors import is_db_unavailable
+from wizesync.db.inbox_repo import ClaimedEvent
+from wizesync.db.models import EventStatus
+from wizesync.inbox.context import OUTBOUND_CALLS, EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.registry import HandlerRegistry
+from wizesync.logs import EVENT_CONTEXT
+from wizesync.ops import metrics
+
+log = logging.getLogger(__name__)
+
+NOTIFY_CHANNEL = "wizesync_inbox"
+
+
+def backoff_delay(attempt: int, base: float, cap: float) -> float:
+    """Exponential backoff with jitter: between half and all of base * 2^(attempt-1), capped."""
+    ceiling = min(cap, base * (2 ** max(0, attempt - 1)))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)  # noqa: S311  (jitter, not crypto)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        registry: HandlerRegistry,
+        worker_id: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.registry = registry
+        self.worker_id = worker_id or new_worker_id()
+        self.concurrency = settings.worker_concurrency
+        self.lease_seconds = settings.worker_lease_seconds
+        self.heartbeat_seconds = min(10.0, self.lease_seconds / 3)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._in_flight: dict[int, tuple[asyncio.Task[None], ClaimedEvent]] = {}
+        self._background: list[asyncio.Task[None]] = []
+        self._main: asyncio.Task[None] | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> asyncio.Task[None]:
+        """Run in the current event loop (the API process's in-process worker)."""
+        self._main = asyncio.create_task(self.run(), name=f"worker {self.worker_id}")
+        return self._main
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        log.info("worker started", extra={"worker_id": self.worker_id,
+                                          "concurrency": self.concurrency})
+        self._background = [
+            asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
+            asyncio.create_task(self._sweep_loop(), name="worker sweeper"),
+        ]
+        if make_url(self.settings.database_url).get_backend_name() == "postgresql":
+            self._background.append(asyncio.create_task(self._listen_loop(), name="listen"))
+        await self._beat()
+        try:
+            await self._claim_loop()
+        finally:
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    async def stop(self, grace_seconds: float = 20.0) -> None:
+        """Stop claiming; give in-flight attempts `grace_seconds`, then hand the rest back."""
+        self._stopping.set()
+        self._wake.set()
+        tasks = [task for task, _ in self._in_flight.values()]
+        if tasks:
+            log.info("worker draining", extra={"worker_id": self.worker_id,
+                                               "in_flight": len(tasks)})
+            await asyncio.wait(tasks, timeout=grace_seconds)
+        leftover = dict(self._in_flight)
+        for task, _ in leftover.values():
+            task.cancel()
+        if leftover:
+            await asyncio.gather(*(t for t, _ in leftover.values()), return_exceptions=True)
+            await self._release(list(leftover))
+        if self._main is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._main
+        with contextlib.suppress(Exception):
+            async with self.sessionmaker.begin() as session:
+                await heartbeat_repo.stopped(session, worker_id=self.worker_id)
+        log.info("worker stopped", extra={"worker_id": self.worker_id,
+                                          "released": len(leftover)})
+
+    # --- claiming -------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        failures = 0
+        while not self._stopping.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._in_flight)
+            claimed: list[ClaimedEvent] = []
+            if free > 0:
+                try:
+                    async with self.sessionmaker.begin() as session:
+                        claimed = await inbox_repo.claim_due(
+                            session, worker_id=self.worker_id,
+                            lease_seconds=self.lease_seconds, limit=free,
+                        )
+                    failures = 0
+                except Exception as exc:
+                    failures += 1
+                    level = logging.WARNING if is_db_unavailable(exc) else logging.ERROR
+                    log.log(level, "claim failed", exc_info=exc,
+                            extra={"worker_id": self.worker_id})
+                    await self._sleep(min(30.0, 0.5 * 2**min(failures, 6)))
+                    continue
+                if self._stopping.is_set():
+                    # Stop came while claiming: hand these straight back.
+                    await self._release([event.id for event in claimed])
+                    break
+                for event in claimed:
+                    task = asyncio.create_task(self._run(event), name=f"event {event.id}")
+                    self._in_flight[event.id] = (task, event)
+                if claimed and len(claimed) == free:
+                    continue  # there may be more due: claim again at once
+            await self._sleep(await self._idle_timeout() if not claimed else
+                              self.settings.worker_poll_seconds)
+
+    async def _idle_timeout(self) -> float:
+        """Sleep until the next retry falls due, the poll interval at most."""
+        poll = self.settings.worker_poll_seconds
+        try:
+            async with self.sessionmaker() as session:
+                due = await inbox_repo.next_due_at(session)
+        except Exception:
+            return poll
+        if due is None:
+            return poll
+        return max(0.0, min(poll, (due - utcnow()).total_seconds() + 0.01))
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+
+    # --- one attempt ----------------------------------------------------------------------------
+
+    async def _run(self, event: ClaimedEvent) -> None:
+        started = time.monotonic()
+        metrics.PICKUP_LATENCY.labels(source=event.source).observe(
+            max(0.0, (utcnow() - event.received_at).total_seconds())
+        )
+        context = {
+            "inbox_id": event.id, "event_id": event.event_id, "source": event.source,
+            "type": event.type, "attempt": event.attempt, "worker_id": self.worker_id,
+        }
+        token = EVENT_CONTEXT.set(context)
+        ctx = EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker)
+        calls_token = OUTBOUND_CALLS.set(ctx.outbound_calls)
+        outcome, error, next_at = EventStatus.DONE, None, None
+        try:
+            handler = self.registry.get(event.source, event.type)
+            if handler is None:
+                raise PermanentFailure(f"no handler registered for {event.source} {event.type}")
+            await handler(ctx)
+        except asyncio.CancelledError:
+            raise  # shutdown past its grace period: stop() hands the event back
+        except RetryLater as exc:
+            outcome, error = EventStatus.RETRY, f"retry later: {exc}"
+            delay = exc.delay if exc.delay is not None else self._backoff(event.attempt)
+            next_at = utcnow() + timedelta(seconds=delay)
+        except PermanentFailure as exc:
+            outcome, error = EventStatus.DEAD, str(exc)
+        except Exception as exc:
+            outcome, error = EventStatus.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
+            next_at = utcnow() + timedelta(seconds=self._backoff(event.attempt))
+            log.warning("handler failed", exc_info=exc)
+        finally:
+            OUTBOUND_CALLS.reset(calls_token)
+        if outcome == EventStatus.RETRY and event.attempt >= self.settings.worker_max_attempts:
+            outcome, error = EventStatus.DEAD, f"out of attempts ({event.attempt}): {error}"
+        try:
+            await self._finish(event, outcome, error, next_at, ctx.outbound_calls)
+            elapsed = time.monotonic() - started
+            metrics.HANDLER_DURATION.labels(event.source, event.type, outcome.value).observe(
+                elapsed
+            )
+            metrics.ATTEMPTS.labels(event.source, event.type, outcome.value).inc()
+            log.info("attempt finished", extra={"outcome": outcome.value, "error": error,
+                                                "ms": round(elapsed * 1000, 1)})
+        finally:
+            EVENT_CONTEXT.reset(token)
+            self._in_flight.pop(event.id, None)
+            self._wake.set()  # a slot is free
+
+    def _backoff(self, attempt: int) -> float:
+        return backoff_delay(
+            attempt, self.settings.worker_backoff_base_seconds,
+            self.settings.worker_backoff_max_seconds,
+        )
+
+    async def _finish(
+        self, event: ClaimedEvent, outcome: EventStatus, error: str | None,
+        next_at: Any, calls: list[dict[str, Any]],
+    ) -> None:
+        """Record the outcome; if the database is briefly away, keep trying while the lease
+        holds (after that the sweeper re-queues the event and the handler runs again)."""
+        deadline = time.monotonic() + self.lease_seconds
+        delay = 0.2
+        while True:
+            try:
+                async with self.sessionmaker.begin() as session:
+                    owned = await inbox_repo.finish_attempt(
+                        session, event=event, worker_id=self.worker_id, outcome=outcome,
+                        error=error, next_attempt_at=next_at, outbound_calls=calls,
+                    )
+                if not owned:
+                    log.warning("lease lost before finishing; the event was re-queued")
+                return
+            except Exception as exc:
+                if not is_db_unavailable(exc) or time.monotonic() > deadline:
+                    log.error("could not record the attempt's outcome", exc_info=exc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _release(self, event_ids: list[int]) -> None:
+        if not event_ids:
+            return
+        try:
+            async with self.sessionmaker.begin() as session:
+                await inbox_repo.release(session, worker_id=self.worker_id, event_ids=event_ids)
+        except Exception as exc:
+            # Not lost: the leases expire and the sweeper re-queues them.
+            log.warning("could not release events; their leases will expire", exc_info=exc)
+        for event_id in event_ids:
+            self._in_flight.pop(event_id, None)
+
+    # --- background -----------------------------------------------------------------------------
+
+    async def _beat(self) -> None:
+        async with self.sessionmaker.begin() as session:
+            await heartbeat_repo.beat(
+                session, worker_id=self.worker_id, hostname=socket.gethostname(),
+                pid=os.getpid(), in_flight=len(self._in_flight),
+            )
+            await inbox_repo.extend_leases(
+                session, worker_id=self.worker_id, event_ids=list(self._in_flight),
+                lease_seconds=self.lease_seconds,
+            )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self._beat()
+            except Exception as exc:
+                log.warning("heartbeat failed", exc_info=exc)
+
+    async def _sweep_loop(self) -> None:
+        # Jittered so that several workers do not sweep in lockstep.
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds * random.uniform(0.8, 1.2))  # noqa: S311
+            try:
+                async with self.sessionmaker.begin() as session:
+                    swept = await inbox_repo.sweep_expired_leases(
+                        session, max_attempts=self.settings.worker_max_attempts
+                    )
+                if swept:
+                    metrics.LEASES_EXPIRED.inc(len(swept))
+                    log.warning("re-queued events whose lease expired",
+                                extra={"inbox_ids": swept})
+                    self._wake.set()
+            except Exception as exc:
+                log.warning("lease sweep failed", exc_info=exc)
+
+    async def _listen_loop(self) -> None:
+        """PostgreSQL LISTEN on a dedicated connection; reconnects after a drop."""
+        import asyncpg
+
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            conn = None
+            try:
+                conn = await asyncpg.connect(dsn, timeout=5)
+                lost = asyncio.Event()
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
+                await conn.add_listener(NOTIFY_CHANNEL, lambda *_args: self._wake.set())
+                self._wake.set()  # anything queued while we were not listening
+                await lost.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.info("LISTEN connection failed; polling meanwhile", extra={
+                    "error": f"{type(exc).__name__}: {exc}"})
+            finally:
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(conn.close(), timeout=2)
+            await asyncio.sleep(2)

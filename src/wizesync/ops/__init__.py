@@ -1,0 +1,1 @@
+"""What operators see: health, readiness, sync status, metrics and the admin API."""

@@ -1,0 +1,41 @@
+"""What the lifespan builds once and every request shares: settings, engine, verifiers, worker."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from wizesync.config import Settings
+from wizesync.inbox.signatures import GhlVerifier, WizehireVerifier
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    wizehire_verifier: WizehireVerifier
+    ghl_verifier: GhlVerifier
+    # Set when this process also runs the worker: wakes it right after an event commits.
+    wake_worker: Callable[[], None] = field(default=lambda: None)
+    worker_id: str | None = None
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.wizesync
+    return state
+
+
+def build_verifiers(settings: Settings) -> tuple[WizehireVerifier, GhlVerifier]:
+    from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+
+    ghl_keys = [settings.ghl_public_key_pem]
+    if settings.trusts_sandbox_ghl_key:
+        ghl_keys.append(SANDBOX_GHL_PUBLIC_KEY_PEM)
+    return (
+        WizehireVerifier(settings.wizehire_webhook_secrets),
+        GhlVerifier(ghl_keys, settings.ghl_rsa_public_key_pem),
+    )

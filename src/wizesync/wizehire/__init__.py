@@ -1,0 +1,1 @@
+"""Wizehire: its webhook events (and, later, its API client)."""

@@ -1,0 +1,118 @@
+"""Fixtures: every database test runs on SQLite and on PostgreSQL (schema by `alembic upgrade`)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from tests.support.databases import (
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_required,
+)
+from wizesync.config import Settings
+from wizesync.db.engine import create_engine, create_sessionmaker
+from wizesync.db.migrate import upgrade_head
+
+TABLES = ("event_attempts", "inbox_events", "worker_heartbeats")
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    path: Path = tmp_path_factory.mktemp("db") / "wizesync.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade_head(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url, reason = create_postgres_database()
+    if url is None:
+        if postgres_required():
+            pytest.fail(f"WIZESYNC_REQUIRE_POSTGRES=1 but {reason}")
+        pytest.skip(reason or "PostgreSQL not available")
+    upgrade_head(url)
+    yield url
+    drop_postgres_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Parametrises a test over both databases."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    async with engine.begin() as conn:  # each test starts from empty tables
+        for table in TABLES:
+            await conn.execute(text(f"DELETE FROM {table}"))
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return create_sessionmaker(engine)
+
+
+def make_settings(database_url: str, **overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "wizesync_env": "test",
+        "database_url": database_url,
+        "worker_poll_seconds": 0.2,
+        "worker_backoff_base_seconds": 0.05,
+        "worker_backoff_max_seconds": 0.2,
+        "worker_lease_seconds": 5,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def settings(database_url: str, engine: AsyncEngine) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+async def client_factory(settings: Settings):
+    """Builds an app (lifespan running) and an httpx client on it; closes them after the test."""
+    from contextlib import AsyncExitStack
+
+    from wizesync.app import create_app
+
+    stack = AsyncExitStack()
+
+    async def build(app_settings: Settings | None = None, **kwargs: object) -> httpx.AsyncClient:
+        app = create_app(app_settings or settings, **kwargs)  # type: ignore[arg-type]
+        await stack.enter_async_context(_lifespan(app))
+        return await stack.enter_async_context(
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+        )
+
+    yield build
+    await stack.aclose()
+
+
+def _lifespan(app):  # type: ignore[no-untyped-def]
+    from contextlib import asynccontextmanager
+
+    @asynccontextmanager
+    async def run():  # type: ignore[no-untyped-def]
+        async with app.router.lifespan_context(app):
+            yield
+
+    return run()

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.support.databases import (
@@ -18,8 +17,6 @@ from tests.support.databases import (
 from wizesync.config import Settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
-
-TABLES = ("event_attempts", "inbox_events", "worker_heartbeats")
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +54,7 @@ def is_postgres(database_url: str) -> bool:
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     async with engine.begin() as conn:  # each test starts from empty tables
-        for table in TABLES:
-            await conn.execute(text(f"DELETE FROM {table}"))
+        await conn.run_sync(_empty_all_tables)
     yield engine
     await engine.dispose()
 
@@ -66,6 +62,17 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
 @pytest.fixture
 def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
+
+
+def _empty_all_tables(conn) -> None:  # type: ignore[no-untyped-def]
+    """Every table the migrations made, children first (foreign keys), except alembic's own."""
+    from sqlalchemy import MetaData
+
+    meta = MetaData()
+    meta.reflect(bind=conn)
+    for table in reversed(meta.sorted_tables):
+        if table.name != "alembic_version":
+            conn.execute(table.delete())
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

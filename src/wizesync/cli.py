@@ -271,6 +271,30 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
+# --- mapping -----------------------------------------------------------------------------------
+
+mapping_app = typer.Typer(help="The YAML field mapping (MAPPING_FILE)", no_args_is_help=True)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("check")
+def mapping_check(
+    path: Annotated[str | None, typer.Argument(help="mapping file (default: MAPPING_FILE)")] = None,
+) -> None:
+    """Validate a mapping file and print what it resolved to."""
+    from wizesync.mapping import MappingError, load_mapping
+
+    settings = _settings()
+    source = path or settings.mapping_file
+    try:
+        mapping = load_mapping(source, default_location=settings.ghl_location_id)
+    except MappingError as exc:
+        err.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
+    console.print_json(mapping.model_dump_json())
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,1 @@
+"""Telling humans: Slack."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, TypeAdapter, ValidationError
 
 GhlId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 
@@ -53,6 +53,20 @@ class AppInstallEvent(_Event):
     @property
     def ordering_key(self) -> str:
         return f"ghl:install:{self.location_id or self.company_id or self.app_id}"
+
+
+_TIMESTAMP = TypeAdapter(datetime)
+
+
+def delivery_timestamp(payload: Any) -> datetime | None:
+    """The delivery's `timestamp`, for ANY event type (an old body of an unhandled type is as
+    much a replay as a handled one); None when absent or unreadable."""
+    if not isinstance(payload, dict) or payload.get("timestamp") is None:
+        return None
+    try:
+        return _TIMESTAMP.validate_python(payload["timestamp"])
+    except ValidationError:
+        return None
 
 
 GHL_EVENT_MODELS: dict[str, type[_Event]] = {

@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from wizesync.db.models import EventStatus, Source
+from wizesync.ghl.webhook_events import delivery_timestamp
 from wizesync.inbox import ingest
 from wizesync.inbox.classify import classify_ghl, classify_wizehire
 from wizesync.inbox.signatures import SignatureError
@@ -24,7 +25,15 @@ from wizesync.state import AppState, get_state
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def _state(request: Request) -> AppState:
+    # A coroutine on purpose: FastAPI runs a plain-function dependency in its thread pool,
+    # a thread hand-off on every webhook for what is an attribute lookup.
+    return get_state(request)
+
+
+StateDep = Annotated[AppState, Depends(_state)]
 
 
 def _reject(source: str, status: int, reason: str, title: str, detail: str) -> Problem:
@@ -98,8 +107,8 @@ async def ghl_webhook(request: Request, state: StateDep) -> Any:
         state.ghl_verifier.verify(body, request.headers)
     except SignatureError as exc:
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
-    classified, parsed = classify_ghl(body)
-    stamp = getattr(parsed, "timestamp", None)
+    classified, _ = classify_ghl(body)
+    stamp = delivery_timestamp(classified.payload)
     if stamp is not None:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)

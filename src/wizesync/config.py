@@ -35,12 +35,14 @@ class ConfigError(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_ignore_empty=True,  # `FOO=` in a .env or compose file means unset, not ""
     )
 
     # --- service -----------------------------------------------------------------------------
     wizesync_env: Literal["development", "test", "production"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./wizesync.db"
+    # Kept out of repr: the URL may hold the database password.
+    database_url: str = Field("sqlite+aiosqlite:///./wizesync.db", repr=False)
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
 
@@ -64,6 +66,11 @@ class Settings(BaseSettings):
     ghl_webhook_public_key: str = GHL_ED25519_PUBLIC_KEY
     ghl_webhook_rsa_public_key: str | None = None
     token_encryption_key: SecretStr | None = None
+    # Per-location request budget shared by every process (GHL allows 100 per 10 s per location).
+    ghl_rate_limit_max: int = Field(100, ge=1)
+    ghl_rate_limit_window_seconds: float = Field(10.0, gt=0)
+    # A call waits at most this long for budget, else it raises GhlRateLimited (retry later).
+    ghl_rate_limit_max_wait_seconds: float = Field(120.0, gt=0)
 
     # --- integrations and schedules ------------------------------------------------------------
     slack_webhook_url: SecretStr | None = None
@@ -86,6 +93,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _development_defaults_and_production_guard(self) -> Settings:
+        # PEM paths are read now, so a bad one stops the start with the variable's name.
+        for variable, pem in (("GHL_WEBHOOK_PUBLIC_KEY", "ghl_public_key_pem"),
+                              ("GHL_WEBHOOK_RSA_PUBLIC_KEY", "ghl_rsa_public_key_pem")):
+            try:
+                getattr(self, pem)
+            except ConfigError as exc:
+                raise ConfigError(f"{variable}: {exc}") from None
         if self.wizesync_env == "production":
             problems = self.production_problems()
             if problems:
@@ -118,7 +132,7 @@ class Settings(BaseSettings):
             problems.append("ADMIN_TOKEN is required")
         elif is_dev(self.admin_token):
             problems.append("ADMIN_TOKEN is a development placeholder")
-        if self.wizehire_webhook_secret is None:
+        if not self.wizehire_webhook_secrets:
             problems.append("WIZEHIRE_WEBHOOK_SECRET is required")
         elif any(is_dev(SecretStr(s)) for s in self.wizehire_webhook_secrets):
             problems.append("WIZEHIRE_WEBHOOK_SECRET is a development placeholder")

@@ -6,6 +6,7 @@ queueing it is one INSERT in one transaction.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -76,14 +77,22 @@ async def insert_event(session: AsyncSession, event: NewEvent) -> int | None:
     }
     if event.status in (EventStatus.IGNORED,):
         values["handled_at"] = now
-    dialect_insert = pg_insert if _dialect(session) == "postgresql" else sqlite_insert
-    stmt = (
-        dialect_insert(InboxEvent)
-        .values(**values)
+    stmt = _insert_once(_dialect(session))
+    return (await session.execute(stmt, values)).scalar_one_or_none()
+
+
+@functools.cache
+def _insert_once(dialect: str) -> Any:
+    """The webhook INSERT, built once per dialect on the Core table: the values travel as
+    parameters, so no request pays for building the statement, its cache key or the ORM's
+    bulk-insert machinery."""
+    table = InboxEvent.__table__
+    dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (
+        dialect_insert(table)
         .on_conflict_do_nothing(index_elements=["source", "event_id"])
-        .returning(InboxEvent.id)
+        .returning(table.c.id)
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 async def find_event_id(session: AsyncSession, source: str, event_id: str) -> int | None:
@@ -206,11 +215,14 @@ async def claim_due(
     ]
 
 
-async def next_due_at(session: AsyncSession) -> datetime | None:
-    """When the earliest waiting event falls due (for the worker's sleep)."""
+async def next_due_at(session: AsyncSession, after: datetime | None = None) -> datetime | None:
+    """When the earliest waiting event falls due (for the worker's sleep); only times later
+    than `after` when given (events already due but blocked are not worth waking for)."""
     stmt = select(func.min(InboxEvent.next_attempt_at)).where(
         InboxEvent.status.in_([EventStatus.QUEUED.value, EventStatus.RETRY.value])
     )
+    if after is not None:
+        stmt = stmt.where(InboxEvent.next_attempt_at > after)
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
@@ -261,6 +273,9 @@ async def finish_attempt(
             InboxEvent.id == event.id,
             InboxEvent.lease_owner == worker_id,
             InboxEvent.status == EventStatus.RUNNING.value,
+            # The same worker may have re-claimed it after its lease lapsed: only the current
+            # attempt may close the event.
+            InboxEvent.attempts == event.attempt,
         )
         .values(**values)
         .execution_options(synchronize_session=False)

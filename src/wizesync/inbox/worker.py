@@ -18,7 +18,7 @@ import random
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.engine import make_url
@@ -95,7 +95,11 @@ class Worker:
         ]
         if make_url(self.settings.database_url).get_backend_name() == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="listen"))
-        await self._beat()
+        try:
+            await self._beat()
+        except Exception as exc:
+            # Database down at start: the heartbeat loop keeps trying; the worker must not die.
+            log.warning("first heartbeat failed", exc_info=exc)
         try:
             await self._claim_loop()
         finally:
@@ -135,6 +139,7 @@ class Worker:
             self._wake.clear()
             free = self.concurrency - len(self._in_flight)
             claimed: list[ClaimedEvent] = []
+            claim_started = utcnow()
             if free > 0:
                 try:
                     async with self.sessionmaker.begin() as session:
@@ -159,20 +164,26 @@ class Worker:
                     self._in_flight[event.id] = (task, event)
                 if claimed and len(claimed) == free:
                     continue  # there may be more due: claim again at once
-            await self._sleep(await self._idle_timeout() if not claimed else
+            await self._sleep(await self._idle_timeout(claim_started) if not claimed else
                               self.settings.worker_poll_seconds)
 
-    async def _idle_timeout(self) -> float:
-        """Sleep until the next retry falls due, the poll interval at most."""
+    async def _idle_timeout(self, since: datetime | None = None) -> float:
+        """Sleep until the next retry falls due, the poll interval at most.
+
+        Only times after `since` (the last claim) count: an event due before it but not claimed
+        is behind a running event of its key, or found no free slot; a finishing attempt wakes
+        us for it, and counting it would make this 0 and the claim loop spin.
+        """
         poll = self.settings.worker_poll_seconds
+        now = utcnow()
         try:
             async with self.sessionmaker() as session:
-                due = await inbox_repo.next_due_at(session)
+                due = await inbox_repo.next_due_at(session, after=since or now)
         except Exception:
             return poll
         if due is None:
             return poll
-        return max(0.0, min(poll, (due - utcnow()).total_seconds() + 0.01))
+        return max(0.0, min(poll, (due - now).total_seconds() + 0.01))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -225,7 +236,9 @@ class Worker:
                                                 "ms": round(elapsed * 1000, 1)})
         finally:
             EVENT_CONTEXT.reset(token)
-            self._in_flight.pop(event.id, None)
+            if self._in_flight.get(event.id, (None, None))[1] is event:
+                # Not a newer attempt of the same event this worker claimed after a lapsed lease.
+                del self._in_flight[event.id]
             self._wake.set()  # a slot is free
 
     def _backoff(self, attempt: int) -> float:

@@ -1,1 +1,1 @@
-"""Wizehire: its webhook events (and, later, its API client)."""
+"""Wizehire: its webhook events, and the client of its API (with the API's bodies and auth)."""

@@ -31,6 +31,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks || true
 
+sandbox: $(STAMP)
+	$(BIN)/wizesync sandbox --port $${SANDBOX_PORT:-8010}
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/ingest.py
 

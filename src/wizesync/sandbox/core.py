@@ -1,0 +1,70 @@
+"""The sandbox's parts, built once and shared by both fakes and the control plane."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from wizesync.sandbox.clock import Clock
+from wizesync.sandbox.faults import FaultInjector
+from wizesync.sandbox.ghl_http import Gate
+from wizesync.sandbox.ghl_invoices import Invoices
+from wizesync.sandbox.ghl_ledger import Ledger
+from wizesync.sandbox.ghl_orders import Orders
+from wizesync.sandbox.ghl_state import GhlStore
+from wizesync.sandbox.ghl_subscriptions import Subscriptions
+from wizesync.sandbox.ghl_tokens import TokenAuthority
+from wizesync.sandbox.ratelimit import RateLimiter
+from wizesync.sandbox.settings import SandboxConfig
+from wizesync.sandbox.webhooks_out import Outbox
+from wizesync.sandbox.wizehire_state import WizehireState
+
+
+@dataclass
+class Sandbox:
+    config: SandboxConfig
+    clock: Clock
+    store: GhlStore
+    tokens: TokenAuthority
+    limiter: RateLimiter
+    faults: FaultInjector
+    outbox: Outbox
+    ledger: Ledger
+    invoices: Invoices
+    subscriptions: Subscriptions
+    orders: Orders
+    gate: Gate
+    wizehire: WizehireState
+
+    @classmethod
+    def build(cls, config: SandboxConfig | None = None, *, clock: Clock | None = None,
+              http: httpx.AsyncClient | None = None) -> Sandbox:
+        config = config or SandboxConfig()
+        clock = clock or Clock()
+        store = GhlStore(clock)
+        tokens = TokenAuthority(config, clock, store)
+        limiter = RateLimiter(config, clock)
+        outbox = Outbox(config, http)
+        ledger = Ledger(store, outbox.ghl_event)
+        subscriptions = Subscriptions(ledger)
+        return cls(config=config, clock=clock, store=store, tokens=tokens, limiter=limiter,
+                   faults=FaultInjector(config), outbox=outbox, ledger=ledger,
+                   invoices=Invoices(ledger), subscriptions=subscriptions,
+                   orders=Orders(ledger, subscriptions),
+                   gate=Gate(config, store, tokens, limiter), wizehire=WizehireState(clock))
+
+    def reset(self) -> None:
+        """Forget everything (data, tokens, limits, faults, outbox, recorded calls), keep config."""
+        for part in (self.store, self.tokens, self.limiter, self.faults, self.outbox,
+                     self.wizehire):
+            part.reset()
+
+    def dump(self, location_id: str | None = None) -> dict[str, Any]:
+        return {"config": self.config.model_dump(), "clock": self.clock.describe(),
+                "ghl": self.store.dump(location_id), "oauth": self.tokens.dump(),
+                "rate_limits": self.limiter.snapshot(),
+                "faults": [r.model_dump() for r in self.faults.rules],
+                "webhooks": [d.public() for d in self.outbox.deliveries.values()],
+                "wizehire": self.wizehire.dump()}

@@ -192,7 +192,9 @@ async def test_debug_logs_of_a_whole_webhook_and_its_processing_hold_no_secret(
             "Authorization": f"Bearer {secrets['wizehire_api_key']}"}})
 
     json_logs("DEBUG")
-    settings = make_settings(database_url, log_level="DEBUG", **secrets)
+    # A Private Integration Token names its location (not a secret, so not in `secrets`).
+    settings = make_settings(database_url, log_level="DEBUG",
+                             ghl_location_id="LocDebug000000000001", **secrets)
     client = await client_factory(settings, registry=registry)
     admin = {"Authorization": f"Bearer {secrets['admin_token']}"}
 

@@ -146,6 +146,8 @@ class Settings(BaseSettings):
             problems.append("GHL_REDIRECT_URI must be https")
         if self.ghl_client_id and self.token_encryption_key is None:
             problems.append("TOKEN_ENCRYPTION_KEY is required in OAuth mode (GHL_CLIENT_ID set)")
+        if self.ghl_private_token and not self.ghl_location_id:
+            problems.append("GHL_PRIVATE_TOKEN needs GHL_LOCATION_ID (the token's location)")
         if self.ghl_client_id and not self.ghl_client_secret:
             problems.append("GHL_CLIENT_SECRET is required with GHL_CLIENT_ID")
         return problems

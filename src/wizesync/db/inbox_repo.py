@@ -37,6 +37,12 @@ class ClaimedEvent:
     attempt: int
     payload: Any
     received_at: datetime
+    replay_base: int = 0
+
+    @property
+    def attempts_used(self) -> int:
+        """Attempts since the last replay: what counts against the maximum."""
+        return self.attempt - self.replay_base
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +160,7 @@ async def claim_due(
             InboxEvent.attempts,
             InboxEvent.payload,
             InboxEvent.received_at,
+            InboxEvent.replay_base,
         )
         .where(_claimable(now))
         .order_by(InboxEvent.id)
@@ -210,6 +217,7 @@ async def claim_due(
             attempt=row.attempts + 1,
             payload=row.payload,
             received_at=row.received_at,
+            replay_base=row.replay_base,
         )
         for row in chosen
     ]
@@ -333,7 +341,7 @@ async def release(session: AsyncSession, *, worker_id: str, event_ids: Sequence[
 async def sweep_expired_leases(session: AsyncSession, *, max_attempts: int) -> list[int]:
     """Re-queue events whose worker vanished (lease expired); dead once out of attempts."""
     now = utcnow()
-    stmt = select(InboxEvent.id, InboxEvent.attempts).where(
+    stmt = select(InboxEvent.id, InboxEvent.attempts, InboxEvent.replay_base).where(
         InboxEvent.status == EventStatus.RUNNING.value, InboxEvent.lease_expires_at < now
     )
     if _dialect(session) == "postgresql":
@@ -343,7 +351,7 @@ async def sweep_expired_leases(session: AsyncSession, *, max_attempts: int) -> l
         return []
     error = "lease expired: the worker stopped answering mid-attempt"
     for row in rows:
-        exhausted = row.attempts >= max_attempts
+        exhausted = row.attempts - row.replay_base >= max_attempts
         await session.execute(
             update(InboxEvent)
             .where(InboxEvent.id == row.id, InboxEvent.status == EventStatus.RUNNING.value)
@@ -396,6 +404,7 @@ async def requeue(
         event.ordering_key = ordering_key
         event.payload = payload
     event.status = EventStatus.QUEUED.value
+    event.replay_base = event.attempts
     event.next_attempt_at = now
     event.handled_at = None
     event.last_error = None

@@ -71,6 +71,9 @@ class InboxEvent(Base):
     ordering_key: Mapped[str | None] = mapped_column(String(255))
     status: Mapped[str] = mapped_column(String(16), default=EventStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # `attempts` when the event was last replayed: a replay gets the full attempt budget again
+    # while attempt numbers (and their log rows) keep counting up.
+    replay_base: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     lease_owner: Mapped[str | None] = mapped_column(String(120))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

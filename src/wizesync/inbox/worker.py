@@ -18,6 +18,7 @@ import random
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -58,10 +59,13 @@ class Worker:
         sessionmaker: async_sessionmaker[AsyncSession],
         registry: HandlerRegistry,
         worker_id: str | None = None,
+        services: Any = None,
+        companions: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.registry = registry
+        self.services = services
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = settings.worker_concurrency
         self.lease_seconds = settings.worker_lease_seconds
@@ -70,6 +74,9 @@ class Worker:
         self._stopping = asyncio.Event()
         self._in_flight: dict[int, tuple[asyncio.Task[None], ClaimedEvent]] = {}
         self._background: list[asyncio.Task[None]] = []
+        # Long-running jobs of the worker process (the GHL poller): started with the worker,
+        # cancelled when it stops.
+        self.companions = list(companions)
         self._main: asyncio.Task[None] | None = None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -92,6 +99,8 @@ class Worker:
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="worker sweeper"),
+            *(asyncio.create_task(job(), name=f"companion {n}")
+              for n, job in enumerate(self.companions)),
         ]
         if make_url(self.settings.database_url).get_backend_name() == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="listen"))
@@ -164,8 +173,8 @@ class Worker:
                     self._in_flight[event.id] = (task, event)
                 if claimed and len(claimed) == free:
                     continue  # there may be more due: claim again at once
-            await self._sleep(await self._idle_timeout(claim_started) if not claimed else
-                              self.settings.worker_poll_seconds)
+            # Also after a partial claim: a retry may fall due before the next poll.
+            await self._sleep(await self._idle_timeout(claim_started))
 
     async def _idle_timeout(self, since: datetime | None = None) -> float:
         """Sleep until the next retry falls due, the poll interval at most.
@@ -201,7 +210,8 @@ class Worker:
             "type": event.type, "attempt": event.attempt, "worker_id": self.worker_id,
         }
         token = EVENT_CONTEXT.set(context)
-        ctx = EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker)
+        ctx = EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker,
+                           services=self.services)
         calls_token = OUTBOUND_CALLS.set(ctx.outbound_calls)
         outcome, error, next_at = EventStatus.DONE, None, None
         try:
@@ -223,7 +233,8 @@ class Worker:
             log.warning("handler failed", exc_info=exc)
         finally:
             OUTBOUND_CALLS.reset(calls_token)
-        if outcome == EventStatus.RETRY and event.attempt >= self.settings.worker_max_attempts:
+        max_attempts = self.settings.worker_max_attempts
+        if outcome == EventStatus.RETRY and event.attempts_used >= max_attempts:
             outcome, error = EventStatus.DEAD, f"out of attempts ({event.attempt}): {error}"
         try:
             await self._finish(event, outcome, error, next_at, ctx.outbound_calls)

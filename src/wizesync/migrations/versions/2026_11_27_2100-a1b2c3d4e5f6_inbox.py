@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("ordering_key", sa.String(255), nullable=True),
         sa.Column("status", sa.String(16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("replay_base", sa.Integer(), nullable=False, server_default="0"),
         sa.Column("next_attempt_at", UTCDateTime(), nullable=False),
         sa.Column("lease_owner", sa.String(120), nullable=True),
         sa.Column("lease_expires_at", UTCDateTime(), nullable=True),
@@ -41,7 +42,7 @@ def upgrade() -> None:
         sa.Column("raw_body", sa.LargeBinary(), nullable=False),
         sa.Column("payload", JSONType, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_inbox_events")),
-        sa.UniqueConstraint("source", "event_id", name=op.f("uq_inbox_events_source")),
+        sa.UniqueConstraint("source", "event_id", name=op.f("uq_inbox_events_source_event_id")),
         sa.CheckConstraint(f"status IN ({STATUSES})", name=op.f("ck_inbox_events_status_valid")),
     )
     op.create_index("ix_inbox_events_due", "inbox_events", ["status", "next_attempt_at"])
@@ -64,7 +65,7 @@ def upgrade() -> None:
             ["event_id"], ["inbox_events.id"], ondelete="CASCADE",
             name=op.f("fk_event_attempts_event_id_inbox_events"),
         ),
-        sa.UniqueConstraint("event_id", "attempt", name=op.f("uq_event_attempts_event_id")),
+        sa.UniqueConstraint("event_id", "attempt", name=op.f("uq_event_attempts_event_id_attempt")),
     )
     op.create_index("ix_event_attempts_event_id", "event_attempts", ["event_id"])
 
@@ -94,9 +95,19 @@ def upgrade() -> None:
         )
         op.execute(
             """
-            CREATE TRIGGER inbox_events_notify
-            AFTER INSERT OR UPDATE OF status ON inbox_events
+            CREATE TRIGGER inbox_events_notify_insert
+            AFTER INSERT ON inbox_events
             FOR EACH ROW WHEN (NEW.status = 'queued')
+            EXECUTE FUNCTION wizesync_inbox_notify()
+            """
+        )
+        # A finished attempt frees its ordering key: wake workers in other processes for the
+        # next event of that key instead of leaving it to their poll.
+        op.execute(
+            """
+            CREATE TRIGGER inbox_events_notify_update
+            AFTER UPDATE OF status ON inbox_events
+            FOR EACH ROW WHEN (NEW.status = 'queued' OR OLD.status = 'running')
             EXECUTE FUNCTION wizesync_inbox_notify()
             """
         )
@@ -104,7 +115,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS inbox_events_notify ON inbox_events")
+        op.execute("DROP TRIGGER IF EXISTS inbox_events_notify_update ON inbox_events")
+        op.execute("DROP TRIGGER IF EXISTS inbox_events_notify_insert ON inbox_events")
         op.execute("DROP FUNCTION IF EXISTS wizesync_inbox_notify()")
     op.drop_table("worker_heartbeats")
     op.drop_index("ix_event_attempts_event_id", table_name="event_attempts")

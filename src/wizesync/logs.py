@@ -24,6 +24,8 @@ _SECRET_VALUES = [
     re.compile(r"((?:access|refresh)_token[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+", re.I),
     re.compile(r"(client_secret[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+", re.I),
     re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),  # passwords in URLs
+    # OAuth callback query strings (access logs at DEBUG): the code is a credential.
+    re.compile(r"([?&](?:code|state)=)[^&\s\"']+"),
 ]
 REDACTED = "[redacted]"
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {

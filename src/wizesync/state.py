@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import httpx
 from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -22,6 +23,8 @@ class AppState:
     # Set when this process also runs the worker: wakes it right after an event commits.
     wake_worker: Callable[[], None] = field(default=lambda: None)
     worker_id: str | None = None
+    # The shared HTTP client for GHL (API and OAuth calls), closed by the lifespan.
+    ghl_http: httpx.AsyncClient | None = None
 
 
 def get_state(request: Request) -> AppState:

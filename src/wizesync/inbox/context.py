@@ -42,6 +42,8 @@ class EventContext:
     event: ClaimedEvent
     settings: Settings
     sessionmaker: async_sessionmaker[AsyncSession]
+    # `wizesync.flows.services.Services` (GHL, Wizehire, mapping, Slack); None in bare tests.
+    services: Any = None
     outbound_calls: list[dict[str, Any]] = field(default_factory=list)
 
     @asynccontextmanager

@@ -7,7 +7,8 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from wizesync.db import models  # noqa: F401  (registers the tables on Base.metadata)
+# Imported for their side effect: they register the tables on Base.metadata.
+from wizesync.db import ghl_models, models, sync_models  # noqa: F401
 from wizesync.db.base import Base
 from wizesync.db.engine import create_engine
 

@@ -1,0 +1,325 @@
+"""One request budget per GHL location, shared by every process of a deployment.
+
+GHL allows 100 requests per 10 s per app and location. Every process reserves a numbered slot in
+the database under the location's budget row lock; request `n` may start no earlier than
+`window` after request `n - limit` (a sliding log: any `window`-long interval then holds at most
+`limit` requests). Reservations are made ahead of time and the caller sleeps until its slot, so
+waiting costs no database traffic and the budget is used to the full.
+
+A slot's time moves to when its answer came back, so a request that reached GHL late still
+counts from when it got there. GHL's headers tighten the budget: a lower `X-RateLimit-Max`, a
+longer `X-RateLimit-Interval-Milliseconds`, an `X-RateLimit-Remaining` lower than our own ledger
+explains (someone else spends the same app's budget for the location: the difference is booked
+as used), the daily budget; a 429 pauses the location for `Retry-After` or the interval.
+
+What `observe` learns is written with this process's next reservation for the location (or
+after `FLUSH_AFTER` seconds at the latest), so a call costs one database transaction, not two.
+A 429 is written at once: every process must stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wizesync.config import Settings
+from wizesync.db import ghl_repo
+from wizesync.db.ghl_models import GhlRateBudget
+from wizesync.ghl.errors import GhlRateLimited, retry_after_seconds
+
+log = logging.getLogger(__name__)
+
+# Slack for timing noise (a late wake-up, latency jitter) between our schedule and GHL's
+# counting: 1% of the window, at least 50 ms.
+GUARD_FRACTION = 0.01
+GUARD_MIN_SECONDS = 0.05
+# Disagreements with X-RateLimit-Remaining this small are latency at the window's edge.
+REMAINING_TOLERANCE = 2
+# Daily budget spent: no calls for this long, then one response tells us where we stand.
+DAILY_PAUSE_SECONDS = 3600.0
+PRUNE_EVERY = 64
+FLUSH_AFTER = 0.2
+
+# (location, seq, go time) of the slot this task reserved last: `observe` in the same task
+# (acquire, send, observe) finds it.
+_RESERVATION: ContextVar[tuple[str, int, float] | None] = ContextVar("ghl_reservation",
+                                                                     default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Headroom:
+    """What `/sync-status` shows of a location's budget."""
+
+    limit: int
+    window_seconds: float
+    used_in_window: int
+    paused_for_seconds: float
+    daily_remaining: int | None
+
+    @property
+    def remaining(self) -> int:
+        return max(0, self.limit - self.used_in_window)
+
+
+@dataclass
+class _Learned:
+    """What answers told us about one location since we last wrote to its budget row."""
+
+    answered: dict[int, float] = field(default_factory=dict)  # slot seq -> answer time
+    server_max: int | None = None
+    server_window_ms: int | None = None
+    daily: tuple[int, float] | None = None  # (remaining, when)
+    # The latest X-RateLimit-Remaining: (value, from when GHL may count ours, answer time).
+    remaining: tuple[int, float, float] | None = None
+    pause_until: float | None = None
+
+
+class DbRateLimiter:
+    """`RateLimiter` across processes, over `ghl_rate_budgets` and `ghl_rate_slots`."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+        self._sessionmaker = sessionmaker
+        self._limit = settings.ghl_rate_limit_max
+        self._window = settings.ghl_rate_limit_window_seconds
+        self._max_wait = settings.ghl_rate_limit_max_wait_seconds
+        # One budget transaction at a time per location in this process: the others would only
+        # queue on the database row lock, each holding a pooled connection.
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._learned: dict[str, _Learned] = {}
+        self._flushes: dict[str, asyncio.Task[None]] = {}
+        # The budget clock (the database's on PostgreSQL) minus the event loop's clock.
+        self._offset: float | None = None
+
+    async def acquire(self, location_id: str) -> None:
+        """Reserve the next slot and sleep until it. Raises `GhlRateLimited` (nothing reserved)
+        when the wait would exceed GHL_RATE_LIMIT_MAX_WAIT_SECONDS or the day's budget is out."""
+        loop = asyncio.get_running_loop()
+        async with self._lock(location_id), self._sessionmaker.begin() as session:
+            # `now` is read after the lock was granted: waiting for it took time.
+            budget, now = await ghl_repo.lock_budget(session, location_id)
+            local_now = loop.time()
+            self._offset = now - local_now
+            view = await self._write_learned(session, location_id, budget)
+            reserved = await self._reserve(session, location_id, view, now)
+        if isinstance(reserved, GhlRateLimited):
+            raise reserved  # after the commit: what was learned is kept
+        seq, go, wait = reserved
+        _RESERVATION.set((location_id, seq, go))
+        # Until the slot, counted from when `now` was read: the commit took time already.
+        remaining = local_now + wait - loop.time()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    async def observe(self, location_id: str, status: int, headers: Mapping[str, str]) -> None:
+        """Learn from an answer: when it came, GHL's rate-limit headers, a 429."""
+        answered_local = asyncio.get_running_loop().time()
+        h = {k.lower(): v for k, v in headers.items()}
+        remaining = _int(h.get("x-ratelimit-remaining"))
+        server_max = _int(h.get("x-ratelimit-max"))
+        interval_ms = _int(h.get("x-ratelimit-interval-milliseconds"))
+        daily = _int(h.get("x-ratelimit-daily-remaining"))
+        reservation = _RESERVATION.get()
+        mine = reservation is not None and reservation[0] == location_id
+        if mine:
+            _RESERVATION.set(None)
+        if not mine and status != 429 and remaining is None and daily is None and not (
+                server_max or interval_ms):
+            return
+        if self._offset is None:  # no reservation here yet: learn the budget clock first
+            await self.flush(location_id)
+        assert self._offset is not None
+        answered_at = answered_local + self._offset
+        learned = self._learned.setdefault(location_id, _Learned())
+        if mine:
+            assert reservation is not None
+            learned.answered[reservation[1]] = answered_at
+        learned.server_max = server_max or learned.server_max
+        learned.server_window_ms = interval_ms or learned.server_window_ms
+        if daily is not None:
+            learned.daily = (daily, answered_at)
+        if status == 429:
+            delay = retry_after_seconds(h)
+            if delay is None:
+                delay = max(self._window, (interval_ms or 0) / 1000)
+            learned.pause_until = max(learned.pause_until or 0.0, answered_at + delay)
+            log.warning("GHL answered 429: pausing the location",
+                        extra={"location_id": location_id, "delay_seconds": delay})
+            await self.flush(location_id)  # every process must stop now, not later
+            return
+        if remaining is not None:
+            # GHL counted at some moment between our send and its answer: compare with every
+            # request of ours it may have counted then (over-counting errs towards no booking).
+            counted_from = (reservation[2] if mine and reservation else answered_at)
+            learned.remaining = (remaining, counted_from, answered_at)
+        self._schedule_flush(location_id)
+
+    async def flush(self, location_id: str) -> None:
+        """Write what answers taught us now (tests, shutdown; otherwise it rides along)."""
+        loop = asyncio.get_running_loop()
+        async with self._lock(location_id), self._sessionmaker.begin() as session:
+            budget, now = await ghl_repo.lock_budget(session, location_id)
+            self._offset = now - loop.time()
+            view = await self._write_learned(session, location_id, budget)
+            if view.changes:
+                await ghl_repo.update_budget(session, location_id, **view.changes)
+
+    async def close(self) -> None:
+        """Write what is pending and stop the timers."""
+        for task in list(self._flushes.values()):
+            task.cancel()
+        for location_id in list(self._learned):
+            with contextlib.suppress(Exception):
+                await self.flush(location_id)
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _lock(self, location_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(location_id, asyncio.Lock())
+
+    def _schedule_flush(self, location_id: str) -> None:
+        task = self._flushes.get(location_id)
+        if task is None or task.done():
+            self._flushes[location_id] = asyncio.create_task(
+                self._flush_later(location_id), name=f"ghl budget flush {location_id}")
+
+    async def _flush_later(self, location_id: str) -> None:
+        await asyncio.sleep(FLUSH_AFTER)
+        if location_id not in self._learned:
+            return  # a reservation wrote it meanwhile
+        try:
+            await self.flush(location_id)
+        except Exception as exc:
+            log.warning("could not record GHL rate-limit observations", exc_info=exc,
+                        extra={"location_id": location_id})
+
+    async def _write_learned(
+        self, session: AsyncSession, location_id: str, budget: GhlRateBudget
+    ) -> _View:
+        """Under the budget lock: apply what answers taught us; the budget as it now stands."""
+        learned = self._learned.pop(location_id, None) or _Learned()
+        view = _View(budget, self._limit, self._window)
+        if learned.answered:
+            await ghl_repo.extend_slots(session, location_id, learned.answered)
+        if learned.server_max and learned.server_max != budget.server_max:
+            view.set(server_max=learned.server_max)
+        if learned.server_window_ms and learned.server_window_ms != budget.server_window_ms:
+            view.set(server_window_ms=learned.server_window_ms)
+        if learned.daily is not None:
+            view.set(daily_remaining=learned.daily[0], daily_observed_at=learned.daily[1])
+        if learned.pause_until is not None:
+            view.set(paused_until=max(budget.paused_until or 0.0, learned.pause_until))
+        if learned.remaining is not None:
+            remaining, counted_from, answered_at = learned.remaining
+            limit, window = view.limit_window()
+            used = await ghl_repo.count_slots_in_window(
+                session, location_id, counted_from - window, answered_at)
+            foreign = (limit - remaining) - used - max(REMAINING_TOLERANCE, limit // 50)
+            if foreign > 0:
+                # Requests we did not make (another app instance?): booked as used from then
+                # on; they take sequence numbers, so the next `foreign` reservations wait.
+                await ghl_repo.add_slots(session, location_id, view.next_seq,
+                                         [answered_at] * foreign)
+                view.set(next_seq=view.next_seq + foreign)
+                log.info("GHL reports less headroom than our ledger: booking the difference",
+                         extra={"location_id": location_id, "requests": foreign})
+        return view
+
+    async def _reserve(
+        self, session: AsyncSession, location_id: str, view: _View, now: float
+    ) -> tuple[int, float, float] | GhlRateLimited:
+        """The next slot (seq, go time, wait), or why there is none (nothing reserved)."""
+        limit, window = view.limit_window()
+        daily, daily_at = view.get("daily_remaining"), view.get("daily_observed_at")
+        if (daily is not None and daily <= 0 and daily_at is not None
+                and now < daily_at + DAILY_PAUSE_SECONDS):
+            if view.changes:
+                await ghl_repo.update_budget(session, location_id, **view.changes)
+            return GhlRateLimited(f"GHL daily request budget of location {location_id} is "
+                                  "spent", delay=daily_at + DAILY_PAUSE_SECONDS - now)
+        seq = view.next_seq
+        go = max(now, view.get("last_go_at") or 0.0, view.get("paused_until") or 0.0)
+        if seq >= limit:
+            floor = await ghl_repo.latest_slot_at(session, location_id, seq - limit)
+            if floor is not None:
+                go = max(go, floor + window + max(window * GUARD_FRACTION, GUARD_MIN_SECONDS))
+        wait = go - now
+        if wait > self._max_wait:
+            if view.changes:
+                await ghl_repo.update_budget(session, location_id, **view.changes)
+            return GhlRateLimited(f"GHL request budget of location {location_id} is booked "
+                                  f"for the next {wait:.0f} s", delay=wait)
+        await ghl_repo.add_slots(session, location_id, seq, [go])
+        view.set(next_seq=seq + 1, last_go_at=go)
+        if daily is not None:
+            view.set(daily_remaining=daily - 1)
+        await ghl_repo.update_budget(session, location_id, **view.changes)
+        if seq % PRUNE_EVERY == 0 and seq:
+            await ghl_repo.prune_slots(session, location_id, seq - 2 * max(limit, self._limit))
+        return seq, go, wait
+
+
+@dataclass
+class _View:
+    """The budget row plus the changes this transaction makes to it."""
+
+    row: GhlRateBudget
+    limit: int
+    window: float
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    def get(self, name: str) -> Any:
+        return self.changes[name] if name in self.changes else getattr(self.row, name)
+
+    def set(self, **values: Any) -> None:
+        self.changes.update(values)
+
+    @property
+    def next_seq(self) -> int:
+        return int(self.get("next_seq"))
+
+    def limit_window(self) -> tuple[int, float]:
+        return _effective(self.limit, self.window, self.get("server_max"),
+                          self.get("server_window_ms"))
+
+
+async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headroom]:
+    """Every known location's budget right now (read only), for `/sync-status`."""
+    now = await ghl_repo.clock(session)
+    out = {}
+    for location_id, budget in (await ghl_repo.get_budgets(session)).items():
+        limit, window = _effective(settings.ghl_rate_limit_max,
+                                   settings.ghl_rate_limit_window_seconds, budget.server_max,
+                                   budget.server_window_ms)
+        used = await ghl_repo.count_slots_in_window(session, location_id, now - window, now)
+        out[location_id] = Headroom(
+            limit=limit, window_seconds=window, used_in_window=used,
+            paused_for_seconds=round(max(0.0, (budget.paused_until or 0.0) - now), 3),
+            daily_remaining=budget.daily_remaining,
+        )
+    return out
+
+
+def _effective(limit: int, window: float, server_max: int | None,
+               server_window_ms: int | None) -> tuple[int, float]:
+    """Our configured budget, tightened (never loosened) by what GHL announced."""
+    if server_max:
+        limit = min(limit, server_max)
+    if server_window_ms:
+        window = max(window, server_window_ms / 1000)
+    return max(1, limit), window
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None

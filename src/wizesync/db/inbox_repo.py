@@ -10,9 +10,9 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -92,7 +92,7 @@ def _insert_once(dialect: str) -> Any:
     """The webhook INSERT, built once per dialect on the Core table: the values travel as
     parameters, so no request pays for building the statement, its cache key or the ORM's
     bulk-insert machinery."""
-    table = InboxEvent.__table__
+    table = cast(Table, InboxEvent.__table__)
     dialect_insert = pg_insert if dialect == "postgresql" else sqlite_insert
     return (
         dialect_insert(table)

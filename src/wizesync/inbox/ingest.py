@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.db import inbox_repo
+from wizesync.db.engine import one_statement_transactions
 from wizesync.db.inbox_repo import NewEvent
 from wizesync.db.models import EventStatus
 from wizesync.inbox.classify import Classified
@@ -31,7 +32,11 @@ async def store(
     raw_body: bytes,
     classified: Classified,
 ) -> Stored:
-    """One INSERT .. ON CONFLICT DO NOTHING, committed before the caller answers."""
+    """One INSERT .. ON CONFLICT DO NOTHING, committed before the caller answers.
+
+    Storing is queueing (the inbox is the queue), so the INSERT is the whole unit of work and
+    runs as its own transaction; a duplicate's id is then read by a second statement.
+    """
     new = NewEvent(
         source=source,
         event_id=event_id,
@@ -43,6 +48,7 @@ async def store(
         last_error=classified.error_summary,
     )
     async with sessionmaker.begin() as session:
+        await one_statement_transactions(session)
         row_id = await inbox_repo.insert_event(session, new)
         if row_id is None:
             existing = await inbox_repo.find_event_id(session, source, event_id)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.requests import ClientDisconnect
 
 from wizesync.db.models import EventStatus, Source
 from wizesync.ghl.webhook_events import delivery_timestamp
@@ -53,12 +54,17 @@ async def _read_body(request: Request, source: str, limit: int) -> bytes:
         raise _reject(source, 413, "too_large", "Content Too Large",
                       f"body over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise _reject(source, 413, "too_large", "Content Too Large",
-                          f"body over {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise _reject(source, 413, "too_large", "Content Too Large",
+                              f"body over {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The sender hung up mid-body: nothing to store and no one to answer; not a 500.
+        raise _reject(source, 400, "client_disconnected", "Bad Request",
+                      "the client disconnected before the body was complete") from None
     return b"".join(chunks)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.requests import ClientDisconnect
 
@@ -22,19 +22,10 @@ from wizesync.inbox.classify import classify_ghl, classify_wizehire
 from wizesync.inbox.signatures import SignatureError
 from wizesync.ops import metrics
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import get_state
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
-
-
-async def _state(request: Request) -> AppState:
-    # A coroutine on purpose: FastAPI runs a plain-function dependency in its thread pool,
-    # a thread hand-off on every webhook for what is an attribute lookup.
-    return get_state(request)
-
-
-StateDep = Annotated[AppState, Depends(_state)]
 
 
 def _reject(source: str, status: int, reason: str, title: str, detail: str) -> Problem:
@@ -85,8 +76,11 @@ def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) ->
 
 @router.post("/wizehire", status_code=202, responses={
     200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}})
-async def wizehire_webhook(request: Request, state: StateDep) -> Any:
+async def wizehire_webhook(request: Request) -> Any:
     """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
+    # The state is read here, not injected: a dependency costs FastAPI a resolution pass on
+    # every webhook (and a thread hand-off if it were a plain function) for an attribute lookup.
+    state = get_state(request)
     source = Source.WIZEHIRE.value
     body = await _read_body(request, source, state.settings.webhook_max_body_bytes)
     try:
@@ -105,8 +99,9 @@ async def wizehire_webhook(request: Request, state: StateDep) -> Any:
 
 @router.post("/ghl", status_code=202, responses={
     200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 503: {}})
-async def ghl_webhook(request: Request, state: StateDep) -> Any:
+async def ghl_webhook(request: Request) -> Any:
     """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
+    state = get_state(request)
     source = Source.GHL.value
     body = await _read_body(request, source, state.settings.webhook_max_body_bytes)
     try:

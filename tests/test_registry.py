@@ -90,3 +90,26 @@ async def test_event_without_a_handler_goes_dead_saying_so(database_url, session
     [attempt] = event.attempt_log
     assert attempt.outcome == EventStatus.DEAD
     assert "no handler registered" in (attempt.error or "")
+
+
+def test_replace_puts_a_double_in_place_of_a_registered_handler():
+    registry = HandlerRegistry()
+
+    async def builtin(ctx):  # type: ignore[no-untyped-def]
+        return None
+
+    async def double(ctx):  # type: ignore[no-untyped-def]
+        return None
+
+    registry.add("ghl", "InvoiceCreate", builtin)
+    registry.replace("ghl", "InvoiceCreate", double)
+    assert registry.get("ghl", "InvoiceCreate") is double
+
+
+def test_builtin_flows_handle_every_ghl_invoice_event_so_none_goes_dead():
+    from wizesync.ghl.webhook_events import GHL_EVENT_MODELS
+    from wizesync.inbox.registry import load_handlers
+
+    registry = load_handlers([])
+    missing = [t for t in GHL_EVENT_MODELS if ("ghl", t) not in registry]
+    assert missing == []

@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -178,27 +178,32 @@ async def test_unhandled_event_type_is_stored_as_ignored(
 
 # --- not JSON / not the schema: 202 quarantined (GHL would only retry a 4xx) -------------------
 
-_NO_ID = order_create()
-del _NO_ID["_id"]
+def _no_id() -> bytes:
+    event = order_create()
+    del event["_id"]
+    return json.dumps(event).encode()
 
 
+# Bodies are built when the test runs, not at collection: their `timestamp` must be fresh (a long
+# suite would otherwise run them more than 5 minutes after collection, and get a 401).
 @pytest.mark.parametrize(
-    ("body", "event_type", "error_loc"),
+    ("make_body", "event_type", "error_loc"),
     [
-        (json.dumps(_NO_ID).encode(), "OrderCreate", "_id"),
-        (json.dumps(order_create(_id=12345)).encode(), "OrderCreate", "_id"),
-        (json.dumps(order_create(_id="x" * 65)).encode(), "OrderCreate", "_id"),
-        (b'{"type": "OrderCreate", "_id": ', "unknown", "body"),
-        (b"\xff\xfe binary", "unknown", "body"),
-        (b"[1, 2, 3]", "unknown", "body"),
-        (b'{"_id": "abc"}', "unknown", "type"),
+        (_no_id, "OrderCreate", "_id"),
+        (lambda: json.dumps(order_create(_id=12345)).encode(), "OrderCreate", "_id"),
+        (lambda: json.dumps(order_create(_id="x" * 65)).encode(), "OrderCreate", "_id"),
+        (lambda: b'{"type": "OrderCreate", "_id": ', "unknown", "body"),
+        (lambda: b"\xff\xfe binary", "unknown", "body"),
+        (lambda: b"[1, 2, 3]", "unknown", "body"),
+        (lambda: b'{"_id": "abc"}', "unknown", "type"),
     ],
     ids=["no-id", "numeric-id", "long-id", "truncated", "not-utf8", "array", "no-type"],
 )
 async def test_event_not_matching_its_schema_is_202_quarantined_and_stored(
-    client: httpx.AsyncClient, sessionmaker: Any, body: bytes, event_type: str, error_loc: str
+    client: httpx.AsyncClient, sessionmaker: Any, make_body: Callable[[], bytes],
+    event_type: str, error_loc: str,
 ) -> None:
-    body, headers = ghl_signed(body, KEY)
+    body, headers = ghl_signed(make_body(), KEY)
 
     response = await client.post(URL, content=body, headers=headers)
 
@@ -225,7 +230,7 @@ class _LenientOrderEvent(BaseModel):
 async def test_quarantined_event_replays_only_once_its_body_parses(
     client: httpx.AsyncClient, sessionmaker: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    body, headers = ghl_signed(_NO_ID, KEY)
+    body, headers = ghl_signed(_no_id(), KEY)
     event_id = (await client.post(URL, content=body, headers=headers)).json()["id"]
 
     problem = assert_problem(await client.post(f"/admin/events/{event_id}/replay"), 409)
@@ -509,7 +514,7 @@ async def test_webhook_counter_counts_each_outcome_with_its_labels(
     await client.post(URL, content=body, headers=headers)
     body, headers = ghl_signed({"type": "ContactCreate", "id": "c1"}, KEY)
     await client.post(URL, content=body, headers=headers)
-    body, headers = ghl_signed(_NO_ID, KEY)
+    body, headers = ghl_signed(_no_id(), KEY)
     await client.post(URL, content=body, headers=headers)
     body, headers = ghl_signed(order_create(), KEY)
     headers.pop("x-ghl-signature")

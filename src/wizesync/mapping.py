@@ -69,7 +69,18 @@ class Fulfillment(_Strict):
 
 
 class Refunds(_Strict):
-    executor: Literal["manual"] = "manual"
+    executor: str = "manual"
+
+    @field_validator("executor")
+    @classmethod
+    def _known_executor(cls, value: str) -> str:
+        # Executors register by name (gateways can be added), so the names are looked up live.
+        from wizesync.flows.refunds.executors import executor_names
+
+        if value not in executor_names():
+            raise ValueError(f"unknown refund executor {value!r}; known: "
+                             f"{', '.join(executor_names())}")
+        return value
 
 
 class Mapping(_Strict):

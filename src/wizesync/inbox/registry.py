@@ -23,6 +23,11 @@ class HandlerRegistry:
             raise ValueError(f"a handler for {source} {event_type} is already registered")
         self._handlers[key] = handler
 
+    def replace(self, source: str, event_type: str, handler: Handler) -> None:
+        """Put `handler` in place of whatever handles the type: for plugins and test or
+        benchmark doubles that stand in for a built-in flow."""
+        self._handlers[(source, event_type)] = handler
+
     def on(self, source: str, *event_types: str) -> Callable[[Handler], Handler]:
         """Decorator: `@registry.on("wizehire", "order.created", "order.updated")`."""
 
@@ -47,7 +52,12 @@ class HandlerRegistry:
 registry = HandlerRegistry()
 
 # Modules whose import registers the service's own flows (filled in as flows land).
-BUILTIN_HANDLER_MODULES: list[str] = []
+BUILTIN_HANDLER_MODULES: list[str] = [
+    "wizesync.ghl.install_events",
+    "wizesync.flows.orders",
+    "wizesync.flows.refunds.handler",
+    "wizesync.flows.payments",
+]
 
 
 def load_handlers(extra_modules: list[str]) -> HandlerRegistry:

@@ -1,0 +1,160 @@
+"""SQL for `sync_orders`: one record per Wizehire order holding every step's result.
+
+Writers change only the columns they own (`set_fields` is a column-level UPDATE), so the order
+flow and the payment flow can touch one record without overwriting each other's work. `lock=True`
+takes a row lock on PostgreSQL (`SELECT ... FOR UPDATE`); SQLite transactions begin IMMEDIATE
+(see `db.engine`), which serialises writers database-wide anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wizesync.db.base import utcnow
+from wizesync.db.sync_models import SyncOrder
+from wizesync.wizehire.events import Order
+
+# Wizehire's order statuses, in the only direction they move: an older event never undoes
+# a newer one (`paid` is not set back to `pending`, nothing leaves `cancelled`).
+_STATUS_RANK = {"pending": 0, "paid": 1, "cancelled": 2}
+EVENT_AT_KEY = "_event_at"  # inside order_snapshot: when Wizehire sent the snapshot
+
+
+async def get(session: AsyncSession, sync_order_id: int, *, lock: bool = False) -> SyncOrder | None:
+    stmt = select(SyncOrder).where(SyncOrder.id == sync_order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_by_wizehire_id(
+    session: AsyncSession, wizehire_order_id: str, *, lock: bool = False
+) -> SyncOrder | None:
+    stmt = select(SyncOrder).where(SyncOrder.wizehire_order_id == wizehire_order_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def get_by_ghl_order(
+    session: AsyncSession, location_id: str, ghl_order_id: str, *, lock: bool = False
+) -> SyncOrder | None:
+    stmt = select(SyncOrder).where(
+        SyncOrder.ghl_location_id == location_id, SyncOrder.ghl_order_id == ghl_order_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def get_by_ghl_invoice(
+    session: AsyncSession, location_id: str, ghl_invoice_id: str, *, lock: bool = False
+) -> SyncOrder | None:
+    stmt = select(SyncOrder).where(
+        SyncOrder.ghl_location_id == location_id, SyncOrder.ghl_invoice_id == ghl_invoice_id
+    )
+    if lock:
+        stmt = stmt.with_for_update()
+    return (await session.execute(stmt)).scalars().first()
+
+
+async def ghl_order_claimed(
+    session: AsyncSession, location_id: str, ghl_order_id: str, *, except_id: int
+) -> bool:
+    """Whether another Wizehire order already owns this GHL order (a match must not take it)."""
+    stmt = select(SyncOrder.id).where(
+        SyncOrder.ghl_location_id == location_id,
+        SyncOrder.ghl_order_id == ghl_order_id,
+        SyncOrder.id != except_id,
+    )
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def create_or_update_from_order(
+    session: AsyncSession, order: Order, *, event_at: datetime | None = None
+) -> SyncOrder:
+    """The order's sync record, created on first sight, else refreshed from the event.
+
+    The snapshot is replaced only by an event at least as new as the stored one, and the status
+    only moves forward (`_STATUS_RANK`): duplicates and late deliveries change nothing. Returns the
+    row locked (PostgreSQL) for the rest of the caller's transaction.
+    """
+    snapshot = order.model_dump(mode="json")
+    if event_at is not None:
+        snapshot[EVENT_AT_KEY] = event_at.isoformat()
+    row = await get_by_wizehire_id(session, order.id, lock=True)
+    if row is None:
+        row = SyncOrder(
+            wizehire_order_id=order.id, account_id=order.account_id,
+            wizehire_status=order.status, order_snapshot=snapshot, currency=order.currency,
+            amount=order.amount,
+        )
+        try:
+            async with session.begin_nested():
+                session.add(row)
+                await session.flush()
+            return row
+        except IntegrityError:
+            # Another transaction created it between our read and insert: use theirs.
+            row = await get_by_wizehire_id(session, order.id, lock=True)
+            assert row is not None
+    if _is_newer(row.order_snapshot, event_at):
+        row.order_snapshot = snapshot
+        row.account_id = order.account_id
+        row.currency = order.currency
+        row.amount = order.amount
+    if _STATUS_RANK.get(order.status, 0) > _STATUS_RANK.get(row.wizehire_status, 0):
+        row.wizehire_status = order.status
+    await session.flush()
+    return row
+
+
+def _is_newer(stored: dict[str, Any] | None, event_at: datetime | None) -> bool:
+    if event_at is None or not stored or not stored.get(EVENT_AT_KEY):
+        return True
+    try:
+        return event_at >= datetime.fromisoformat(stored[EVENT_AT_KEY])
+    except (TypeError, ValueError):
+        return True
+
+
+async def set_fields(session: AsyncSession, sync_order_id: int, **values: Any) -> None:
+    """Store one step's result: an UPDATE of exactly these columns (and `updated_at`)."""
+    if not values:
+        return
+    unknown = set(values) - set(SyncOrder.__table__.columns.keys())
+    if unknown:
+        raise ValueError(f"sync_orders has no column(s) {sorted(unknown)}")
+    await session.execute(
+        update(SyncOrder)
+        .where(SyncOrder.id == sync_order_id)
+        .values(**values, updated_at=utcnow())
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+async def list_synced_for_location(
+    session: AsyncSession, location_id: str, *, with_ghl_order: bool = True
+) -> Sequence[SyncOrder]:
+    """The location's sync records (those GHL has an order for, by default), oldest first."""
+    stmt = select(SyncOrder).where(SyncOrder.ghl_location_id == location_id)
+    if with_ghl_order:
+        stmt = stmt.where(SyncOrder.ghl_order_id.is_not(None))
+    return (await session.execute(stmt.order_by(SyncOrder.id))).scalars().all()
+
+
+async def list_locations(session: AsyncSession) -> list[str]:
+    """Every GHL location some sync record routes to (what the poller should look at)."""
+    stmt = (
+        select(SyncOrder.ghl_location_id)
+        .where(SyncOrder.ghl_location_id.is_not(None))
+        .distinct()
+        .order_by(SyncOrder.ghl_location_id)
+    )
+    return [loc for loc in (await session.execute(stmt)).scalars().all() if loc]

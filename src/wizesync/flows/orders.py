@@ -1,0 +1,386 @@
+"""Flow 1: a Wizehire order -> a GHL order (found, matched, or made through an invoice) and its
+initial fulfillment, then Wizehire is told where the order stands.
+
+Every step (route, contact, invoice, payment, order, fulfillment) first looks at the sync record,
+skips what is done, and writes its result there in its own committed transaction before the next
+outbound call. Creates are preceded by a look: the invoice by its deterministic name once an
+attempt has announced it (`invoice_requested_at`), the invoice payment by the invoice's status,
+the fulfillment by the order's list. So a crash, a duplicate delivery, or `order.updated` after
+`order.created` resumes where the last attempt stopped and never creates anything twice.
+
+The handler works from the record's snapshot (the newest Wizehire order seen), not from the
+event it was woken by: an older event delivered late does the same as the newest would.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wizesync.db import sync_repo
+from wizesync.db.base import utcnow
+from wizesync.db.sync_models import SyncOrder
+from wizesync.flows import order_bodies as bodies
+from wizesync.flows.outcomes import calling
+from wizesync.flows.payment_state import refresh_order_from_ghl
+from wizesync.flows.wizehire_sync import push_order_state
+from wizesync.ghl import models as m
+from wizesync.ghl.errors import GhlNotFound
+from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.registry import registry
+from wizesync.notify.slack import Notice
+from wizesync.wizehire.events import Order, OrderEvent
+
+log = logging.getLogger(__name__)
+
+_PAID_INVOICE = frozenset({"paid", "partially_paid"})
+
+
+@registry.on("wizehire", "order.created", "order.updated")
+async def handle_order_event(ctx: EventContext) -> None:
+    try:
+        event = OrderEvent.model_validate(ctx.event.payload)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PermanentFailure(
+            f"not a valid Wizehire order event ({where}: {first['msg']})"
+        ) from None
+    async with ctx.unit_of_work() as session:
+        record = await sync_repo.create_or_update_from_order(
+            session, event.data.order, event_at=event.timestamp
+        )
+        sync_order_id = record.id
+    await advance_order(ctx, sync_order_id)
+
+
+async def advance_order(ctx: EventContext, sync_order_id: int) -> None:
+    """Run every step of the order not done yet (also callable from other flows, e.g. when GHL
+    reports an invoice of ours paid). Failures are noted on the record, then raised."""
+    run = _OrderRun(ctx, sync_order_id)
+    try:
+        await run.steps()
+    except (PermanentFailure, RetryLater) as exc:
+        await run.note_error(str(exc))
+        raise
+
+
+class _OrderRun:
+    def __init__(self, ctx: EventContext, sync_order_id: int) -> None:
+        self.ctx = ctx
+        self.id = sync_order_id
+        self.ghl = ctx.services.ghl
+        self.mapping = ctx.services.mapping
+        self.rec: SyncOrder
+        self.order: Order
+        self.loc = ""
+        self.ghl_order: m.Order | None = None
+
+    # --- plumbing --------------------------------------------------------------------------------
+    async def load(self) -> None:
+        async with self.ctx.sessionmaker() as session:
+            record = await sync_repo.get(session, self.id)
+        if record is None:
+            raise PermanentFailure(f"sync record {self.id} is gone")
+        self.rec = record
+        snapshot = {k: v for k, v in record.order_snapshot.items() if k != sync_repo.EVENT_AT_KEY}
+        self.order = Order.model_validate(snapshot)
+
+    async def save(self, **values: Any) -> None:
+        """One step's result, committed before anything else happens."""
+        async with self.ctx.unit_of_work() as session:
+            await sync_repo.set_fields(session, self.id, **values)
+        for name, value in values.items():
+            setattr(self.rec, name, value)
+
+    async def note_error(self, error: str) -> None:
+        try:
+            await self.save(last_error=error[:2000])
+        except Exception as exc:  # the event's own outcome records the error anyway
+            log.warning("could not note the error on the sync record", exc_info=exc)
+
+    async def claim(self, ghl_order_id: str, source: str) -> None:
+        """Link the GHL order; the unique index makes two Wizehire orders racing for one GHL
+        order end with one winner, the loser looking again on its next attempt."""
+        try:
+            await self.save(ghl_order_id=ghl_order_id, ghl_order_source=source)
+        except IntegrityError:
+            raise RetryLater(f"GHL order {ghl_order_id} was just linked to another Wizehire "
+                             f"order; looking again") from None
+
+    def not_yet(self, reason: str, final: str) -> RetryLater:
+        """RetryLater while attempts remain; on the last one, dead with `final` in words."""
+        attempt, limit = self.ctx.event.attempt, self.ctx.settings.worker_max_attempts
+        if attempt >= limit:
+            raise PermanentFailure(f"{final} (gave up after {attempt} attempts)")
+        return RetryLater(reason)
+
+    # --- the steps -------------------------------------------------------------------------------
+    async def steps(self) -> None:
+        await self.load()
+        await self.route()
+        if self.rec.wizehire_status == "cancelled":
+            await self.cancel()
+        else:
+            await self.contact()
+            if not self.rec.ghl_order_id:
+                await self.resolve_order()
+            if self.rec.ghl_order_id and not self.rec.ghl_fulfillment_id:
+                await self.fulfill()
+        await self.sync_state()
+
+    async def route(self) -> None:
+        order = self.order
+        location = self.rec.ghl_location_id or self.mapping.location_for(
+            order.account_id, order.ghl_location_id
+        )
+        if not location:
+            raise PermanentFailure(
+                f"order {order.id}: no GHL location to send it to (the order has no "
+                f"ghl_location_id, account {order.account_id} is not in the mapping's "
+                f"locations.accounts, and locations.default is not set)"
+            )
+        self.loc = location
+        if self.rec.ghl_location_id != location:
+            await self.save(ghl_location_id=location)
+
+    async def contact(self) -> None:
+        if self.rec.ghl_contact_id:
+            return
+        with calling(f"GHL contact upsert for order {self.order.id}"):
+            result = await self.ghl.upsert_contact(self.loc, bodies.contact_upsert(self.order))
+        await self.save(ghl_contact_id=result.contact.id)
+
+    async def resolve_order(self) -> None:
+        strategy = self.mapping.orders.strategy
+        if self.order.ghl_order_id:
+            await self.explicit_order(self.order.ghl_order_id)
+            return
+        invoicing = self.rec.ghl_invoice_id or self.rec.invoice_requested_at
+        if strategy in ("match_only", "match_or_invoice") and not invoicing:
+            if await self.match():
+                return
+            if strategy == "match_only":
+                raise self.not_yet(
+                    f"no GHL order of this contact matches {self.order.amount} "
+                    f"{self.order.currency} yet",
+                    f"order {self.order.id}: no GHL order of contact {self.rec.ghl_contact_id} "
+                    f"for {self.order.amount} {self.order.currency} within "
+                    f"{self.mapping.orders.match_window_minutes} minutes of its creation "
+                    f"(strategy match_only: nothing is created)",
+                )
+        await self.invoice()
+
+    async def explicit_order(self, ghl_order_id: str) -> None:
+        with calling(f"GHL get order {ghl_order_id}"):
+            try:
+                found = await self.ghl.get_order(self.loc, ghl_order_id)
+            except GhlNotFound:
+                found = None
+        if found is None:
+            raise self.not_yet(
+                f"GHL order {ghl_order_id} is not visible yet",
+                f"order {self.order.id}: GHL order {ghl_order_id} (its ghl_order_id) does not "
+                f"exist in location {self.loc}",
+            )
+        problems = []
+        if (found.currency or "").upper() != self.order.currency:
+            problems.append(f"currency {found.currency} != {self.order.currency}")
+        if found.amount is None or found.amount != self.order.amount:
+            problems.append(f"amount {found.amount} != {self.order.amount}")
+        if problems:
+            raise PermanentFailure(
+                f"order {self.order.id}: GHL order {ghl_order_id} does not match it ("
+                + "; ".join(problems) + ")"
+            )
+        async with self.ctx.sessionmaker() as session:
+            owner = await sync_repo.get_by_ghl_order(session, self.loc, found.id)
+        if owner is not None and owner.id != self.id:
+            raise PermanentFailure(
+                f"order {self.order.id}: GHL order {found.id} (its ghl_order_id) is already "
+                f"synced with Wizehire order {owner.wizehire_order_id}"
+            )
+        self.ghl_order = found
+        await self.claim(found.id, "explicit")
+
+    async def match(self) -> bool:
+        start, end = bodies.match_window(self.order, self.mapping)
+        with calling(f"GHL list orders of contact {self.rec.ghl_contact_id}"):
+            candidates = [o async for o in self.ghl.iter_orders(
+                self.loc, contact_id=self.rec.ghl_contact_id, start_at=start, end_at=end,
+                max_items=500)]
+        matches = []
+        async with self.ctx.sessionmaker() as session:
+            for candidate in candidates:
+                if bodies.is_match(candidate, self.order, self.mapping) and not (
+                    await self.taken(session, candidate)):
+                    matches.append(candidate)
+        if len(matches) > 1:
+            await self.ambiguous(matches)
+        if not matches:
+            return False
+        await self.claim(matches[0].id, "matched")
+        return True
+
+    async def taken(self, session: AsyncSession, candidate: m.Order) -> bool:
+        """Another Wizehire order's GHL order: linked already, or made from its invoice (the
+        link may not be stored yet, but the invoice id is, since before it was paid)."""
+        if await sync_repo.ghl_order_claimed(session, self.loc, candidate.id, except_id=self.id):
+            return True
+        source = candidate.source
+        source_type = candidate.source_type or (source.type if source else None)
+        source_id = candidate.source_id or (source.id if source else None)
+        if source_type != "invoice" or not source_id:
+            return False
+        owner = await sync_repo.get_by_ghl_invoice(session, self.loc, source_id)
+        return owner is not None and owner.id != self.id
+
+    async def ambiguous(self, matches: list[m.Order]) -> None:
+        ids = ", ".join(o.id for o in matches)
+        reason = (f"ambiguous match: {len(matches)} candidates (GHL orders {ids} of contact "
+                  f"{self.rec.ghl_contact_id}, {self.order.amount} {self.order.currency})")
+        await self.ctx.services.slack.notify(Notice(
+            title=f"Order {self.order.id}: {len(matches)} GHL orders match, none chosen",
+            lines=(f"candidates: {ids}",
+                   "set ghl_order_id on the Wizehire order (or fix the data), then replay"),
+            key=f"ambiguous:{self.order.id}", severity="action",
+        ))
+        raise PermanentFailure(reason)
+
+    # --- invoice path ----------------------------------------------------------------------------
+    async def invoice(self) -> None:
+        if not self.rec.ghl_invoice_id:
+            await self.create_invoice()
+        invoice_id = self.rec.ghl_invoice_id
+        assert invoice_id is not None
+        if self.order.status == "paid" and not self.rec.invoice_payment_recorded_at:
+            await self.record_payment(invoice_id)
+        elif self.order.status != "paid":
+            with calling(f"GHL get invoice {invoice_id}"):
+                invoice = await self.ghl.get_invoice(self.loc, invoice_id)
+            if invoice.status != "paid":
+                return  # unpaid: GHL makes its order once the invoice is paid (Wizehire or GHL)
+        await self.find_invoice_order(invoice_id)
+
+    async def create_invoice(self) -> None:
+        body = bodies.invoice_body(self.order, self.mapping, self.rec.ghl_contact_id or "",
+                                   live=self.ctx.settings.is_production)
+        found = await self.find_invoice() if self.rec.invoice_requested_at else None
+        if found is None:
+            await self.save(invoice_requested_at=utcnow())  # intent first: next time, look
+            with calling(f"GHL create invoice for order {self.order.id}"):
+                found = (await self.ghl.create_invoice(self.loc, body)).id
+        await self.save(ghl_invoice_id=found)
+
+    async def find_invoice(self) -> str | None:
+        """An invoice an earlier attempt created but could not store (crash, lost answer)."""
+        name = bodies.invoice_name(self.order)
+        with calling(f"GHL list invoices for order {self.order.id}"):
+            found = [i async for i in self.ghl.iter_invoices(
+                self.loc, search=self.order.id, max_items=100) if i.name == name]
+        live = [i for i in found if i.status != "void"] or found
+        return live[0].id if live else None
+
+    async def record_payment(self, invoice_id: str) -> None:
+        with calling(f"GHL get invoice {invoice_id}"):
+            invoice = await self.ghl.get_invoice(self.loc, invoice_id)
+        if invoice.status == "void":
+            raise PermanentFailure(
+                f"order {self.order.id} is paid in Wizehire but its GHL invoice {invoice_id} is "
+                f"void: record the payment in GHL by hand, or correct the order, then replay"
+            )
+        if invoice.status != "paid":
+            with calling(f"GHL record payment of invoice {invoice_id}"):
+                await self.ghl.record_invoice_payment(
+                    self.loc, invoice_id, bodies.payment_for(invoice, self.order))
+        await self.save(invoice_payment_recorded_at=utcnow())
+
+    async def find_invoice_order(self, invoice_id: str) -> None:
+        async with self.ctx.sessionmaker() as session:
+            record = await sync_repo.get(session, self.id)
+        if record is not None and record.ghl_order_id:
+            # P's GHL handlers adopt the invoice's order when its OrderCreate arrives first.
+            self.rec.ghl_order_id = record.ghl_order_id
+            self.rec.ghl_order_source = record.ghl_order_source
+            return
+        with calling(f"GHL find the order of invoice {invoice_id}"):
+            page = await self.ghl.list_orders(self.loc, source_id=invoice_id, limit=10)
+            ids = {o.id for o in page.items
+                   if (o.source_id or (o.source.id if o.source else None)) == invoice_id}
+            if not ids:
+                txns = await self.ghl.list_transactions(self.loc, entity_id=invoice_id, limit=20)
+                ids = {t.entity_id for t in txns.items
+                       if t.entity_type == "order" and t.entity_id}
+        if len(ids) != 1:
+            raise self.not_yet(
+                f"GHL shows no order for invoice {invoice_id} yet",
+                f"order {self.order.id}: GHL never showed an order for its paid invoice "
+                f"{invoice_id} (looked by source id and by the invoice's transactions"
+                + (f"; found several: {', '.join(sorted(ids))}" if ids else "") + ")",
+            )
+        await self.claim(ids.pop(), "invoice")
+
+    # --- fulfillment, cancellation, payment state ------------------------------------------------
+    async def fulfill(self) -> None:
+        order_id = self.rec.ghl_order_id
+        assert order_id is not None
+        with calling(f"GHL list fulfillments of order {order_id}"):
+            existing = await self.ghl.list_fulfillments(self.loc, order_id)
+        if not existing:
+            ghl_order = await self.fetch_ghl_order()
+            body = bodies.fulfillment_body(self.order, ghl_order, self.mapping)
+            with calling(f"GHL create fulfillment for order {order_id}"):
+                existing = [await self.ghl.create_fulfillment(self.loc, order_id, body)]
+        await self.save(ghl_fulfillment_id=existing[0].id)
+
+    async def fetch_ghl_order(self) -> m.Order:
+        order_id = self.rec.ghl_order_id
+        assert order_id is not None
+        if self.ghl_order is None or self.ghl_order.id != order_id:
+            with calling(f"GHL get order {order_id}"):
+                self.ghl_order = await self.ghl.get_order(self.loc, order_id)
+        return self.ghl_order
+
+    async def cancel(self) -> None:
+        """Wizehire cancelled the order: void our unpaid invoice; leave paid money alone."""
+        if not self.rec.ghl_invoice_id and self.rec.invoice_requested_at:
+            found = await self.find_invoice()
+            if found:
+                await self.save(ghl_invoice_id=found)
+        invoice_id = self.rec.ghl_invoice_id
+        if invoice_id and not self.rec.invoice_voided_at:
+            with calling(f"GHL get invoice {invoice_id}"):
+                invoice = await self.ghl.get_invoice(self.loc, invoice_id)
+            if invoice.status in _PAID_INVOICE or (invoice.amount_paid or 0) > 0:
+                note = (f"cancelled in Wizehire, but GHL invoice {invoice_id} has payments "
+                        f"({invoice.amount_paid} {invoice.currency} paid): left as it is; "
+                        f"refund through Wizehire if the money must go back")
+                if self.rec.note != note:
+                    await self.save(note=note)
+                if invoice.status == "paid" and not self.rec.ghl_order_id:
+                    await self.find_invoice_order(invoice_id)  # its money is what Wizehire sees
+                return
+            if invoice.status != "void":
+                with calling(f"GHL void invoice {invoice_id}"):
+                    await self.ghl.void_invoice(self.loc, invoice_id)
+            await self.save(invoice_voided_at=utcnow())
+        elif self.rec.ghl_order_id and not invoice_id and not self.rec.note:
+            await self.save(note=f"cancelled in Wizehire; GHL order {self.rec.ghl_order_id} "
+                                 f"(from a GHL checkout) is left as it is")
+
+    async def sync_state(self) -> None:
+        """Tell Wizehire where the order stands. With a GHL order or invoice, P's refresh reads
+        GHL's current money (order, transactions, subscription), stores it and pushes; before
+        that there is nothing in GHL to read: pending, or cancelled."""
+        if self.rec.last_error:
+            await self.save(last_error=None)
+        if self.rec.ghl_order_id or self.rec.ghl_invoice_id:
+            await refresh_order_from_ghl(self.ctx, self.id)
+            return
+        if self.rec.wizehire_status == "cancelled" and self.rec.payment_status != "cancelled":
+            await self.save(payment_status="cancelled")
+        await push_order_state(self.ctx, self.id)

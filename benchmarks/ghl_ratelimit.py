@@ -9,8 +9,15 @@ Reported: 429s (goal 0), and the fraction of the budget used: the fastest any cl
 finish N calls is `(N - limit) / limit * window` after the first (a full window at once, then one
 window per `limit` more); the figure is that ideal over the time really taken (goal >= 0.9).
 
+`--sandbox` runs the same measure against the real thing: `wizesync sandbox` as its own process
+(GHL's limit, 100 per 10 s per location, as a sliding window, with its rate-limit headers), and
+each process calls it through wizesync's own `GhlClient` (Private Integration Token, the shared
+`DbRateLimiter`, `list_whitelabel_providers`). 429s are the sandbox's own count, so one that the
+client waited out and retried still shows. Times are when each call's answer came back.
+
     .venv/bin/python benchmarks/ghl_ratelimit.py                       # SQLite, temp file
     .venv/bin/python benchmarks/ghl_ratelimit.py --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/DB
+    .venv/bin/python benchmarks/ghl_ratelimit.py --sandbox --database-url postgresql+asyncpg://...
 """
 
 from __future__ import annotations
@@ -119,6 +126,129 @@ async def child(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(results))
 
 
+async def sandbox_child(args: argparse.Namespace) -> None:
+    """One worker-like process against `wizesync sandbox`: GhlClient + DbRateLimiter."""
+    import httpx
+    from pydantic import SecretStr
+
+    from wizesync.config import Settings
+    from wizesync.db.engine import create_engine, create_sessionmaker
+    from wizesync.ghl.client import GhlClient
+    from wizesync.ghl.limits import StaticTokenProvider
+    from wizesync.ghl.ratelimit import DbRateLimiter
+
+    settings = Settings(_env_file=None, database_url=args.database_url,  # type: ignore[call-arg]
+                        ghl_rate_limit_max=args.limit, ghl_rate_limit_window_seconds=args.window)
+    engine = create_engine(args.database_url, pool_size=args.concurrency + 2)
+    limiter = DbRateLimiter(create_sessionmaker(engine), settings)
+    results: list[tuple[float, str]] = []
+    todo = list(range(args.calls))
+    async with httpx.AsyncClient(timeout=30) as http:
+        ghl = GhlClient(http, base_url=args.url, version="2021-07-28",
+                        tokens=StaticTokenProvider(SecretStr(args.token), args.location),
+                        limiter=limiter, max_rate_limit_wait=60.0)
+        await http.get(args.url.removesuffix("/ghl") + "/health")  # warm the pool, not counted
+        print("ready", flush=True)
+        while not Path(args.go).exists():
+            await asyncio.sleep(0.005)
+
+        async def caller() -> None:
+            while todo:
+                todo.pop()
+                try:
+                    await ghl.list_whitelabel_providers(args.location)
+                    outcome = "ok"
+                except Exception as exc:
+                    outcome = type(exc).__name__
+                results.append((time.time(), outcome))
+
+        await asyncio.gather(*(caller() for _ in range(args.concurrency)))
+    await limiter.close()
+    await engine.dispose()
+    Path(args.out).write_text(json.dumps(results))
+
+
+def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`wizesync sandbox` on a free port, no webhooks; returns it and its base URL."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "WIZEHIRE_"))}
+    env["PYTHONPATH"] = str(REPO / "src")
+    log = (workdir / "sandbox.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "wizesync", "sandbox", "--port", str(port), "--service-url", "",
+         "--webhooks", "off"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(base + "/health", timeout=2):
+                return proc, base
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise SystemExit(f"the sandbox did not start; see {workdir}/sandbox.log") from None
+            time.sleep(0.2)
+
+
+def sandbox_state(base: str) -> dict[str, Any]:
+    import urllib.request
+
+    with urllib.request.urlopen(base + "/_sandbox/state", timeout=10) as answer:
+        return json.loads(answer.read())
+
+
+def main_sandbox(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
+    from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+
+    if (args.limit, args.window) != (100, 10.0):
+        raise SystemExit("--sandbox measures GHL's own limit: leave --limit and --window alone")
+    sandbox, base = start_sandbox(workdir)
+    go = workdir / "go"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    share = [args.calls // args.processes + (n < args.calls % args.processes)
+             for n in range(args.processes)]
+    procs = []
+    try:
+        for n, calls in enumerate(share):
+            out = workdir / f"out{n}.json"
+            procs.append((subprocess.Popen(
+                [sys.executable, __file__, "--child-sandbox", "--database-url", database_url,
+                 "--calls", str(calls), "--concurrency", str(args.concurrency),
+                 "--url", f"{base}/ghl", "--token", DEFAULT_PRIVATE_TOKEN,
+                 "--location", DEFAULT_LOCATION_ID, "--go", str(go), "--out", str(out)],
+                env=env, stdout=subprocess.PIPE, text=True), out))
+        for proc, _ in procs:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        go.touch()
+        for proc, _ in procs:
+            proc.wait()
+        budget = sandbox_state(base)["rate_limits"].get(DEFAULT_LOCATION_ID, {})
+    finally:
+        sandbox.terminate()
+        sandbox.wait(30)
+    results = [r for _, out in procs for r in json.loads(out.read_text())]
+    done = sorted(t for t, _ in results)
+    taken = done[-1] - done[0]
+    ideal = max(0.0, (len(done) - args.limit) / args.limit * args.window)
+    used = ideal / taken if taken > 0 else 1.0
+    outcomes = collections.Counter(outcome for _, outcome in results)
+    print("target           wizesync sandbox (separate process), GhlClient + DbRateLimiter")
+    print(f"database         {database_url.split('://')[0]}")
+    print(f"calls            {len(results)} from {args.processes} processes x "
+          f"{args.concurrency} concurrent, one location")
+    print(f"limit            {args.limit} per {args.window:g} s (the sandbox's sliding window)")
+    print(f"outcomes         {dict(outcomes)}")
+    print(f"429s             {budget.get('rejected')} (the sandbox's count; requests it saw: "
+          f"{budget.get('today')})")
+    print(f"first->last      {taken:.2f} s (ideal {ideal:.2f} s)")
+    print(f"budget used      {used:.3f} of what the limit allows")
+
+
 # --- the run ------------------------------------------------------------------------------------
 
 
@@ -136,9 +266,16 @@ def main() -> None:
     parser.add_argument("--location", help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
+    parser.add_argument("--sandbox", action="store_true",
+                        help="measure against `wizesync sandbox` through GhlClient")
+    parser.add_argument("--child-sandbox", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         asyncio.run(child(args))
+        return
+    if args.child_sandbox:
+        asyncio.run(sandbox_child(args))
         return
 
     from wizesync.db.migrate import upgrade_head
@@ -146,6 +283,9 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="ghl-ratelimit-"))
     database_url = args.database_url or f"sqlite+aiosqlite:///{workdir / 'bench.db'}"
     upgrade_head(database_url)
+    if args.sandbox:
+        main_sandbox(args, workdir, database_url)
+        return
     server = SlidingWindowGhl(args.limit, args.window)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/payments/orders"

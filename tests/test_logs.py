@@ -194,7 +194,9 @@ async def test_debug_logs_of_a_whole_webhook_and_its_processing_hold_no_secret(
     json_logs("DEBUG")
     # A Private Integration Token names its location (not a secret, so not in `secrets`).
     settings = make_settings(database_url, log_level="DEBUG",
-                             ghl_location_id="LocDebug000000000001", **secrets)
+                             ghl_location_id="LocDebug000000000001",
+                             ghl_api_url="https://ghl.invalid",  # never the real GHL
+                             **secrets)
     client = await client_factory(settings, registry=registry)
     admin = {"Authorization": f"Bearer {secrets['admin_token']}"}
 

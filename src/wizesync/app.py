@@ -11,13 +11,20 @@ from fastapi import FastAPI
 from wizesync import __version__
 from wizesync.config import Settings, load_settings
 from wizesync.db.engine import create_engine, create_sessionmaker
+from wizesync.flows.poller import build_poller
+from wizesync.flows.services import build_services
+from wizesync.ghl.http import build_http_client
+from wizesync.ghl.providers import ProviderDirectory
+from wizesync.ghl.routes import router as ghl_oauth_router
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.routes import router as webhooks_router
 from wizesync.inbox.worker import Worker
 from wizesync.ops.routes import admin as admin_router
 from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers
+from wizesync.sandbox.dev import MOUNT_PATH, DevSandbox, SandboxMount
 from wizesync.state import AppState, build_verifiers
+from wizesync.wizehire.openapi import document_wizehire_api
 
 log = logging.getLogger(__name__)
 
@@ -28,32 +35,50 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or load_settings()
-        engine = create_engine(conf.database_url, echo=conf.log_level.upper() == "DEBUG")
+        # Development with no GHL credentials: GHL (and Wizehire) are the built-in sandbox.
+        dev = None if conf.is_production else await DevSandbox.start(conf, app, sandbox_mount)
+        if dev is not None:
+            conf = dev.settings
+        # No `echo`: it prints plain text to stdout past the JSON formatter and its redaction.
+        engine = create_engine(conf.database_url)
         sessionmaker = create_sessionmaker(engine)
         wizehire_verifier, ghl_verifier = build_verifiers(conf)
+        ghl_http = build_http_client(conf, mounts=dev.mounts if dev else None)
         state = AppState(
             settings=conf,
             engine=engine,
             sessionmaker=sessionmaker,
             wizehire_verifier=wizehire_verifier,
             ghl_verifier=ghl_verifier,
+            ghl_http=ghl_http,
         )
         if not conf.is_production:
             log.warning("DEVELOPMENT MODE: development secrets and the sandbox GHL webhook key "
                         "are accepted; never expose this instance")
-        worker = None
+        worker = services = None
         if conf.worker == "inprocess":
             handlers = registry or load_handlers(conf.handler_modules)
-            worker = Worker(settings=conf, sessionmaker=sessionmaker, registry=handlers)
+            services = build_services(conf, sessionmaker, ghl_http)
+            if dev is not None:
+                dev.adopt(services)
+            poller = build_poller(conf, sessionmaker, services)
+            worker = Worker(settings=conf, sessionmaker=sessionmaker, registry=handlers,
+                            services=services, companions=[poller.run])
             state.wake_worker = worker.wake
             state.worker_id = worker.worker_id
             worker.start()
+        state.providers = ProviderDirectory.from_settings(
+            conf, sessionmaker, ghl_http, tokens=services.tokens if services else None)
         app.state.wizesync = state
         try:
             yield
         finally:
             if worker is not None:
                 await worker.stop()
+            await state.providers.close()
+            if dev is not None:
+                await dev.close()
+            await ghl_http.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -62,8 +87,12 @@ def create_app(
         summary="Wizehire <-> HighLevel payments sync",
         lifespan=lifespan,
     )
+    sandbox_mount = SandboxMount()  # answers only while the development sandbox runs
     install_handlers(app)
     app.include_router(webhooks_router)
+    app.include_router(ghl_oauth_router)
     app.include_router(ops_router)
     app.include_router(admin_router)
+    app.mount(MOUNT_PATH, sandbox_mount)
+    document_wizehire_api(app)  # the Wizehire API the service calls, under `webhooks`
     return app

@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from wizesync.config import ConfigError, Settings, load_settings
+from wizesync.ghl.providers_cli import providers_app
 
 app = typer.Typer(help="wizesync: Wizehire <-> HighLevel payments sync", no_args_is_help=True)
 events_app = typer.Typer(help="Inspect and replay inbox events", no_args_is_help=True)
@@ -79,14 +80,22 @@ def worker(
 
 async def _run_worker(settings: Settings, grace: float) -> None:
     from wizesync.db.engine import create_engine, create_sessionmaker
+    from wizesync.flows.poller import build_poller
+    from wizesync.flows.services import build_services
+    from wizesync.ghl.http import build_http_client
     from wizesync.inbox.registry import load_handlers
     from wizesync.inbox.worker import Worker
 
     engine = create_engine(settings.database_url)
+    sessionmaker = create_sessionmaker(engine)
+    http = build_http_client(settings)
+    services = build_services(settings, sessionmaker, http)
     the_worker = Worker(
         settings=settings,
-        sessionmaker=create_sessionmaker(engine),
+        sessionmaker=sessionmaker,
         registry=load_handlers(settings.handler_modules),
+        services=services,
+        companions=[build_poller(settings, sessionmaker, services).run],
     )
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -102,6 +111,7 @@ async def _run_worker(settings: Settings, grace: float) -> None:
         if stopping:
             await stopping[0]
     finally:
+        await http.aclose()
         await engine.dispose()
 
 
@@ -255,7 +265,8 @@ def trigger(
 
 @app.command()
 def doctor() -> None:
-    """Check configuration, database, migrations and webhook keys; say what is wrong in words."""
+    """Check configuration, database, migrations, webhook keys, GHL tokens and scopes, and
+    Wizehire's API; say what is wrong in words."""
     from wizesync.doctor import run_checks
 
     try:
@@ -293,6 +304,75 @@ def mapping_check(
         raise typer.Exit(1) from None
     console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
     console.print_json(mapping.model_dump_json())
+
+
+# --- ghl ---------------------------------------------------------------------------------------
+
+ghl_app = typer.Typer(help="HighLevel: the install link, white-label providers",
+                      no_args_is_help=True)
+app.add_typer(ghl_app, name="ghl")
+ghl_app.add_typer(providers_app, name="providers")
+
+
+@ghl_app.command("install-url")
+def ghl_install_url(
+    user_type: Annotated[str, typer.Option(
+        help="Location (sub-account install) or Company (agency install)")] = "Location",
+) -> None:
+    """Print a GHL install link with a fresh one-time state (valid 10 minutes, usable once)."""
+    from wizesync.ghl.installs import STATE_TTL, new_state
+    from wizesync.ghl.oauth import authorize_url
+
+    if user_type not in ("Location", "Company"):
+        err.print("--user-type is Location or Company")
+        raise typer.Exit(2)
+    settings = _settings()
+    if not (settings.ghl_client_id and settings.ghl_redirect_uri):
+        err.print("[red]OAuth mode is not configured:[/red] set GHL_CLIENT_ID, "
+                  "GHL_CLIENT_SECRET and GHL_REDIRECT_URI (the app's redirect URI, "
+                  "https://<this service>/oauth/ghl/callback)")
+        raise typer.Exit(2)
+
+    async def run(sessionmaker: Any) -> str:
+        async with sessionmaker.begin() as session:
+            return await new_state(session, user_type)
+
+    state = asyncio.run(_with_session(run))
+    console.print(authorize_url(settings, state), soft_wrap=True, highlight=False)
+    minutes = int(STATE_TTL.total_seconds() // 60)
+    err.print(f"valid for {minutes} minutes, once.")
+    if settings.ghl_redirect_uri.endswith("/oauth/ghl/callback"):
+        stable = settings.ghl_redirect_uri.removesuffix("/callback") + "/install"
+        err.print(f"A link that never expires (it makes a fresh state each time): {stable}")
+
+
+# --- sandbox -----------------------------------------------------------------------------------
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="ONE port for both fakes")] = 8010,
+    service_url: Annotated[str, typer.Option(help="base URL of the service that receives the "
+                                                  "signed webhooks ('' for none)")] =
+        "http://127.0.0.1:8000",
+    wizehire_secret: Annotated[str | None, typer.Option(
+        help="Standard Webhooks secret for Wizehire events (default: the development secret)",
+        envvar="SANDBOX_WIZEHIRE_SECRET")] = None,
+    webhooks: Annotated[str, typer.Option(help="send | hold | off: what happens to webhooks "
+                                               "on state changes")] = "send",
+    seed: Annotated[bool, typer.Option("--seed/--empty",
+                                       help="start with a demo location and products")] = True,
+) -> None:
+    """Run the fake GHL and fake Wizehire on one port: GHL at /ghl, Wizehire at /wizehire, the
+    control plane at /_sandbox (see /docs). Development only."""
+    from wizesync.sandbox.runner import run
+
+    if webhooks not in ("send", "hold", "off"):
+        err.print("--webhooks must be send, hold or off")
+        raise typer.Exit(2)
+    run(host=host, port=port, service_url=service_url, wizehire_secret=wizehire_secret,
+        webhooks=webhooks, seed=seed)
 
 
 def main() -> None:

@@ -8,10 +8,15 @@ Check = tuple[bool, str, str]
 
 
 async def run_checks(settings: Settings) -> list[Check]:
+    from wizesync.doctor_integrations import ghl_checks, wizehire_check
+
     results: list[Check] = []
     results.append(_environment(settings))
-    results.extend(await _database(settings))
+    database = await _database(settings)
+    results.extend(database)
     results.extend(_webhook_keys(settings))
+    results.extend(await ghl_checks(settings, database_ok=all(ok for ok, _, _ in database)))
+    results.append(await wizehire_check(settings))
     return results
 
 

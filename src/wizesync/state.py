@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import httpx
 from fastapi import Request
@@ -11,6 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
 from wizesync.inbox.signatures import GhlVerifier, WizehireVerifier
+
+if TYPE_CHECKING:
+    from wizesync.ghl.providers import ProviderDirectory
 
 
 @dataclass
@@ -25,6 +29,8 @@ class AppState:
     worker_id: str | None = None
     # The shared HTTP client for GHL (API and OAuth calls), closed by the lifespan.
     ghl_http: httpx.AsyncClient | None = None
+    # Each location's white-label providers for /sync-status (wizesync.ghl.providers).
+    providers: ProviderDirectory | None = None
 
 
 def get_state(request: Request) -> AppState:

@@ -21,8 +21,11 @@ from wizesync.ghl.crypto import TokenCipher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Two fixed Fernet keys (32 bytes each, url-safe base64): tests and their subprocesses agree.
-KEY_OLD = base64.urlsafe_b64encode(b"wizesync-test-token-key-old-0001").decode()
-KEY_NEW = base64.urlsafe_b64encode(b"wizesync-test-token-key-new-0002").decode()
+# They differ in BOTH halves: Fernet signs with the first 16 bytes and encrypts with the last 16,
+# so keys sharing the signing half would let one key "verify" the other's tokens and, about once
+# in 256 tries, decrypt them to garbage instead of refusing them.
+KEY_OLD = base64.urlsafe_b64encode(b"old-wizesync-test-token-key-0001").decode()
+KEY_NEW = base64.urlsafe_b64encode(b"new-wizesync-test-token-key-0002").decode()
 CLIENT_ID = "client-for-tests"
 CLIENT_SECRET = "cs_test_" + "s3cr3t" * 4
 REDIRECT_URI = "https://wizesync.example.com/oauth/ghl/callback"

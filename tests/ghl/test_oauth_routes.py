@@ -245,16 +245,22 @@ async def test_sync_status_shows_each_installation_without_tokens(client):
     assert "at_loc_plain" not in status.text and "rt_loc_plain" not in status.text
 
 
+@respx.mock
 async def test_sync_status_shows_a_private_integration_token_location(client_factory,
                                                                       database_url):
-    client = await client_factory(make_settings(database_url, worker="off",
+    respx.get(f"{API}/payments/integrations/provider/whitelabel").mock(
+        return_value=httpx.Response(200, json={"providers": []}))
+    client = await client_factory(make_settings(database_url, worker="off", ghl_api_url=API,
                                                 ghl_private_token="pit-secret-value",
                                                 ghl_location_id=LOCATION))
     status = await client.get("/sync-status")
     [entry] = status.json()["installations"]
     assert entry == {"location_id": LOCATION, "kind": "location", "auth_mode": "pit",
                      "token_expires_at": None, "needs_reauth": False,
-                     "rate_limit": entry["rate_limit"]}
+                     "rate_limit": entry["rate_limit"],
+                     "whitelabel_provider": entry["whitelabel_provider"]}
+    assert entry["whitelabel_provider"]["status"] == "known"
+    assert entry["whitelabel_provider"]["providers"] == []
     assert "pit-secret-value" not in status.text
 
 

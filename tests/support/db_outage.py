@@ -103,7 +103,16 @@ class SqliteOutage:
 
     async def up(self) -> None:
         self._file.parent.mkdir(parents=True, exist_ok=True)
-        await upgrade_head_async(self.url)
+        # The running app's worker opens the new file as soon as it exists; on a busy machine
+        # its connection can hold the lock the migration's first PRAGMA needs: try again.
+        for attempt in range(5):
+            try:
+                await upgrade_head_async(self.url)
+                return
+            except Exception as exc:
+                if "locked" not in str(exc) or attempt == 4:
+                    raise
+                await asyncio.sleep(0.5)
 
     async def close(self) -> None:
         return None

@@ -45,6 +45,7 @@ SCOPES = (
     "contacts.readonly",
     "contacts.write",
     "products.readonly",
+    "products/prices.readonly",  # the official spec's scope on the price endpoints
 )
 
 

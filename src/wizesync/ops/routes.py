@@ -39,8 +39,10 @@ async def ready(state: StateDep) -> JSONResponse:
             async with state.engine.connect() as conn:
                 await schema_repo.ping(conn)
                 current = await schema_repo.current_revision(conn)
-            async with state.sessionmaker() as session:
-                last_beat = await heartbeat_repo.latest_beat(session)
+            last_beat = None
+            if current is not None:  # never migrated: no heartbeat table to read either
+                async with state.sessionmaker() as session:
+                    last_beat = await heartbeat_repo.latest_beat(session)
     except Exception as exc:
         log.warning("readiness: database check failed", exc_info=exc)
         return _not_ready(["database is not answering"], {"database": "down"})
@@ -48,8 +50,8 @@ async def ready(state: StateDep) -> JSONResponse:
     head = head_revision()
     checks["migrations"] = {"current": current, "head": head}
     if current != head:
-        reasons.append(f"migrations are not at head (database {current}, code {head}): "
-                       "run `wizesync migrate`")
+        reasons.append(f"migrations are not at head (database {current or 'never migrated'}, "
+                       f"code {head}): run `wizesync migrate`")
     fresh_within = max(30.0, 3 * min(10.0, state.settings.worker_lease_seconds / 3))
     age = (utcnow() - last_beat).total_seconds() if last_beat else None
     checks["worker"] = {"last_heartbeat_age_seconds": round(age, 1) if age is not None else None}
@@ -69,13 +71,20 @@ def _not_ready(reasons: list[str], checks: dict[str, Any]) -> JSONResponse:
 
 @router.get("/sync-status", tags=["ops"], dependencies=[AdminDep])
 async def sync_status(state: StateDep) -> dict[str, Any]:
-    """Queue, flows and dead letters at a glance (no customer data)."""
+    """Queue, flows, dead letters, GHL installations (with each location's white-label
+    provider, cached; "unknown" with the reason when GHL cannot say) and the poller at a glance
+    (no customer data)."""
     async with state.sessionmaker() as session:
-        return {
+        summary = {
             "queue": await status.queue_summary(session),
             "flows": await status.flow_summary(session),
             "dead_letters": await status.dead_letter_summary(session),
+            "installations": await status.installation_summary(session, state.settings),
+            "poller": await status.poller_summary(session),
         }
+    # After the session is closed: reading GHL (cached, bounded wait) holds no connection.
+    await status.add_whitelabel_providers(summary["installations"], state.providers)
+    return summary
 
 
 @router.get("/metrics", tags=["ops"], response_class=Response)

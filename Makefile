@@ -39,3 +39,8 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) wizesync.db wizesync.db-wal wizesync.db-shm .pytest_cache
+
+.PHONY: demo
+# The whole sync on loopback: sandbox + service (temp SQLite), an order, a refund, the poller.
+demo: $(STAMP)
+	$(BIN)/python scripts/demo.py

@@ -26,7 +26,9 @@ def calling(what: str) -> Iterator[None]:
         yield
     except GhlNeedsReauth as exc:
         raise RetryLater(f"{what}: the GHL install needs re-authorisation ({exc})",
-                         REAUTH_DELAY_SECONDS) from exc
+                         REAUTH_DELAY_SECONDS,
+                         alert="A GHL installation needs re-authorisation: events for it wait. "
+                               "Re-install through /oauth/ghl/install.") from exc
     except (GhlError, WizehireError) as exc:
         if exc.transient:
             delay = getattr(exc, "delay", None) or getattr(exc, "retry_after", None)

@@ -28,9 +28,12 @@ def record_outbound_call(method: str, url: str, status: int | None, ms: float) -
 class RetryLater(Exception):
     """Try again after `delay` seconds (e.g. a 429's Retry-After), counting as an attempt."""
 
-    def __init__(self, reason: str, delay: float | None = None) -> None:
+    def __init__(self, reason: str, delay: float | None = None, *,
+                 alert: str | None = None) -> None:
         super().__init__(reason)
         self.delay = delay
+        # Set when the wait needs a human (e.g. a GHL install to re-authorise): Slack is told.
+        self.alert = alert
 
 
 class PermanentFailure(Exception):

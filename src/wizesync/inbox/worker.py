@@ -214,6 +214,7 @@ class Worker:
                            services=self.services)
         calls_token = OUTBOUND_CALLS.set(ctx.outbound_calls)
         outcome, error, next_at = EventStatus.DONE, None, None
+        alert: str | None = None
         try:
             handler = self.registry.get(event.source, event.type)
             if handler is None:
@@ -222,7 +223,7 @@ class Worker:
         except asyncio.CancelledError:
             raise  # shutdown past its grace period: stop() hands the event back
         except RetryLater as exc:
-            outcome, error = EventStatus.RETRY, f"retry later: {exc}"
+            outcome, error, alert = EventStatus.RETRY, f"retry later: {exc}", exc.alert
             delay = exc.delay if exc.delay is not None else self._backoff(event.attempt)
             next_at = utcnow() + timedelta(seconds=delay)
         except PermanentFailure as exc:
@@ -245,12 +246,33 @@ class Worker:
             metrics.ATTEMPTS.labels(event.source, event.type, outcome.value).inc()
             log.info("attempt finished", extra={"outcome": outcome.value, "error": error,
                                                 "ms": round(elapsed * 1000, 1)})
+            await self._tell_humans(event, outcome, error, alert)
         finally:
             EVENT_CONTEXT.reset(token)
             if self._in_flight.get(event.id, (None, None))[1] is event:
                 # Not a newer attempt of the same event this worker claimed after a lapsed lease.
                 del self._in_flight[event.id]
             self._wake.set()  # a slot is free
+
+    async def _tell_humans(
+        self, event: ClaimedEvent, outcome: EventStatus, error: str | None, alert: str | None
+    ) -> None:
+        """Slack, when the process has it: an event died, or a wait needs a human. Never fails
+        the attempt (the notifier swallows its own errors); de-duplicated by key."""
+        from wizesync.notify.slack import Notice
+
+        slack = getattr(self.services, "slack", None)
+        if slack is None:
+            return
+        if outcome == EventStatus.DEAD:
+            reason = (error or "").splitlines()[0][:300] if error else "no reason recorded"
+            await slack.notify(Notice(
+                f"Event {event.id} ({event.source} {event.type}) is dead",
+                (f"reason: {reason}", f"replay once fixed: wizesync events replay {event.id}"),
+                key=f"dead:{event.id}:{event.attempt}", severity="action"))
+        elif alert:
+            await slack.notify(Notice(alert, (f"event {event.id}: {event.type}",),
+                                      key=f"alert:{alert}", severity="action"))
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(

@@ -81,6 +81,10 @@ async def test_pooled_connection_terminated_by_the_server_is_replaced_not_used(
         while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first):
             assert time.monotonic() < deadline, "the backend did not go away"
             await asyncio.sleep(0.05)
+        # The backend leaving pg_stat_activity can come a moment before its goodbye reaches
+        # the client's socket; the checkout check reads what the driver has seen (a checkout
+        # racing that moment fails once, is invalidated, and the caller answers 503/retries).
+        await asyncio.sleep(0.5)
 
         # The only pooled connection is dead: the next unit of work gets a new one, no error.
         async with sessionmaker() as session:

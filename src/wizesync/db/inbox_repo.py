@@ -16,7 +16,7 @@ from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, u
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, defer, load_only, selectinload
 
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventAttempt, EventStatus, InboxEvent
@@ -444,8 +444,6 @@ async def list_events(
         stmt = stmt.where(InboxEvent.source == source)
     if before_id:
         stmt = stmt.where(InboxEvent.id < before_id)
-    from sqlalchemy.orm import defer
-
     stmt = stmt.options(defer(InboxEvent.raw_body), defer(InboxEvent.payload))
     return list((await session.execute(stmt)).scalars())
 
@@ -471,8 +469,6 @@ async def newest_dead(session: AsyncSession, limit: int = 20) -> list[InboxEvent
         .order_by(InboxEvent.handled_at.desc(), InboxEvent.id.desc())
         .limit(limit)
     )
-    from sqlalchemy.orm import load_only
-
     stmt = stmt.options(
         load_only(InboxEvent.id, InboxEvent.source, InboxEvent.type, InboxEvent.last_error,
                   InboxEvent.handled_at, InboxEvent.attempts)

@@ -47,6 +47,9 @@ class EventStatus(enum.StrEnum):
 class Source(enum.StrEnum):
     WIZEHIRE = "wizehire"
     GHL = "ghl"
+    # Follow-up work a handler queued for later (`wizesync.inbox.internal`): same queue, same
+    # leases, retries, dead letters and replay as a webhook.
+    INTERNAL = "internal"
 
 
 _STATUS_SQL = ", ".join(f"'{s.value}'" for s in EventStatus)

@@ -23,8 +23,8 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-# The same ceiling as the service's SQLAlchemy pool (pool_size 10 + max_overflow 10), so the
-# comparison is not about who may open more PostgreSQL connections.
+# The same ceiling as the service's SQLAlchemy pool (20 connections: pool_size 20, no overflow),
+# so the comparison is not about who may open more PostgreSQL connections.
 POOL_MIN, POOL_MAX = 10, 20
 
 CREATE_TABLE = """

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from wizesync import __version__
 from wizesync.config import Settings, load_settings
@@ -16,7 +17,9 @@ from wizesync.flows.services import build_services
 from wizesync.ghl.http import build_http_client
 from wizesync.ghl.providers import ProviderDirectory
 from wizesync.ghl.routes import router as ghl_oauth_router
+from wizesync.inbox.asgi import serve_webhook
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
+from wizesync.inbox.routes import WEBHOOKS
 from wizesync.inbox.routes import router as webhooks_router
 from wizesync.inbox.worker import Worker
 from wizesync.ops.routes import admin as admin_router
@@ -29,9 +32,29 @@ from wizesync.wizehire.openapi import document_wizehire_api
 log = logging.getLogger(__name__)
 
 
+class WizesyncApp(FastAPI):
+    """FastAPI, except that a webhook POST goes straight to the raw handler (`inbox/asgi.py`).
+
+    Set `raw_webhooks = False` to serve the webhooks through the FastAPI routes instead (the same
+    answers; tests compare the two).
+    """
+
+    raw_webhooks = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (self.raw_webhooks and scope["type"] == "http" and scope["method"] == "POST"
+                and not scope.get("root_path")):
+            webhook = WEBHOOKS.get(scope["path"])
+            if webhook is not None:
+                scope["app"] = self
+                await serve_webhook(scope, receive, send, *webhook)
+                return
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings | None = None, *, registry: HandlerRegistry | None = None
-) -> FastAPI:
+) -> WizesyncApp:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or load_settings()
@@ -81,7 +104,7 @@ def create_app(
             await ghl_http.aclose()
             await engine.dispose()
 
-    app = FastAPI(
+    app = WizesyncApp(
         title="wizesync",
         version=__version__,
         summary="Wizehire <-> HighLevel payments sync",

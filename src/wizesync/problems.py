@@ -43,15 +43,19 @@ class Problem(Exception):
         self.headers = headers
         self.extra = extra or {}
 
-    def response(self) -> JSONResponse:
+    def content(self) -> dict[str, Any]:
+        """The problem+json body (also rendered by the raw webhook path, `inbox/asgi.py`)."""
         body: dict[str, Any] = {"type": self.type, "title": self.title, "status": self.status}
         if self.detail:
             body["detail"] = self.detail
         if self.errors is not None:
             body["errors"] = self.errors
         body.update(self.extra)
+        return body
+
+    def response(self) -> JSONResponse:
         return JSONResponse(
-            body, status_code=self.status, headers=self.headers, media_type=PROBLEM_JSON
+            self.content(), status_code=self.status, headers=self.headers, media_type=PROBLEM_JSON
         )
 
 
@@ -84,11 +88,7 @@ def install_handlers(app: FastAPI) -> None:
                        errors=errors).response()
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
-        if is_db_unavailable(exc):
-            log.warning("database unavailable on %s: %s", request.url.path, type(exc).__name__)
-            return db_unavailable().response()
-        log.error("database error on %s %s", request.method, request.url.path, exc_info=exc)
-        return Problem(500, "Internal Server Error", "an unexpected error occurred").response()
+        return problem_for_error(exc, request.method, request.url.path).response()
 
     # Registered per class so Starlette's ExceptionMiddleware answers them (a bare `Exception`
     # handler would answer too, but re-raise into the server).
@@ -98,7 +98,28 @@ def install_handlers(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return Problem(500, "Internal Server Error", "an unexpected error occurred").response()
+        return internal_error().response()
+
+
+def internal_error() -> Problem:
+    return Problem(500, "Internal Server Error", "an unexpected error occurred")
+
+
+def problem_for_error(exc: Exception, method: str, path: str, *,
+                      unavailable: bool | None = None) -> Problem:
+    """What an unexpected exception answers, logged: 503 + Retry-After when the database is not
+    answering (`unavailable` overrides the guess for driver errors the caller classified), a
+    plain 500 otherwise. Shared by the exception handlers and the raw webhook path."""
+    if unavailable is None:
+        unavailable = is_db_unavailable(exc)
+    if unavailable:
+        log.warning("database unavailable on %s: %s", path, type(exc).__name__)
+        return db_unavailable()
+    if isinstance(exc, (SQLAlchemyError, OSError, TimeoutError)):
+        log.error("database error on %s %s", method, path, exc_info=exc)
+    else:
+        log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return internal_error()
 
 
 def _title(status: int) -> str:

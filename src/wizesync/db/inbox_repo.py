@@ -70,7 +70,15 @@ async def insert_event(session: AsyncSession | AsyncConnection, event: NewEvent)
     """Store an event once per (source, event_id); None when it was already there.
 
     Takes a session or a bare connection: the webhook path on PostgreSQL skips the session
-    (its set-up and teardown cost more CPU than building the INSERT ever did)."""
+    (its set-up and teardown cost more CPU than building the INSERT ever did); on PostgreSQL
+    the webhooks go further, through the driver (`db/inbox_driver.py`), with these same values
+    and this same statement."""
+    stmt = _insert_once(_dialect(session))
+    return (await session.execute(stmt, insert_values(event))).scalar_one_or_none()
+
+
+def insert_values(event: NewEvent) -> dict[str, Any]:
+    """The INSERT's parameters for `event` (the columns not named here take their defaults)."""
     now = utcnow()
     values = {
         "source": event.source,
@@ -88,8 +96,7 @@ async def insert_event(session: AsyncSession | AsyncConnection, event: NewEvent)
     }
     if event.status in (EventStatus.IGNORED,):
         values["handled_at"] = now
-    stmt = _insert_once(_dialect(session))
-    return (await session.execute(stmt, values)).scalar_one_or_none()
+    return values
 
 
 @functools.cache
@@ -106,13 +113,22 @@ def _insert_once(dialect: str) -> Any:
     )
 
 
+def insert_statement(dialect: str) -> Any:
+    """The statement `insert_event` runs (compiled once more by `db/inbox_driver.py`)."""
+    return _insert_once(dialect)
+
+
 async def find_event_id(
     session: AsyncSession | AsyncConnection, source: str, event_id: str
 ) -> int | None:
-    stmt = select(InboxEvent.id).where(
+    stmt = find_event_id_statement(source, event_id)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+def find_event_id_statement(source: str, event_id: str) -> Any:
+    return select(InboxEvent.id).where(
         InboxEvent.source == source, InboxEvent.event_id == event_id
     )
-    return (await session.execute(stmt)).scalar_one_or_none()
 
 
 # --- the worker's side -----------------------------------------------------------------------

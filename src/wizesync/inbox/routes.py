@@ -2,12 +2,19 @@
 
 Order of checks: content type (415), size (413), signature and freshness (401), then the body is
 stored whatever it holds (queued, ignored or quarantined) before the answer goes out.
+
+The checks and answers live here once (`check_headers`, `accept_wizehire`, `accept_ghl`). The
+service serves both paths through a raw ASGI handler (`inbox/asgi.py`, picked before FastAPI's
+middleware, routing and dependency machinery); the FastAPI routes below document them in OpenAPI
+and answer the same way when the app is served without that shortcut.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -22,10 +29,25 @@ from wizesync.inbox.classify import classify_ghl, classify_wizehire
 from wizesync.inbox.signatures import SignatureError
 from wizesync.ops import metrics
 from wizesync.problems import Problem
-from wizesync.state import get_state
+from wizesync.state import AppState, get_state
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+WIZEHIRE_PATH, GHL_PATH = "/webhooks/wizehire", "/webhooks/ghl"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A webhook's successful answer: JSON, status 200 (duplicate), 202 or 422 (problem+json)."""
+
+    status: int
+    content: dict[str, Any]
+    media_type: str = "application/json"
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.content, status_code=self.status, media_type=self.media_type,
+                            headers=self.headers or None)
 
 
 def _reject(source: str, status: int, reason: str, title: str, detail: str) -> Problem:
@@ -35,56 +57,48 @@ def _reject(source: str, status: int, reason: str, title: str, detail: str) -> P
     return Problem(status, title, detail)
 
 
-async def _read_body(request: Request, source: str, limit: int) -> bytes:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+def check_headers(source: str, headers: Mapping[str, str], limit: int) -> None:
+    """415 unless JSON; 413 when the declared length is over `limit` (before reading a byte)."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise _reject(source, 415, "content_type", "Unsupported Media Type",
                       "webhooks must be sent as application/json")
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise _reject(source, 413, "too_large", "Content Too Large",
-                      f"body over {limit} bytes")
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _reject(source, 413, "too_large", "Content Too Large",
-                              f"body over {limit} bytes")
-            chunks.append(chunk)
-    except ClientDisconnect:
-        # The sender hung up mid-body: nothing to store and no one to answer; not a 500.
-        raise _reject(source, 400, "client_disconnected", "Bad Request",
-                      "the client disconnected before the body was complete") from None
-    return b"".join(chunks)
+        raise too_large(source, limit)
 
 
-def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) -> JSONResponse:
+def too_large(source: str, limit: int) -> Problem:
+    return _reject(source, 413, "too_large", "Content Too Large", f"body over {limit} bytes")
+
+
+def client_disconnected(source: str) -> Problem:
+    # The sender hung up mid-body: nothing to store and no one to answer; not a 500.
+    return _reject(source, 400, "client_disconnected", "Bad Request",
+                   "the client disconnected before the body was complete")
+
+
+def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) -> Answer:
     if stored.duplicate:
-        return JSONResponse({"id": stored.id, "status": "duplicate"}, status_code=200)
+        return Answer(200, {"id": stored.id, "status": "duplicate"})
     if stored.status == EventStatus.QUARANTINED and source == Source.WIZEHIRE:
         # Wizehire can fix and resend; the event is stored quarantined all the same.
-        return Problem(
+        problem = Problem(
             422,
             "Unprocessable Content",
             "the event does not match its schema; it is stored quarantined",
             errors=errors,
             extra={"id": stored.id},
-        ).response()
-    return JSONResponse({"id": stored.id, "status": stored.status.value}, status_code=202)
+        )
+        return Answer(422, problem.content(), "application/problem+json")
+    return Answer(202, {"id": stored.id, "status": stored.status.value})
 
 
-@router.post("/wizehire", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}})
-async def wizehire_webhook(request: Request) -> Any:
-    """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
-    # The state is read here, not injected: a dependency costs FastAPI a resolution pass on
-    # every webhook (and a thread hand-off if it were a plain function) for an attribute lookup.
-    state = get_state(request)
+async def accept_wizehire(state: AppState, headers: Mapping[str, str], body: bytes) -> Answer:
+    """A Standard Webhooks-signed Wizehire event: verified (else 401), classified, stored."""
     source = Source.WIZEHIRE.value
-    body = await _read_body(request, source, state.settings.webhook_max_body_bytes)
     try:
-        event_id = state.wizehire_verifier.verify(body, request.headers)
+        event_id = state.wizehire_verifier.verify(body, headers)
     except SignatureError as exc:
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified = classify_wizehire(body)
@@ -97,15 +111,11 @@ async def wizehire_webhook(request: Request) -> Any:
     return _answer(source, stored, classified.errors)
 
 
-@router.post("/ghl", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 503: {}})
-async def ghl_webhook(request: Request) -> Any:
-    """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
-    state = get_state(request)
+async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -> Answer:
+    """A GHL webhook signed with `X-GHL-Signature`: verified and fresh (else 401), stored."""
     source = Source.GHL.value
-    body = await _read_body(request, source, state.settings.webhook_max_body_bytes)
     try:
-        state.ghl_verifier.verify(body, request.headers)
+        state.ghl_verifier.verify(body, headers)
     except SignatureError as exc:
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified, _ = classify_ghl(body)
@@ -129,3 +139,44 @@ async def ghl_webhook(request: Request) -> Any:
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
         state.wake_worker()
     return _answer(source, stored, classified.errors)
+
+
+Acceptor = Callable[[AppState, Mapping[str, str], bytes], Awaitable[Answer]]
+# Path -> (source, acceptor): what the raw ASGI path serves, for POST only.
+WEBHOOKS: dict[str, tuple[str, Acceptor]] = {
+    WIZEHIRE_PATH: (Source.WIZEHIRE.value, accept_wizehire),
+    GHL_PATH: (Source.GHL.value, accept_ghl),
+}
+
+
+async def _read_body(request: Request, source: str, limit: int) -> bytes:
+    check_headers(source, request.headers, limit)
+    chunks, size = [], 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large(source, limit)
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise client_disconnected(source) from None
+    return b"".join(chunks)
+
+
+@router.post("/wizehire", status_code=202, responses={
+    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+async def wizehire_webhook(request: Request) -> Any:
+    """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
+    state = get_state(request)
+    body = await _read_body(request, Source.WIZEHIRE.value,
+                            state.settings.webhook_max_body_bytes)
+    return (await accept_wizehire(state, request.headers, body)).response()
+
+
+@router.post("/ghl", status_code=202, responses={
+    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 503: {}})
+async def ghl_webhook(request: Request) -> Any:
+    """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
+    state = get_state(request)
+    body = await _read_body(request, Source.GHL.value, state.settings.webhook_max_body_bytes)
+    return (await accept_ghl(state, request.headers, body)).response()

@@ -1,0 +1,89 @@
+"""The two webhook routes as a raw ASGI handler: the same checks and answers, less machinery.
+
+A webhook is the service's hot path, and most of its CPU went to the framework around it
+(FastAPI's middleware layers, routing, dependency and response machinery), not to the work. The
+app (`app.WizesyncApp`) hands `POST /webhooks/wizehire` and `POST /webhooks/ghl` to
+`serve_webhook` before any of that; everything else, and these paths' OpenAPI documentation,
+stays FastAPI. The logic is shared with the FastAPI routes (`inbox/routes.py`): this module only
+reads the headers and the body from ASGI messages and writes the answer, with the same bytes as
+Starlette's JSONResponse, and maps errors as the app's exception handlers do (`problems.py`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.types import Receive, Scope, Send
+
+from wizesync.inbox.routes import (
+    Acceptor,
+    Answer,
+    check_headers,
+    client_disconnected,
+    too_large,
+)
+from wizesync.problems import PROBLEM_JSON, Problem, problem_for_error
+from wizesync.state import AppState
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    """Request headers by lower-case name; the first of repeated ones, as Starlette's `get`."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1").lower()
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+async def _read_body(receive: Receive, source: str, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise client_disconnected(source)
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise too_large(source, limit)
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+def render(content: Any) -> bytes:
+    """JSON exactly as Starlette's JSONResponse renders it."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
+                      separators=(",", ":")).encode("utf-8")
+
+
+async def _send(send: Send, status: int, content: dict[str, Any], media_type: str,
+                headers: dict[str, str] | None) -> None:
+    body = render(content)
+    raw = [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode())]
+    if headers:
+        raw += [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def serve_webhook(scope: Scope, receive: Receive, send: Send, source: str,
+                        accept: Acceptor) -> None:
+    """Answer one webhook POST; never raises (every error is a problem+json answer)."""
+    try:
+        state: AppState = scope["app"].state.wizesync
+        headers = _headers(scope)
+        limit = state.settings.webhook_max_body_bytes
+        check_headers(source, headers, limit)
+        body = await _read_body(receive, source, limit)
+        answer: Answer = await accept(state, headers, body)
+    except Problem as problem:
+        await _send(send, problem.status, problem.content(), PROBLEM_JSON, problem.headers)
+        return
+    except Exception as exc:  # a bug or the database: 503 or 500, as the exception handlers
+        problem = problem_for_error(exc, scope["method"], scope["path"])
+        await _send(send, problem.status, problem.content(), PROBLEM_JSON, problem.headers)
+        return
+    await _send(send, answer.status, answer.content, answer.media_type, answer.headers)

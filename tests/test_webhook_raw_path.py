@@ -1,0 +1,317 @@
+"""The raw ASGI webhook path (`inbox/asgi.py`) and the driver-level INSERT (`db/inbox_driver.py`).
+
+The service answers `POST /webhooks/wizehire` and `POST /webhooks/ghl` without FastAPI's routing;
+these tests hold it to the FastAPI routes' answers, row by row of the contract, on both databases,
+and check that the driver INSERT stores the very row the ORM path stores.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
+
+from tests.conftest import make_settings
+from tests.support.webhook_kit import (
+    MIB,
+    Ed25519TestKey,
+    assert_problem,
+    ghl_signed,
+    new_whsec,
+    stored_total,
+    wizehire_signed,
+)
+from wizesync import samples
+from wizesync.app import create_app
+from wizesync.config import Settings
+from wizesync.db import inbox_driver, inbox_repo
+from wizesync.db.errors import is_db_unavailable
+from wizesync.db.inbox_repo import NewEvent
+from wizesync.db.models import EventStatus, InboxEvent
+
+SECRET = new_whsec()
+KEY = Ed25519TestKey.generate()
+WIZEHIRE, GHL = "/webhooks/wizehire", "/webhooks/ghl"
+
+# method, path, body (a list of chunks: sent chunked, without content-length), headers
+Request = tuple[str, str, Any, dict[str, str]]
+
+
+@pytest.fixture
+def postgres_only(is_postgres: bool) -> None:
+    if not is_postgres:
+        pytest.skip("the driver-level INSERT is PostgreSQL's path")
+
+
+@pytest.fixture
+def quiet_settings(database_url: str, engine: Any) -> Settings:
+    return make_settings(database_url, worker="off", wizehire_webhook_secret=SECRET,
+                         ghl_webhook_public_key=KEY.public_pem)
+
+
+def _wizehire(payload: Any, event_id: str, **changes: Any) -> Request:
+    body, headers = wizehire_signed(payload, SECRET, event_id=event_id)
+    headers.update(changes)
+    return "POST", WIZEHIRE, body, headers
+
+
+def _order(tag: str) -> dict[str, Any]:
+    return samples.wizehire_event("order.created", f"wh_ord_{tag}")
+
+
+def _ghl(payload: dict[str, Any], **changes: str) -> Request:
+    body, headers = ghl_signed(payload, KEY)
+    headers.update(changes)
+    return "POST", GHL, body, headers
+
+
+def _rows(tag: str) -> list[tuple[str, list[Request]]]:
+    """The contract's rows; each a list of requests whose last answer is compared. `tag` makes
+    every id unique to one app, so both apps can share the database."""
+    quarantined = _order(tag)
+    del quarantined["data"]["order"]["id"]
+    stale = samples.ghl_event("OrderCreate")
+    stale["timestamp"] = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
+    ghl_order = samples.ghl_event("OrderCreate")
+    ghl_order["webhookId"] = f"ghl_{tag}"
+    not_json = _wizehire(_order(tag), f"ct_{tag}")
+    not_json[3]["content-type"] = "text/plain"
+    return [
+        ("queued", [_wizehire(_order(tag), f"q_{tag}")]),
+        ("duplicate", [_wizehire(_order(tag), f"d_{tag}"), _wizehire(_order(tag), f"d_{tag}")]),
+        ("ignored", [_wizehire({"type": "order.archived", "data": {}}, f"i_{tag}")]),
+        ("quarantined 422", [_wizehire(quarantined, f"x_{tag}")]),
+        ("not JSON body", [_wizehire(b"{not json", f"nj_{tag}")]),
+        ("bad signature", [_wizehire(_order(tag), f"s_{tag}", **{
+            "webhook-signature": "v1,AAAA"})]),
+        ("missing headers", [("POST", WIZEHIRE, b"{}", {"content-type": "application/json"})]),
+        ("declared too large", [("POST", WIZEHIRE, b"{}", {
+            "content-type": "application/json", "content-length": str(MIB + 1)})]),
+        ("too large", [_wizehire(b"[" + b" " * MIB + b"]", f"big_{tag}")]),
+        # No content-length: the size is only known while reading.
+        ("too large, streamed", [("POST", WIZEHIRE, [b"[" + b" " * (MIB // 2)] * 3, {
+            "content-type": "application/json"})]),
+        ("content type", [not_json]),
+        ("ghl queued", [_ghl(ghl_order)]),
+        ("ghl duplicate", [_ghl(ghl_order)]),
+        ("ghl stale", [_ghl(stale)]),
+        ("ghl unsigned", [("POST", GHL, b"{}", {"content-type": "application/json"})]),
+        ("ghl bad signature", [_ghl(samples.ghl_event("OrderCreate"),
+                                    **{"x-ghl-signature": "AAAA"})]),
+        ("GET (FastAPI's 405)", [("GET", WIZEHIRE, b"", {})]),
+    ]
+
+
+async def _chunks(chunks: list[bytes]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield chunk
+
+
+def _normalised(response: httpx.Response) -> tuple[int, str, str | None, Any]:
+    content = response.json()
+    if isinstance(content, dict) and "id" in content:
+        content["id"] = "<id>"
+    if isinstance(content, dict) and "detail" in content:
+        # A stale timestamp's skew in seconds grows while the test runs.
+        content["detail"] = re.sub(r"\d+ s away", "N s away", content["detail"])
+    return (response.status_code, response.headers["content-type"],
+            response.headers.get("retry-after"), content)
+
+
+async def _answers(client: httpx.AsyncClient, rows: list[tuple[str, list[Request]]]
+                   ) -> dict[str, tuple[int, str, str | None, Any]]:
+    out = {}
+    for name, requests in rows:
+        for method, path, body, headers in requests:
+            content = _chunks(body) if isinstance(body, list) else body
+            response = await client.request(method, path, content=content, headers=headers)
+        out[name] = _normalised(response)
+    return out
+
+
+async def _client(client_factory: Any, settings: Settings, *, raw: bool,
+                  monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+    from wizesync.app import WizesyncApp
+
+    monkeypatch.setattr(WizesyncApp, "raw_webhooks", raw)
+    return await client_factory(settings)
+
+
+async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
+    client_factory: Any, quiet_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    served: list[str] = []
+    import wizesync.app as app_module
+
+    real = app_module.serve_webhook
+
+    async def spy(scope: Any, *args: Any) -> None:
+        served.append(scope["path"])
+        await real(scope, *args)
+
+    monkeypatch.setattr(app_module, "serve_webhook", spy)
+    fastapi = await _answers(
+        await _client(client_factory, quiet_settings, raw=False, monkeypatch=monkeypatch),
+        _rows("fastapi"))
+    assert served == []
+    raw = await _answers(
+        await _client(client_factory, quiet_settings, raw=True, monkeypatch=monkeypatch),
+        _rows("raw"))
+
+    assert raw == fastapi
+    assert len(served) == 17  # every POST of the rows (duplicates post twice), not the GET
+    expected = {"queued": 202, "duplicate": 200, "ignored": 202, "quarantined 422": 422,
+                "not JSON body": 422, "bad signature": 401, "missing headers": 401,
+                "declared too large": 413, "too large": 413, "too large, streamed": 413,
+                "content type": 415,
+                "ghl queued": 202, "ghl duplicate": 200, "ghl stale": 401, "ghl unsigned": 401,
+                "ghl bad signature": 401, "GET (FastAPI's 405)": 405}
+    assert {name: answer[0] for name, answer in raw.items()} == expected
+    assert raw["queued"][1] == "application/json"
+    assert raw["bad signature"][1] == "application/problem+json"
+
+
+async def test_raw_path_database_unreachable_is_503_problem_with_retry_after(
+    client_factory: Any, database_url: str, tmp_path: Any,
+) -> None:
+    if database_url.startswith("postgresql"):
+        # Nothing listens on port 1: the pool's connect fails at once.
+        down = make_url(database_url).set(port=1).render_as_string(hide_password=False)
+    else:
+        down = f"sqlite+aiosqlite:///{tmp_path}/missing/dir/wizesync.db"
+    client = await client_factory(make_settings(down, worker="off",
+                                                wizehire_webhook_secret=SECRET))
+    method, path, body, headers = _wizehire(_order("down"), "down_1")
+
+    response = await client.request(method, path, content=body, headers=headers)
+
+    assert_problem(response, 503)
+    assert int(response.headers["retry-after"]) > 0
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("postgres_only")
+async def test_connection_lost_during_the_driver_insert_is_503_then_recovers(
+    client_factory: Any, quiet_settings: Settings, sessionmaker: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await client_factory(quiet_settings)
+    real = asyncpg.Connection.fetchval
+
+    async def lost(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+
+    method, path, body, headers = _wizehire(_order("lost"), "lost_1")
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", lost)
+    response = await client.request(method, path, content=body, headers=headers)
+    assert_problem(response, 503)
+    assert int(response.headers["retry-after"]) > 0
+    assert await stored_total(sessionmaker) == 0
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", real)
+    retried = await client.request(method, path, content=body, headers=headers)
+    assert retried.status_code == 202, retried.text
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("postgres_only")
+async def test_driver_errors_other_than_connection_loss_are_a_500_not_a_503(
+    client_factory: Any, quiet_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = await client_factory(quiet_settings)
+
+    async def broken(self: asyncpg.Connection, *args: Any, **kwargs: Any) -> Any:
+        raise asyncpg.CheckViolationError("new row violates check constraint")
+
+    monkeypatch.setattr(asyncpg.Connection, "fetchval", broken)
+    method, path, body, headers = _wizehire(_order("bug"), "bug_1")
+    response = await client.request(method, path, content=body, headers=headers)
+    problem = assert_problem(response, 500)
+    assert "retry-after" not in response.headers
+    assert problem["detail"] == "an unexpected error occurred"
+
+
+def test_driver_connection_loss_counts_as_database_unavailable() -> None:
+    cause = asyncpg.ConnectionDoesNotExistError("gone")
+    try:
+        raise inbox_driver.DriverConnectionLost("lost") from cause
+    except inbox_driver.DriverConnectionLost as exc:
+        assert is_db_unavailable(exc)
+    assert inbox_driver._unavailable(asyncpg.AdminShutdownError("shutdown"), None)
+    assert inbox_driver._unavailable(ConnectionResetError(), None)
+    assert not inbox_driver._unavailable(asyncpg.UniqueViolationError("dup"), None)
+
+
+EVENTS: list[Callable[[str], NewEvent]] = [
+    lambda event_id: NewEvent(
+        source="wizehire", event_id=event_id, type="order.created",
+        ordering_key="wizehire:order:1", status=EventStatus.QUEUED, raw_body=b'{"a": 1.50}',
+        payload={"a": 1.5, "nested": {"list": [1, "x", None]}, "text": "caf\u00e9"}),
+    lambda event_id: NewEvent(
+        source="ghl", event_id=event_id, type="ContactCreate", ordering_key=None,
+        status=EventStatus.IGNORED, raw_body=b"{}", payload={}),
+    lambda event_id: NewEvent(
+        source="wizehire", event_id=event_id, type="unknown", ordering_key=None,
+        status=EventStatus.QUARANTINED, raw_body=b"\xff not json", payload=None,
+        last_error="body: body is not JSON"),
+]
+
+
+@pytest.mark.postgres_only
+@pytest.mark.usefixtures("postgres_only")
+@pytest.mark.parametrize("make", EVENTS, ids=["queued", "ignored", "quarantined"])
+async def test_driver_insert_stores_the_row_the_orm_insert_stores(
+    engine: Any, sessionmaker: Any, make: Callable[[str], NewEvent],
+) -> None:
+    orm_id = f"orm_{uuid.uuid4().hex}"
+    driver_id = f"drv_{uuid.uuid4().hex}"
+    async with sessionmaker.begin() as session:
+        first = await inbox_repo.insert_event(session, make(orm_id))
+    second, existing = await inbox_driver.store_event(engine, make(driver_id))
+    assert first and second and existing is None
+
+    duplicate, existing = await inbox_driver.store_event(engine, make(driver_id))
+    assert (duplicate, existing) == (None, second)
+
+    columns = [c for c in InboxEvent.__table__.columns
+               if c.name not in ("id", "event_id", "next_attempt_at", "received_at",
+                                 "updated_at", "handled_at")]
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(*columns, InboxEvent.handled_at.is_(None), InboxEvent.id)
+            .where(InboxEvent.id.in_([first, second])).order_by(InboxEvent.id))).all()
+        # JSON null is not SQL NULL: both paths must store the same one.
+        kinds = (await conn.execute(text(
+            "SELECT jsonb_typeof(payload) FROM inbox_events WHERE id IN (:a, :b) ORDER BY id"),
+            {"a": first, "b": second})).scalars().all()
+    orm_row, driver_row = (tuple(row)[:-1] for row in rows)
+    assert driver_row == orm_row
+    assert kinds[0] == kinds[1]
+
+
+def test_json_rendering_is_starlettes() -> None:
+    from fastapi.responses import JSONResponse
+
+    from wizesync.inbox.asgi import render
+
+    content = {"id": 7, "status": "caf\u00e9", "errors": [{"loc": "a.b", "msg": "x"}]}
+    assert render(content) == JSONResponse(content).body
+    assert json.loads(render(content)) == content
+
+
+def test_app_is_still_fastapi() -> None:
+    from fastapi import FastAPI
+
+    app = create_app(make_settings("sqlite+aiosqlite://"))
+    assert isinstance(app, FastAPI)
+    paths = app.openapi()["paths"]
+    assert "post" in paths[WIZEHIRE] and "post" in paths[GHL]

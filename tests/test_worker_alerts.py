@@ -1,59 +1,91 @@
-"""Humans hear about what needs them: a dead event, or a wait only a human can end."""
+"""Humans hear about what needs them: a dead event, or a wait only a human can end.
+
+The worker queues the notice (an `internal`/`slack.notify` event) and the same worker posts it.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from sqlalchemy import select
 
 from tests.conftest import make_settings
 from tests.support.worker_harness import add_event, running_worker, wait_for_status, wait_until
-from wizesync.db.models import EventStatus
+from wizesync.db.base import utcnow
+from wizesync.db.models import EventStatus, InboxEvent
 from wizesync.inbox.context import PermanentFailure, RetryLater
 from wizesync.inbox.registry import HandlerRegistry
-from wizesync.inbox.worker import Worker
-from wizesync.notify.slack import Notice
+from wizesync.notify.outbox import NOTIFY_TYPE, post_notice
+from wizesync.notify.slack import SlackNotifier
+
+URL = "https://hooks.slack.test/services/T000/B000/XXXX"
 
 
 @dataclass
-class RecordingSlack:
-    notices: list[Notice] = field(default_factory=list)
+class FakeSlack:
+    """Slack's incoming webhook: keeps every message's text; answers 200."""
 
-    async def notify(self, notice: Notice) -> bool:
-        self.notices.append(notice)
-        return True
+    messages: list[str] = field(default_factory=list)
+
+    def handle(self, request: httpx.Request) -> httpx.Response:
+        self.messages.append(json.loads(request.content)["text"])
+        return httpx.Response(200, text="ok")
 
 
 @dataclass
 class FakeServices:
-    slack: RecordingSlack = field(default_factory=RecordingSlack)
+    slack: SlackNotifier
 
 
-async def test_a_dead_event_is_told_to_slack_with_how_to_replay_it(database_url, sessionmaker):
+def services_for(fake: FakeSlack, url: str | None = URL) -> FakeServices:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
+    return FakeServices(SlackNotifier(http, url, min_interval=0))
+
+
+def registry_with_notices() -> HandlerRegistry:
     registry = HandlerRegistry()
+    registry.add("internal", NOTIFY_TYPE, post_notice)
+    return registry
+
+
+async def notice_rows(sessionmaker: Any) -> list[InboxEvent]:
+    async with sessionmaker() as session:
+        return list((await session.execute(
+            select(InboxEvent).where(InboxEvent.source == "internal").order_by(InboxEvent.id)
+        )).scalars())
+
+
+async def test_a_dead_event_is_queued_for_slack_with_how_to_replay_it(database_url, sessionmaker):
+    registry = registry_with_notices()
 
     @registry.on("wizehire", "order.created")
     async def handle(ctx):  # type: ignore[no-untyped-def]
         raise PermanentFailure("unmapped SKU JOB-X: add it to the mapping file")
 
-    services = FakeServices()
+    slack = FakeSlack()
     event_id = await add_event(sessionmaker, key="k")
-    worker = Worker(settings=make_settings(database_url), sessionmaker=sessionmaker,
-                    registry=registry, services=services)
-    worker.start()
-    try:
+    async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
+        worker.services = services_for(slack)
         await wait_for_status(sessionmaker, event_id, EventStatus.DEAD)
-        await wait_until(lambda: _async(services.slack.notices), what="a Slack notice")
-    finally:
-        await worker.stop()
-    (notice,) = services.slack.notices
-    assert f"Event {event_id}" in notice.title and "dead" in notice.title
-    assert "unmapped SKU JOB-X" in notice.text()
-    assert f"wizesync events replay {event_id}" in notice.text()
+        (row,) = await wait_until(lambda: notice_rows(sessionmaker), what="a queued notice")
+        await wait_for_status(sessionmaker, row.id, EventStatus.DONE)
+
+    assert (row.type, row.ordering_key) == (NOTIFY_TYPE, "slack")
+    assert row.event_id.startswith(f"slack:dead:{event_id}:")
+    assert f"wizesync events replay {event_id}" in " ".join(row.payload["lines"])
+    (message,) = slack.messages
+    assert f"Event {event_id}" in message and "dead" in message
+    assert "unmapped SKU JOB-X" in message
+    assert f"wizesync events replay {event_id}" in message
 
 
-async def test_a_wait_that_needs_a_human_alerts_once_and_a_plain_retry_does_not(
+async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_does_not(
     database_url, sessionmaker
 ):
-    registry = HandlerRegistry()
+    registry = registry_with_notices()
     calls = {"n": 0}
 
     @registry.on("wizehire", "order.created")
@@ -65,18 +97,37 @@ async def test_a_wait_that_needs_a_human_alerts_once_and_a_plain_retry_does_not(
             raise RetryLater("install needs re-authorisation", 0.05,
                              alert="A GHL installation needs re-authorisation")
 
-    services = FakeServices()
+    slack = FakeSlack()
+    started_hour = f"{utcnow():%Y-%m-%dT%H}"
     event_id = await add_event(sessionmaker, key="k2")
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
-        worker.services = services
+        worker.services = services_for(slack)
         await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
-    titles = [n.title for n in services.slack.notices]
-    # Two alerting attempts, one Slack call each; the recorder keeps both (the real notifier
-    # de-duplicates by key), and the plain retry said nothing.
-    assert titles == ["A GHL installation needs re-authorisation"] * 2
-    assert {n.key for n in services.slack.notices} == {
-        "alert:A GHL installation needs re-authorisation"}
+        (first, *_) = await wait_until(lambda: notice_rows(sessionmaker), what="a queued alert")
+        await wait_for_status(sessionmaker, first.id, EventStatus.DONE)
+    rows = await notice_rows(sessionmaker)  # stop() waited for every attempt and its notice
+
+    # Two alerting attempts, one notice (the same hour); the plain retry said nothing.
+    hours = 1 if f"{utcnow():%Y-%m-%dT%H}" == started_hour else 2  # a run across o'clock
+    assert 1 <= len(rows) <= hours
+    assert all(r.event_id.startswith(
+        "slack:alert:A GHL installation needs re-authorisation:") for r in rows)
+    assert slack.messages and all(
+        "A GHL installation needs re-authorisation" in m for m in slack.messages)
 
 
-async def _async(value):  # type: ignore[no-untyped-def]
-    return value
+async def test_without_a_slack_webhook_a_dead_event_queues_nothing(database_url, sessionmaker):
+    registry = registry_with_notices()
+
+    @registry.on("wizehire", "order.created")
+    async def handle(ctx):  # type: ignore[no-untyped-def]
+        raise PermanentFailure("nope")
+
+    slack = FakeSlack()
+    event_id = await add_event(sessionmaker, key="k3")
+    async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
+        worker.services = services_for(slack, url=None)
+        await wait_for_status(sessionmaker, event_id, EventStatus.DEAD)
+    # stop() waited for the attempt, its notice included.
+    assert await notice_rows(sessionmaker) == []
+    assert slack.messages == []

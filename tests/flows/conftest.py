@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import make_settings
@@ -145,7 +146,8 @@ def build_flow_services(
     wizehire = WizehireClient(http, base_url=WIZEHIRE_BASE_URL,
                               auth=ApiKeyAuth(WIZEHIRE_API_KEY), sleep=sleep)
     return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
-                    slack=SlackNotifier(http, SLACK_URL), wizehire_client=wizehire)
+                    slack=SlackNotifier(http, SLACK_URL, min_interval=0.0),
+                    wizehire_client=wizehire)
 
 
 @dataclass
@@ -237,9 +239,30 @@ class FlowKit:
         return await wait_until(check, what=f"events {inbox_ids} to finish", timeout=timeout)
 
     async def process(self, *inbox_ids: int, timeout: float = 60.0) -> list[InboxEvent]:
-        """Run a real Worker until these events are done or dead."""
+        """Run a real Worker until these events are done or dead, and the Slack notices they
+        queued have been posted."""
         async with self.running_worker():
-            return await self.wait_finished(*inbox_ids, timeout=timeout)
+            finished = await self.wait_finished(*inbox_ids, timeout=timeout)
+            await self.wait_notices_sent(timeout=timeout)
+            return finished
+
+    async def send_notices(self, timeout: float = 60.0) -> None:
+        """Post the queued Slack notices (internal `slack.notify` events) with a real Worker:
+        for tests that call flows directly instead of through `process`."""
+        async with self.running_worker():
+            await self.wait_notices_sent(timeout=timeout)
+
+    async def wait_notices_sent(self, timeout: float = 60.0) -> None:
+        async def check() -> bool:
+            async with self.sessionmaker() as session:
+                pending = (await session.execute(
+                    select(func.count()).select_from(InboxEvent).where(
+                        InboxEvent.source == "internal", InboxEvent.type == "slack.notify",
+                        InboxEvent.status.not_in([EventStatus.DONE.value,
+                                                  EventStatus.DEAD.value])))).scalar_one()
+            return pending == 0
+
+        await wait_until(check, what="the queued Slack notices to be posted", timeout=timeout)
 
     # --- the sync record ---------------------------------------------------------------------
     async def sync_order(self, wizehire_order_id: str) -> SyncOrder | None:

@@ -1,5 +1,6 @@
-"""Flow 2 end to end: GHL order/invoice webhooks -> GHL's current data -> Wizehire, patched only
-when the payment state changed; unknown GHL orders kept and reported once."""
+"""Flow 2 end to end: GHL order/invoice webhooks -> the order's `order.advance` -> GHL's current
+data -> Wizehire, patched only when the payment state changed; unknown GHL orders kept and
+reported once."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from tests.flows.conftest import LOCATION_ID, FlowKit, default_mapping
+from tests.flows.support_advance import process_with_advances, run_ghl
 from tests.flows.support_payments import (
     applied_syncs,
     checkout,
@@ -41,7 +43,8 @@ async def test_checkout_payment_made_after_the_sync_reaches_wizehire_as_paid(
     await pay_in_ghl(flow, synced.ghl_order_id)
     webhooks = ghl_webhooks(flow, mark)
     assert [w["type"] for w in webhooks] == ["OrderStatusUpdate"]
-    events = await flow.process(*[await deliver_ghl(flow, w) for w in webhooks])
+    events = await process_with_advances(
+        flow, *[await deliver_ghl(flow, w) for w in webhooks])
 
     assert [e.status for e in events] == [EventStatus.DONE], [e.last_error for e in events]
     (txn,) = flow.transactions(synced.ghl_order_id)
@@ -88,7 +91,8 @@ class TestInvoicePaidInGhl:
         assert [w["type"] for w in webhooks] == ["InvoicePaid", "OrderCreate",
                                                  "OrderStatusUpdate"]
 
-        events = await flow.process(*[await deliver_ghl(flow, w) for w in webhooks])
+        events = await process_with_advances(
+        flow, *[await deliver_ghl(flow, w) for w in webhooks])
 
         assert {e.status for e in events} == {EventStatus.DONE}, [e.last_error for e in events]
         (ghl_order,) = flow.orders()
@@ -100,10 +104,12 @@ class TestInvoicePaidInGhl:
         assert (body["payment_status"], body["amount_paid"], body["ghl_order_id"],
                 body["ghl_invoice_id"], body["ghl_transaction_ids"]) == (
             "paid", "149.00", ghl_order["_id"], invoice["_id"], [txn["_id"]])
-        # InvoicePaid and OrderCreate ran at once (different ordering keys): both may send the
-        # same body under the same key, and Wizehire applies it once.
+        # The three webhooks' advances ran one after the other on the order's line: the first
+        # made the fulfillment and the paid sync, the others found them done.
         assert [b["payment_status"] for b in applied_syncs(flow, wizehire_id)] == [
             "pending", "paid"]
+        assert len(flow.fulfillments(ghl_order["_id"])) == 1
+        assert record.ghl_fulfillment_id == flow.fulfillments(ghl_order["_id"])[0]["_id"]
         async with flow.sessionmaker() as session:
             assert (await session.execute(select(UnmatchedGhlOrder))).scalars().all() == []
 
@@ -116,7 +122,7 @@ class TestInvoicePaidInGhl:
         (webhook,) = ghl_webhooks(flow, mark)
         assert webhook["type"] == "InvoicePartiallyPaid"
 
-        (event,) = await flow.process(await deliver_ghl(flow, webhook))
+        event = await run_ghl(flow, webhook)
 
         assert event.status == EventStatus.DONE, event.last_error
         body = last_sync(flow, wizehire_id)
@@ -129,7 +135,7 @@ class TestInvoicePaidInGhl:
         await flow.services.ghl.void_invoice(LOCATION_ID, invoice["_id"])
         (webhook,) = ghl_webhooks(flow, mark)
 
-        (event,) = await flow.process(await deliver_ghl(flow, webhook))
+        event = await run_ghl(flow, webhook)
 
         assert event.status == EventStatus.DONE, event.last_error
         assert last_sync(flow, wizehire_id)["payment_status"] == "cancelled"
@@ -145,7 +151,7 @@ class TestInvoicePaidInGhl:
         schedule = [status_update, paid, create, paid, status_update, create]
 
         for webhook in schedule:
-            await flow.invoke(await deliver_ghl(flow, webhook))
+            await run_ghl(flow, webhook)
 
         statuses = [b["payment_status"] for b in sync_bodies(flow, wizehire_id)]
         assert statuses == ["pending", "paid"]
@@ -171,7 +177,7 @@ async def test_any_order_and_repetition_of_an_orders_events_converges(
         schedule.append(events[0])
 
     for webhook in schedule:
-        await flow.invoke(await deliver_ghl(flow, webhook))
+        await run_ghl(flow, webhook)
 
     statuses = [b["payment_status"] for b in sync_bodies(flow, synced.wizehire_order_id)]
     assert statuses == ["pending", "paid"]

@@ -103,6 +103,7 @@ async def test_order_nobody_knows_seen_by_the_poller_is_recorded_and_reported_on
     async with flow.sessionmaker() as session:
         (row,) = (await session.execute(select(UnmatchedGhlOrder))).scalars().all()
     assert row.ghl_order_id == stranger and row.last_event_type == "poller"
+    await flow.send_notices()
     assert len(flow.slack.matching(f"GHL order {stranger} matches no")) == 1
 
 

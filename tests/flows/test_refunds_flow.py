@@ -181,6 +181,7 @@ async def test_wizehire_down_the_decision_waits_and_is_sent_on_the_next_run(
 
     assert wizehire_refund(flow, "wh_ref_down")["status"] == "manual_action_required"  # type: ignore[index]
     await flow.invoke(inbox_id, attempt=2)  # the event's retry finds nothing left to send
+    await flow.send_notices()
     assert len(flow.slack.matching("Refund needs a human")) == 1
     [performed] = [c for c in refund_calls(flow, "wh_ref_down")
                    if c.get("response", {}).get("status") == 200]

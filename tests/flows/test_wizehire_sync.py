@@ -56,6 +56,7 @@ async def test_changed_state_is_pushed_again_and_slack_told(flow: FlowKit) -> No
     assert [c["body"]["payment_status"] for c in calls] == ["pending", "paid"]
     assert calls[1]["body"]["amount_paid"] == "149.00"
     assert calls[0]["headers"]["idempotency-key"] != calls[1]["headers"]["idempotency-key"]
+    await flow.send_notices()
     assert flow.slack.matching("wh_ord_push_2: payment status pending -> paid")
 
 

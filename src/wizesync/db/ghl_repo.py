@@ -349,12 +349,16 @@ async def latest_slot_at(session: AsyncSession, location_id: str, upto_seq: int)
 
 
 async def add_slots(
-    session: AsyncSession, location_id: str, first_seq: int, times: Sequence[float]
+    session: AsyncSession, location_id: str, first_seq: int, times: Sequence[float],
+    *, counted_until: float | None = None,
 ) -> None:
+    """Slots from `first_seq` on, each going at its time; counted (`at`) until then, or until
+    `counted_until` for slots reserved ahead that may be sent any time before it."""
     await session.execute(
         insert(GhlRateSlot),
-        [{"location_id": location_id, "seq": first_seq + i, "go_at": at, "at": at}
-         for i, at in enumerate(times)],
+        [{"location_id": location_id, "seq": first_seq + i, "go_at": go,
+          "at": go if counted_until is None else max(go, counted_until)}
+         for i, go in enumerate(times)],
     )
 
 
@@ -372,6 +376,29 @@ async def extend_slots(session: AsyncSession, location_id: str,
     )
     await session.execute(stmt, [{"b_location": location_id, "b_seq": seq, "b_at": at}
                                  for seq, at in answered.items()])
+
+
+async def settle_slots(session: AsyncSession, location_id: str,
+                       answered: dict[int, float]) -> None:
+    """Slots reserved ahead (counted until the end of their lease) whose requests were answered
+    at these times: they count until then, earlier or later (GHL counted them before)."""
+    table = GhlRateSlot.__table__
+    assert isinstance(table, Table)
+    stmt = (
+        update(table)
+        .where(table.c.location_id == bindparam("b_location"), table.c.seq == bindparam("b_seq"))
+        .values(at=bindparam("b_at"))
+    )
+    await session.execute(stmt, [{"b_location": location_id, "b_seq": seq, "b_at": at}
+                                 for seq, at in answered.items()])
+
+
+async def release_slots(session: AsyncSession, location_id: str, seqs: Sequence[int]) -> None:
+    """Slots reserved ahead and never sent: they stop counting."""
+    await session.execute(
+        delete(GhlRateSlot).where(GhlRateSlot.location_id == location_id,
+                                  GhlRateSlot.seq.in_(list(seqs)))
+    )
 
 
 async def count_slots_in_window(session: AsyncSession, location_id: str, since: float,

@@ -76,6 +76,34 @@ async def ghl_order_claimed(
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
+async def ghl_orders_claimed(
+    session: AsyncSession, location_id: str, ghl_order_ids: Sequence[str], *, except_id: int
+) -> set[str]:
+    """Which of these GHL orders another Wizehire order already owns (one query)."""
+    if not ghl_order_ids:
+        return set()
+    stmt = select(SyncOrder.ghl_order_id).where(
+        SyncOrder.ghl_location_id == location_id,
+        SyncOrder.ghl_order_id.in_(list(ghl_order_ids)),
+        SyncOrder.id != except_id,
+    )
+    return {v for v in (await session.execute(stmt)).scalars() if v}
+
+
+async def ghl_invoices_owned(
+    session: AsyncSession, location_id: str, ghl_invoice_ids: Sequence[str], *, except_id: int
+) -> set[str]:
+    """Which of these GHL invoices are another Wizehire order's (one query)."""
+    if not ghl_invoice_ids:
+        return set()
+    stmt = select(SyncOrder.ghl_invoice_id).where(
+        SyncOrder.ghl_location_id == location_id,
+        SyncOrder.ghl_invoice_id.in_(list(ghl_invoice_ids)),
+        SyncOrder.id != except_id,
+    )
+    return {v for v in (await session.execute(stmt)).scalars() if v}
+
+
 async def create_or_update_from_order(
     session: AsyncSession, order: Order, *, event_at: datetime | None = None
 ) -> SyncOrder:

@@ -74,12 +74,15 @@ def payment_for(invoice: m.Invoice, order: Order) -> m.RecordInvoicePayment:
     )
 
 
-def fulfillment_body(order: Order, ghl_order: m.Order, mapping: Mapping) -> m.CreateFulfillment:
+def fulfillment_body(order: Order, ghl_order: m.Order | None,
+                     mapping: Mapping) -> m.CreateFulfillment:
     """Items as GHL's order lists them (that is what a fulfillment refers to); the mapped
-    prices of the Wizehire items when GHL's order shows none."""
+    prices of the Wizehire items when GHL's order shows none, or was not read (`None`: an order
+    GHL made from our invoice, whose items are the invoice's)."""
     items = [
         m.FulfillmentItem(price_id=item.price.id, qty=item.qty or 1)
-        for item in ghl_order.items if item.price is not None and item.price.id
+        for item in (ghl_order.items if ghl_order is not None else [])
+        if item.price is not None and item.price.id
     ]
     if not items:
         items = [m.FulfillmentItem(price_id=price_id, qty=qty)

@@ -10,6 +10,18 @@ the fulfillment by the order's list. So a crash, a duplicate delivery, or `order
 
 The handler works from the record's snapshot (the newest Wizehire order seen), not from the
 event it was woken by: an older event delivered late does the same as the newest would.
+
+Reads skipped because this attempt already knows the answer (each saves a GHL round trip and
+its budget reservation; see docs/BENCHMARKS.md "Flows"):
+- the invoice's status before recording its payment, when this attempt created it: the create's
+  answer says it is unpaid, and nobody else has its id yet;
+- the order's fulfillments, when this attempt found the order in a list that says
+  `fulfillmentStatus: unfulfilled` (an earlier attempt that may have fulfilled it stored the
+  order's id first, so it would not be looking it up now);
+- the order itself before the fulfillment, when GHL made it from our invoice: its items are the
+  invoice's, i.e. the mapped prices; should GHL refuse those (4xx: nothing was created), the
+  order is read and the fulfillment sent again with GHL's items.
+A value derived without I/O (the routed location) rides along with the next save.
 """
 
 from __future__ import annotations
@@ -29,7 +41,7 @@ from wizesync.flows.outcomes import calling
 from wizesync.flows.payment_state import refresh_order_from_ghl
 from wizesync.flows.wizehire_sync import push_order_state
 from wizesync.ghl import models as m
-from wizesync.ghl.errors import GhlNotFound
+from wizesync.ghl.errors import GhlNotFound, GhlValidationError
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import registry
 from wizesync.notify.slack import Notice
@@ -54,16 +66,18 @@ async def handle_order_event(ctx: EventContext) -> None:
         record = await sync_repo.create_or_update_from_order(
             session, event.data.order, event_at=event.timestamp
         )
-        sync_order_id = record.id
-    await advance_order(ctx, sync_order_id)
+        await session.refresh(record)  # every column loaded: the steps start from it
+    await advance_order(ctx, record.id, record=record)
 
 
-async def advance_order(ctx: EventContext, sync_order_id: int) -> None:
+async def advance_order(ctx: EventContext, sync_order_id: int, *,
+                        record: SyncOrder | None = None) -> None:
     """Run every step of the order not done yet (also callable from other flows, e.g. when GHL
-    reports an invoice of ours paid). Failures are noted on the record, then raised."""
+    reports an invoice of ours paid). Failures are noted on the record, then raised.
+    `record`: the record as just committed, if the caller has it (saves reading it again)."""
     run = _OrderRun(ctx, sync_order_id)
     try:
-        await run.steps()
+        await run.steps(record)
     except (PermanentFailure, RetryLater) as exc:
         await run.note_error(str(exc))
         raise
@@ -79,21 +93,41 @@ class _OrderRun:
         self.order: Order
         self.loc = ""
         self.ghl_order: m.Order | None = None
+        self.created_invoice: m.Invoice | None = None  # by this attempt: known unpaid
+        self.unfulfilled = False  # this attempt's list of GHL orders says so for ghl_order_id
+        self.staged: dict[str, Any] = {}  # no I/O behind them: written with the next save
+        self.link_read = False  # the last save also read whether a GHL handler linked the order
 
     # --- plumbing --------------------------------------------------------------------------------
-    async def load(self) -> None:
-        async with self.ctx.sessionmaker() as session:
-            record = await sync_repo.get(session, self.id)
+    async def load(self, record: SyncOrder | None = None) -> None:
+        if record is None:
+            async with self.ctx.sessionmaker() as session:
+                record = await sync_repo.get(session, self.id)
         if record is None:
             raise PermanentFailure(f"sync record {self.id} is gone")
         self.rec = record
         snapshot = {k: v for k, v in record.order_snapshot.items() if k != sync_repo.EVENT_AT_KEY}
         self.order = Order.model_validate(snapshot)
 
-    async def save(self, **values: Any) -> None:
-        """One step's result, committed before anything else happens."""
+    async def save(self, *, read_link: bool = False, **values: Any) -> None:
+        """One step's result, committed before anything else happens (with what was staged).
+        `read_link`: in the same transaction, adopt the GHL order a GHL handler linked."""
+        values = {**self.staged, **values}
         async with self.ctx.unit_of_work() as session:
             await sync_repo.set_fields(session, self.id, **values)
+            fresh = await sync_repo.get(session, self.id) if read_link else None
+        self.staged = {}
+        for name, value in values.items():
+            setattr(self.rec, name, value)
+        self.link_read = read_link
+        if fresh is not None and fresh.ghl_order_id:
+            self.rec.ghl_order_id = fresh.ghl_order_id
+            self.rec.ghl_order_source = fresh.ghl_order_source
+
+    def stage(self, **values: Any) -> None:
+        """Values computed without I/O: stored with the next save (one commit fewer). Nothing
+        is lost by a crash before it: the next attempt computes them again."""
+        self.staged.update(values)
         for name, value in values.items():
             setattr(self.rec, name, value)
 
@@ -120,8 +154,8 @@ class _OrderRun:
         return RetryLater(reason)
 
     # --- the steps -------------------------------------------------------------------------------
-    async def steps(self) -> None:
-        await self.load()
+    async def steps(self, record: SyncOrder | None = None) -> None:
+        await self.load(record)
         await self.route()
         if self.rec.wizehire_status == "cancelled":
             await self.cancel()
@@ -146,7 +180,7 @@ class _OrderRun:
             )
         self.loc = location
         if self.rec.ghl_location_id != location:
-            await self.save(ghl_location_id=location)
+            self.stage(ghl_location_id=location)
 
     async def contact(self) -> None:
         if self.rec.ghl_contact_id:
@@ -213,12 +247,12 @@ class _OrderRun:
             candidates = [o async for o in self.ghl.iter_orders(
                 self.loc, contact_id=self.rec.ghl_contact_id, start_at=start, end_at=end,
                 max_items=500)]
-        matches = []
-        async with self.ctx.sessionmaker() as session:
-            for candidate in candidates:
-                if bodies.is_match(candidate, self.order, self.mapping) and not (
-                    await self.taken(session, candidate)):
-                    matches.append(candidate)
+        fitting = [c for c in candidates if bodies.is_match(c, self.order, self.mapping)]
+        taken: set[str] = set()
+        if fitting:
+            async with self.ctx.sessionmaker() as session:
+                taken = await self.taken(session, fitting)
+        matches = [c for c in fitting if c.id not in taken]
         if len(matches) > 1:
             await self.ambiguous(matches)
         if not matches:
@@ -226,29 +260,37 @@ class _OrderRun:
         await self.claim(matches[0].id, "matched")
         return True
 
-    async def taken(self, session: AsyncSession, candidate: m.Order) -> bool:
-        """Another Wizehire order's GHL order: linked already, or made from its invoice (the
-        link may not be stored yet, but the invoice id is, since before it was paid)."""
-        if await sync_repo.ghl_order_claimed(session, self.loc, candidate.id, except_id=self.id):
-            return True
-        source = candidate.source
-        source_type = candidate.source_type or (source.type if source else None)
-        source_id = candidate.source_id or (source.id if source else None)
-        if source_type != "invoice" or not source_id:
-            return False
-        owner = await sync_repo.get_by_ghl_invoice(session, self.loc, source_id)
-        return owner is not None and owner.id != self.id
+    async def taken(self, session: AsyncSession, candidates: list[m.Order]) -> set[str]:
+        """The candidates that are another Wizehire order's GHL order: linked already, or made
+        from its invoice (the link may not be stored yet, but the invoice id is, since before it
+        was paid). Two queries whatever the number of candidates (a repeat customer has many)."""
+        invoices: dict[str, str] = {}  # invoice id -> candidate order id
+        for candidate in candidates:
+            source = candidate.source
+            source_type = candidate.source_type or (source.type if source else None)
+            source_id = candidate.source_id or (source.id if source else None)
+            if source_type == "invoice" and source_id:
+                invoices[source_id] = candidate.id
+        claimed = await sync_repo.ghl_orders_claimed(
+            session, self.loc, [c.id for c in candidates], except_id=self.id)
+        invoiced = await sync_repo.ghl_invoices_owned(
+            session, self.loc, list(invoices), except_id=self.id)
+        return claimed | {invoices[i] for i in invoiced}
 
     async def ambiguous(self, matches: list[m.Order]) -> None:
         ids = ", ".join(o.id for o in matches)
         reason = (f"ambiguous match: {len(matches)} candidates (GHL orders {ids} of contact "
                   f"{self.rec.ghl_contact_id}, {self.order.amount} {self.order.currency})")
-        await self.ctx.services.slack.notify(Notice(
-            title=f"Order {self.order.id}: {len(matches)} GHL orders match, none chosen",
-            lines=(f"candidates: {ids}",
-                   "set ghl_order_id on the Wizehire order (or fix the data), then replay"),
-            key=f"ambiguous:{self.order.id}", severity="action",
-        ))
+        from wizesync.notify.outbox import queue_notice
+
+        candidates = ",".join(sorted(o.id for o in matches))
+        async with self.ctx.unit_of_work() as session:  # durable; once per set of candidates
+            await queue_notice(session, self.ctx.services, Notice(
+                title=f"Order {self.order.id}: {len(matches)} GHL orders match, none chosen",
+                lines=(f"candidates: {ids}",
+                       "set ghl_order_id on the Wizehire order (or fix the data), then replay"),
+                key=f"ambiguous:{self.order.id}:{candidates}", severity="action",
+            ))
         raise PermanentFailure(reason)
 
     # --- invoice path ----------------------------------------------------------------------------
@@ -273,7 +315,8 @@ class _OrderRun:
         if found is None:
             await self.save(invoice_requested_at=utcnow())  # intent first: next time, look
             with calling(f"GHL create invoice for order {self.order.id}"):
-                found = (await self.ghl.create_invoice(self.loc, body)).id
+                self.created_invoice = await self.ghl.create_invoice(self.loc, body)
+            found = self.created_invoice.id
         await self.save(ghl_invoice_id=found)
 
     async def find_invoice(self) -> str | None:
@@ -286,8 +329,10 @@ class _OrderRun:
         return live[0].id if live else None
 
     async def record_payment(self, invoice_id: str) -> None:
-        with calling(f"GHL get invoice {invoice_id}"):
-            invoice = await self.ghl.get_invoice(self.loc, invoice_id)
+        invoice = self.created_invoice
+        if invoice is None or invoice.id != invoice_id or invoice.status in _PAID_INVOICE:
+            with calling(f"GHL get invoice {invoice_id}"):
+                invoice = await self.ghl.get_invoice(self.loc, invoice_id)
         if invoice.status == "void":
             raise PermanentFailure(
                 f"order {self.order.id} is paid in Wizehire but its GHL invoice {invoice_id} is "
@@ -297,20 +342,24 @@ class _OrderRun:
             with calling(f"GHL record payment of invoice {invoice_id}"):
                 await self.ghl.record_invoice_payment(
                     self.loc, invoice_id, bodies.payment_for(invoice, self.order))
-        await self.save(invoice_payment_recorded_at=utcnow())
+        # find_invoice_order comes next and needs the record's link: read in this commit.
+        await self.save(invoice_payment_recorded_at=utcnow(), read_link=True)
 
     async def find_invoice_order(self, invoice_id: str) -> None:
-        async with self.ctx.sessionmaker() as session:
-            record = await sync_repo.get(session, self.id)
-        if record is not None and record.ghl_order_id:
-            # P's GHL handlers adopt the invoice's order when its OrderCreate arrives first.
-            self.rec.ghl_order_id = record.ghl_order_id
-            self.rec.ghl_order_source = record.ghl_order_source
+        # P's GHL handlers adopt the invoice's order when its OrderCreate arrives first.
+        if not self.link_read:
+            async with self.ctx.sessionmaker() as session:
+                record = await sync_repo.get(session, self.id)
+            if record is not None and record.ghl_order_id:
+                self.rec.ghl_order_id = record.ghl_order_id
+                self.rec.ghl_order_source = record.ghl_order_source
+        if self.rec.ghl_order_id:
             return
         with calling(f"GHL find the order of invoice {invoice_id}"):
             page = await self.ghl.list_orders(self.loc, source_id=invoice_id, limit=10)
-            ids = {o.id for o in page.items
-                   if (o.source_id or (o.source.id if o.source else None)) == invoice_id}
+            listed = [o for o in page.items
+                      if (o.source_id or (o.source.id if o.source else None)) == invoice_id]
+            ids = {o.id for o in listed}
             if not ids:
                 txns = await self.ghl.list_transactions(self.loc, entity_id=invoice_id, limit=20)
                 ids = {t.entity_id for t in txns.items
@@ -322,20 +371,42 @@ class _OrderRun:
                 f"{invoice_id} (looked by source id and by the invoice's transactions"
                 + (f"; found several: {', '.join(sorted(ids))}" if ids else "") + ")",
             )
-        await self.claim(ids.pop(), "invoice")
+        ghl_order_id = ids.pop()
+        await self.claim(ghl_order_id, "invoice")
+        self.unfulfilled = any(o.id == ghl_order_id and o.fulfillment_status == "unfulfilled"
+                               for o in listed)
 
     # --- fulfillment, cancellation, payment state ------------------------------------------------
     async def fulfill(self) -> None:
         order_id = self.rec.ghl_order_id
         assert order_id is not None
-        with calling(f"GHL list fulfillments of order {order_id}"):
-            existing = await self.ghl.list_fulfillments(self.loc, order_id)
+        existing: list[m.Fulfillment] = []
+        if not self.unfulfilled:
+            with calling(f"GHL list fulfillments of order {order_id}"):
+                existing = await self.ghl.list_fulfillments(self.loc, order_id)
         if not existing:
-            ghl_order = await self.fetch_ghl_order()
-            body = bodies.fulfillment_body(self.order, ghl_order, self.mapping)
-            with calling(f"GHL create fulfillment for order {order_id}"):
-                existing = [await self.ghl.create_fulfillment(self.loc, order_id, body)]
+            existing = [await self.create_fulfillment(order_id)]
         await self.save(ghl_fulfillment_id=existing[0].id)
+
+    async def create_fulfillment(self, order_id: str) -> m.Fulfillment:
+        """With the mapped prices when GHL made the order from our invoice (its items are the
+        invoice's), else with the items GHL's order lists. A 4xx creates nothing, so after one
+        the order is read and the fulfillment sent again with its own items."""
+        from_our_invoice = self.rec.ghl_order_source == "invoice" and (
+            self.ghl_order is None or self.ghl_order.id != order_id)
+        if from_our_invoice:
+            body = bodies.fulfillment_body(self.order, None, self.mapping)
+            with calling(f"GHL create fulfillment for order {order_id}"):
+                try:
+                    return await self.ghl.create_fulfillment(self.loc, order_id, body)
+                except GhlValidationError as exc:
+                    log.warning("GHL refused the fulfillment with the invoice's prices; "
+                                "reading the order's items",
+                                extra={"ghl_order_id": order_id, "error": str(exc)})
+        ghl_order = await self.fetch_ghl_order()
+        body = bodies.fulfillment_body(self.order, ghl_order, self.mapping)
+        with calling(f"GHL create fulfillment for order {order_id}"):
+            return await self.ghl.create_fulfillment(self.loc, order_id, body)
 
     async def fetch_ghl_order(self) -> m.Order:
         order_id = self.rec.ghl_order_id
@@ -376,7 +447,7 @@ class _OrderRun:
         """Tell Wizehire where the order stands. With a GHL order or invoice, P's refresh reads
         GHL's current money (order, transactions, subscription), stores it and pushes; before
         that there is nothing in GHL to read: pending, or cancelled."""
-        if self.rec.last_error:
+        if self.rec.last_error or self.staged:
             await self.save(last_error=None)
         if self.rec.ghl_order_id or self.rec.ghl_invoice_id:
             await refresh_order_from_ghl(self.ctx, self.id)

@@ -14,8 +14,8 @@ Rules (GHL has no refund object: a refund is only `amountRefunded` growing on a 
 - captured and everything refunded -> refunded; part refunded -> partially_refunded; captured
   at least the order's amount (or the order's amount is unknown) -> paid; captured less than the
   order's amount (a partial invoice payment) -> pending;
-- nothing captured: a pending transaction -> pending; a failed one -> failed; an order GHL
-  cancelled -> cancelled; otherwise pending.
+- nothing captured: the Wizehire order cancelled -> cancelled; else a pending transaction ->
+  pending; a failed one -> failed; an order GHL cancelled -> cancelled; otherwise pending.
 - transactions (or the order) in more than one currency are refused (`MixedCurrencies`): adding
   USD to EUR would tell Wizehire a wrong amount, so a human has to look.
 """
@@ -102,9 +102,11 @@ def translate_status(ghl_status: str | None, mapping: Mapping) -> WizehirePaymen
 
 
 def compute_payment_state(
-    transactions: list[m.Transaction], order: m.Order | None, mapping: Mapping
+    transactions: list[m.Transaction], order: m.Order | None, mapping: Mapping, *,
+    wizehire_cancelled: bool = False,
 ) -> PaymentState:
-    """The payment state of one GHL order from its current transactions (see module doc)."""
+    """The payment state of one GHL order from its current transactions (see module doc);
+    `wizehire_cancelled`: Wizehire cancelled the order it is synced with."""
     currencies = {t.currency.upper() for t in transactions if t.currency}
     if order is not None and order.currency:
         currencies.add(order.currency.upper())
@@ -136,7 +138,7 @@ def compute_payment_state(
         )
 
     return PaymentState(
-        payment_status=_status(paid, refunded, translated, order),
+        payment_status=_status(paid, refunded, translated, order, wizehire_cancelled),
         amount_paid=money(paid),
         amount_refunded=money(refunded),
         currency=currency,
@@ -151,6 +153,7 @@ def _status(
     refunded: Decimal,
     translated: list[WizehirePaymentStatus],
     order: m.Order | None,
+    wizehire_cancelled: bool = False,
 ) -> WizehirePaymentStatus:
     if paid > ZERO:
         if refunded >= paid:
@@ -160,6 +163,10 @@ def _status(
         if order is not None and order.amount is not None and paid < money(order.amount):
             return "pending"  # part of the order captured (partial invoice payment)
         return "paid"
+    if wizehire_cancelled:
+        # Nothing captured and Wizehire no longer wants it: a GHL checkout order (ours to leave
+        # alone, not to void) would otherwise keep reporting `pending` for a dead order.
+        return "cancelled"
     if "pending" in translated:
         return "pending"
     if "failed" in translated:

@@ -1,4 +1,5 @@
-"""Flow 2: GHL says an order or invoice changed -> refresh the sync record from GHL -> Wizehire.
+"""Flow 2: GHL says an order or invoice changed -> the Wizehire order's `order.advance` -> GHL's
+current data -> Wizehire.
 
 `OrderCreate`, `OrderStatusUpdate`: the record of that GHL order; else, for an order GHL made from
 an invoice (`source.type == invoice`, read from GHL's current order), the record of that invoice,
@@ -9,8 +10,13 @@ whose Wizehire order comes later resolves it when a record takes the order.
 `InvoicePaid`, `InvoicePartiallyPaid`, `InvoiceVoid`: the record of that invoice. An invoice no
 record knows is not ours (GHL's own invoicing); if it makes an order, that order is reported.
 
-The event only says "look": the state comes from GHL's current data (`refresh_order_from_ghl`),
-so late, repeated or reordered deliveries converge on the same Wizehire state, patched once.
+The event only says "look", and the look is not done here: once the record is known, the handler
+queues an internal `order.advance` on the Wizehire order's own ordering key (`flows/advance.py`).
+That event runs the order's remaining steps (e.g. the fulfillment of the order GHL made when the
+customer paid our invoice in GHL) and the refresh from GHL's current data, in line with the
+order's Wizehire events instead of racing them, and skips the GHL reads when a refresh that
+started after this webhook arrived has already stored the state. Late, repeated or reordered
+deliveries converge on the same Wizehire state, patched once.
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from typing import Any
 from pydantic import ValidationError
 
 from wizesync.db import sync_repo
+from wizesync.flows.advance import queue_advance_for_event
 from wizesync.flows.outcomes import calling
-from wizesync.flows.refresh import adopt_ghl_order, refresh_order_from_ghl
+from wizesync.flows.refresh import adopt_ghl_order
 from wizesync.flows.unmatched import report_unmatched
 from wizesync.ghl.webhook_events import InvoiceEvent, OrderEvent
 from wizesync.inbox.context import EventContext, PermanentFailure
@@ -43,7 +50,11 @@ async def on_order_event(ctx: EventContext) -> None:
         await report_unmatched(ctx, location_id, event.id, event_type=event.type,
                                snapshot=snapshot)
         return
-    await refresh_order_from_ghl(ctx, record_id)
+    async with ctx.unit_of_work() as session:
+        record = await sync_repo.get(session, record_id)
+        if record is None:
+            raise PermanentFailure(f"sync record {record_id} vanished")
+        await queue_advance_for_event(ctx, session, record)
 
 
 @registry.on("ghl", "InvoicePaid", "InvoicePartiallyPaid", "InvoiceVoid")
@@ -55,12 +66,11 @@ async def on_invoice_event(ctx: EventContext) -> None:
         raise PermanentFailure(f"GHL {event.type} for invoice {event.id} names no location")
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get_by_ghl_invoice(session, location_id, event.id)
-        record_id = record.id if record is not None else None
-    if record_id is None:
+        if record is not None:
+            await queue_advance_for_event(ctx, session, record)
+    if record is None:
         log.info("GHL invoice event for an invoice no Wizehire order made; ignored",
                  extra={"location_id": location_id, "invoice_id": event.id, "type": event.type})
-        return
-    await refresh_order_from_ghl(ctx, record_id)
 
 
 @registry.on("ghl", "InvoiceCreate", "InvoiceUpdate")

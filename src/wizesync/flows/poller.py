@@ -11,9 +11,11 @@ location is polled at most once per interval whichever process gets there first)
    acknowledged), every run;
 4. a batch of records whose GHL side can still change, least recently checked first: GHL's lists
    filter by creation time only, so a refund of an old transaction is found only by re-reading.
-Every record found goes through `refresh_order_from_ghl`, the path GHL's webhooks take, so
-Wizehire is patched only when something changed. Cursors move only after a run without errors
-in reading the lists; one record's failure is counted and retried next run, not fatal.
+Every record found goes through `refresh_order_from_ghl` (the refresh GHL's webhooks lead to),
+so Wizehire is patched only when something changed; a record the refresh leaves with a GHL order
+but no fulfillment gets an `order.advance` queued on its order's line (flows/advance.py).
+Cursors move only after a run without errors in reading the lists; one record's failure is
+counted and retried next run, not fatal.
 
 Runs in the worker process (the in-process worker of the API, or `wizesync worker`) as one of
 the Worker's companions; the first poll comes one interval after start.
@@ -33,9 +35,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
-from wizesync.db import poller_repo, refund_repo
+from wizesync.db import poller_repo, refund_repo, sync_repo
 from wizesync.db.base import utcnow
 from wizesync.db.inbox_repo import ClaimedEvent
+from wizesync.flows.advance import Cause, queue_advance
 from wizesync.flows.refresh import refresh_order_from_ghl
 from wizesync.flows.unmatched import report_unmatched
 from wizesync.ghl import models as m
@@ -235,6 +238,7 @@ class Poller:
                     raise LeaseLost(location_id)
             try:
                 await refresh_order_from_ghl(ctx, record_id)
+                await self._advance_if_unfinished(ctx, record_id)
             except RetryLater as exc:
                 if isinstance(exc.__cause__, GhlNeedsReauth):
                     raise  # every other record would fail the same way: end the run
@@ -253,6 +257,25 @@ class Poller:
             else:
                 counts["refreshed"] += 1
                 result.refreshed.append(record_id)
+
+    async def _advance_if_unfinished(self, ctx: EventContext, record_id: int) -> None:
+        """A record that has its GHL order but no fulfillment (the order GHL made from our paid
+        invoice, adopted by this refresh because its webhooks were lost) gets an `order.advance`:
+        the fulfillment is made in the order's own line, never here beside its events. Queued
+        once per GHL order; the refresh itself stays here (no step of the order flow races it)."""
+        async with self.sessionmaker.begin() as session:
+            record = await sync_repo.get(session, record_id)
+            if (record is None or not record.ghl_order_id or record.ghl_fulfillment_id
+                    or record.wizehire_status == "cancelled"):
+                return
+            cause = Cause(source="poller", event_id=ctx.event.event_id, type="poll",
+                          received_at=utcnow())
+            queued = await queue_advance(
+                session, record, cause,
+                event_id=f"advance:poller:{record.id}:{record.ghl_order_id}")
+        if queued is not None:
+            log.info("poller queued order.advance for an order without its fulfillment",
+                     extra={"sync_order_id": record_id, "ghl_order_id": record.ghl_order_id})
 
     async def _unmatched(self, location_id: str, order_id: str) -> None:
         ctx = self._context(location_id)

@@ -8,6 +8,9 @@ arrive late, twice and out of order, GHL's current answer does not.
 A record that knows only its invoice (the invoice's order not seen yet) looks for the order in the
 invoice's transactions and keeps it (conditional UPDATE: never overwrites another writer's id);
 until then its state comes from the invoice (a voided unpaid invoice is `cancelled`).
+
+A Wizehire order cancelled on which GHL captured nothing is `cancelled`, whatever GHL's order still
+says (a checkout order matched to it stays open in GHL: nothing of ours to void).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ class _Target:
     ghl_invoice_id: str | None
     currency: str
     subscription: dict[str, Any] | None
+    wizehire_status: str
 
 
 async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> PaymentState:
@@ -51,6 +55,12 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
     """
     target = await _load(ctx, sync_order_id)
     ghl = ctx.services.ghl
+    # `ghl_checked_at` is when these reads STARTED, not when they ended: every read below began
+    # after this moment, so the stored state reflects any change GHL announced (by a webhook we
+    # received) before it. An `order.advance` whose webhook arrived no later than this may skip
+    # its own refresh (flows/advance.py); stamping the end would let a webhook that arrived while
+    # the reads ran look covered by data read before the change it announces.
+    reads_started = utcnow()
     order: m.Order | None = None
     invoice: m.Invoice | None = None
     order_id = target.ghl_order_id
@@ -66,7 +76,8 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
         transactions = await _transactions(ctx, target.location_id, target.ghl_invoice_id)
 
     try:
-        state = compute_payment_state(transactions, order, ctx.services.mapping)
+        state = compute_payment_state(transactions, order, ctx.services.mapping,
+                                      wizehire_cancelled=target.wizehire_status == "cancelled")
     except MixedCurrencies as exc:
         raise PermanentFailure(f"order {sync_order_id}: {exc}") from exc
     if state.currency is not None and state.currency != target.currency.upper():
@@ -77,7 +88,7 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
     subscription = await current_subscription(ctx, target.location_id, order, transactions, known)
 
     async with ctx.unit_of_work() as session:
-        values: dict[str, Any] = {**state.as_record(), "ghl_checked_at": utcnow()}
+        values: dict[str, Any] = {**state.as_record(), "ghl_checked_at": reads_started}
         if subscription is not None:
             values["subscription"] = subscription
         await sync_repo.set_fields(session, sync_order_id, **values)
@@ -128,7 +139,8 @@ async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
                 f"sync record {sync_order_id} ({record.wizehire_order_id}) has no GHL order or "
                 "invoice yet: nothing to read payments from")
         return _Target(record.id, record.ghl_location_id, record.ghl_order_id,
-                       record.ghl_invoice_id, record.currency, record.subscription)
+                       record.ghl_invoice_id, record.currency, record.subscription,
+                       record.wizehire_status)
 
 
 async def _transactions(

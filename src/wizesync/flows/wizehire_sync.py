@@ -23,6 +23,7 @@ from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.outcomes import calling
 from wizesync.inbox.context import EventContext, PermanentFailure
+from wizesync.notify.outbox import queue_notice
 from wizesync.notify.slack import Notice
 from wizesync.wizehire.client import idempotency_key
 from wizesync.wizehire.models import OrderSync, OrderSyncSubscription
@@ -86,15 +87,17 @@ async def push_order_state(ctx: EventContext, sync_order_id: int) -> bool:
     key = idempotency_key(wizehire_order_id, "sync", state_digest(state))
     with calling(f"Wizehire PATCH /v1/orders/{wizehire_order_id}/sync"):
         await ctx.services.wizehire.sync_order(wizehire_order_id, body, idempotency_key=key)
+    old_status = (previous or {}).get("payment_status")
     async with ctx.unit_of_work() as session:
         await sync_repo.set_fields(
             session, sync_order_id, last_synced_state=state, pending_sync_state=None,
             synced_at=_moment(pending["synced_at"]),
         )
-    old_status = (previous or {}).get("payment_status")
-    # A first sync is not a change (Wizehire knew the order's status); a later one is.
-    if old_status is not None and old_status != state["payment_status"]:
-        await _tell_slack(ctx, wizehire_order_id, old_status, state)
+        # A first sync is not a change (Wizehire knew the order's status); a later one is. Told
+        # in the transaction that records what Wizehire accepted: both, or neither.
+        if old_status is not None and old_status != state["payment_status"]:
+            await queue_notice(session, ctx.services,
+                               status_notice(wizehire_order_id, old_status, state))
     return True
 
 
@@ -106,11 +109,9 @@ def _moment(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
 
 
-async def _tell_slack(
-    ctx: EventContext, order_id: str, old: str | None, state: dict[str, Any]
-) -> None:
+def status_notice(order_id: str, old: str | None, state: dict[str, Any]) -> Notice:
     new = state["payment_status"]
-    notice = Notice(
+    return Notice(
         title=f"Order {order_id}: payment status {old or 'new'} -> {new}",
         lines=(
             f"paid {state['amount_paid']} {state['currency']}, "
@@ -118,6 +119,7 @@ async def _tell_slack(
             f"GHL location {state['ghl_location_id']}, order {state['ghl_order_id'] or '-'}, "
             f"invoice {state['ghl_invoice_id'] or '-'}",
         ),
-        key=f"payment-status:{order_id}:{new}",
+        # One occurrence = this transition to this exact state: a re-run says it once, while
+        # paid -> refunded -> paid again (a new state) is told again.
+        key=f"payment-status:{order_id}:{old}->{new}:{state_digest(state)[:16]}",
     )
-    await ctx.services.slack.notify(notice)

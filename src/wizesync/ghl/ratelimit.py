@@ -15,6 +15,18 @@ as used), the daily budget; a 429 pauses the location for `Retry-After` or the i
 What `observe` learns is written with this process's next reservation for the location (or
 after `FLUSH_AFTER` seconds at the latest), so a call costs one database transaction, not two.
 A 429 is written at once: every process must stop.
+
+Reserving ahead: when the window is at most half used even with them, one transaction reserves
+`BATCH` slots that may all go now, and this process hands the spare ones to its next calls for
+the location, with no database traffic. A spare slot counts in the shared ledger until `lease`
+after it was reserved (so every process sees it and the sliding-log rule holds whenever it is
+sent), then, once answered, until its answer like any slot. Compared with X-RateLimit-Remaining,
+the spare slots this process still holds are known unsent and left out; other processes' count
+as sent (errs towards no booking, like the rest of that comparison). A spare slot is handed out
+only during the first half of its lease; one not handed out by then, or when an answer shows
+(nearly) no room or a tighter limit (`_tighter`), or at a 429, is released (deleted with this
+process's next write for the location: it was never sent). At a busy window, or a small limit,
+nothing is reserved ahead: one slot per transaction, so the budget is used to the full.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -46,11 +59,15 @@ REMAINING_TOLERANCE = 2
 DAILY_PAUSE_SECONDS = 3600.0
 PRUNE_EVERY = 64
 FLUSH_AFTER = 0.2
+# Slots reserved in one transaction when the window has room (see the module doc), and how long
+# one reserved ahead counts, as a share of the window (0.5 s of GHL's 10 s).
+BATCH = 4
+LEASE_FRACTION = 0.05
 
-# (location, seq, go time) of the slot this task reserved last: `observe` in the same task
-# (acquire, send, observe) finds it.
-_RESERVATION: ContextVar[tuple[str, int, float] | None] = ContextVar("ghl_reservation",
-                                                                     default=None)
+# (location, seq, go time, spare?) of the slot this task reserved last: `observe` in the same
+# task (acquire, send, observe) finds it.
+_RESERVATION: ContextVar[tuple[str, int, float, bool] | None] = ContextVar("ghl_reservation",
+                                                                           default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +90,8 @@ class _Learned:
     """What answers told us about one location since we last wrote to its budget row."""
 
     answered: dict[int, float] = field(default_factory=dict)  # slot seq -> answer time
+    released: set[int] = field(default_factory=set)  # slots reserved ahead, never sent
+    settled: dict[int, float] = field(default_factory=dict)  # spare slot seq -> answer time
     server_max: int | None = None
     server_window_ms: int | None = None
     daily: tuple[int, float] | None = None  # (remaining, when)
@@ -94,6 +113,9 @@ class DbRateLimiter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._learned: dict[str, _Learned] = {}
         self._flushes: dict[str, asyncio.Task[None]] = {}
+        # Slots reserved ahead, per location: (seq, go time, hand out before this loop time).
+        self._ready: dict[str, deque[tuple[int, float, float]]] = {}
+        self._lease = max(GUARD_MIN_SECONDS, self._window * LEASE_FRACTION)
         # The budget clock (the database's on PostgreSQL) minus the event loop's clock.
         self._offset: float | None = None
 
@@ -101,17 +123,26 @@ class DbRateLimiter:
         """Reserve the next slot and sleep until it. Raises `GhlRateLimited` (nothing reserved)
         when the wait would exceed GHL_RATE_LIMIT_MAX_WAIT_SECONDS or the day's budget is out."""
         loop = asyncio.get_running_loop()
-        async with self._lock(location_id), self._sessionmaker.begin() as session:
-            # `now` is read after the lock was granted: waiting for it took time.
-            budget, now = await ghl_repo.lock_budget(session, location_id)
-            local_now = loop.time()
-            self._offset = now - local_now
-            view = await self._write_learned(session, location_id, budget)
-            reserved = await self._reserve(session, location_id, view, now)
-        if isinstance(reserved, GhlRateLimited):
-            raise reserved  # after the commit: what was learned is kept
-        seq, go, wait = reserved
-        _RESERVATION.set((location_id, seq, go))
+        if self._take_ready(location_id):
+            return
+        async with self._lock(location_id):
+            if self._take_ready(location_id):  # reserved ahead while we waited for the lock
+                return
+            async with self._sessionmaker.begin() as session:
+                # `now` is read after the lock was granted: waiting for it took time.
+                budget, now = await ghl_repo.lock_budget(session, location_id)
+                local_now = loop.time()
+                self._offset = now - local_now
+                view = await self._write_learned(session, location_id, budget)
+                reserved = await self._reserve(session, location_id, view, now)
+            if isinstance(reserved, GhlRateLimited):
+                raise reserved  # after the commit: what was learned is kept
+            seq, go, wait, ahead = reserved
+            if ahead:
+                ready = self._ready.setdefault(location_id, deque())
+                hand_out_until = local_now + self._lease / 2
+                ready.extend((extra, go, hand_out_until) for extra in range(seq + 1, seq + ahead))
+        _RESERVATION.set((location_id, seq, go, False))
         # Until the slot, counted from when `now` was read: the commit took time already.
         remaining = local_now + wait - loop.time()
         if remaining > 0:
@@ -125,6 +156,10 @@ class DbRateLimiter:
         server_max = _int(h.get("x-ratelimit-max"))
         interval_ms = _int(h.get("x-ratelimit-interval-milliseconds"))
         daily = _int(h.get("x-ratelimit-daily-remaining"))
+        if self._ready.get(location_id) and self._tighter(remaining, server_max, interval_ms,
+                                                          daily):
+            # Reserved ahead on a ledger that did not know this yet: reserve afresh.
+            self._release_ready(location_id)
         reservation = _RESERVATION.get()
         mine = reservation is not None and reservation[0] == location_id
         if mine:
@@ -139,12 +174,16 @@ class DbRateLimiter:
         learned = self._learned.setdefault(location_id, _Learned())
         if mine:
             assert reservation is not None
-            learned.answered[reservation[1]] = answered_at
+            if reservation[3]:
+                learned.settled[reservation[1]] = answered_at
+            else:
+                learned.answered[reservation[1]] = answered_at
         learned.server_max = server_max or learned.server_max
         learned.server_window_ms = interval_ms or learned.server_window_ms
         if daily is not None:
             learned.daily = (daily, answered_at)
         if status == 429:
+            self._release_ready(location_id)  # reserved ahead, but GHL says stop
             delay = retry_after_seconds(h)
             if delay is None:
                 delay = max(self._window, (interval_ms or 0) / 1000)
@@ -174,11 +213,53 @@ class DbRateLimiter:
         """Write what is pending and stop the timers."""
         for task in list(self._flushes.values()):
             task.cancel()
+        for location_id in list(self._ready):
+            self._release_ready(location_id)
         for location_id in list(self._learned):
             with contextlib.suppress(Exception):
                 await self.flush(location_id)
 
     # --- internals ----------------------------------------------------------------------------
+
+    def _take_ready(self, location_id: str) -> bool:
+        """Use a slot reserved ahead, if one is still within its hand-out time."""
+        ready = self._ready.get(location_id)
+        if not ready:
+            return False
+        local_now = asyncio.get_running_loop().time()
+        late = []
+        while ready and ready[0][2] <= local_now:
+            late.append(ready.popleft()[0])  # too late to send it now: give it back
+        if late:
+            self._learned.setdefault(location_id, _Learned()).released.update(late)
+            self._schedule_flush(location_id)
+        if not ready:
+            return False
+        seq, go, _ = ready.popleft()
+        assert self._offset is not None  # set by the transaction that reserved it
+        # Sent now, not at `go`: what GHL may have counted of ours is measured from here.
+        _RESERVATION.set((location_id, seq, max(go, local_now + self._offset), True))
+        return True
+
+    def _release_ready(self, location_id: str) -> None:
+        """Give back the slots reserved ahead and not handed out (written with the next
+        transaction for the location)."""
+        ready = self._ready.pop(location_id, None)
+        if ready:
+            learned = self._learned.setdefault(location_id, _Learned())
+            learned.released.update(seq for seq, _, _ in ready)
+
+    def _tighter(self, remaining: int | None, server_max: int | None, interval_ms: int | None,
+                 daily: int | None) -> bool:
+        """Whether an answer's headers say less room than reserving ahead assumed: a smaller
+        limit or longer window than ours, a window GHL counts as (nearly) full, or a daily
+        budget near its end. (A window merely past half is not: spare slots given back in the
+        middle of the sequence leave a position unused, and at a burst's end one such position
+        costs a whole window; the spare ones are used within a quarter of a second anyway.)"""
+        return bool((server_max and server_max < self._limit)
+                    or (interval_ms and interval_ms / 1000 > self._window)
+                    or (remaining is not None and remaining < 2 * BATCH)
+                    or (daily is not None and daily < 4 * BATCH))
 
     def _lock(self, location_id: str) -> asyncio.Lock:
         return self._locks.setdefault(location_id, asyncio.Lock())
@@ -207,6 +288,17 @@ class DbRateLimiter:
         view = _View(budget, self._limit, self._window)
         if learned.answered:
             await ghl_repo.extend_slots(session, location_id, learned.answered)
+        if learned.settled:
+            await ghl_repo.settle_slots(session, location_id, learned.settled)
+        if learned.released:
+            await ghl_repo.release_slots(session, location_id, sorted(learned.released))
+            # At the end of the sequence (no reservation since), the numbers are reused: the
+            # rule counts positions, so a hole would keep the next slot waiting for nothing.
+            tail = view.next_seq
+            while tail - 1 in learned.released:
+                tail -= 1
+            if tail != view.next_seq:
+                view.set(next_seq=tail)
         if learned.server_max and learned.server_max != budget.server_max:
             view.set(server_max=learned.server_max)
         if learned.server_window_ms and learned.server_window_ms != budget.server_window_ms:
@@ -220,6 +312,8 @@ class DbRateLimiter:
             limit, window = view.limit_window()
             used = await ghl_repo.count_slots_in_window(
                 session, location_id, counted_from - window, answered_at)
+            # Our spare slots not handed out yet: GHL cannot have counted them.
+            used -= len(self._ready.get(location_id) or ())
             foreign = (limit - remaining) - used - max(REMAINING_TOLERANCE, limit // 50)
             if foreign > 0:
                 # Requests we did not make (another app instance?): booked as used from then
@@ -233,8 +327,9 @@ class DbRateLimiter:
 
     async def _reserve(
         self, session: AsyncSession, location_id: str, view: _View, now: float
-    ) -> tuple[int, float, float] | GhlRateLimited:
-        """The next slot (seq, go time, wait), or why there is none (nothing reserved)."""
+    ) -> tuple[int, float, float, int] | GhlRateLimited:
+        """The next slot (seq, go time, wait, how many slots from seq on were reserved), or why
+        there is none (nothing reserved)."""
         limit, window = view.limit_window()
         daily, daily_at = view.get("daily_remaining"), view.get("daily_observed_at")
         if (daily is not None and daily <= 0 and daily_at is not None
@@ -255,14 +350,35 @@ class DbRateLimiter:
                 await ghl_repo.update_budget(session, location_id, **view.changes)
             return GhlRateLimited(f"GHL request budget of location {location_id} is booked "
                                   f"for the next {wait:.0f} s", delay=wait)
+        count = await self._room_ahead(session, location_id, seq, limit, window, now, daily) \
+            if wait <= 0 else 1
         await ghl_repo.add_slots(session, location_id, seq, [go])
-        view.set(next_seq=seq + 1, last_go_at=go)
+        if count > 1:  # counted until the end of their lease: see the module doc
+            await ghl_repo.add_slots(session, location_id, seq + 1, [go] * (count - 1),
+                                     counted_until=go + self._lease)
+        view.set(next_seq=seq + count, last_go_at=go)
         if daily is not None:
-            view.set(daily_remaining=daily - 1)
+            view.set(daily_remaining=daily - count)
         await ghl_repo.update_budget(session, location_id, **view.changes)
-        if seq % PRUNE_EVERY == 0 and seq:
+        if seq and (seq + count - 1) // PRUNE_EVERY != (seq - 1) // PRUNE_EVERY:
             await ghl_repo.prune_slots(session, location_id, seq - 2 * max(limit, self._limit))
-        return seq, go, wait
+        return seq, go, wait, count
+
+    async def _room_ahead(self, session: AsyncSession, location_id: str, seq: int, limit: int,
+                          window: float, now: float, daily: int | None) -> int:
+        """`BATCH` when the window, with that many more requests now, is at most half used:
+        the request `limit // 2` places before the batch's last one no longer counts. Else 1
+        (also for small limits, where a few spare slots would be a large share)."""
+        half = limit // 2
+        if BATCH < 2 or BATCH > limit // 8 or (daily is not None and daily < 4 * BATCH):
+            return 1
+        back = seq + BATCH - 1 - half
+        if back >= 0:
+            counted = await ghl_repo.latest_slot_at(session, location_id, back)
+            guard = max(window * GUARD_FRACTION, GUARD_MIN_SECONDS)
+            if counted is not None and counted + window + guard > now:
+                return 1
+        return BATCH
 
 
 @dataclass

@@ -57,6 +57,8 @@ BUILTIN_HANDLER_MODULES: list[str] = [
     "wizesync.flows.orders",
     "wizesync.flows.refunds.handler",
     "wizesync.flows.payments",
+    "wizesync.flows.advance",
+    "wizesync.notify.outbox",
 ]
 
 

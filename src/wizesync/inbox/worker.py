@@ -34,6 +34,8 @@ from wizesync.db.models import EventStatus
 from wizesync.inbox.context import OUTBOUND_CALLS, EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.logs import EVENT_CONTEXT
+from wizesync.notify import outbox
+from wizesync.notify.slack import Notice
 from wizesync.ops import metrics
 
 log = logging.getLogger(__name__)
@@ -238,7 +240,8 @@ class Worker:
         if outcome == EventStatus.RETRY and event.attempts_used >= max_attempts:
             outcome, error = EventStatus.DEAD, f"out of attempts ({event.attempt}): {error}"
         try:
-            await self._finish(event, outcome, error, next_at, ctx.outbound_calls)
+            notice = self._notice_for(event, outcome, error, alert)
+            await self._finish(event, outcome, error, next_at, ctx.outbound_calls, notice)
             elapsed = time.monotonic() - started
             metrics.HANDLER_DURATION.labels(event.source, event.type, outcome.value).observe(
                 elapsed
@@ -246,7 +249,6 @@ class Worker:
             metrics.ATTEMPTS.labels(event.source, event.type, outcome.value).inc()
             log.info("attempt finished", extra={"outcome": outcome.value, "error": error,
                                                 "ms": round(elapsed * 1000, 1)})
-            await self._tell_humans(event, outcome, error, alert)
         finally:
             EVENT_CONTEXT.reset(token)
             if self._in_flight.get(event.id, (None, None))[1] is event:
@@ -254,25 +256,25 @@ class Worker:
                 del self._in_flight[event.id]
             self._wake.set()  # a slot is free
 
-    async def _tell_humans(
+    def _notice_for(
         self, event: ClaimedEvent, outcome: EventStatus, error: str | None, alert: str | None
-    ) -> None:
-        """Slack, when the process has it: an event died, or a wait needs a human. Never fails
-        the attempt (the notifier swallows its own errors); de-duplicated by key."""
-        from wizesync.notify.slack import Notice
-
-        slack = getattr(self.services, "slack", None)
-        if slack is None:
-            return
+    ) -> Notice | None:
+        """The Slack notice this outcome calls for (an event died, or a wait needs a human),
+        queued by `_finish` in the transaction that records the outcome, so the death and its
+        notice are stored together; None when there is nothing to tell or no Slack to tell."""
+        if outcome == EventStatus.DEAD and outbox.is_notice_event(event):
+            # A notice about a dead notice would go the same way (and loop): the log says it.
+            log.error("a Slack notice could not be delivered and is dead", extra={
+                "inbox_id": event.id, "error": error,
+                "replay": f"wizesync events replay {event.id}"})
+            return None
+        if not outbox.notices_enabled(self.services):
+            return None
         if outcome == EventStatus.DEAD:
-            reason = (error or "").splitlines()[0][:300] if error else "no reason recorded"
-            await slack.notify(Notice(
-                f"Event {event.id} ({event.source} {event.type}) is dead",
-                (f"reason: {reason}", f"replay once fixed: wizesync events replay {event.id}"),
-                key=f"dead:{event.id}:{event.attempt}", severity="action"))
-        elif alert:
-            await slack.notify(Notice(alert, (f"event {event.id}: {event.type}",),
-                                      key=f"alert:{alert}", severity="action"))
+            return outbox.dead_event_notice(event, error)
+        if alert:
+            return outbox.alert_notice(alert, event, utcnow())
+        return None
 
     def _backoff(self, attempt: int) -> float:
         return backoff_delay(
@@ -282,10 +284,11 @@ class Worker:
 
     async def _finish(
         self, event: ClaimedEvent, outcome: EventStatus, error: str | None,
-        next_at: Any, calls: list[dict[str, Any]],
+        next_at: Any, calls: list[dict[str, Any]], notice: Notice | None = None,
     ) -> None:
-        """Record the outcome; if the database is briefly away, keep trying while the lease
-        holds (after that the sweeper re-queues the event and the handler runs again)."""
+        """Record the outcome (and queue its Slack `notice`, in the same transaction); if the
+        database is briefly away, keep trying while the lease holds (after that the sweeper
+        re-queues the event and the handler runs again)."""
         deadline = time.monotonic() + self.lease_seconds
         delay = 0.2
         while True:
@@ -295,6 +298,8 @@ class Worker:
                         session, event=event, worker_id=self.worker_id, outcome=outcome,
                         error=error, next_attempt_at=next_at, outbound_calls=calls,
                     )
+                    if owned and notice is not None:
+                        await outbox.queue_notice(session, self.services, notice)
                 if not owned:
                     log.warning("lease lost before finishing; the event was re-queued")
                 return

@@ -1,7 +1,10 @@
-"""Slack incoming-webhook notifications: rate-limited, de-duplicated, and never fatal.
+"""Slack incoming webhook: one message per `post`, paced, with Slack's answer in words.
 
-A flow calls `notify(...)` and moves on: a Slack outage, a 429 or a bad URL is logged and counted,
-never raised, because telling a human must not stop the money from syncing.
+Nothing here decides what to do about a failure: `post` raises `SlackUnavailable` (try again,
+with Slack's `Retry-After` when it gave one) or `SlackRefused` (retrying cannot help: a wrong or
+revoked webhook URL). Flows never call this directly: they queue a notice in their own
+transaction (`wizesync.notify.outbox`), and the `internal`/`slack.notify` event posts it, so a
+Slack outage delays a message instead of losing it, and never fails a flow.
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import httpx
@@ -17,12 +19,18 @@ from prometheus_client import Counter
 
 log = logging.getLogger(__name__)
 
+# Outcomes: queued / deduplicated (a notice with that key was queued before) when a flow queues
+# one; sent / failed (will retry) / rate_limited (429, will retry) / refused (4xx, dead) when the
+# internal event posts it.
 SENT = Counter("wizesync_slack_messages_total", "Slack notifications by outcome", ["outcome"])
+
+# Slack allows about one message per second per webhook.
+MIN_SECONDS_BETWEEN_POSTS = 1.0
 
 
 @dataclass(frozen=True)
 class Notice:
-    """One message. `key` de-duplicates: the same key within the window is sent once."""
+    """One message. `key` names what it is about: a notice with the same key is sent once."""
 
     title: str
     lines: tuple[str, ...] = ()
@@ -35,59 +43,88 @@ class Notice:
         return "\n".join([f"{icon} *{self.title}*".strip(), *self.lines])
 
 
+class SlackUnavailable(Exception):
+    """Slack did not take the message now (network, 5xx, 429): try again later."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class SlackRefused(Exception):
+    """Slack refused the webhook itself (bad URL, revoked, archived channel): a human must fix
+    the configuration; trying again cannot help."""
+
+
 class SlackNotifier:
     def __init__(
         self,
         http: httpx.AsyncClient,
         webhook_url: str | None,
         *,
-        per_minute: int = 20,
-        dedupe_seconds: float = 600.0,
+        min_interval: float = MIN_SECONDS_BETWEEN_POSTS,
     ) -> None:
         self._http = http
         self._url = webhook_url
-        self._per_minute = per_minute
-        self._dedupe_seconds = dedupe_seconds
-        self._sent_at: list[float] = []
-        self._recent: OrderedDict[str, float] = OrderedDict()
+        self._min_interval = min_interval
+        self._last_post = float("-inf")
         self._lock = asyncio.Lock()
 
     @property
     def enabled(self) -> bool:
         return bool(self._url)
 
-    async def notify(self, notice: Notice) -> bool:
-        """True when Slack accepted the message; False when skipped or failed (logged)."""
+    async def post(self, notice: Notice) -> None:
+        """Post one message; raises `SlackUnavailable` or `SlackRefused` when Slack did not take
+        it. Posts of this process are spaced `min_interval` apart (the queue already sends them
+        one at a time; a 429 from Slack covers several processes)."""
         if not self._url:
-            return False
+            raise SlackRefused("SLACK_WEBHOOK_URL is not set")
         async with self._lock:
-            now = time.monotonic()
-            if notice.key is not None:
-                last = self._recent.get(notice.key)
-                if last is not None and now - last < self._dedupe_seconds:
-                    SENT.labels("deduplicated").inc()
-                    return False
-            self._sent_at = [t for t in self._sent_at if now - t < 60]
-            if len(self._sent_at) >= self._per_minute:
-                SENT.labels("rate_limited").inc()
-                log.warning("slack notice dropped: over the rate limit",
-                            extra={"notice": notice.title})
-                return False
-            self._sent_at.append(now)
-            if notice.key is not None:
-                self._recent[notice.key] = now
-                while len(self._recent) > 1000:
-                    self._recent.popitem(last=False)
-        try:
-            response = await self._http.post(self._url, json={"text": notice.text()},
-                                             timeout=5.0)
-        except httpx.HTTPError as exc:
-            SENT.labels("failed").inc()
-            log.warning("slack notice failed", extra={"error": type(exc).__name__})
-            return False
-        if response.status_code >= 300:
-            SENT.labels("failed").inc()
-            log.warning("slack notice refused", extra={"status": response.status_code})
-            return False
-        SENT.labels("sent").inc()
-        return True
+            wait = self._last_post + self._min_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._last_post = time.monotonic()
+            try:
+                response = await self._http.post(self._url, json={"text": notice.text()},
+                                                 timeout=5.0)
+            except httpx.HTTPError as exc:
+                SENT.labels("failed").inc()
+                raise SlackUnavailable(f"Slack unreachable ({type(exc).__name__})") from None
+        status = response.status_code
+        if status < 300:
+            SENT.labels("sent").inc()
+            return
+        said = _said(response)
+        if status == 429:
+            SENT.labels("rate_limited").inc()
+            raise SlackUnavailable(f"Slack is rate-limiting us (429{said})",
+                                   retry_after=retry_after_seconds(response))
+        if 400 <= status < 500:
+            SENT.labels("refused").inc()
+            raise SlackRefused(
+                f"Slack refused the message: {status} {httpx.codes.get_reason_phrase(status)}"
+                f"{said}; the webhook URL is wrong or was revoked (check SLACK_WEBHOOK_URL), "
+                f"then replay"
+            )
+        SENT.labels("failed").inc()
+        raise SlackUnavailable(
+            f"Slack answered {status} {httpx.codes.get_reason_phrase(status)}{said}")
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """Slack's `Retry-After` (seconds) on a 429; None when absent or not a number."""
+    value = response.headers.get("retry-after")
+    try:
+        seconds = float(value) if value is not None else None
+    except ValueError:
+        return None
+    if seconds is None or seconds < 0:
+        return None
+    return min(seconds, 3600.0)  # a broken header must not park the queue for days
+
+
+def _said(response: httpx.Response) -> str:
+    """What Slack said (`no_service`, `invalid_token`, `channel_is_archived`, ...), briefly."""
+    text = response.text.strip()[:120]
+    return f": {text}" if text else ""

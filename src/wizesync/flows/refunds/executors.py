@@ -11,7 +11,8 @@ start-up. The module registering it must be imported before the mapping is loade
 
 Contract of `execute` (the handler relies on it):
 - It runs only for a refund already validated against GHL and stored with its transaction and
-  baseline; its result is stored, then sent to Wizehire, by the caller.
+  baseline; its result is stored, then sent to Wizehire, by the caller. A `notice` in the result
+  is queued for Slack in the transaction that stores the result (both or neither).
 - It may run more than once for the same refund (a crash after it returned, before its result was
   stored): it must be idempotent per `refund.wizehire_refund_id` (a gateway gets it as its own
   idempotency key).
@@ -31,8 +32,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from wizesync.db import refund_repo
-from wizesync.db.base import utcnow
+from wizesync.notify.outbox import notices_enabled
 from wizesync.notify.slack import Notice
 from wizesync.wizehire.models import decimal_text
 
@@ -65,6 +65,8 @@ class RefundCase:
 class ExecutorResult:
     status: ExecutorStatus
     failure_reason: str | None = None  # required in words when status is failed
+    # A message for a human, queued (durably) in the same transaction that stores `status`.
+    notice: Notice | None = None
 
 
 class RefundExecutor(Protocol):
@@ -107,26 +109,20 @@ def get_executor(name: str) -> RefundExecutor:
 
 class ManualExecutor:
     """A human refunds the transaction in GHL (or its payment provider); Wizehire is told
-    `manual_action_required` meanwhile, and Slack once (guarded by `notified_at`)."""
+    `manual_action_required` meanwhile, and Slack once: the notice is queued with the status
+    (guarded by `notified_at` and by the notice's key)."""
 
     name = "manual"
 
     async def execute(
         self, ctx: Any, refund: RefundCase, order_state: PaymentState
     ) -> ExecutorResult:
-        if refund.notified_at is None:
-            await self._notify(ctx, refund, order_state)
-        return ExecutorResult(status="manual_action_required")
-
-    async def _notify(self, ctx: Any, refund: RefundCase, order_state: PaymentState) -> None:
-        slack = ctx.services.slack
-        if not slack.enabled:
-            return  # nobody to tell; a later run with Slack configured still can
-        provider = await whitelabel_provider_text(ctx, refund.ghl_location_id)
-        sent = await slack.notify(manual_refund_notice(refund, order_state, provider))
-        if sent:
-            async with ctx.unit_of_work() as session:
-                await refund_repo.set_fields(session, refund.refund_id, notified_at=utcnow())
+        notice = None
+        # Without Slack nobody is told; a later run with Slack configured still can.
+        if refund.notified_at is None and notices_enabled(ctx.services):
+            provider = await whitelabel_provider_text(ctx, refund.ghl_location_id)
+            notice = manual_refund_notice(refund, order_state, provider)
+        return ExecutorResult(status="manual_action_required", notice=notice)
 
 
 def manual_refund_notice(refund: RefundCase, order_state: PaymentState, provider: str) -> Notice:

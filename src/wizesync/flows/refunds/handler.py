@@ -7,7 +7,8 @@ Steps, each stored before the next outbound call, so a redelivery or a crash res
    fits what is still refundable (captured minus refunded minus refunds accepted but not carried
    out yet) on one captured transaction. Refused -> `failed` + the reason in words;
    accepted -> the transaction and its `refunded_baseline` stored;
-3. the executor (`refunds.executor` in the mapping; `manual` asks a human through Slack);
+3. the executor (`refunds.executor` in the mapping; `manual` asks a human through Slack: the
+   notice is queued in the transaction that stores the executor's status);
 4. `PATCH /v1/refunds/{id}` with the stored state (see `wizehire_push`).
 An order whose sync has not reached a GHL order yet makes the refund wait (RetryLater, the
 worker's backoff); on the event's last attempt it is refused with a reason saying so.
@@ -31,6 +32,7 @@ from wizesync.flows.refunds.rules import Accepted, Claim, Refused, decide
 from wizesync.flows.refunds.wizehire_push import push_refund_state
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import registry
+from wizesync.notify.outbox import queue_notice
 from wizesync.wizehire.events import Refund, RefundRequestedEvent
 
 log = logging.getLogger(__name__)
@@ -183,10 +185,16 @@ async def _execute(
             f"the {executor.name} refund executor refused the refund"
     async with ctx.unit_of_work() as session:
         current = await refund_repo.lock(session, refund.id)
-        # The poller may have settled it meanwhile: a decided refund is never walked back.
-        if current is not None and current.status == refund.status \
-                and current.status != result.status:
+        # The poller may have settled it meanwhile: a decided refund is never walked back,
+        # and nobody needs telling about it.
+        if current is None or current.status != refund.status:
+            return
+        if current.status != result.status:
             await refund_repo.set_fields(session, refund.id, **values)
+        # Queued with the status it is about: both are stored, or neither.
+        if result.notice is not None and current.notified_at is None \
+                and await queue_notice(session, ctx.services, result.notice):
+            await refund_repo.set_fields(session, refund.id, notified_at=utcnow())
 
 
 async def _reload(ctx: EventContext, refund: SyncRefund) -> SyncRefund:

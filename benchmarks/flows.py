@@ -138,10 +138,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--latency-orders", type=int, default=30)
     parser.add_argument("--burst-orders", type=int, default=40)
+    parser.add_argument("--database-url", default=None,
+                        help="the service's DATABASE_URL (default: a temporary SQLite file); "
+                             "an empty PostgreSQL database, e.g. "
+                             "postgresql+asyncpg://postgres@127.0.0.1:5432/wizesync_bench")
     args = parser.parse_args()
     # A long poll interval: the poller's GHL reads would otherwise share the budget measured here.
-    with demo.Stack(poll_interval=300) as stack:
-        print(f"sandbox {stack.sandbox_url}, service {stack.service_url}, SQLite, "
+    extra_env = {"DATABASE_URL": args.database_url} if args.database_url else {}
+    with demo.Stack(poll_interval=300, extra_env=extra_env) as stack:
+        print(f"sandbox {stack.sandbox_url}, service {stack.service_url}, "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}, "
               f"in-process worker (logs: {stack.workdir})", flush=True)
         lat = latency(stack, args.latency_orders)
         f, s = lat["fulfillment_ms"], lat["sync_ms"]

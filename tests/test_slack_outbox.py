@@ -3,71 +3,31 @@ Slack's terms, dead in words when the webhook is refused. Slack is an httpx Mock
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select
 
 from tests.conftest import make_settings
+from tests.support.slack import (
+    ScriptedSlack,
+    notice_registry,
+    notice_rows,
+    services_for,
+)
 from tests.support.worker_harness import running_worker, wait_for_status
 from wizesync.db.base import utcnow
-from wizesync.db.models import EventStatus, InboxEvent
-from wizesync.inbox.registry import HandlerRegistry
+from wizesync.db.models import EventStatus
 from wizesync.notify import slack as slack_module
-from wizesync.notify.outbox import NOTIFY_TYPE, post_notice, queue_notice
-from wizesync.notify.slack import Notice, SlackNotifier
-
-URL = "https://hooks.slack.test/services/T000/B000/XXXX"
-
-
-@dataclass
-class ScriptedSlack:
-    """Answers from `script` in turn (then 200); keeps the text of every message it took."""
-
-    script: list[Callable[[], httpx.Response]] = field(default_factory=list)
-    requests: int = 0
-    accepted: list[str] = field(default_factory=list)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.requests += 1
-        if self.script:
-            return self.script.pop(0)()
-        self.accepted.append(json.loads(request.content)["text"])
-        return httpx.Response(200, text="ok")
-
-
-@dataclass
-class FakeServices:
-    slack: SlackNotifier
-
-
-def services_for(slack: ScriptedSlack, url: str | None = URL) -> FakeServices:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(slack.handle))
-    return FakeServices(SlackNotifier(http, url, min_interval=0))
-
-
-def notice_registry() -> HandlerRegistry:
-    registry = HandlerRegistry()
-    registry.add("internal", NOTIFY_TYPE, post_notice)
-    return registry
+from wizesync.notify.outbox import queue_notice
+from wizesync.notify.slack import Notice
 
 
 async def queue(sessionmaker: Any, services: Any, notice: Notice) -> bool:
     async with sessionmaker.begin() as session:
         return await queue_notice(session, services, notice)
-
-
-async def notice_rows(sessionmaker: Any) -> list[InboxEvent]:
-    async with sessionmaker() as session:
-        return list((await session.execute(
-            select(InboxEvent).where(InboxEvent.source == "internal").order_by(InboxEvent.id)
-        )).scalars())
 
 
 NOTICE = Notice("Refund needs a human: 10.00 USD on Wizehire order wh_ord_1",

@@ -5,67 +5,23 @@ The worker queues the notice (an `internal`/`slack.notify` event) and the same w
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-from typing import Any
-
-import httpx
-from sqlalchemy import select
-
 from tests.conftest import make_settings
+from tests.support.slack import ScriptedSlack, notice_registry, notice_rows, services_for
 from tests.support.worker_harness import add_event, running_worker, wait_for_status, wait_until
 from wizesync.db.base import utcnow
-from wizesync.db.models import EventStatus, InboxEvent
+from wizesync.db.models import EventStatus
 from wizesync.inbox.context import PermanentFailure, RetryLater
-from wizesync.inbox.registry import HandlerRegistry
-from wizesync.notify.outbox import NOTIFY_TYPE, post_notice
-from wizesync.notify.slack import SlackNotifier
-
-URL = "https://hooks.slack.test/services/T000/B000/XXXX"
-
-
-@dataclass
-class FakeSlack:
-    """Slack's incoming webhook: keeps every message's text; answers 200."""
-
-    messages: list[str] = field(default_factory=list)
-
-    def handle(self, request: httpx.Request) -> httpx.Response:
-        self.messages.append(json.loads(request.content)["text"])
-        return httpx.Response(200, text="ok")
-
-
-@dataclass
-class FakeServices:
-    slack: SlackNotifier
-
-
-def services_for(fake: FakeSlack, url: str | None = URL) -> FakeServices:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(fake.handle))
-    return FakeServices(SlackNotifier(http, url, min_interval=0))
-
-
-def registry_with_notices() -> HandlerRegistry:
-    registry = HandlerRegistry()
-    registry.add("internal", NOTIFY_TYPE, post_notice)
-    return registry
-
-
-async def notice_rows(sessionmaker: Any) -> list[InboxEvent]:
-    async with sessionmaker() as session:
-        return list((await session.execute(
-            select(InboxEvent).where(InboxEvent.source == "internal").order_by(InboxEvent.id)
-        )).scalars())
+from wizesync.notify.outbox import NOTIFY_TYPE
 
 
 async def test_a_dead_event_is_queued_for_slack_with_how_to_replay_it(database_url, sessionmaker):
-    registry = registry_with_notices()
+    registry = notice_registry()
 
     @registry.on("wizehire", "order.created")
     async def handle(ctx):  # type: ignore[no-untyped-def]
         raise PermanentFailure("unmapped SKU JOB-X: add it to the mapping file")
 
-    slack = FakeSlack()
+    slack = ScriptedSlack()
     event_id = await add_event(sessionmaker, key="k")
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
         worker.services = services_for(slack)
@@ -76,7 +32,7 @@ async def test_a_dead_event_is_queued_for_slack_with_how_to_replay_it(database_u
     assert (row.type, row.ordering_key) == (NOTIFY_TYPE, "slack")
     assert row.event_id.startswith(f"slack:dead:{event_id}:")
     assert f"wizesync events replay {event_id}" in " ".join(row.payload["lines"])
-    (message,) = slack.messages
+    (message,) = slack.accepted
     assert f"Event {event_id}" in message and "dead" in message
     assert "unmapped SKU JOB-X" in message
     assert f"wizesync events replay {event_id}" in message
@@ -85,7 +41,7 @@ async def test_a_dead_event_is_queued_for_slack_with_how_to_replay_it(database_u
 async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_does_not(
     database_url, sessionmaker
 ):
-    registry = registry_with_notices()
+    registry = notice_registry()
     calls = {"n": 0}
 
     @registry.on("wizehire", "order.created")
@@ -97,7 +53,7 @@ async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_d
             raise RetryLater("install needs re-authorisation", 0.05,
                              alert="A GHL installation needs re-authorisation")
 
-    slack = FakeSlack()
+    slack = ScriptedSlack()
     started_hour = f"{utcnow():%Y-%m-%dT%H}"
     event_id = await add_event(sessionmaker, key="k2")
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
@@ -112,22 +68,22 @@ async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_d
     assert 1 <= len(rows) <= hours
     assert all(r.event_id.startswith(
         "slack:alert:A GHL installation needs re-authorisation:") for r in rows)
-    assert slack.messages and all(
-        "A GHL installation needs re-authorisation" in m for m in slack.messages)
+    assert slack.accepted and all(
+        "A GHL installation needs re-authorisation" in m for m in slack.accepted)
 
 
 async def test_without_a_slack_webhook_a_dead_event_queues_nothing(database_url, sessionmaker):
-    registry = registry_with_notices()
+    registry = notice_registry()
 
     @registry.on("wizehire", "order.created")
     async def handle(ctx):  # type: ignore[no-untyped-def]
         raise PermanentFailure("nope")
 
-    slack = FakeSlack()
+    slack = ScriptedSlack()
     event_id = await add_event(sessionmaker, key="k3")
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
         worker.services = services_for(slack, url=None)
         await wait_for_status(sessionmaker, event_id, EventStatus.DEAD)
     # stop() waited for the attempt, its notice included.
     assert await notice_rows(sessionmaker) == []
-    assert slack.messages == []
+    assert slack.accepted == []

@@ -64,41 +64,30 @@ async def get_by_ghl_invoice(
     return (await session.execute(stmt)).scalars().first()
 
 
-async def ghl_order_claimed(
-    session: AsyncSession, location_id: str, ghl_order_id: str, *, except_id: int
-) -> bool:
-    """Whether another Wizehire order already owns this GHL order (a match must not take it)."""
-    stmt = select(SyncOrder.id).where(
-        SyncOrder.ghl_location_id == location_id,
-        SyncOrder.ghl_order_id == ghl_order_id,
-        SyncOrder.id != except_id,
-    )
-    return (await session.execute(stmt.limit(1))).first() is not None
-
-
 async def ghl_orders_claimed(
     session: AsyncSession, location_id: str, ghl_order_ids: Sequence[str], *, except_id: int
 ) -> set[str]:
     """Which of these GHL orders another Wizehire order already owns (one query)."""
-    if not ghl_order_ids:
-        return set()
-    stmt = select(SyncOrder.ghl_order_id).where(
-        SyncOrder.ghl_location_id == location_id,
-        SyncOrder.ghl_order_id.in_(list(ghl_order_ids)),
-        SyncOrder.id != except_id,
-    )
-    return {v for v in (await session.execute(stmt)).scalars() if v}
+    return await _owned_by_others(session, SyncOrder.ghl_order_id, location_id, ghl_order_ids,
+                                  except_id)
 
 
 async def ghl_invoices_owned(
     session: AsyncSession, location_id: str, ghl_invoice_ids: Sequence[str], *, except_id: int
 ) -> set[str]:
     """Which of these GHL invoices are another Wizehire order's (one query)."""
-    if not ghl_invoice_ids:
+    return await _owned_by_others(session, SyncOrder.ghl_invoice_id, location_id,
+                                  ghl_invoice_ids, except_id)
+
+
+async def _owned_by_others(
+    session: AsyncSession, column: Any, location_id: str, ids: Sequence[str], except_id: int
+) -> set[str]:
+    if not ids:
         return set()
-    stmt = select(SyncOrder.ghl_invoice_id).where(
+    stmt = select(column).where(
         SyncOrder.ghl_location_id == location_id,
-        SyncOrder.ghl_invoice_id.in_(list(ghl_invoice_ids)),
+        column.in_(list(ids)),
         SyncOrder.id != except_id,
     )
     return {v for v in (await session.execute(stmt)).scalars() if v}

@@ -44,6 +44,7 @@ from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlNotFound, GhlValidationError
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import registry
+from wizesync.notify.outbox import queue_notice
 from wizesync.notify.slack import Notice
 from wizesync.wizehire.events import Order, OrderEvent
 
@@ -281,8 +282,6 @@ class _OrderRun:
         ids = ", ".join(o.id for o in matches)
         reason = (f"ambiguous match: {len(matches)} candidates (GHL orders {ids} of contact "
                   f"{self.rec.ghl_contact_id}, {self.order.amount} {self.order.currency})")
-        from wizesync.notify.outbox import queue_notice
-
         candidates = ",".join(sorted(o.id for o in matches))
         async with self.ctx.unit_of_work() as session:  # durable; once per set of candidates
             await queue_notice(session, self.ctx.services, Notice(

@@ -78,22 +78,17 @@ async def lock_by_wizehire_id(
     session: AsyncSession, wizehire_refund_id: str
 ) -> SyncRefund | None:
     """The refund's row, read fresh and locked until the transaction ends."""
-    stmt = (
-        select(SyncRefund)
-        .where(SyncRefund.wizehire_refund_id == wizehire_refund_id)
-        .execution_options(populate_existing=True)
-    )
-    if _postgres(session):
-        stmt = stmt.with_for_update()
-    return (await session.execute(stmt)).scalar_one_or_none()
+    return await _locked(session, SyncRefund.wizehire_refund_id == wizehire_refund_id)
 
 
 async def lock(session: AsyncSession, refund_id: int) -> SyncRefund | None:
-    stmt = (
-        select(SyncRefund)
-        .where(SyncRefund.id == refund_id)
-        .execution_options(populate_existing=True)
-    )
+    return await _locked(session, SyncRefund.id == refund_id)
+
+
+async def _locked(session: AsyncSession, where: Any) -> SyncRefund | None:
+    """The one row `where` selects, read fresh; locked (PostgreSQL) until the transaction ends
+    (SQLite's BEGIN IMMEDIATE already holds the write lock)."""
+    stmt = select(SyncRefund).where(where).execution_options(populate_existing=True)
     if _postgres(session):
         stmt = stmt.with_for_update()
     return (await session.execute(stmt)).scalar_one_or_none()

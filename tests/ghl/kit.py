@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -138,3 +140,25 @@ class Helper:
             self.popen.kill()
         self.popen.wait(10)
         self._out.close()
+
+
+async def run_together(module: str, args: list[str], env: dict[str, str], tmp_path: Path, *,
+                       processes: int = 2, done_timeout: float = 60.0) -> list[Any]:
+    """Start `processes` helpers of `module` with `args`, let them all go at once (the `--go`
+    file), wait until each says "done", and return what each wrote to its `--out` file."""
+    go = tmp_path / "go"
+    helpers = [
+        Helper(module, [*args, "--go", str(go), "--out", str(tmp_path / f"{n}.json")],
+               env, tmp_path / f"proc{n}.log")
+        for n in range(processes)
+    ]
+    try:
+        for helper in helpers:
+            await helper.wait_for("ready")
+        go.touch()
+        for helper in helpers:
+            await helper.wait_for("done", timeout=done_timeout)
+    finally:
+        for helper in helpers:
+            helper.close()
+    return [json.loads((tmp_path / f"{n}.json").read_text()) for n in range(processes)]

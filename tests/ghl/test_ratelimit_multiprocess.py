@@ -5,12 +5,11 @@ benchmarks/ghl_ratelimit.py, not asserted here."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 
-from tests.ghl.kit import Helper, subprocess_env
+from tests.ghl.kit import run_together, subprocess_env
 from tests.ghl.test_ratelimit import busiest_window
 
 pytestmark = pytest.mark.slow
@@ -24,24 +23,9 @@ async def test_two_processes_never_exceed_the_shared_window(
     env = subprocess_env(DATABASE_URL=database_url, GHL_RATE_LIMIT_MAX=str(LIMIT),
                          GHL_RATE_LIMIT_WINDOW_SECONDS=str(WINDOW),
                          GHL_RATE_LIMIT_MAX_WAIT_SECONDS="60")
-    go = tmp_path / "go"
-    helpers = [
-        Helper("ratelimit_proc", ["--location", "loc_shared_budget_000001", "--calls", str(CALLS),
-                                  "--concurrency", "4", "--go", str(go),
-                                  "--out", str(tmp_path / f"{n}.json")],
-               env, tmp_path / f"proc{n}.log")
-        for n in range(2)
-    ]
-    try:
-        for helper in helpers:
-            await helper.wait_for("ready")
-        go.touch()
-        for helper in helpers:
-            await helper.wait_for("done", timeout=120)
-    finally:
-        for helper in helpers:
-            helper.close()
-    per_process = [json.loads((tmp_path / f"{n}.json").read_text()) for n in range(2)]
+    per_process = await run_together(
+        "ratelimit_proc", ["--location", "loc_shared_budget_000001", "--calls", str(CALLS),
+                           "--concurrency", "4"], env, tmp_path, done_timeout=120)
     assert [len(times) for times in per_process] == [CALLS, CALLS]
     # Both processes really competed: each one sent while the other was sending.
     first, second = (sorted(times) for times in per_process)

@@ -9,15 +9,14 @@ processes use is measured by `benchmarks/ghl_ratelimit.py --sandbox`, not assert
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.ghl.kit import Helper, subprocess_env
-from tests.support.processes import Proc, eventually, free_port
+from tests.ghl.kit import run_together, subprocess_env
+from tests.support.processes import Proc, free_port, wait_answering
 from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
 pytestmark = pytest.mark.slow
@@ -40,41 +39,18 @@ async def test_two_processes_make_300_calls_for_one_location_without_a_429(
 ) -> None:
     proc, base = sandbox_url
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-        async def healthy() -> bool:
-            if not proc.alive():
-                raise AssertionError(f"sandbox exited early:\n{proc.tail()}")
-            try:
-                return (await http.get("/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(healthy, timeout=60, what="the sandbox to answer /health")
+        await wait_answering(proc, http)
         config = (await http.get("/_sandbox/config")).json()
         assert (config["ghl_rate_limit_max"], config["ghl_rate_limit_interval_ms"]) == (100, 10_000)
 
         env = subprocess_env(DATABASE_URL=database_url, GHL_API_URL=f"{base}/ghl",
                              GHL_PRIVATE_TOKEN=DEFAULT_PRIVATE_TOKEN,
                              GHL_LOCATION_ID=DEFAULT_LOCATION_ID)
-        go = tmp_path / "go"
-        helpers = [
-            Helper("sandbox_calls_proc", ["--calls", str(CALLS_PER_PROCESS), "--concurrency",
-                                          "10", "--go", str(go), "--out",
-                                          str(tmp_path / f"{n}.json")],
-                   env, tmp_path / f"proc{n}.log")
-            for n in range(2)
-        ]
-        try:
-            for helper in helpers:
-                await helper.wait_for("ready")
-            go.touch()
-            for helper in helpers:
-                await helper.wait_for("done", timeout=240)
-        finally:
-            for helper in helpers:
-                helper.close()
+        per_process = await run_together(
+            "sandbox_calls_proc", ["--calls", str(CALLS_PER_PROCESS), "--concurrency", "10"],
+            env, tmp_path, done_timeout=240)
         state = (await http.get("/_sandbox/state")).json()
 
-    per_process = [json.loads((tmp_path / f"{n}.json").read_text()) for n in range(2)]
     outcomes = [outcome for calls in per_process for _, _, outcome in calls]
     assert len(outcomes) == 2 * CALLS_PER_PROCESS
     assert set(outcomes) == {"ok"}, {o: outcomes.count(o) for o in set(outcomes)}

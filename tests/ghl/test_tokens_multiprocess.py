@@ -5,7 +5,6 @@ refresh of the same token would both show in its counter and be refused."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,8 +18,8 @@ from tests.ghl.kit import (
     KEY_OLD,
     LOCATION,
     REDIRECT_URI,
-    Helper,
     installation,
+    run_together,
     seed_location,
     subprocess_env,
 )
@@ -44,27 +43,10 @@ async def _run_two(database_url: str, fake_ghl: FakeOAuthServer, tmp_path: Path,
         GHL_CLIENT_SECRET=CLIENT_SECRET, GHL_REDIRECT_URI=REDIRECT_URI,
         TOKEN_ENCRYPTION_KEY=KEY_OLD,
     )
-    go = tmp_path / "go"
-    helpers = [
-        Helper("token_proc", ["--location", LOCATION, "--calls", str(CALLS), "--mode", mode,
-                              "--stale", stale, "--go", str(go),
-                              "--out", str(tmp_path / f"{n}.json")],
-               env, tmp_path / f"proc{n}.log")
-        for n in range(2)
-    ]
-    try:
-        for helper in helpers:
-            await helper.wait_for("ready")
-        go.touch()  # both start at once
-        for helper in helpers:
-            await helper.wait_for("done")
-    finally:
-        for helper in helpers:
-            helper.close()
-    results: list[dict[str, str]] = []
-    for n in range(2):
-        results += json.loads((tmp_path / f"{n}.json").read_text())
-    return results
+    per_process = await run_together(
+        "token_proc", ["--location", LOCATION, "--calls", str(CALLS), "--mode", mode,
+                       "--stale", stale], env, tmp_path)
+    return [result for results in per_process for result in results]
 
 
 async def test_two_processes_with_an_expired_token_refresh_exactly_once(

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from tests.sandbox.kit import PIT, Q
-from tests.support.processes import Proc, eventually, free_port
+from tests.support.processes import Proc, free_port, wait_answering
 
 pytestmark = pytest.mark.slow
 
@@ -27,15 +27,7 @@ def sandbox_proc(tmp_path):
 async def test_sandbox_command_serves_both_fakes(sandbox_proc):
     proc, base = sandbox_proc
     async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-        async def healthy() -> bool:
-            if not proc.alive():
-                raise AssertionError(f"sandbox exited early:\n{proc.tail()}")
-            try:
-                return (await http.get("/health")).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        await eventually(healthy, timeout=60, what="the sandbox to answer /health")
+        await wait_answering(proc, http)
 
         orders = await http.get("/ghl/payments/orders", headers=PIT, params=Q)
         assert orders.status_code == 200, orders.text

@@ -53,6 +53,21 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def wait_answering(proc: Proc, http: httpx.AsyncClient, path: str = "/health") -> None:
+    """Until `proc` (a server on `http`'s base URL) answers 200 on `path`; fails at once with
+    its output when it exited."""
+
+    async def answering() -> bool:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited early:\n{proc.tail()}")
+        try:
+            return (await http.get(path)).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    await eventually(answering, timeout=60, what=f"{proc.name} to answer {path}")
+
+
 def service_env(database_url: str, **overrides: str) -> dict[str, str]:
     """Environment for a `wizesync` subprocess: the test database, fast worker timings, and the
     scripted handlers. Overrides are variable names as the contract spells them."""

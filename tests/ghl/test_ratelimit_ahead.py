@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from tests.conftest import make_settings
 from tests.ghl.test_ratelimit import LOCATION, busiest_window, limited, other_engines  # noqa: F401
 from wizesync.db import ghl_repo
-from wizesync.ghl.ratelimit import BATCH, DbRateLimiter
+from wizesync.ghl.ratelimit import AHEAD_MAX_SHARE, BATCH, DbRateLimiter
 
 
 async def slots(sessionmaker) -> list[float]:
@@ -122,4 +124,64 @@ async def test_spare_slots_not_used_in_time_are_given_back(database_url, engine,
     await limiter.acquire(LOCATION)  # reserves afresh, and gives the stale spares back
     await limiter.flush(LOCATION)
     assert len(await slots(sessionmaker)) == 1 + BATCH
+    await limiter.close()
+
+
+# --- "reserve ahead only up to 3/4 of the window" (`_room_ahead`) ---------------------------------
+# With limit 100: room = int(100 * AHEAD_MAX_SHARE) = 75. For the next seq `n` (= requests already
+# in the window, numbered 0..n-1), back = n + BATCH - 1 - 75 = n - 72: with n <= 71 it is negative
+# (the window holds n + BATCH <= 75: a batch); with n = 72 it is slot 0, still in the window: one.
+
+
+async def book_in_window(sessionmaker, count: int) -> None:
+    """`count` requests of the location in the current window (seq 0..count-1, just now)."""
+    async with sessionmaker.begin() as session:
+        await ghl_repo.lock_budget(session, LOCATION)  # creates the budget row
+        now = await ghl_repo.clock(session)
+        await ghl_repo.add_slots(session, LOCATION, 0, [now] * count)
+        await ghl_repo.update_budget(session, LOCATION, next_seq=count, last_go_at=now)
+
+
+def count_transactions(engine) -> list[int]:
+    """A counter of the transactions begun on `engine` from now on."""
+    from sqlalchemy import event
+
+    begun = [0]
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _count(_conn) -> None:
+        begun[0] += 1
+
+    return begun
+
+
+@pytest.mark.parametrize("already", [70, 71])
+async def test_a_window_three_quarters_used_with_the_batch_still_reserves_ahead(
+    database_url, engine, sessionmaker, already
+):
+    assert int(100 * AHEAD_MAX_SHARE) - BATCH == 71  # the boundary these numbers assume
+    await book_in_window(sessionmaker, already)
+    limiter = DbRateLimiter(sessionmaker, limited(database_url))  # 100 per 10 s
+    await limiter.acquire(LOCATION)
+    assert len(await slots(sessionmaker)) == already + BATCH  # a batch reserved
+    begun = count_transactions(engine)
+    for _ in range(BATCH - 1):
+        await limiter.acquire(LOCATION)  # the spare ones: no database transaction
+    assert begun[0] == 0
+    assert len(await slots(sessionmaker)) == already + BATCH
+    await limiter.close()
+
+
+async def test_a_window_past_three_quarters_with_the_batch_reserves_one_slot(
+    database_url, engine, sessionmaker
+):
+    already = 72  # 72 + BATCH = 76 > 75
+    await book_in_window(sessionmaker, already)
+    limiter = DbRateLimiter(sessionmaker, limited(database_url))
+    await limiter.acquire(LOCATION)
+    assert len(await slots(sessionmaker)) == already + 1  # just its own slot
+    begun = count_transactions(engine)
+    await limiter.acquire(LOCATION)  # nothing spare: a transaction of its own
+    assert begun[0] == 1
+    assert len(await slots(sessionmaker)) == already + 2
     await limiter.close()

@@ -16,7 +16,7 @@ What `observe` learns is written with this process's next reservation for the lo
 after `FLUSH_AFTER` seconds at the latest), so a call costs one database transaction, not two.
 A 429 is written at once: every process must stop.
 
-Reserving ahead: when the window is at most half used even with them, one transaction reserves
+Reserving ahead: when the window is at most 3/4 used even with them, one transaction reserves
 `BATCH` slots that may all go now, and this process hands the spare ones to its next calls for
 the location, with no database traffic. A spare slot counts in the shared ledger until `lease`
 after it was reserved (so every process sees it and the sliding-log rule holds whenever it is
@@ -63,6 +63,11 @@ FLUSH_AFTER = 0.2
 # one reserved ahead counts, as a share of the window (0.5 s of GHL's 10 s).
 BATCH = 4
 LEASE_FRACTION = 0.05
+# "Room": the window, with the batch, at most this share used. Not half: a steady trickle of
+# orders keeps a location's window about half used, and there a transaction per GHL call cost
+# an order ~20 ms (docs/BENCHMARKS.md, "Flows"); above 3/4 every slot is reserved on its own,
+# so a burst's end still uses the budget to the full.
+AHEAD_MAX_SHARE = 0.75
 
 # (location, seq, go time, spare?) of the slot this task reserved last: `observe` in the same
 # task (acquire, send, observe) finds it.
@@ -366,13 +371,13 @@ class DbRateLimiter:
 
     async def _room_ahead(self, session: AsyncSession, location_id: str, seq: int, limit: int,
                           window: float, now: float, daily: int | None) -> int:
-        """`BATCH` when the window, with that many more requests now, is at most half used:
-        the request `limit // 2` places before the batch's last one no longer counts. Else 1
-        (also for small limits, where a few spare slots would be a large share)."""
-        half = limit // 2
+        """`BATCH` when the window, with that many more requests now, is at most
+        `AHEAD_MAX_SHARE` used: the request `room` places before the batch's last one no longer
+        counts. Else 1 (also for small limits, where a few spare slots would be a large share)."""
+        room = int(limit * AHEAD_MAX_SHARE)
         if BATCH < 2 or BATCH > limit // 8 or (daily is not None and daily < 4 * BATCH):
             return 1
-        back = seq + BATCH - 1 - half
+        back = seq + BATCH - 1 - room
         if back >= 0:
             counted = await ghl_repo.latest_slot_at(session, location_id, back)
             guard = max(window * GUARD_FRACTION, GUARD_MIN_SECONDS)

@@ -55,7 +55,9 @@ def one_order(stack: TracedStack) -> tuple[float, str]:
     t0 = time.time()
     stack.send_wizehire("order.created", {"order": order})
     stack.wait_for(f"order {order['id']}", lambda: flows.synced(stack, order["id"]), every=0.002)
-    time.sleep(0.5)  # the GHL webhooks this order caused, handled before the next order
+    # The GHL webhooks this order caused, handled before the next order.
+    stack.wait_for("the service's queue to drain", lambda: flows.queue_idle(stack), timeout=30,
+                   every=0.05)
     return t0, order["id"]
 
 

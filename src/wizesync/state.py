@@ -24,8 +24,9 @@ class AppState:
     sessionmaker: async_sessionmaker[AsyncSession]
     wizehire_verifier: WizehireVerifier
     ghl_verifier: GhlVerifier
-    # Set when this process also runs the worker: wakes it right after an event commits.
-    wake_worker: Callable[[], None] = field(default=lambda: None)
+    # Set when this process also runs the worker: wakes it once a committed event falls due
+    # (the argument: in how many seconds; 0 = now).
+    wake_worker: Callable[..., None] = field(default=lambda _after=0.0: None)
     worker_id: str | None = None
     # The shared HTTP client for GHL (API and OAuth calls), closed by the lifespan.
     ghl_http: httpx.AsyncClient | None = None

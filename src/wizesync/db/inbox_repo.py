@@ -55,6 +55,7 @@ class NewEvent:
     raw_body: bytes
     payload: Any
     last_error: str | None = None
+    delay_seconds: float = 0.0  # due this long after it was stored
 
 
 def _dialect(session: AsyncSession | AsyncConnection) -> str:
@@ -87,7 +88,8 @@ def insert_values(event: NewEvent) -> dict[str, Any]:
         "ordering_key": event.ordering_key,
         "status": event.status.value,
         "attempts": 0,
-        "next_attempt_at": now,
+        "next_attempt_at": now + timedelta(seconds=event.delay_seconds) if event.delay_seconds
+        else now,
         "received_at": now,
         "updated_at": now,
         "raw_body": event.raw_body,

@@ -31,11 +31,21 @@ async def store(
     event_id: str,
     raw_body: bytes,
     classified: Classified,
+    delay_seconds: float = 0.0,
 ) -> Stored:
     """One INSERT .. ON CONFLICT DO NOTHING, committed before the caller answers.
 
     Storing is queueing (the inbox is the queue), so the INSERT is the whole unit of work and
     runs as its own transaction; a duplicate's id is then read by a second statement.
+
+    `delay_seconds`: the event falls due that long after it was stored (GHL's settle time,
+    `GHL_WEBHOOK_SETTLE_SECONDS`). Most GHL webhooks (InvoiceCreate, InvoicePaid, OrderCreate,
+    OrderStatusUpdate) report what the order flow's own calls just did, a few milliseconds
+    earlier, while that flow is still running and will read GHL's current state at its end.
+    Handled at once, they only competed with it (for the worker, the database's write lock and
+    the GHL budget) and then found nothing to do; handled a moment later, the advance they queue
+    sees that a newer GHL read already stored the state and skips its GHL calls
+    (`flows/advance.py`). A payment made in GHL itself reaches Wizehire that much later.
     """
     new = NewEvent(
         source=source,
@@ -46,6 +56,7 @@ async def store(
         raw_body=raw_body,
         payload=classified.payload,
         last_error=classified.error_summary,
+        delay_seconds=delay_seconds,
     )
     engine = sessionmaker.kw.get("bind")
     if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":

@@ -132,12 +132,13 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
     event_id = (
         str(webhook_id)[:255] if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
     )
+    settle = state.settings.ghl_webhook_settle_seconds
     stored = await ingest.store(
         state.sessionmaker, source=source, event_id=event_id, raw_body=body,
-        classified=classified,
+        classified=classified, delay_seconds=settle,
     )
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
-        state.wake_worker()
+        state.wake_worker(settle)  # when it falls due: waking now would find nothing
     return _answer(source, stored, classified.errors)
 
 

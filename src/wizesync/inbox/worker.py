@@ -88,8 +88,12 @@ class Worker:
         self._main = asyncio.create_task(self.run(), name=f"worker {self.worker_id}")
         return self._main
 
-    def wake(self) -> None:
-        self._wake.set()
+    def wake(self, after: float = 0.0) -> None:
+        """Claim now, or in `after` seconds (an event stored to fall due then)."""
+        if after > 0:
+            asyncio.get_running_loop().call_later(after, self._wake.set)
+        else:
+            self._wake.set()
 
     @property
     def in_flight(self) -> int:

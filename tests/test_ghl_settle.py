@@ -5,7 +5,6 @@ Wizehire webhooks, a settle time of 0 and replays are due at once; a duplicate c
 from __future__ import annotations
 
 import asyncio
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +14,9 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from tests.conftest import make_settings
+from tests.support.ops_kit import eventually
 from tests.support.signing import ghl_request, wizehire_request
+from tests.support.worker_harness import wait_for_status
 from wizesync import samples
 from wizesync.config import Settings
 from wizesync.db.base import utcnow
@@ -55,24 +56,9 @@ async def row(sessionmaker: Any, event_id: int) -> InboxEvent:
         )).scalar_one()
 
 
-async def eventually(check: Any, timeout: float = DEADLINE) -> Any:
-    """Poll `check` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        await asyncio.sleep(0.02)
-
-
 async def wait_done(sessionmaker: Any, event_id: int) -> InboxEvent:
-    async def done() -> InboxEvent | None:
-        event = await row(sessionmaker, event_id)
-        return event if event.status == EventStatus.DONE.value else None
-
-    return await eventually(done)
+    return await wait_for_status(sessionmaker, event_id, EventStatus.DONE.value,
+                                 timeout=DEADLINE)
 
 
 def settle_of(event: InboxEvent) -> float:

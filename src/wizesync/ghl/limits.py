@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
 from wizesync.ghl.errors import GhlNeedsReauth, GhlRateLimited, header, retry_after_seconds
-
-Sleep = Callable[[float], Awaitable[None]]
+from wizesync.retrying import Sleep, default_sleep
 
 
 @runtime_checkable
@@ -68,10 +67,6 @@ class StaticTokenProvider:
         )
 
 
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 class InMemoryRateLimiter:
     """A per-location sliding window inside one process (100 requests per 10 s by default).
 
@@ -98,7 +93,7 @@ class InMemoryRateLimiter:
         self.max_wait = max_wait
         self.daily_pause = daily_pause
         self._clock = clock
-        self._sleep = sleep or _sleep
+        self._sleep = sleep or default_sleep
         self._windows: dict[str, deque[float]] = {}
         self._blocked_until: dict[str, float] = {}
         self._announced: dict[str, tuple[int | None, int | None]] = {}  # X-RateLimit-Max, -ms

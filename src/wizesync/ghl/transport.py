@@ -11,23 +11,14 @@ Retry rules (why they differ by call):
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from wizesync.ghl.errors import (
     GhlRateLimited,
@@ -39,10 +30,10 @@ from wizesync.ghl.errors import (
 from wizesync.ghl.http import GHL_TIMEOUT
 from wizesync.ghl.limits import RateLimiter, TokenProvider
 from wizesync.inbox.context import record_outbound_call
+from wizesync.retrying import Sleep, default_sleep, jittered_backoff, retry_policy
 
 log = logging.getLogger("wizesync.ghl")
 
-Sleep = Callable[[float], Awaitable[None]]
 DEFAULT_TIMEOUT = GHL_TIMEOUT  # sent with every request, whatever the shared client defaults to
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Query values that are personal data stay out of the outbound-call log.
@@ -54,10 +45,6 @@ def checked_id(value: str, what: str = "id") -> str:
     if not isinstance(value, str) or not _ID.match(value):
         raise ValueError(f"not a GHL {what}: {value!r}")
     return value
-
-
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
 
 
 class GhlTransport:
@@ -82,8 +69,8 @@ class GhlTransport:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_rate_limit_wait = max_rate_limit_wait
-        self._sleep = sleep or _sleep
-        self._backoff = wait_exponential(multiplier=0.5, max=8.0) + wait_random(0, 0.5)
+        self._sleep = sleep or default_sleep
+        self._backoff = jittered_backoff(max_wait=8.0)
 
     async def request(
         self,
@@ -123,34 +110,20 @@ class GhlTransport:
                 return exc.delay <= self._max_rate_limit_wait
             return read_only and isinstance(exc, GhlServerError | GhlTimeout)
 
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            if isinstance(exc, GhlRateLimited):
-                return exc.delay
-            return self._backoff(state)
+        def delay_of(exc: BaseException) -> float | None:
+            return exc.delay if isinstance(exc, GhlRateLimited) else None
 
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            log.warning(
-                "ghl call failed; retrying",
-                extra={
-                    "method": method,
-                    "path": path,
-                    "error": type(exc).__name__,
-                    "status": getattr(exc, "status", None),
-                    "trace_id": getattr(exc, "trace_id", None),
-                    "attempt": state.attempt_number,
-                    "wait_s": round(state.upcoming_sleep, 3),
-                },
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=wait,
-            retry=retry_if_exception(retryable),
-            before_sleep=before_sleep,
+        retrying = retry_policy(
+            max_attempts=self._max_attempts,
+            backoff=self._backoff,
             sleep=self._sleep,
-            reraise=True,
+            retryable=retryable,
+            delay_of=delay_of,
+            logger=log,
+            message="ghl call failed; retrying",
+            method=method,
+            path=path,
+            error_fields=("trace_id",),
         )
         return await retrying(attempt)
 

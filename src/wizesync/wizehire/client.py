@@ -15,11 +15,10 @@ Retry rules, and why every call may be retried:
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,16 +26,9 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_exponential,
-    wait_random,
-)
 
 from wizesync.config import ConfigError, Settings
+from wizesync.retrying import Sleep, default_sleep, jittered_backoff, retry_policy
 from wizesync.wizehire.auth import WizehireAuth, build_wizehire_auth
 from wizesync.wizehire.errors import (
     WizehireBadResponse,
@@ -53,7 +45,6 @@ from wizesync.wizehire.models import OrderSync, RefundUpdate, WizehireOrdersPage
 
 log = logging.getLogger("wizesync.wizehire")
 
-Sleep = Callable[[float], Awaitable[None]]
 # Printable ASCII without spaces: safe in a header, and readable in Wizehire's logs.
 _KEY = re.compile(r"^[\x21-\x7e]{1,255}$")
 MAX_PAGE_SIZE = 1000
@@ -78,10 +69,6 @@ def idempotency_key(*parts: object) -> str:
     return "wizesync:sha256:" + hashlib.sha256(text.encode()).hexdigest()
 
 
-async def _sleep(seconds: float) -> None:
-    await asyncio.sleep(seconds)
-
-
 class WizehireClient:
     def __init__(
         self,
@@ -100,8 +87,8 @@ class WizehireClient:
         self._timeout = timeout
         self._max_attempts = max_attempts
         self._max_retry_wait = max_retry_wait
-        self._sleep = sleep or _sleep
-        self._backoff = wait_exponential(multiplier=0.5, max=10.0) + wait_random(0, 0.5)
+        self._sleep = sleep or default_sleep
+        self._backoff = jittered_backoff(max_wait=10.0)
 
     @property
     def auth_mode(self) -> str:
@@ -212,13 +199,17 @@ class WizehireClient:
                 return response
             raise error_from_response(response)
 
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(self._max_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(self._retryable),
-            before_sleep=lambda state: _log_retry(state, method, path, headers),
+        retrying = retry_policy(
+            max_attempts=self._max_attempts,
+            backoff=self._backoff,
             sleep=self._sleep,
-            reraise=True,
+            retryable=self._retryable,
+            delay_of=_own_delay,
+            logger=log,
+            message="wizehire call failed; retrying",
+            method=method,
+            path=path,
+            extra={"idempotency_key": (headers or {}).get("Idempotency-Key")},
         )
         try:
             return await retrying(attempt)
@@ -232,14 +223,6 @@ class WizehireClient:
         if isinstance(exc, WizehireServerError | WizehireConflict | WizehireUnavailable):
             return exc.retry_after is None or exc.retry_after <= self._max_retry_wait
         return False
-
-    def _wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, WizehireRateLimited):
-            return exc.delay
-        if isinstance(exc, WizehireError) and exc.retry_after is not None:
-            return exc.retry_after
-        return self._backoff(state)
 
     async def _send(
         self,
@@ -256,22 +239,13 @@ class WizehireClient:
                           headers=headers, http_timeout=self._timeout)
 
 
-def _log_retry(
-    state: RetryCallState, method: str, path: str, headers: Mapping[str, str] | None
-) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.warning(
-        "wizehire call failed; retrying",
-        extra={
-            "method": method,
-            "path": path,
-            "error": type(exc).__name__,
-            "status": getattr(exc, "status", None),
-            "attempt": state.attempt_number,
-            "wait_s": round(state.upcoming_sleep, 3),
-            "idempotency_key": (headers or {}).get("Idempotency-Key"),
-        },
-    )
+def _own_delay(exc: BaseException) -> float | None:
+    """The wait Wizehire asked for (429's delay, else any Retry-After); None: back off."""
+    if isinstance(exc, WizehireRateLimited):
+        return exc.delay
+    if isinstance(exc, WizehireError):
+        return exc.retry_after
+    return None
 
 
 def _segment(value: str) -> str:

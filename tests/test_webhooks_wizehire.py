@@ -20,7 +20,6 @@ from tests.support.webhook_kit import (
     assert_problem,
     counts_delta,
     new_whsec,
-    standard_webhooks_signature,
     stored_event,
     stored_total,
     webhook_counts,
@@ -150,8 +149,11 @@ _BAD_REFUND["data"]["refund"]["reason_code"] = "because"
         (b'{"type": "order.created", "data": ', "body", "unknown"),
         (b'["order.created"]', "body", "unknown"),
         (b'{"data": {}}', "type", "unknown"),
+        # Signed bytes that are not UTF-8: authentic, so stored, but not JSON.
+        (b"\xff" + json.dumps(order_event()).encode(), "body", "unknown"),
     ],
-    ids=["items-off", "bad-currency", "no-email", "bad-reason", "truncated", "array", "no-type"],
+    ids=["items-off", "bad-currency", "no-email", "bad-reason", "truncated", "array", "no-type",
+         "non-utf8"],
 )
 async def test_event_not_matching_its_schema_answers_422_and_is_quarantined(
     client: httpx.AsyncClient, sessionmaker: Any, body: bytes, error_loc: str, event_type: str
@@ -224,10 +226,6 @@ def _signed_then(change: str) -> tuple[bytes, dict[str, str]]:
         body = body.replace(b"149.00", b"14.90")
     elif change == "other-id":
         headers["webhook-id"] = "msg_someone_else"
-    elif change == "non-utf8-body":
-        body = b"\xff" + body
-        headers["webhook-signature"] = standard_webhooks_signature(
-            SECRET, headers["webhook-id"], headers["webhook-timestamp"], body)
     elif change == "unknown-version":
         headers["webhook-signature"] = "v2," + headers["webhook-signature"][3:]
     return body, headers
@@ -254,8 +252,6 @@ def _signed_then(change: str) -> tuple[bytes, dict[str, str]]:
         ("timestamp=nan", "bad_signature"),
         ("timestamp=1e300", "bad_signature"),
         ("timestamp=-1", "stale_timestamp"),
-        # Standard Webhooks signs text: even a correct HMAC over non-UTF-8 bytes is refused.
-        ("non-utf8-body", "malformed"),
     ],
 )
 async def test_bad_signature_is_401_and_stores_nothing(

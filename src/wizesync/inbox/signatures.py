@@ -1,7 +1,9 @@
 """Signature checks for both sources. Each raises `SignatureError` with a reason for the logs.
 
-Every way a hostile request can be malformed (missing or garbled headers, bad base64, non-UTF-8
-bodies) ends in `SignatureError`, never in an unhandled exception.
+Every way a hostile request can be malformed (missing or garbled headers, bad base64) ends in
+`SignatureError`, never in an unhandled exception. Signatures are over the body's bytes: an
+authentic body that is not UTF-8 verifies, and is then quarantined as "not JSON" (422), like any
+authentic body that does not parse.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ class WizehireVerifier:
         picked = {name: headers.get(name, "") for name in self.HEADERS}
         if not all(picked.values()):
             raise SignatureError("missing_headers", "webhook-id/timestamp/signature required")
+        garbled = _garbled_signature_list(picked["webhook-signature"])
+        if garbled:
+            raise SignatureError("malformed", garbled)
         last_error = "no matching signature"
         for webhook in self._webhooks:
             try:
@@ -51,10 +56,29 @@ class WizehireVerifier:
                 if "timestamp" in last_error.lower() or "headers" in last_error.lower():
                     break  # the same for every secret
             except (ValueError, TypeError, IndexError, binascii.Error) as exc:
-                # standardwebhooks raises plain errors on malformed headers or non-UTF-8 bodies.
+                # A plain error from the library on input it cannot handle: still a refusal.
                 raise SignatureError("malformed", f"malformed signature input: {exc}") from exc
         reason = "stale_timestamp" if "timestamp" in last_error.lower() else "bad_signature"
         raise SignatureError(reason, last_error)
+
+
+def _garbled_signature_list(header: str) -> str | None:
+    """Why `webhook-signature` is not a space-separated list of `<version>,<base64>`, or None.
+
+    Checked here, not left to standardwebhooks: since 1.3 it only compares whole strings, so a
+    garbled list would count as a wrong signature, and the logs and metrics would not tell a
+    sender's broken signing from a forged request. (Characters outside the base64 alphabet are
+    skipped, as in the library's own decoding: `v1,!!!` is merely a wrong signature.)
+    """
+    for entry in header.split(" "):
+        version, comma, signature = entry.partition(",")
+        if not comma or not version or "," in signature:
+            return f"signature entry {entry[:20]!r} is not <version>,<base64>"
+        try:
+            base64.b64decode(signature)
+        except ValueError:  # binascii.Error, or characters outside ASCII
+            return "signature is not base64"
+    return None
 
 
 def load_ed25519(pem: str) -> Ed25519PublicKey:

@@ -65,6 +65,17 @@ def settle_of(event: InboxEvent) -> float:
     return (event.next_attempt_at - event.received_at).total_seconds()
 
 
+async def post_order_create(
+    client_factory: Any, database_url: str, settle: float
+) -> tuple[Runs, httpx.AsyncClient, int]:
+    """A service with this settle time and a `Runs` handler, and one GHL OrderCreate posted."""
+    runs = Runs()
+    client = await client_factory(
+        make_settings(database_url, ghl_webhook_settle_seconds=settle), registry=runs.registry)
+    body, headers = ghl_request(samples.ghl_event("OrderCreate"))
+    return runs, client, await post_ghl(client, body, headers)
+
+
 # --- a GHL webhook falls due after the settle time ------------------------------------------------
 
 
@@ -72,11 +83,7 @@ async def test_ghl_webhook_is_answered_at_once_and_handled_after_the_settle_time
     database_url, engine, sessionmaker, client_factory
 ):
     settle = 2.0  # ample time to read the row back before it falls due, even on a busy machine
-    runs = Runs()
-    client = await client_factory(
-        make_settings(database_url, ghl_webhook_settle_seconds=settle), registry=runs.registry)
-    body, headers = ghl_request(samples.ghl_event("OrderCreate"))
-    event_id = await post_ghl(client, body, headers)
+    runs, _, event_id = await post_order_create(client_factory, database_url, settle)
 
     stored = await row(sessionmaker, event_id)
     assert settle - 0.05 <= settle_of(stored) <= settle + 1
@@ -165,11 +172,7 @@ async def test_wizehire_webhook_is_due_at_once_whatever_the_ghl_settle_time(
 async def test_ghl_webhook_with_settle_zero_is_due_at_once(
     database_url, engine, sessionmaker, client_factory
 ):
-    runs = Runs()
-    client = await client_factory(
-        make_settings(database_url, ghl_webhook_settle_seconds=0), registry=runs.registry)
-    body, headers = ghl_request(samples.ghl_event("OrderCreate"))
-    event_id = await post_ghl(client, body, headers)
+    runs, _, event_id = await post_order_create(client_factory, database_url, 0)
     stored = await row(sessionmaker, event_id)
     assert stored.next_attempt_at == stored.received_at
     await wait_done(sessionmaker, event_id)
@@ -202,11 +205,7 @@ async def test_replayed_ghl_event_is_due_at_once_not_after_the_settle_time(
     database_url, engine, sessionmaker, client_factory
 ):
     settle = 2.0
-    runs = Runs()
-    client = await client_factory(
-        make_settings(database_url, ghl_webhook_settle_seconds=settle), registry=runs.registry)
-    body, headers = ghl_request(samples.ghl_event("OrderCreate"))
-    event_id = await post_ghl(client, body, headers)
+    runs, client, event_id = await post_order_create(client_factory, database_url, settle)
     first = await wait_done(sessionmaker, event_id)
 
     before = utcnow()

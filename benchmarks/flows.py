@@ -4,10 +4,11 @@ Same setup as `make demo` (scripts/demo.py `Stack`): `wizesync sandbox` and `wiz
 (temp SQLite, in-process worker) as child processes on free loopback ports.
 
 1. Latency at low load: `--latency-orders` signed `order.created` POSTs, one at a time, each sent
-   only when GHL's 10 s window for the location is at most half used (so no order waits for
-   budget). Latency = the fulfillment's `createdAt` in the sandbox minus the wall-clock time just
-   before the POST (same machine, same clock; the sandbox stamps milliseconds). Also the time to
-   Wizehire's `PATCH .../sync`, the flow's last step.
+   only once the previous order's events (the GHL webhooks it caused included) are all handled and
+   GHL's 10 s window for the location is at most half used (`--latency-window-share`; so no order
+   waits for budget). Latency = the fulfillment's `createdAt` in the sandbox minus the wall-clock
+   time just before the POST (same machine, same clock; the sandbox stamps milliseconds). Also the
+   time to Wizehire's `PATCH .../sync`, the flow's last step.
 2. Throughput at the limit: `--burst-orders` POSTed at once once the window is empty; the service's
    limiter spreads the GHL calls. Every 0.25 s the sandbox's `in_window` (GHL requests in the
    last 10 s for the location) is sampled: its mean after the first 10 s, over 100, is the share of

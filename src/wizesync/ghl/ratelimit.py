@@ -64,9 +64,9 @@ FLUSH_AFTER = 0.2
 BATCH = 4
 LEASE_FRACTION = 0.05
 # "Room": the window, with the batch, at most this share used. Not half: a steady trickle of
-# orders keeps a location's window about half used, and there a transaction per GHL call cost
-# an order ~20 ms (docs/BENCHMARKS.md, "Flows"); above 3/4 every slot is reserved on its own,
-# so a burst's end still uses the budget to the full.
+# orders keeps a location's window about half used, and there every GHL call took a budget
+# transaction of its own (docs/BENCHMARKS.md, "Flows"); above 3/4 every slot is reserved on
+# its own, so a burst's end still uses the budget to the full.
 AHEAD_MAX_SHARE = 0.75
 
 # (location, seq, go time, spare?) of the slot this task reserved last: `observe` in the same

@@ -88,8 +88,7 @@ def insert_values(event: NewEvent) -> dict[str, Any]:
         "ordering_key": event.ordering_key,
         "status": event.status.value,
         "attempts": 0,
-        "next_attempt_at": now + timedelta(seconds=event.delay_seconds) if event.delay_seconds
-        else now,
+        "next_attempt_at": now + timedelta(seconds=event.delay_seconds),
         "received_at": now,
         "updated_at": now,
         "raw_body": event.raw_body,

@@ -64,6 +64,14 @@ def test_errata_table_still_matches_the_spec() -> None:
 
 def test_checks_skip_cleanly_when_the_spec_is_absent(monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("GHL_OPENAPI_DIR", str(tmp_path))
+    monkeypatch.delenv("CI", raising=False)
     assert ghl_spec.spec_dir() is None
     with pytest.raises(pytest.skip.Exception):
+        ghl_spec.validate_request_body("payments.json", "POST", FULFILL, {})
+
+
+def test_a_missing_spec_fails_in_ci_instead_of_skipping(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("GHL_OPENAPI_DIR", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI is set"):
         ghl_spec.validate_request_body("payments.json", "POST", FULFILL, {})

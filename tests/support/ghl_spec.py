@@ -86,7 +86,11 @@ def spec_dir() -> Path | None:
 def require_spec_dir() -> Path:
     folder = spec_dir()
     if folder is None:
-        pytest.skip("the official GHL OpenAPI files are absent (set GHL_OPENAPI_DIR)")
+        reason = "the official GHL OpenAPI files are absent (set GHL_OPENAPI_DIR)"
+        # CI lays shared/ beside the clone: there a missing spec is a broken set-up, not a skip.
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {reason}")
+        pytest.skip(reason)
     return folder
 
 

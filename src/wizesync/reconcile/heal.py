@@ -33,6 +33,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wizesync.db import sync_repo
+from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.orders import advance_order
 from wizesync.flows.outcomes import calling
 from wizesync.flows.wizehire_sync import order_state, state_digest
@@ -89,12 +90,34 @@ async def handle_heal(ctx: EventContext) -> None:
     async with ctx.unit_of_work() as session:
         record = await sync_repo.create_or_update_from_order(session, order, event_at=event_at)
         await session.refresh(record)
+    if payload.get("category") == "fulfillment_missing" and record.ghl_fulfillment_id:
+        record = await _forget_missing_fulfillment(ctx, record)
     synced_before = record.synced_at
     await advance_order(ctx, record.id, record=record)
     if payload.get("category") in _RESEND:
         await _resend_if_wizehire_differs(
             ctx, record.id, run_id, payload.get("wizehire_sync"), synced_before
         )
+
+
+async def _forget_missing_fulfillment(ctx: EventContext, record: SyncOrder) -> SyncOrder:
+    """The record says fulfilled but the run saw no fulfillment on GHL's order: look at the
+    order's fulfillments now and, only if there is none, forget the stored id so the order
+    flow's fulfillment step (which looks again before it creates) runs."""
+    assert record.ghl_location_id and record.ghl_order_id
+    with calling(f"GHL list fulfillments of order {record.ghl_order_id}"):
+        existing = await ctx.services.ghl.list_fulfillments(record.ghl_location_id,
+                                                            record.ghl_order_id)
+    if existing:
+        return record
+    async with ctx.unit_of_work() as session:
+        await sync_repo.set_fields(session, record.id, ghl_fulfillment_id=None)
+        fresh = await sync_repo.get(session, record.id)
+        assert fresh is not None
+        await session.refresh(fresh)
+    log.info("GHL's order has no fulfillment although the sync record had one: fulfilling again",
+             extra={"wizehire_order_id": record.wizehire_order_id})
+    return fresh
 
 
 async def _resend_if_wizehire_differs(

@@ -106,8 +106,9 @@ async def _forget_missing_fulfillment(ctx: EventContext, record: SyncOrder) -> S
     flow's fulfillment step (which looks again before it creates) runs."""
     assert record.ghl_location_id and record.ghl_order_id
     with calling(f"GHL list fulfillments of order {record.ghl_order_id}"):
-        existing = await ctx.services.ghl.list_fulfillments(record.ghl_location_id,
-                                                            record.ghl_order_id)
+        existing = await ctx.services.ghl.list_fulfillments(
+            record.ghl_location_id, record.ghl_order_id
+        )
     if existing:
         return record
     async with ctx.unit_of_work() as session:
@@ -115,8 +116,10 @@ async def _forget_missing_fulfillment(ctx: EventContext, record: SyncOrder) -> S
         fresh = await sync_repo.get(session, record.id)
         assert fresh is not None
         await session.refresh(fresh)
-    log.info("GHL's order has no fulfillment although the sync record had one: fulfilling again",
-             extra={"wizehire_order_id": record.wizehire_order_id})
+    log.info(
+        "GHL's order has no fulfillment although the sync record had one: fulfilling again",
+        extra={"wizehire_order_id": record.wizehire_order_id},
+    )
     return fresh
 
 

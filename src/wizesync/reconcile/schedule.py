@@ -90,6 +90,8 @@ class Scheduler:
     async def run(self) -> None:
         """Tick until cancelled (the Worker cancels its companions on stop)."""
         log.info("reconciliation scheduler started", extra={"cron": self.cron})
+        # A moment after start: the worker's own start-up (and its tests) come first.
+        await self._sleep(min(self.tick_seconds, 2.0) + random.uniform(0.0, 0.5))  # noqa: S311
         while True:
             try:
                 await self.tick()

@@ -22,6 +22,7 @@ from tests.flows.conftest import (  # noqa: F401  (fixtures the `flow` fixture d
     flow_settings_overrides,
     sandbox_config,
 )
+from tests.test_cli import cli_env  # noqa: F401  (a fixture for test_cli.py)
 from wizesync.db import reconcile_repo
 from wizesync.db.reconcile_models import ReconciliationItem, ReconciliationRun
 from wizesync.reconcile.runs import Reconciler, Window

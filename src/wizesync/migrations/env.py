@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 # Imported for their side effect: they register the tables on Base.metadata.
-from wizesync.db import ghl_models, models, sync_models  # noqa: F401
+from wizesync.db import ghl_models, models, reconcile_models, sync_models  # noqa: F401
 from wizesync.db.base import Base
 from wizesync.db.engine import create_engine
 

@@ -1,0 +1,409 @@
+"""SQL of reconciliation: runs (create, lease, progress, finish), their items, and the GHL orders a
+running run has read (`reconciliation_ghl_orders`, its working set).
+
+Leases are one conditional UPDATE, like the poller's: PostgreSQL re-checks the WHERE on the locked
+row and SQLite writes one at a time, so of two processes racing for a run exactly one wins.
+A scheduled run is one INSERT guarded by the unique `fire_time`: the replica whose insert lands
+runs it, the others see no row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import case, delete, func, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from wizesync.db.base import utcnow
+from wizesync.db.reconcile_models import (
+    CATEGORIES,
+    ReconciliationGhlOrder,
+    ReconciliationItem,
+    ReconciliationRun,
+)
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def empty_counts() -> dict[str, int]:
+    return dict.fromkeys(CATEGORIES, 0)
+
+
+# --- runs: reading -------------------------------------------------------------------------------
+
+
+async def get_run(session: AsyncSession, run_id: int) -> ReconciliationRun | None:
+    stmt = select(ReconciliationRun).where(ReconciliationRun.id == run_id)
+    stmt = stmt.execution_options(populate_existing=True)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def list_runs(session: AsyncSession, limit: int = 50) -> list[ReconciliationRun]:
+    """Newest first."""
+    stmt = select(ReconciliationRun).order_by(ReconciliationRun.id.desc()).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def last_finished_run(session: AsyncSession) -> ReconciliationRun | None:
+    """The run that finished most recently with status `done`."""
+    stmt = (
+        select(ReconciliationRun)
+        .where(ReconciliationRun.status == "done")
+        .order_by(ReconciliationRun.finished_at.desc(), ReconciliationRun.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def latest_fire_time(session: AsyncSession) -> datetime | None:
+    """The newest fire time a scheduled run was created for (whatever became of it)."""
+    return (await session.execute(select(func.max(ReconciliationRun.fire_time)))).scalar()
+
+
+# --- runs: writing -------------------------------------------------------------------------------
+
+
+async def create_run(
+    session: AsyncSession,
+    *,
+    trigger: str,
+    since: datetime,
+    until: datetime,
+    heal: bool,
+    owner: str,
+    lease_seconds: float,
+    fire_time: datetime | None = None,
+) -> int | None:
+    """Insert a running run leased to `owner`; its id, or None when another replica already
+    created the run for this `fire_time`."""
+    now = utcnow()
+    stmt = (
+        _insert(session)(ReconciliationRun)
+        .values(
+            status="running",
+            trigger=trigger,
+            fire_time=fire_time,
+            since=since,
+            until=until,
+            heal=heal,
+            started_at=now,
+            counts=empty_counts(),
+            state=None,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+        .on_conflict_do_nothing(index_elements=["fire_time"])
+        .returning(ReconciliationRun.id)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def claim_abandoned_run(
+    session: AsyncSession, *, owner: str, lease_seconds: float
+) -> ReconciliationRun | None:
+    """Take over the oldest running run whose lease expired (its process died); None if none."""
+    now = utcnow()
+    candidates = (
+        select(ReconciliationRun.id)
+        .where(ReconciliationRun.status == "running", ReconciliationRun.lease_expires_at < now)
+        .order_by(ReconciliationRun.id)
+        .limit(5)
+    )
+    for run_id in list((await session.execute(candidates)).scalars()):
+        result = await session.execute(
+            update(ReconciliationRun)
+            .where(
+                ReconciliationRun.id == run_id,
+                ReconciliationRun.status == "running",
+                ReconciliationRun.lease_expires_at < now,
+            )
+            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) == 1:
+            return await get_run(session, run_id)
+    return None
+
+
+async def extend_lease(
+    session: AsyncSession, run_id: int, *, owner: str, lease_seconds: float
+) -> bool:
+    """Push the lease on; False when the run is no longer ours (or no longer running)."""
+    result = await session.execute(
+        update(ReconciliationRun)
+        .where(
+            ReconciliationRun.id == run_id,
+            ReconciliationRun.lease_owner == owner,
+            ReconciliationRun.status == "running",
+        )
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def save_progress(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    owner: str,
+    state: dict[str, Any],
+    counts: dict[str, int],
+    lease_seconds: float,
+) -> bool:
+    """Store where the run is (and extend its lease) in the caller's transaction, with the items
+    of the same step; False when the run is no longer ours."""
+    result = await session.execute(
+        update(ReconciliationRun)
+        .where(
+            ReconciliationRun.id == run_id,
+            ReconciliationRun.lease_owner == owner,
+            ReconciliationRun.status == "running",
+        )
+        .values(
+            state=state, counts=counts, lease_expires_at=utcnow() + timedelta(seconds=lease_seconds)
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+async def finish_run(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    owner: str | None,
+    status: str,
+    counts: dict[str, int] | None = None,
+    error: str | None = None,
+) -> bool:
+    """Mark the run done or failed and drop its lease (only ours, unless `owner` is None: an
+    operator or the start-up sweep failing a run whose process is gone)."""
+    values: dict[str, Any] = {
+        "status": status,
+        "finished_at": utcnow(),
+        "error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
+    if counts is not None:
+        values["counts"] = counts
+    stmt = update(ReconciliationRun).where(
+        ReconciliationRun.id == run_id, ReconciliationRun.status == "running"
+    )
+    if owner is not None:
+        stmt = stmt.where(ReconciliationRun.lease_owner == owner)
+    result = await session.execute(
+        stmt.values(**values).execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+# --- items ---------------------------------------------------------------------------------------
+
+
+async def add_items(session: AsyncSession, run_id: int, items: Sequence[dict[str, Any]]) -> int:
+    """Insert items (dicts of ReconciliationItem columns with `order_key`); an item already
+    written for that order in this run is kept. The number inserted."""
+    if not items:
+        return 0
+    rows = [{**item, "run_id": run_id} for item in items]
+    stmt = (
+        _insert(session)(ReconciliationItem)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["run_id", "order_key"])
+    )
+    return _rowcount(await session.execute(stmt))
+
+
+async def list_items(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    category: str | None = None,
+    after_id: int | None = None,
+    limit: int = 1000,
+) -> list[ReconciliationItem]:
+    """Items of a run ordered by id, from after `after_id`."""
+    stmt = select(ReconciliationItem).where(ReconciliationItem.run_id == run_id)
+    if category is not None:
+        stmt = stmt.where(ReconciliationItem.category == category)
+    if after_id is not None:
+        stmt = stmt.where(ReconciliationItem.id > after_id)
+    stmt = stmt.order_by(ReconciliationItem.id).limit(limit)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def count_items(session: AsyncSession, run_id: int) -> dict[str, int]:
+    """{category: n} for every category (zeros included), counted from the items."""
+    stmt = (
+        select(ReconciliationItem.category, func.count())
+        .where(ReconciliationItem.run_id == run_id)
+        .group_by(ReconciliationItem.category)
+    )
+    counts = empty_counts()
+    for category, n in (await session.execute(stmt)).all():
+        counts[category] = int(n)
+    return counts
+
+
+async def worst_items(
+    session: AsyncSession, run_id: int, *, limit: int = 5
+) -> list[ReconciliationItem]:
+    """The items most in need of a person: first by the contract's category order (an order
+    missing on one side before a figure that differs), then oldest written first."""
+    rank = case({c: i for i, c in enumerate(CATEGORIES)}, value=ReconciliationItem.category)
+    stmt = (
+        select(ReconciliationItem)
+        .where(ReconciliationItem.run_id == run_id, ReconciliationItem.category != "matched")
+        .order_by(rank, ReconciliationItem.id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+# --- the run's working set of GHL orders ---------------------------------------------------------
+
+
+async def stage_ghl_orders(
+    session: AsyncSession, run_id: int, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Insert or refresh GHL orders read by the run (re-reading a page after a resume is
+    harmless). `rows` are dicts of ReconciliationGhlOrder columns."""
+    if not rows:
+        return
+    insert = _insert(session)
+    stmt = insert(ReconciliationGhlOrder).values([{**row, "run_id": run_id} for row in rows])
+    refreshed = (
+        "invoice_id",
+        "created_at",
+        "currency",
+        "amount",
+        "payment_status",
+        "fulfilled",
+        "mapped",
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_id", "location_id", "ghl_order_id"],
+        set_={name: getattr(stmt.excluded, name) for name in refreshed},
+    )
+    await session.execute(stmt)
+
+
+async def set_ghl_order_payments(
+    session: AsyncSession,
+    run_id: int,
+    location_id: str,
+    payments: dict[str, dict[str, Any]],
+) -> None:
+    """Write what the order's transactions say ({ghl order id: {amount_refunded,
+    payment_status, transactions}}) onto the staged orders."""
+    for ghl_order_id, values in payments.items():
+        await session.execute(
+            update(ReconciliationGhlOrder)
+            .where(
+                ReconciliationGhlOrder.run_id == run_id,
+                ReconciliationGhlOrder.location_id == location_id,
+                ReconciliationGhlOrder.ghl_order_id == ghl_order_id,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def staged_transactions(
+    session: AsyncSession, run_id: int, location_id: str, ghl_order_ids: Sequence[str]
+) -> dict[str, list[dict[str, Any]]]:
+    """The transactions already recorded on staged orders (a transaction page can hold part of an
+    order's transactions; the next page adds to them)."""
+    if not ghl_order_ids:
+        return {}
+    stmt = select(ReconciliationGhlOrder.ghl_order_id, ReconciliationGhlOrder.transactions).where(
+        ReconciliationGhlOrder.run_id == run_id,
+        ReconciliationGhlOrder.location_id == location_id,
+        ReconciliationGhlOrder.ghl_order_id.in_(list(ghl_order_ids)),
+    )
+    return {oid: list(txs or []) for oid, txs in (await session.execute(stmt)).all()}
+
+
+async def staged_by_order_ids(
+    session: AsyncSession, run_id: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], ReconciliationGhlOrder]:
+    """Staged orders by (location id, GHL order id)."""
+    out: dict[tuple[str, str], ReconciliationGhlOrder] = {}
+    by_location: dict[str, list[str]] = {}
+    for location_id, order_id in keys:
+        by_location.setdefault(location_id, []).append(order_id)
+    for location_id, order_ids in by_location.items():
+        stmt = select(ReconciliationGhlOrder).where(
+            ReconciliationGhlOrder.run_id == run_id,
+            ReconciliationGhlOrder.location_id == location_id,
+            ReconciliationGhlOrder.ghl_order_id.in_(order_ids),
+        )
+        for row in (await session.execute(stmt)).scalars():
+            out[(row.location_id, row.ghl_order_id)] = row
+    return out
+
+
+async def staged_by_invoice_ids(
+    session: AsyncSession, run_id: int, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], ReconciliationGhlOrder]:
+    """Staged orders by (location id, the invoice they came from)."""
+    out: dict[tuple[str, str], ReconciliationGhlOrder] = {}
+    by_location: dict[str, list[str]] = {}
+    for location_id, invoice_id in keys:
+        by_location.setdefault(location_id, []).append(invoice_id)
+    for location_id, invoice_ids in by_location.items():
+        stmt = select(ReconciliationGhlOrder).where(
+            ReconciliationGhlOrder.run_id == run_id,
+            ReconciliationGhlOrder.location_id == location_id,
+            ReconciliationGhlOrder.invoice_id.in_(invoice_ids),
+        )
+        for row in (await session.execute(stmt)).scalars():
+            if row.invoice_id is not None:
+                out[(row.location_id, row.invoice_id)] = row
+    return out
+
+
+async def claim_staged(session: AsyncSession, ids: Sequence[int]) -> None:
+    """Mark staged orders as paired with a Wizehire order."""
+    if ids:
+        await session.execute(
+            update(ReconciliationGhlOrder)
+            .where(ReconciliationGhlOrder.id.in_(list(ids)))
+            .values(claimed=True)
+            .execution_options(synchronize_session=False)
+        )
+
+
+async def unclaimed_staged(
+    session: AsyncSession, run_id: int, *, after_id: int, limit: int
+) -> list[ReconciliationGhlOrder]:
+    """Staged orders no Wizehire order of the window paired with, by id."""
+    stmt = (
+        select(ReconciliationGhlOrder)
+        .where(
+            ReconciliationGhlOrder.run_id == run_id,
+            ReconciliationGhlOrder.claimed.is_(False),
+            ReconciliationGhlOrder.id > after_id,
+        )
+        .order_by(ReconciliationGhlOrder.id)
+        .limit(limit)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def drop_staged(session: AsyncSession, run_id: int) -> None:
+    await session.execute(
+        delete(ReconciliationGhlOrder).where(ReconciliationGhlOrder.run_id == run_id)
+    )

@@ -79,6 +79,15 @@ class Settings(BaseSettings):
     poll_interval_seconds: int = Field(300, ge=5)
     reconcile_cron: str = "0 2 * * *"
 
+    # --- browser pages (/login, /insights, /reports/*): see docs/INSIGHTS.md -------------------
+    # Signs the session cookie; unset = a key derived from ADMIN_TOKEN (rotating it logs out).
+    session_secret: SecretStr | None = None
+    session_max_age_seconds: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    # Secure (and `__Host-` prefixed) session cookie; unset = only in production.
+    session_cookie_secure: bool | None = None
+    # How long a location's GHL reading for the revenue figures is reused.
+    insights_cache_seconds: float = Field(60.0, ge=0)
+
     # --- worker tuning (not in the contract; defaults suit most deployments) -------------------
     worker_concurrency: int = Field(8, ge=1, le=256)
     worker_lease_seconds: float = Field(60.0, gt=0)

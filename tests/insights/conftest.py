@@ -61,7 +61,12 @@ class InsightsKit:
 
 def mapping_for(planted: Planted) -> Mapping:
     return Mapping(
-        locations=Locations(default=DEFAULT_LOCATION_ID, accounts={"acct_b": SECOND_LOCATION_ID}),
+        locations=Locations(
+            default=DEFAULT_LOCATION_ID,
+            accounts={"acct_b": SECOND_LOCATION_ID}
+            if SECOND_LOCATION_ID in planted.locations
+            else {},
+        ),
         products={sku: Product(**ids) for sku, ids in planted.skus.items()},
     )
 

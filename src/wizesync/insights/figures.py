@@ -56,12 +56,13 @@ FALLBACK_CURRENCY = "USD"
 CENT = Decimal("0.01")
 ZERO = Decimal(0)
 
-# A schedule interval -> how many of it make a month (times 1/n for "every n intervals").
-_PER_MONTH: dict[str, Decimal] = {
-    "day": Decimal(365) / Decimal(12),
-    "week": Decimal(52) / Decimal(12),
-    "month": Decimal(1),
-    "year": Decimal(1) / Decimal(12),
+# A schedule interval -> how many of it make a month, as a fraction (numerator, denominator), so
+# the one division happens last and `1200 a year` is exactly `100 a month`.
+_PER_MONTH: dict[str, tuple[int, int]] = {
+    "day": (365, 12),
+    "week": (52, 12),
+    "month": (1, 1),
+    "year": (1, 12),
 }
 
 
@@ -249,11 +250,11 @@ def split(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
 
 def monthly_amount(sub: ActiveSubscription) -> Decimal:
     """The subscription's amount per month, exact (not rounded)."""
-    per_month = _PER_MONTH.get((sub.interval or "month").lower(), Decimal(1))
+    numerator, denominator = _PER_MONTH.get((sub.interval or "month").lower(), (1, 1))
     count = max(sub.interval_count, 1)
     with localcontext() as ctx:
         ctx.prec = 50
-        return sub.amount * per_month / Decimal(count)
+        return sub.amount * numerator / Decimal(denominator * count)
 
 
 def unreconciled_total(items: Iterable[UnreconciledItem], currency: str) -> tuple[int, Decimal]:

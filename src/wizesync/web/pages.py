@@ -42,9 +42,17 @@ def _money(value: Any) -> str:
         return str(value)
 
 
-def _when(value: datetime | None) -> str:
-    if value is None:
+def _when(value: datetime | str | None) -> str:
+    """A moment (or its ISO text) as `2026-12-04 17:48 UTC`."""
+    if value is None or value == "":
         return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 

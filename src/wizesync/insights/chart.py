@@ -94,10 +94,10 @@ def revenue_chart(report: RevenueReport) -> str:
             )
     out.append(f'<polyline class="net" points="{" ".join(net_path)}"/>')
     for i, coords in enumerate(net_path):
-        cx, cy = coords.split(",")
+        px, py = coords.split(",")
         p = points[i]
         out.append(
-            f'<circle class="net-point" cx="{cx}" cy="{cy}" r="3"><title>'
+            f'<circle class="net-point" cx="{px}" cy="{py}" r="3"><title>'
             f"{escape(p.label)} net: {money_str(p.net)} {escape(report.currency)}"
             f"</title></circle>"
         )

@@ -46,14 +46,17 @@ def _when(value: datetime | str | None) -> str:
     """A moment (or its ISO text) as `2026-12-04 17:48 UTC`."""
     if value is None or value == "":
         return ""
+    moment: datetime
     if isinstance(value, str):
         try:
-            value = datetime.fromisoformat(value)
+            moment = datetime.fromisoformat(value)
         except ValueError:
             return value
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    else:
+        moment = value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
 _env = Environment(

@@ -26,6 +26,8 @@ from wizesync.insights.service import build_app_insights
 from wizesync.ops.routes import admin as admin_router
 from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers
+from wizesync.reconcile.routes import router as reconciliation_router
+from wizesync.reconcile.runtime import build_scheduler, close_reconciler
 from wizesync.sandbox.dev import MOUNT_PATH, DevSandbox, SandboxMount
 from wizesync.state import AppState, build_verifiers
 from wizesync.web import install as install_web
@@ -87,8 +89,9 @@ def create_app(
             if dev is not None:
                 dev.adopt(services)
             poller = build_poller(conf, sessionmaker, services)
+            scheduler = build_scheduler(conf, sessionmaker, services, ghl_http, app)
             worker = Worker(settings=conf, sessionmaker=sessionmaker, registry=handlers,
-                            services=services, companions=[poller.run])
+                            services=services, companions=[poller.run, scheduler.run])
             state.wake_worker = worker.wake
             state.worker_id = worker.worker_id
             worker.start()
@@ -102,6 +105,7 @@ def create_app(
         finally:
             if app.state.insights is not None:
                 await app.state.insights.close()
+            await close_reconciler(app)
             if worker is not None:
                 await worker.stop()
             await state.providers.close()
@@ -122,6 +126,7 @@ def create_app(
     app.include_router(ghl_oauth_router)
     app.include_router(ops_router)
     app.include_router(admin_router)
+    app.include_router(reconciliation_router)
     app.mount(MOUNT_PATH, sandbox_mount)
     install_web(app)  # /login, /insights, /reports/*, /static
     document_wizehire_api(app)  # the Wizehire API the service calls, under `webhooks`

@@ -15,10 +15,12 @@ from rich.table import Table
 
 from wizesync.config import ConfigError, Settings, load_settings
 from wizesync.ghl.providers_cli import providers_app
+from wizesync.reconcile.cli import reconcile as reconcile_command
 
 app = typer.Typer(help="wizesync: Wizehire <-> HighLevel payments sync", no_args_is_help=True)
 events_app = typer.Typer(help="Inspect and replay inbox events", no_args_is_help=True)
 app.add_typer(events_app, name="events")
+app.command("reconcile")(reconcile_command)
 console = Console()
 err = Console(stderr=True)
 
@@ -90,12 +92,15 @@ async def _run_worker(settings: Settings, grace: float) -> None:
     sessionmaker = create_sessionmaker(engine)
     http = build_http_client(settings)
     services = build_services(settings, sessionmaker, http)
+    from wizesync.reconcile.runtime import build_scheduler
+
     the_worker = Worker(
         settings=settings,
         sessionmaker=sessionmaker,
         registry=load_handlers(settings.handler_modules),
         services=services,
-        companions=[build_poller(settings, sessionmaker, services).run],
+        companions=[build_poller(settings, sessionmaker, services).run,
+                    build_scheduler(settings, sessionmaker, services, http).run],
     )
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # GHL's published Ed25519 key for `X-GHL-Signature` (from HighLevel's webhook docs).
@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     worker: Literal["inprocess", "off"] = "inprocess"
     poll_interval_seconds: int = Field(300, ge=5)
     reconcile_cron: str = "0 2 * * *"
+    reconcile_window_days: int = Field(7, ge=1, le=366)
+    # The service's external base URL, for links in Slack messages.
+    public_url: str | None = None
+    # GHL requests per rate window a reconciliation leaves to the live sync of the location.
+    reconcile_ghl_reserve: int = Field(10, ge=0)
 
     # --- browser pages (/login, /insights, /reports/*): see docs/INSIGHTS.md -------------------
     # Signs the session cookie; unset = a key derived from ADMIN_TOKEN (rotating it logs out).
@@ -102,6 +107,13 @@ class Settings(BaseSettings):
     worker_handler_modules: str = ""
     webhook_max_body_bytes: int = 1024 * 1024
     webhook_timestamp_tolerance_seconds: int = 300
+
+    @field_validator("reconcile_cron")
+    @classmethod
+    def _cron_or_off(cls, value: str) -> str:
+        from wizesync.reconcile.schedule import check_cron
+
+        return check_cron(value)
 
     @model_validator(mode="after")
     def _development_defaults_and_production_guard(self) -> Settings:

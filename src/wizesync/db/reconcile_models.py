@@ -115,7 +115,8 @@ class ReconciliationGhlOrder(Base):
     currency: Mapped[str | None] = mapped_column(String(3))
     amount: Mapped[Decimal | None] = mapped_column(Money)
     amount_refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
-    # What GHL's state maps to, in Wizehire's payment_status vocabulary.
+    # GHL's own order status (completed, cancelled, ...); the payment state is computed from
+    # `transactions` when the order is compared.
     payment_status: Mapped[str | None] = mapped_column(String(24))
     fulfilled: Mapped[bool] = mapped_column(Boolean, default=False)
     # An item's price or product is in the mapping (only those can be missing in Wizehire).

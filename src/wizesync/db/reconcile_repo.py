@@ -25,6 +25,7 @@ from wizesync.db.reconcile_models import (
     ReconciliationItem,
     ReconciliationRun,
 )
+from wizesync.db.sync_models import SyncOrder
 
 
 def _insert(session: AsyncSession) -> Any:
@@ -300,40 +301,34 @@ async def stage_ghl_orders(
     await session.execute(stmt)
 
 
-async def set_ghl_order_payments(
+async def set_ghl_order_payments(session: AsyncSession, payments: Sequence[dict[str, Any]]) -> None:
+    """Write what staged orders' transactions say: dicts of `id` plus the columns to set
+    (`transactions`, `amount_refunded`), one executemany by primary key."""
+    if payments:
+        await session.execute(update(ReconciliationGhlOrder), list(payments))
+
+
+async def staged_for_transactions(
     session: AsyncSession,
     run_id: int,
     location_id: str,
-    payments: dict[str, dict[str, Any]],
-) -> None:
-    """Write what the order's transactions say ({ghl order id: {amount_refunded,
-    payment_status, transactions}}) onto the staged orders."""
-    for ghl_order_id, values in payments.items():
-        await session.execute(
-            update(ReconciliationGhlOrder)
-            .where(
-                ReconciliationGhlOrder.run_id == run_id,
-                ReconciliationGhlOrder.location_id == location_id,
-                ReconciliationGhlOrder.ghl_order_id == ghl_order_id,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-
-
-async def staged_transactions(
-    session: AsyncSession, run_id: int, location_id: str, ghl_order_ids: Sequence[str]
-) -> dict[str, list[dict[str, Any]]]:
-    """The transactions already recorded on staged orders (a transaction page can hold part of an
-    order's transactions; the next page adds to them)."""
-    if not ghl_order_ids:
-        return {}
-    stmt = select(ReconciliationGhlOrder.ghl_order_id, ReconciliationGhlOrder.transactions).where(
+    *,
+    order_ids: Sequence[str] = (),
+    invoice_ids: Sequence[str] = (),
+) -> list[ReconciliationGhlOrder]:
+    """Staged orders that transactions point at, by order id or by the invoice they came from."""
+    out: dict[int, ReconciliationGhlOrder] = {}
+    base = select(ReconciliationGhlOrder).where(
         ReconciliationGhlOrder.run_id == run_id,
         ReconciliationGhlOrder.location_id == location_id,
-        ReconciliationGhlOrder.ghl_order_id.in_(list(ghl_order_ids)),
     )
-    return {oid: list(txs or []) for oid, txs in (await session.execute(stmt)).all()}
+    if order_ids:
+        stmt = base.where(ReconciliationGhlOrder.ghl_order_id.in_(list(order_ids)))
+        out.update((row.id, row) for row in (await session.execute(stmt)).scalars())
+    if invoice_ids:
+        stmt = base.where(ReconciliationGhlOrder.invoice_id.in_(list(invoice_ids)))
+        out.update((row.id, row) for row in (await session.execute(stmt)).scalars())
+    return list(out.values())
 
 
 async def staged_by_order_ids(
@@ -407,3 +402,62 @@ async def drop_staged(session: AsyncSession, run_id: int) -> None:
     await session.execute(
         delete(ReconciliationGhlOrder).where(ReconciliationGhlOrder.run_id == run_id)
     )
+
+
+async def existing_item_keys(
+    session: AsyncSession, run_id: int, order_keys: Sequence[str]
+) -> set[str]:
+    """Which of these orders already have an item in the run (a resumed or re-read page)."""
+    if not order_keys:
+        return set()
+    stmt = select(ReconciliationItem.order_key).where(
+        ReconciliationItem.run_id == run_id,
+        ReconciliationItem.order_key.in_(list(order_keys)),
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+# --- the sync records a run matches through (indexed look-ups, a page at a time) ----------------
+
+
+async def sync_records_by_wizehire_ids(
+    session: AsyncSession, wizehire_order_ids: Sequence[str]
+) -> dict[str, SyncOrder]:
+    if not wizehire_order_ids:
+        return {}
+    stmt = select(SyncOrder).where(SyncOrder.wizehire_order_id.in_(list(wizehire_order_ids)))
+    return {row.wizehire_order_id: row for row in (await session.execute(stmt)).scalars()}
+
+
+async def linked_ghl_orders(
+    session: AsyncSession,
+    location_id: str,
+    *,
+    order_ids: Sequence[str] = (),
+    invoice_ids: Sequence[str] = (),
+) -> tuple[set[str], set[str]]:
+    """Of these GHL order ids and invoice ids, those a sync record points to."""
+    orders: set[str] = set()
+    invoices: set[str] = set()
+    if order_ids:
+        stmt = select(SyncOrder.ghl_order_id).where(
+            SyncOrder.ghl_location_id == location_id, SyncOrder.ghl_order_id.in_(list(order_ids))
+        )
+        orders = {v for v in (await session.execute(stmt)).scalars() if v}
+    if invoice_ids:
+        stmt = select(SyncOrder.ghl_invoice_id).where(
+            SyncOrder.ghl_location_id == location_id,
+            SyncOrder.ghl_invoice_id.in_(list(invoice_ids)),
+        )
+        invoices = {v for v in (await session.execute(stmt)).scalars() if v}
+    return orders, invoices
+
+
+async def set_staged_mapped(session: AsyncSession, ids: Sequence[int]) -> None:
+    if ids:
+        await session.execute(
+            update(ReconciliationGhlOrder)
+            .where(ReconciliationGhlOrder.id.in_(list(ids)))
+            .values(mapped=True)
+            .execution_options(synchronize_session=False)
+        )

@@ -59,6 +59,7 @@ BUILTIN_HANDLER_MODULES: list[str] = [
     "wizesync.flows.payments",
     "wizesync.flows.advance",
     "wizesync.notify.outbox",
+    "wizesync.reconcile.heal",
 ]
 
 

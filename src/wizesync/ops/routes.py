@@ -81,6 +81,7 @@ async def sync_status(state: StateDep) -> dict[str, Any]:
             "dead_letters": await status.dead_letter_summary(session),
             "installations": await status.installation_summary(session, state.settings),
             "poller": await status.poller_summary(session),
+            "reconciliation": await status.reconciliation_summary(session),
         }
     # After the session is closed: reading GHL (cached, bounded wait) holds no connection.
     await status.add_whitelabel_providers(summary["installations"], state.providers)

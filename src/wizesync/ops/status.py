@@ -155,3 +155,16 @@ async def add_whitelabel_providers(installations: list[dict[str, Any]],
                                             "reason": "no usable token: the app is uninstalled "
                                                       "or was never authorised here"}
     return installations
+
+
+async def reconciliation_summary(session: AsyncSession) -> dict[str, Any] | None:
+    """The last finished reconciliation run: id, when, window, counts by category."""
+    from wizesync.db import reconcile_repo
+    from wizesync.reconcile.views import counts_json, iso
+
+    run = await reconcile_repo.last_finished_run(session)
+    if run is None:
+        return None
+    return {"id": run.id, "finished_at": iso(run.finished_at),
+            "window": {"since": iso(run.since), "until": iso(run.until)},
+            "counts": counts_json(run.counts)}

@@ -186,7 +186,11 @@ def _answered(request: Request, status: int, body: Any) -> None:
 
 
 def _public_order(order: dict[str, Any]) -> dict[str, Any]:
-    return dict(order)
+    """The order as Wizehire's API shows it: `sync` is the PATCH bodies merged in order (also
+    kept under its first name, `ghl_sync`, for callers written before the contract named it)."""
+    public = dict(order)
+    public["sync"] = order.get("ghl_sync")
+    return public
 
 
 # --- validation of the contract's bodies ---------------------------------------------------------

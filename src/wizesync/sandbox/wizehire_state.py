@@ -4,10 +4,11 @@ received, and the answers it gave per Idempotency-Key."""
 from __future__ import annotations
 
 import base64
+import bisect
 import copy
 import json
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from wizesync.sandbox.clock import Clock, parse_moment
@@ -30,6 +31,8 @@ class WizehireState:
     calls: list[Doc] = field(default_factory=list)
     answers: dict[str, StoredAnswer] = field(default_factory=dict)
     access_tokens: set[str] = field(default_factory=set)
+    _index: list[tuple[datetime, str]] | None = field(default=None, repr=False)
+    _index_size: int = field(default=0, repr=False)
 
     def reset(self) -> None:
         self.orders.clear()
@@ -37,6 +40,7 @@ class WizehireState:
         self.calls.clear()
         self.answers.clear()
         self.access_tokens.clear()
+        self._index = None
 
     def now(self) -> str:
         # Full precision: `updated_since` filters compare against it.
@@ -49,6 +53,7 @@ class WizehireState:
         doc = {**current, **copy.deepcopy(order), "updated_at": self.now()}
         doc.setdefault("ghl_sync", None)
         self.orders[str(order["id"])] = doc
+        self._index = None
         return doc
 
     def apply_sync(self, order_id: str, body: Doc) -> Doc:
@@ -61,6 +66,7 @@ class WizehireState:
                 order[key] = body[key]
         order["updated_at"] = self.now()
         self.orders[order_id] = order
+        self._index = None
         return order
 
     def apply_refund(self, refund_id: str, body: Doc) -> Doc:
@@ -74,14 +80,32 @@ class WizehireState:
 
     def list_orders(self, updated_since: datetime | None, cursor: str | None,
                     limit: int) -> tuple[list[Doc], str | None]:
-        docs = sorted(self.orders.values(), key=lambda d: (d["updated_at"], d["id"]))
-        if updated_since is not None:
-            docs = [d for d in docs
-                    if (parse_moment(d["updated_at"]) or updated_since) >= updated_since]
-        offset = _decode_cursor(cursor)
-        page = docs[offset:offset + limit]
-        more = offset + limit < len(docs)
-        return page, _encode_cursor(offset + limit) if more else None
+        """Oldest change first, keyset-paged on (updated_at, id): an order changed while a reader
+        pages moves behind its cursor and shows up again on a later page, never skipped."""
+        index = self._sorted_index()
+        after = _decode_cursor(cursor)
+        if after is not None:
+            start = bisect.bisect_right(index, after)
+        elif updated_since is not None:
+            start = bisect.bisect_left(index, (updated_since, ""))
+        else:
+            start = 0
+        if after is not None and updated_since is not None:
+            start = max(start, bisect.bisect_left(index, (updated_since, "")))
+        keys = index[start:start + limit]
+        page = [self.orders[order_id] for _, order_id in keys]
+        more = start + limit < len(index)
+        return page, _encode_cursor(keys[-1]) if more and keys else None
+
+    def _sorted_index(self) -> list[tuple[datetime, str]]:
+        # Rebuilt only after a write: a reader paging through 100,000 orders sorts them once.
+        if self._index is None or self._index_size != len(self.orders):
+            self._index = sorted(
+                (parse_moment(d["updated_at"]) or datetime.min.replace(tzinfo=UTC), d["id"])
+                for d in self.orders.values()
+            )
+            self._index_size = len(self.orders)
+        return self._index
 
     # --- calls -----------------------------------------------------------------------------------
     def record(self, call: Doc) -> Doc:
@@ -104,18 +128,20 @@ class BadCursor(ValueError):
     pass
 
 
-def _encode_cursor(offset: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+def _encode_cursor(key: tuple[datetime, str]) -> str:
+    raw = json.dumps({"u": key[0].isoformat(), "i": key[1]}).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str | None) -> int:
+def _decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
     if not cursor:
-        return 0
+        return None
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        offset = int(json.loads(raw)["o"])
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        moment = datetime.fromisoformat(raw["u"])
+        order_id = str(raw["i"])
     except (ValueError, KeyError, TypeError) as exc:
         raise BadCursor("cursor is not one this API gave out") from exc
-    if offset < 0:
+    if moment.tzinfo is None:
         raise BadCursor("cursor is not one this API gave out")
-    return offset
+    return moment, order_id

@@ -39,9 +39,14 @@ from wizesync.wizehire.errors import (
     WizehireUnavailable,
     error_from_response,
 )
-from wizesync.wizehire.events import Order
 from wizesync.wizehire.http import WIZEHIRE_TIMEOUT, send
-from wizesync.wizehire.models import OrderSync, RefundUpdate, WizehireOrdersPage, iso_utc
+from wizesync.wizehire.models import (
+    ListedOrder,
+    OrderSync,
+    RefundUpdate,
+    WizehireOrdersPage,
+    iso_utc,
+)
 
 log = logging.getLogger("wizesync.wizehire")
 
@@ -132,17 +137,24 @@ class WizehireClient:
 
     async def iter_orders(
         self, updated_since: datetime, *, limit: int = 100
-    ) -> AsyncIterator[Order]:
+    ) -> AsyncIterator[ListedOrder]:
         """Every order changed since `updated_since`, following `next_cursor` to the end."""
-        cursor: str | None = None
+        async for page in self.iter_order_pages(updated_since, limit=limit):
+            for order in page.data:
+                yield order
+
+    async def iter_order_pages(
+        self, updated_since: datetime, *, cursor: str | None = None, limit: int = 100
+    ) -> AsyncIterator[WizehireOrdersPage]:
+        """Every page of orders changed since `updated_since`, from `cursor` (a page's
+        `next_cursor` kept by a reader that stopped: it resumes there) to the end."""
         seen: set[str] = set()
         while True:
             page = await self.list_orders(updated_since, cursor, limit)
-            for order in page.data:
-                yield order
+            yield page
             if not page.next_cursor:
                 return
-            if page.next_cursor in seen:
+            if page.next_cursor in seen or page.next_cursor == cursor:
                 raise WizehireBadResponse(
                     "GET /v1/orders gave a cursor it had already given; stopping to avoid a loop"
                 )

@@ -108,10 +108,34 @@ class RefundUpdate(_Body):
     processed_at: UtcDateTime | None = None
 
 
+class WizehireSyncState(BaseModel):
+    """The sync state Wizehire holds for an order: the service's PATCH bodies merged in order.
+    Read tolerantly (every field optional): it is Wizehire's copy, compared, never trusted."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    ghl_location_id: str | None = None
+    ghl_order_id: str | None = None
+    ghl_invoice_id: str | None = None
+    ghl_fulfillment_id: str | None = None
+    payment_status: str | None = None
+    amount_paid: Decimal | None = None
+    amount_refunded: Decimal | None = None
+    currency: str | None = None
+
+
+class ListedOrder(Order):
+    """An order as `GET /v1/orders` lists it: the event's order plus `updated_at` and `sync`
+    (absent or null until the service has PATCHed it)."""
+
+    updated_at: datetime | None = None
+    sync: WizehireSyncState | None = None
+
+
 class WizehireOrdersPage(BaseModel):
     """`GET /v1/orders` answer: orders changed since `updated_since`, and the next page's cursor."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    data: list[Order]
+    data: list[ListedOrder]
     next_cursor: str | None = None

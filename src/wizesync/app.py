@@ -22,6 +22,7 @@ from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.routes import WEBHOOKS
 from wizesync.inbox.routes import router as webhooks_router
 from wizesync.inbox.worker import Worker
+from wizesync.insights.service import build_app_insights
 from wizesync.ops.routes import admin as admin_router
 from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers
@@ -29,6 +30,7 @@ from wizesync.reconcile.routes import router as reconciliation_router
 from wizesync.reconcile.runtime import build_scheduler, close_reconciler
 from wizesync.sandbox.dev import MOUNT_PATH, DevSandbox, SandboxMount
 from wizesync.state import AppState, build_verifiers
+from wizesync.web import install as install_web
 from wizesync.wizehire.openapi import document_wizehire_api
 
 log = logging.getLogger(__name__)
@@ -96,9 +98,13 @@ def create_app(
         state.providers = ProviderDirectory.from_settings(
             conf, sessionmaker, ghl_http, tokens=services.tokens if services else None)
         app.state.wizesync = state
+        app.state.insights = build_app_insights(conf, sessionmaker, ghl_http,
+                                                services=services, sandbox=dev)
         try:
             yield
         finally:
+            if app.state.insights is not None:
+                await app.state.insights.close()
             await close_reconciler(app)
             if worker is not None:
                 await worker.stop()
@@ -122,5 +128,6 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(reconciliation_router)
     app.mount(MOUNT_PATH, sandbox_mount)
+    install_web(app)  # /login, /insights, /reports/*, /static
     document_wizehire_api(app)  # the Wizehire API the service calls, under `webhooks`
     return app

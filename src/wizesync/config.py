@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     # GHL requests per rate window a reconciliation leaves to the live sync of the location.
     reconcile_ghl_reserve: int = Field(10, ge=0)
 
+    # --- browser pages (/login, /insights, /reports/*): see docs/INSIGHTS.md -------------------
+    # Signs the session cookie; unset = a key derived from ADMIN_TOKEN (rotating it logs out).
+    session_secret: SecretStr | None = None
+    session_max_age_seconds: int = Field(8 * 3600, ge=60, le=30 * 24 * 3600)
+    # Secure (and `__Host-` prefixed) session cookie; unset = only in production.
+    session_cookie_secure: bool | None = None
+    # How long a location's GHL reading for the revenue figures is reused.
+    insights_cache_seconds: float = Field(60.0, ge=0)
+
     # --- worker tuning (not in the contract; defaults suit most deployments) -------------------
     worker_concurrency: int = Field(8, ge=1, le=256)
     worker_lease_seconds: float = Field(60.0, gt=0)

@@ -1,0 +1,176 @@
+"""Revenue insights for a query: GHL's facts (`source`), the last reconciliation run's open items
+(the database), and the pure rules (`figures`) put together. Built once in the lifespan.
+
+GHL failures become problems in words: a rate limit or an outage 503 with `Retry-After` (the
+figures can be asked again), anything else 502 naming the location.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from wizesync.db import reconcile_repo
+from wizesync.db.reconcile_models import CATEGORIES, ReconciliationRun
+from wizesync.ghl.errors import GhlError, GhlRateLimited, GhlServerError
+from wizesync.insights.figures import (
+    RevenueReport,
+    UnreconciledItem,
+    choose_currency,
+    currencies_used,
+    revenue_report,
+    unreconciled_total,
+)
+from wizesync.insights.query import RevenueQuery
+from wizesync.insights.source import GhlRevenueSource
+from wizesync.problems import Problem
+
+if TYPE_CHECKING:
+    import httpx
+
+    from wizesync.config import Settings
+    from wizesync.ghl.limits import TokenProvider
+    from wizesync.mapping import Mapping
+
+log = logging.getLogger(__name__)
+OPEN_CATEGORIES = tuple(c for c in CATEGORIES if c != "matched")
+_PAGE = 1000
+
+
+@dataclass
+class RevenueView:
+    """A report with what a page shows beside it."""
+
+    report: RevenueReport
+    query: RevenueQuery
+    currencies: list[str]  # used in the window, most used first (the page's choices)
+    last_run: ReconciliationRun | None
+    open_counts: dict[str, int]  # the last run's items not matched, by category
+
+
+class InsightsService:
+    def __init__(
+        self,
+        source: GhlRevenueSource,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        *,
+        close: Any = None,
+    ) -> None:
+        self.source = source
+        self.sessionmaker = sessionmaker
+        self._close = close
+
+    async def close(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+    async def revenue(self, query: RevenueQuery) -> RevenueView:
+        try:
+            facts = await self.source.read(query.since, query.until)
+        except GhlError as exc:
+            raise _ghl_problem(exc) from exc
+        payments = [p for f in facts for p in f.payments]
+        subscriptions = [s for f in facts for s in f.subscriptions]
+        currency = query.currency or choose_currency(payments, subscriptions, query.window)
+        run, items = await self._last_run_open_items()
+        report = revenue_report(
+            payments,
+            subscriptions,
+            unreconciled_total(items, currency),
+            window=query.window,
+            currency=currency,
+        )
+        open_counts = {c: int((run.counts or {}).get(c, 0)) for c in OPEN_CATEGORIES} if run else {}
+        return RevenueView(
+            report=report,
+            query=query,
+            currencies=currencies_used(payments, query.window),
+            last_run=run,
+            open_counts=open_counts,
+        )
+
+    async def _last_run_open_items(self) -> tuple[ReconciliationRun | None, list[UnreconciledItem]]:
+        """The last finished run and its items that are not `matched` (read page by page)."""
+        items: list[UnreconciledItem] = []
+        async with self.sessionmaker() as session:
+            run = await reconcile_repo.last_finished_run(session)
+            if run is None:
+                return None, items
+            for category in OPEN_CATEGORIES:
+                after: int | None = None
+                while True:
+                    page = await reconcile_repo.list_items(
+                        session, run.id, category=category, after_id=after, limit=_PAGE
+                    )
+                    items.extend(
+                        UnreconciledItem(category=i.category, wizehire=i.wizehire, ghl=i.ghl)
+                        for i in page
+                    )
+                    if len(page) < _PAGE:
+                        break
+                    after = page[-1].id
+        return run, items
+
+
+def build_insights(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    mapping: Mapping,
+    *,
+    tokens: TokenProvider | None = None,
+) -> InsightsService:
+    """The service as the lifespan builds it: the GHL client shares the per-location budget (the
+    database rate limiter) and, when given, the process's token provider."""
+    from wizesync.ghl.factory import build_ghl_access
+
+    # A request waits little for budget: better a 503 "ask again" than a page that hangs.
+    access = build_ghl_access(settings, sessionmaker, http, tokens=tokens, max_rate_limit_wait=10.0)
+    source = GhlRevenueSource(access.client, mapping, cache_seconds=settings.insights_cache_seconds)
+    return InsightsService(source, sessionmaker, close=access.close)
+
+
+def _ghl_problem(exc: GhlError) -> Problem:
+    log.warning("insights: reading GHL failed", exc_info=exc)
+    if isinstance(exc, GhlRateLimited | GhlServerError):
+        delay = int(getattr(exc, "delay", 10) or 10)
+        return Problem(
+            503,
+            "Service Unavailable",
+            f"GHL is busy or not answering ({exc.message}); ask again shortly",
+            headers={"Retry-After": str(max(delay, 1))},
+        )
+    return Problem(502, "Bad Gateway", f"GHL refused to give the figures: {exc.message}")
+
+
+def build_app_insights(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    http: httpx.AsyncClient,
+    *,
+    services: Any = None,
+    sandbox: Any = None,
+) -> InsightsService | None:
+    """For the lifespan: the worker's mapping and tokens when this process has them, else its own
+    (the development sandbox's mapping in that mode); None, with the reason logged, when GHL is
+    not configured in a way that can work (the pages then say so)."""
+    from wizesync.config import ConfigError
+    from wizesync.mapping import MappingError, load_mapping
+
+    try:
+        if services is not None:
+            return build_insights(
+                settings, sessionmaker, http, services.mapping, tokens=services.tokens
+            )
+        mapping = load_mapping(settings.mapping_file, default_location=settings.ghl_location_id)
+        if sandbox is not None and not settings.mapping_file:
+            from wizesync.sandbox.dev import sandbox_mapping
+
+            mapping = sandbox_mapping(mapping)
+        return build_insights(settings, sessionmaker, http, mapping)
+    except (ConfigError, MappingError) as exc:
+        log.warning("revenue insights unavailable: %s", exc)
+        return None

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from wizesync.db.models import EventStatus, Source
 from wizesync.ghl.webhook_events import delivery_timestamp
 from wizesync.inbox import ingest
-from wizesync.inbox.classify import classify_ghl, classify_wizehire
+from wizesync.inbox.classify import classify_ghl, classify_wizehire, fit
 from wizesync.inbox.signatures import SignatureError
 from wizesync.ops import metrics
 from wizesync.problems import Problem
@@ -103,7 +103,7 @@ async def accept_wizehire(state: AppState, headers: Mapping[str, str], body: byt
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified = classify_wizehire(body)
     stored = await ingest.store(
-        state.sessionmaker, source=source, event_id=event_id[:255], raw_body=body,
+        state.sessionmaker, source=source, event_id=fit(event_id), raw_body=body,
         classified=classified,
     )
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
@@ -130,7 +130,7 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
     payload = classified.payload if isinstance(classified.payload, dict) else {}
     webhook_id = payload.get("webhookId")
     event_id = (
-        str(webhook_id)[:255] if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
+        fit(str(webhook_id)) if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
     )
     settle = state.settings.ghl_webhook_settle_seconds
     stored = await ingest.store(

@@ -79,6 +79,15 @@ def client_disconnected(source: str) -> Problem:
 
 
 def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) -> Answer:
+    if stored.conflict:
+        problem = Problem(
+            409,
+            "Conflict",
+            f"this event id was first stored as event {stored.id} with a different body; "
+            "send a changed event under a new id",
+            extra={"first_event_id": stored.id},
+        )
+        return Answer(409, problem.content(), "application/problem+json")
     if stored.duplicate:
         return Answer(200, {"id": stored.id, "status": "duplicate"})
     if stored.status == EventStatus.QUARANTINED and source == Source.WIZEHIRE:
@@ -165,7 +174,7 @@ async def _read_body(request: Request, source: str, limit: int) -> bytes:
 
 
 @router.post("/wizehire", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}})
 async def wizehire_webhook(request: Request) -> Any:
     """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
     state = get_state(request)
@@ -175,7 +184,7 @@ async def wizehire_webhook(request: Request) -> Any:
 
 
 @router.post("/ghl", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 503: {}})
+    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}})
 async def ghl_webhook(request: Request) -> Any:
     """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
     state = get_state(request)

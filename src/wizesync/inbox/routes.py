@@ -173,7 +173,31 @@ async def _read_body(request: Request, source: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/wizehire", status_code=202, responses={
+def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if pattern:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "header", "required": True, "description": description,
+            "schema": schema}
+
+
+_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "the event, as the sender signed it (at most 1 MiB)"}}}}}
+WIZEHIRE_OPENAPI = {**_JSON_BODY, "parameters": [
+    _header("webhook-id", "the event id (deduplicates redeliveries)"),
+    _header("webhook-timestamp", "Unix seconds; more than 5 minutes off is refused",
+            r"^[0-9]+$"),
+    _header("webhook-signature",
+            "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`",
+            r"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$"),
+]}
+GHL_OPENAPI = {**_JSON_BODY, "parameters": [
+    _header("x-ghl-signature", "base64 Ed25519 signature of the raw body (GHL's key)",
+            r"^[A-Za-z0-9+/=]+$"),
+]}
+
+
+@router.post("/wizehire", status_code=202, openapi_extra=WIZEHIRE_OPENAPI, responses={
     200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}})
 async def wizehire_webhook(request: Request) -> Any:
     """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
@@ -183,7 +207,7 @@ async def wizehire_webhook(request: Request) -> Any:
     return (await accept_wizehire(state, request.headers, body)).response()
 
 
-@router.post("/ghl", status_code=202, responses={
+@router.post("/ghl", status_code=202, openapi_extra=GHL_OPENAPI, responses={
     200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}})
 async def ghl_webhook(request: Request) -> Any:
     """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""

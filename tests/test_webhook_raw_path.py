@@ -7,6 +7,7 @@ and check that the driver INSERT stores the very row the ORM path stores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -83,11 +84,15 @@ def _rows(tag: str) -> list[tuple[str, list[Request]]]:
     stale["timestamp"] = (datetime.now(UTC) - timedelta(minutes=10)).isoformat()
     ghl_order = samples.ghl_event("OrderCreate")
     ghl_order["webhookId"] = f"ghl_{tag}"
+    duplicate, reused = _order(tag), _order(tag)
+    reused["data"]["order"]["status"] = "pending"
     not_json = _wizehire(_order(tag), f"ct_{tag}")
     not_json[3]["content-type"] = "text/plain"
     return [
         ("queued", [_wizehire(_order(tag), f"q_{tag}")]),
-        ("duplicate", [_wizehire(_order(tag), f"d_{tag}"), _wizehire(_order(tag), f"d_{tag}")]),
+        ("duplicate", [_wizehire(duplicate, f"d_{tag}"), _wizehire(duplicate, f"d_{tag}")]),
+        ("id reused, other body", [_wizehire(duplicate, f"r_{tag}"),
+                                   _wizehire(reused, f"r_{tag}")]),
         ("ignored", [_wizehire({"type": "order.archived", "data": {}}, f"i_{tag}")]),
         ("quarantined 422", [_wizehire(quarantined, f"x_{tag}")]),
         ("not JSON body", [_wizehire(b"{not json", f"nj_{tag}")]),
@@ -120,6 +125,9 @@ def _normalised(response: httpx.Response) -> tuple[int, str, str | None, Any]:
     content = response.json()
     if isinstance(content, dict) and "id" in content:
         content["id"] = "<id>"
+    if isinstance(content, dict) and "first_event_id" in content:
+        content["first_event_id"] = "<id>"
+        content["detail"] = re.sub(r"event \d+", "event <id>", content["detail"])
     if isinstance(content, dict) and "detail" in content:
         # A stale timestamp's skew in seconds grows while the test runs.
         content["detail"] = re.sub(r"\d+ s away", "N s away", content["detail"])
@@ -168,8 +176,9 @@ async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
         _rows("raw"))
 
     assert raw == fastapi
-    assert len(served) == 17  # every POST of the rows (duplicates post twice), not the GET
-    expected = {"queued": 202, "duplicate": 200, "ignored": 202, "quarantined 422": 422,
+    assert len(served) == 19  # every POST of the rows (duplicates post twice), not the GET
+    expected = {"queued": 202, "duplicate": 200, "id reused, other body": 409, "ignored": 202,
+                "quarantined 422": 422,
                 "not JSON body": 422, "bad signature": 401, "missing headers": 401,
                 "declared too large": 413, "too large": 413, "too large, streamed": 413,
                 "content type": 415,
@@ -280,7 +289,8 @@ async def test_driver_insert_stores_the_row_the_orm_insert_stores(
     assert first and second and existing is None
 
     duplicate, existing = await inbox_driver.store_event(engine, make(driver_id))
-    assert (duplicate, existing) == (None, second)
+    assert duplicate is None and existing is not None and existing.id == second
+    assert existing.body_sha256 == hashlib.sha256(make(driver_id).raw_body).hexdigest()
 
     columns = [c for c in InboxEvent.__table__.columns
                if c.name not in ("id", "event_id", "next_attempt_at", "received_at",

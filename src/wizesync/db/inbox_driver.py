@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
 from wizesync.db import inbox_repo
-from wizesync.db.inbox_repo import NewEvent
+from wizesync.db.inbox_repo import NewEvent, StoredEvent
 
 # SQLSTATE classes that mean "not answering" (connection exception, operator intervention such as
 # a shutdown, insufficient resources): the sender should retry, as db/errors.py says for the ORM.
@@ -80,8 +80,8 @@ def _insert(dialect: Dialect, column_keys: tuple[str, ...]) -> _Compiled:
 
 @functools.lru_cache(maxsize=16)
 def _find(dialect: Dialect) -> _Compiled:
-    """`inbox_repo.find_event_id`'s SELECT; its parameters are (source, event_id), plain text."""
-    compiled = _compile(inbox_repo.find_event_id_statement("", ""), dialect)
+    """`inbox_repo.find_event`'s SELECT; its parameters are (source, event_id), plain text."""
+    compiled = _compile(inbox_repo.find_event_statement("", ""), dialect)
     if len(compiled.params) != 2 or any(process for _, process, _ in compiled.params):
         raise ValueError(f"unexpected parameters in {compiled.sql!r}")
     return compiled
@@ -102,9 +102,11 @@ def _unavailable(exc: BaseException, conn: Any) -> bool:
     return isinstance(exc, asyncpg.InterfaceError) and conn is not None and conn.is_closed()
 
 
-async def store_event(engine: AsyncEngine, event: NewEvent) -> tuple[int | None, int | None]:
+async def store_event(
+    engine: AsyncEngine, event: NewEvent
+) -> tuple[int | None, StoredEvent | None]:
     """INSERT .. ON CONFLICT DO NOTHING; (new row id, None) or, for a duplicate, (None, the
-    stored event's id, read by a second statement as `inbox_repo.find_event_id` would)."""
+    stored event, read by a second statement as `inbox_repo.find_event` would)."""
     values = inbox_repo.insert_values(event)
     dialect = engine.dialect
     insert = _insert(dialect, tuple(values))
@@ -124,7 +126,8 @@ async def store_event(engine: AsyncEngine, event: NewEvent) -> tuple[int | None,
         row_id = await conn.fetchval(insert.sql, *insert.args(values))
         existing = None
         if row_id is None:
-            existing = await conn.fetchval(_find(dialect).sql, event.source, event.event_id)
+            row = await conn.fetchrow(_find(dialect).sql, event.source, event.event_id)
+            existing = StoredEvent(row[0], row[1]) if row is not None else None
     except BaseException as exc:
         lost = _unavailable(exc, conn)
         if lost or not isinstance(exc, asyncpg.PostgresError):

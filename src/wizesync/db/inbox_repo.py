@@ -7,6 +7,7 @@ queueing it is one INSERT in one transaction.
 from __future__ import annotations
 
 import functools
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -58,6 +59,15 @@ class NewEvent:
     delay_seconds: float = 0.0  # due this long after it was stored
 
 
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """The event already stored under a (source, event id): its row and its body's hash (None
+    for rows stored before the hash was kept: `stored_body_sha256` reads it then)."""
+
+    id: int
+    body_sha256: str | None
+
+
 def _dialect(session: AsyncSession | AsyncConnection) -> str:
     if isinstance(session, AsyncConnection):
         return session.dialect.name
@@ -92,6 +102,7 @@ def insert_values(event: NewEvent) -> dict[str, Any]:
         "received_at": now,
         "updated_at": now,
         "raw_body": event.raw_body,
+        "body_sha256": hashlib.sha256(event.raw_body).hexdigest(),
         "payload": event.payload,
         "last_error": event.last_error,
     }
@@ -119,17 +130,29 @@ def insert_statement(dialect: str) -> Any:
     return _insert_once(dialect)
 
 
-async def find_event_id(
+async def find_event(
     session: AsyncSession | AsyncConnection, source: str, event_id: str
-) -> int | None:
-    stmt = find_event_id_statement(source, event_id)
-    return (await session.execute(stmt)).scalar_one_or_none()
+) -> StoredEvent | None:
+    stmt = find_event_statement(source, event_id)
+    row = (await session.execute(stmt)).one_or_none()
+    return StoredEvent(row.id, row.body_sha256) if row is not None else None
 
 
-def find_event_id_statement(source: str, event_id: str) -> Any:
-    return select(InboxEvent.id).where(
+def find_event_statement(source: str, event_id: str) -> Any:
+    return select(InboxEvent.id, InboxEvent.body_sha256).where(
         InboxEvent.source == source, InboxEvent.event_id == event_id
     )
+
+
+async def stored_body_sha256(session: AsyncSession | AsyncConnection, row_id: int) -> str | None:
+    """The hash of a stored row's raw body, computed from the body when the row predates the
+    `body_sha256` column."""
+    row = (await session.execute(
+        select(InboxEvent.body_sha256, InboxEvent.raw_body).where(InboxEvent.id == row_id)
+    )).one_or_none()
+    if row is None:
+        return None
+    return row.body_sha256 or hashlib.sha256(row.raw_body).hexdigest()
 
 
 # --- the worker's side -----------------------------------------------------------------------

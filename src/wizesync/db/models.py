@@ -85,6 +85,8 @@ class InboxEvent(Base):
     handled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     raw_body: Mapped[bytes] = mapped_column(LargeBinary)
+    # Hex sha256 of raw_body: the same event id with another body is a conflict, not a duplicate.
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[Any | None] = mapped_column(JSONType)
 
     attempt_log: Mapped[list[EventAttempt]] = relationship(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 
@@ -9,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wizesync.db import inbox_driver, inbox_repo
 from wizesync.db.engine import one_statement_transactions
-from wizesync.db.inbox_repo import NewEvent
+from wizesync.db.inbox_repo import NewEvent, StoredEvent
 from wizesync.db.models import EventStatus
 from wizesync.inbox.classify import Classified
 from wizesync.ops import metrics
@@ -22,6 +23,9 @@ class Stored:
     id: int
     duplicate: bool
     status: EventStatus
+    # A duplicate whose body differs from the stored one: the id was reused for another body
+    # (e.g. a corrected event resent under the id of a rejected one). Nothing was stored.
+    conflict: bool = False
 
 
 async def store(
@@ -59,6 +63,7 @@ async def store(
         delay_seconds=delay_seconds,
     )
     engine = sessionmaker.kw.get("bind")
+    existing: StoredEvent | None = None
     if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
         # Through the driver on a pooled connection, in autocommit: the INSERT commits by itself,
         # without an ORM session or SQLAlchemy's execution layer (db/inbox_driver.py).
@@ -68,15 +73,9 @@ async def store(
             await one_statement_transactions(session)
             row_id = await inbox_repo.insert_event(session, new)
             if row_id is None:
-                existing = await inbox_repo.find_event_id(session, source, event_id)
+                existing = await inbox_repo.find_event(session, source, event_id)
     if row_id is None:
-        metrics.WEBHOOKS.labels(source=source, outcome="duplicate", reason="").inc()
-        log.info(
-            "duplicate webhook",
-            extra={"source": source, "event_id": event_id, "type": classified.type,
-                   "outcome": "duplicate"},
-        )
-        return Stored(id=existing or 0, duplicate=True, status=classified.status)
+        return await _duplicate(sessionmaker, source, event_id, raw_body, classified, existing)
     outcome = {
         EventStatus.QUEUED: "accepted",
         EventStatus.IGNORED: "ignored",
@@ -89,3 +88,33 @@ async def store(
                "type": classified.type, "outcome": outcome},
     )
     return Stored(id=row_id, duplicate=False, status=classified.status)
+
+
+async def _duplicate(
+    sessionmaker: async_sessionmaker[AsyncSession], source: str, event_id: str,
+    raw_body: bytes, classified: Classified, existing: StoredEvent | None,
+) -> Stored:
+    """A redelivery of the same body is a duplicate; another body under the same id is a
+    conflict, answered and logged as such rather than silently dropped."""
+    first_id = existing.id if existing is not None else 0
+    stored_hash = existing.body_sha256 if existing is not None else None
+    if existing is not None and stored_hash is None:
+        async with sessionmaker() as session:
+            stored_hash = await inbox_repo.stored_body_sha256(session, existing.id)
+    body_hash = hashlib.sha256(raw_body).hexdigest()
+    if stored_hash is not None and stored_hash != body_hash:
+        metrics.WEBHOOKS.labels(source=source, outcome="conflict", reason="body_differs").inc()
+        log.warning(
+            "webhook id reused with a different body",
+            extra={"source": source, "event_id": event_id, "inbox_id": first_id,
+                   "type": classified.type, "outcome": "conflict",
+                   "body_sha256": body_hash, "first_body_sha256": stored_hash},
+        )
+        return Stored(id=first_id, duplicate=True, status=classified.status, conflict=True)
+    metrics.WEBHOOKS.labels(source=source, outcome="duplicate", reason="").inc()
+    log.info(
+        "duplicate webhook",
+        extra={"source": source, "event_id": event_id, "type": classified.type,
+               "outcome": "duplicate"},
+    )
+    return Stored(id=first_id, duplicate=True, status=classified.status)

@@ -25,7 +25,7 @@ from starlette.requests import ClientDisconnect
 from wizesync.db.models import EventStatus, Source
 from wizesync.ghl.webhook_events import delivery_timestamp
 from wizesync.inbox import ingest
-from wizesync.inbox.classify import classify_ghl, classify_wizehire
+from wizesync.inbox.classify import classify_ghl, classify_wizehire, fit
 from wizesync.inbox.signatures import SignatureError
 from wizesync.ops import metrics
 from wizesync.problems import Problem
@@ -79,6 +79,15 @@ def client_disconnected(source: str) -> Problem:
 
 
 def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) -> Answer:
+    if stored.conflict:
+        problem = Problem(
+            409,
+            "Conflict",
+            f"this event id was first stored as event {stored.id} with a different body; "
+            "send a changed event under a new id",
+            extra={"first_event_id": stored.id},
+        )
+        return Answer(409, problem.content(), "application/problem+json")
     if stored.duplicate:
         return Answer(200, {"id": stored.id, "status": "duplicate"})
     if stored.status == EventStatus.QUARANTINED and source == Source.WIZEHIRE:
@@ -103,7 +112,7 @@ async def accept_wizehire(state: AppState, headers: Mapping[str, str], body: byt
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified = classify_wizehire(body)
     stored = await ingest.store(
-        state.sessionmaker, source=source, event_id=event_id[:255], raw_body=body,
+        state.sessionmaker, source=source, event_id=fit(event_id), raw_body=body,
         classified=classified,
     )
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
@@ -130,7 +139,7 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
     payload = classified.payload if isinstance(classified.payload, dict) else {}
     webhook_id = payload.get("webhookId")
     event_id = (
-        str(webhook_id)[:255] if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
+        fit(str(webhook_id)) if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
     )
     settle = state.settings.ghl_webhook_settle_seconds
     stored = await ingest.store(
@@ -164,8 +173,32 @@ async def _read_body(request: Request, source: str, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-@router.post("/wizehire", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "minLength": 1}
+    if pattern:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "header", "required": True, "description": description,
+            "schema": schema}
+
+
+_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "the event, as the sender signed it (at most 1 MiB)"}}}}}
+WIZEHIRE_OPENAPI = {**_JSON_BODY, "parameters": [
+    _header("webhook-id", "the event id (deduplicates redeliveries)"),
+    _header("webhook-timestamp", "Unix seconds; more than 5 minutes off is refused",
+            r"^[0-9]+$"),
+    _header("webhook-signature",
+            "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`",
+            r"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$"),
+]}
+GHL_OPENAPI = {**_JSON_BODY, "parameters": [
+    _header("x-ghl-signature", "base64 Ed25519 signature of the raw body (GHL's key)",
+            r"^[A-Za-z0-9+/=]+$"),
+]}
+
+
+@router.post("/wizehire", status_code=202, openapi_extra=WIZEHIRE_OPENAPI, responses={
+    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}})
 async def wizehire_webhook(request: Request) -> Any:
     """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
     state = get_state(request)
@@ -174,8 +207,8 @@ async def wizehire_webhook(request: Request) -> Any:
     return (await accept_wizehire(state, request.headers, body)).response()
 
 
-@router.post("/ghl", status_code=202, responses={
-    200: {"description": "duplicate"}, 401: {}, 413: {}, 415: {}, 503: {}})
+@router.post("/ghl", status_code=202, openapi_extra=GHL_OPENAPI, responses={
+    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}})
 async def ghl_webhook(request: Request) -> Any:
     """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
     state = get_state(request)

@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -106,6 +106,11 @@ async def prometheus_metrics(state: StateDep) -> Response:
 
 admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
+# Inbox ids are BIGINT: larger ids name no event (404), and a larger `before_id` bounds nothing.
+MAX_EVENT_ID = 2**63 - 1
+EventId = Annotated[int, Path(ge=1, description="the inbox event's id (1 to 2^63-1)",
+                              json_schema_extra={"maximum": MAX_EVENT_ID})]
+
 StatusFilter = Literal["queued", "running", "retry", "done", "dead", "ignored", "quarantined"]
 
 
@@ -131,9 +136,13 @@ async def list_events(
     status_: Annotated[StatusFilter | None, Query(alias="status")] = None,
     source: Literal["wizehire", "ghl"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(ge=1)] = None,
+    before_id: Annotated[int | None, Query(
+        ge=1, description="only events with a smaller id (paging); 1 to 2^63-1",
+        json_schema_extra={"maximum": MAX_EVENT_ID})] = None,
 ) -> dict[str, Any]:
     """Inbox rows, newest first, without payload bodies."""
+    if before_id is not None and before_id > MAX_EVENT_ID:
+        before_id = None  # every stored id is smaller
     async with state.sessionmaker() as session:
         events = await inbox_repo.list_events(
             session, status=status_, source=source, limit=limit, before_id=before_id
@@ -142,8 +151,10 @@ async def list_events(
 
 
 @admin.get("/events/{event_id}", responses={404: {}})
-async def show_event(event_id: int, state: StateDep) -> dict[str, Any]:
+async def show_event(event_id: EventId, state: StateDep) -> dict[str, Any]:
     """One event with every attempt: when, outcome, error and the outbound calls it made."""
+    if event_id > MAX_EVENT_ID:
+        raise Problem(404, "Not Found", f"no event {event_id}")
     async with state.sessionmaker() as session:
         event = await inbox_repo.get_event(session, event_id)
     if event is None:
@@ -168,11 +179,13 @@ async def show_event(event_id: int, state: StateDep) -> dict[str, Any]:
 
 @admin.post("/events/{event_id}/replay", status_code=202, responses={404: {}, 409: {}})
 async def replay_event(
-    event_id: int, state: StateDep, background: BackgroundTasks
+    event_id: EventId, state: StateDep, background: BackgroundTasks
 ) -> dict[str, Any]:
     """Re-queue a dead, quarantined, ignored or done event. Quarantined bodies are re-read."""
     from wizesync.inbox.replay import replay
 
+    if event_id > MAX_EVENT_ID:
+        raise Problem(404, "Not Found", f"no event {event_id}")
     try:
         result = await replay(state.sessionmaker, event_id)
     except ValueError as exc:

@@ -6,10 +6,26 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
-Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
+from wizesync.currencies import check_currency
+
+Currency = Annotated[
+    str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(check_currency)
+]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
+# An order or refund moves money: a zero one is a sender's bug, not something to sync.
+PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4)]
+# The largest quantity a 32-bit signed integer holds (GHL's order items and most stores keep it
+# in one); beyond it a line's total is meaningless anyway.
+Quantity = Annotated[int, Field(ge=1, le=2_147_483_647)]
 NonEmpty = Annotated[str, StringConstraints(min_length=1, max_length=255, strip_whitespace=True)]
 
 
@@ -28,7 +44,7 @@ class Customer(_Model):
 class OrderItem(_Model):
     sku: NonEmpty
     name: NonEmpty
-    quantity: Annotated[int, Field(ge=1)]
+    quantity: Quantity
     unit_amount: Money
 
 
@@ -56,14 +72,21 @@ class Order(_Model):
 class Refund(_Model):
     id: NonEmpty
     order_id: NonEmpty
-    amount: Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4)]
+    amount: PositiveMoney
     currency: Currency
     reason_code: Literal["duplicate", "customer_request", "fraud", "service_issue", "other"]
     note: str | None = None
 
 
+class EventOrder(Order):
+    """An order as an event brings it: it must move money (the orders Wizehire's API lists,
+    `Order`, are read as they are, zero or not, for reconciliation to report)."""
+
+    amount: PositiveMoney
+
+
 class OrderData(_Model):
-    order: Order
+    order: EventOrder
 
 
 class RefundData(_Model):

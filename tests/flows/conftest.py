@@ -147,7 +147,7 @@ def build_flow_services(
                               auth=ApiKeyAuth(WIZEHIRE_API_KEY), sleep=sleep)
     return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
                     slack=SlackNotifier(http, SLACK_URL, min_interval=0.0),
-                    wizehire_client=wizehire)
+                    wizehire_client=wizehire, http=http)
 
 
 @dataclass

@@ -23,8 +23,8 @@ from wizesync.db import refund_repo
 from wizesync.flows.payment_state import PaymentState
 from wizesync.flows.poller import Poller
 from wizesync.flows.refunds.executors import ExecutorResult, RefundCase, register_executor
-from wizesync.inbox.context import RetryLater
 from wizesync.flows.refunds.validation import check_refunds_mapping
+from wizesync.inbox.context import RetryLater
 from wizesync.mapping import Mapping, MappingError, Refunds
 
 

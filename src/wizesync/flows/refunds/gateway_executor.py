@@ -63,7 +63,9 @@ class Credentials:
 
 
 def resolve_credentials(
-    refunds: Refunds, location_id: str, spec: GatewaySpec,
+    refunds: Refunds,
+    location_id: str,
+    spec: GatewaySpec,
     environ: AnyMapping[str, str] | None = None,
 ) -> Credentials | str:
     """The gateway's secrets for the location, read from the variables the mapping names;
@@ -71,9 +73,11 @@ def resolve_credentials(
     env = os.environ if environ is None else environ
     names = refunds.credential_names(location_id, spec.name)
     if names is None:
-        return (f"the mapping names no {spec.name} credentials for GHL location {location_id} "
-                f"(refunds.gateways.{location_id}.{spec.name} or "
-                f"refunds.gateways.default.{spec.name})")
+        return (
+            f"the mapping names no {spec.name} credentials for GHL location {location_id} "
+            f"(refunds.gateways.{location_id}.{spec.name} or "
+            f"refunds.gateways.default.{spec.name})"
+        )
     values: dict[str, str] = {}
     for field in spec.credentials:
         variable = names.get(field)
@@ -81,8 +85,10 @@ def resolve_credentials(
             return f"the mapping's {spec.name} credentials lack {field}"
         value = env.get(variable, "")
         if not value.strip():
-            return (f"environment variable {variable} ({spec.name} {field} for GHL location "
-                    f"{location_id}) is not set")
+            return (
+                f"environment variable {variable} ({spec.name} {field} for GHL location "
+                f"{location_id}) is not set"
+            )
         values[field] = value.strip()
     return Credentials(values)
 
@@ -102,11 +108,18 @@ class GatewayHub:
         if gateway is None:
             if self.http is None:
                 raise GatewayMisconfigured("the service has no HTTP client for payment gateways")
-            timeout = httpx.Timeout(self.settings.refund_gateway_timeout_seconds,
-                                    connect=min(10.0, self.settings.refund_gateway_timeout_seconds))
-            gateway = spec.build(GatewaySetup(credentials=credentials.values,
-                                              settings=self.settings, http=self.http,
-                                              timeout=timeout))
+            timeout = httpx.Timeout(
+                self.settings.refund_gateway_timeout_seconds,
+                connect=min(10.0, self.settings.refund_gateway_timeout_seconds),
+            )
+            gateway = spec.build(
+                GatewaySetup(
+                    credentials=credentials.values,
+                    settings=self.settings,
+                    http=self.http,
+                    timeout=timeout,
+                )
+            )
             self._built[key] = gateway
         return gateway
 
@@ -139,21 +152,31 @@ class GatewayExecutor:
     ) -> ExecutorResult:
         if refund.gateway_refund_id:
             # Answered before (e.g. pending at the gateway): never sent again.
-            return ExecutorResult(status=refund.status, gateway=refund.gateway,  # type: ignore[arg-type]
-                                  gateway_refund_id=refund.gateway_refund_id)
+            return ExecutorResult(
+                status=refund.status,
+                gateway=refund.gateway,  # type: ignore[arg-type]
+                gateway_refund_id=refund.gateway_refund_id,
+            )
         choice = await self._choose(ctx, refund)
         if isinstance(choice, str):
-            log.info("refund needs a human", extra={"refund_id": refund.wizehire_refund_id,
-                                                    "reason": choice})
+            log.info(
+                "refund needs a human",
+                extra={"refund_id": refund.wizehire_refund_id, "reason": choice},
+            )
             return await ManualExecutor(choice).execute(ctx, refund, order_state)
-        credentials = resolve_credentials(ctx.services.mapping.refunds, refund.ghl_location_id,
-                                          choice.spec)
+        credentials = resolve_credentials(
+            ctx.services.mapping.refunds, refund.ghl_location_id, choice.spec
+        )
         if isinstance(credentials, str):
             return await ManualExecutor(credentials).execute(ctx, refund, order_state)
         request = GatewayRefund(
-            key=refund.wizehire_refund_id, wizehire_order_id=refund.wizehire_order_id,
-            amount=money(refund.amount), currency=refund.currency, charge_id=choice.charge_id,
-            captured=money(choice.captured), refunded_before=money(choice.refunded_before),
+            key=refund.wizehire_refund_id,
+            wizehire_order_id=refund.wizehire_order_id,
+            amount=money(refund.amount),
+            currency=refund.currency,
+            charge_id=choice.charge_id,
+            captured=money(choice.captured),
+            refunded_before=money(choice.refunded_before),
             reason_code=refund.reason_code,
         )
         name = choice.spec.name
@@ -162,28 +185,42 @@ class GatewayExecutor:
             if refund.gateway_attempted_at is not None:
                 found = await gateway.find_refund(request)
                 if found is not None:
-                    log.info("gateway refund found from an earlier attempt",
-                             extra={"refund_id": request.key, "gateway": name,
-                                    "gateway_refund_id": found.gateway_refund_id})
+                    log.info(
+                        "gateway refund found from an earlier attempt",
+                        extra={
+                            "refund_id": request.key,
+                            "gateway": name,
+                            "gateway_refund_id": found.gateway_refund_id,
+                        },
+                    )
                     return _result(name, found)
             await _record_intent(ctx, refund.refund_id, name)
             outcome = await gateway.refund(request)
         except GatewayUnavailable as exc:
-            raise RetryLater(f"refund {request.key} at {name}: {exc}; the next attempt looks "
-                             f"for it at {name} before sending it again") from None
+            raise RetryLater(
+                f"refund {request.key} at {name}: {exc}; the next attempt looks "
+                f"for it at {name} before sending it again"
+            ) from None
         except GatewayMisconfigured as exc:
             return await ManualExecutor(str(exc)).execute(ctx, refund, order_state)
         except AmountNotRepresentable as exc:
             return ExecutorResult(status="failed", gateway=name, failure_reason=str(exc))
-        log.info("gateway answered the refund",
-                 extra={"refund_id": request.key, "gateway": name, "status": outcome.status,
-                        "action": outcome.action,
-                        "gateway_refund_id": outcome.gateway_refund_id})
+        log.info(
+            "gateway answered the refund",
+            extra={
+                "refund_id": request.key,
+                "gateway": name,
+                "status": outcome.status,
+                "action": outcome.action,
+                "gateway_refund_id": outcome.gateway_refund_id,
+            },
+        )
         return _result(name, outcome)
 
     async def _choose(self, ctx: Any, refund: RefundCase) -> Choice | str:
         txn: m.Transaction = await ctx.services.ghl.get_transaction(
-            refund.ghl_location_id, refund.ghl_transaction_id)
+            refund.ghl_location_id, refund.ghl_transaction_id
+        )
         provider = txn.payment_provider_type or (txn.payment_provider or {}).get("type")
         specs = discover()
         # A gateway already tried for this refund stays the one (a look-up before any repeat).
@@ -197,37 +234,53 @@ class GatewayExecutor:
             if spec is None:
                 return _no_gateway_reason(provider, refund.ghl_transaction_id, specs)
         if not txn.charge_id:
-            return (f"GHL shows no charge id for transaction {refund.ghl_transaction_id}, so "
-                    f"{spec.name} cannot be asked to refund it")
+            return (
+                f"GHL shows no charge id for transaction {refund.ghl_transaction_id}, so "
+                f"{spec.name} cannot be asked to refund it"
+            )
         return Choice(spec, txn.charge_id, txn.amount or 0, txn.amount_refunded or 0)
 
 
 def _no_gateway_reason(provider: str | None, txn_id: str, specs: dict[str, GatewaySpec]) -> str:
     if not provider:
-        return (f"GHL does not say which payment provider took transaction {txn_id}: refund it "
-                "where the money was taken, then record it in GHL")
+        return (
+            f"GHL does not say which payment provider took transaction {txn_id}: refund it "
+            "where the money was taken, then record it in GHL"
+        )
     if provider.lower() in OFFLINE_PROVIDERS:
-        return (f"paid offline in GHL (payment provider {provider!r}): refund it where the "
-                "money was taken, then record it in GHL")
-    return (f"payment provider {provider!r} has no refund gateway here (known: "
-            f"{', '.join(sorted(specs))}): refund it in {provider}; GHL then shows it")
+        return (
+            f"paid offline in GHL (payment provider {provider!r}): refund it where the "
+            "money was taken, then record it in GHL"
+        )
+    return (
+        f"payment provider {provider!r} has no refund gateway here (known: "
+        f"{', '.join(sorted(specs))}): refund it in {provider}; GHL then shows it"
+    )
 
 
 def _result(name: str, outcome: GatewayOutcome) -> ExecutorResult:
     if outcome.status == "declined":
-        return ExecutorResult(status="failed", gateway=name, failure_reason=outcome.reason,
-                              gateway_refund_id=outcome.gateway_refund_id,
-                              gateway_action=outcome.action)
-    return ExecutorResult(status=outcome.status, gateway=name,
-                          gateway_refund_id=outcome.gateway_refund_id,
-                          gateway_action=outcome.action)
+        return ExecutorResult(
+            status="failed",
+            gateway=name,
+            failure_reason=outcome.reason,
+            gateway_refund_id=outcome.gateway_refund_id,
+            gateway_action=outcome.action,
+        )
+    return ExecutorResult(
+        status=outcome.status,
+        gateway=name,
+        gateway_refund_id=outcome.gateway_refund_id,
+        gateway_action=outcome.action,
+    )
 
 
 async def _record_intent(ctx: Any, refund_id: int, gateway: str) -> None:
     """Committed before the call: whatever happens next, a retry knows to look first."""
     async with ctx.unit_of_work() as session:
-        await refund_repo.set_fields(session, refund_id, gateway=gateway,
-                                     gateway_attempted_at=utcnow())
+        await refund_repo.set_fields(
+            session, refund_id, gateway=gateway, gateway_attempted_at=utcnow()
+        )
 
 
 def _register() -> None:
@@ -242,8 +295,10 @@ _FORCED: dict[str, Any] = {}
 def _forced(name: str) -> Any:
     # One factory object per name, so registering twice (re-import) is not a conflict.
     if name not in _FORCED:
+
         def factory() -> GatewayExecutor:
             return GatewayExecutor(name)
+
         _FORCED[name] = factory
     return _FORCED[name]
 

@@ -62,6 +62,12 @@ async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentSta
                 log.info("GHL shows the gateway refund",
                          extra={"refund_id": refund.wizehire_refund_id,
                                 "gateway": refund.gateway})
+            elif step.settled and _unanswered_gateway_call(refund):
+                # GHL shows money back, but which gateway refund it is only the gateway can
+                # say: the refund's own event looks it up there (and stores its id).
+                if step.baseline != refund.refunded_baseline:
+                    await refund_repo.set_fields(session, refund.id,
+                                                 refunded_baseline=step.baseline)
             elif step.settled:
                 await refund_repo.set_fields(
                     session, refund.id, status="succeeded", processed_at=now,
@@ -84,6 +90,11 @@ async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentSta
     for wizehire_refund_id in to_push:
         with calling(f"Wizehire refund {wizehire_refund_id} update"):
             await push_refund_state(ctx, wizehire_refund_id)
+
+
+def _unanswered_gateway_call(refund: SyncRefund) -> bool:
+    return refund.gateway_attempted_at is not None and refund.gateway_refund_id is None \
+        and refund.status == "pending"
 
 
 def _late_at_ghl(refund: SyncRefund, sent_before: object) -> bool:

@@ -20,17 +20,20 @@ def refunds_mapping_problems(mapping: Mapping) -> list[str]:
         for gateway, fields in named.items():
             spec = gateways.get(gateway)
             if spec is None:
-                problems.append(f"refunds.gateways.{where}.{gateway}: no such gateway; known: "
-                                f"{', '.join(sorted(gateways))}")
+                problems.append(
+                    f"refunds.gateways.{where}.{gateway}: no such gateway; known: "
+                    f"{', '.join(sorted(gateways))}"
+                )
                 continue
             missing = [f for f in spec.credentials if f not in fields]
             extra = sorted(set(fields) - set(spec.credentials))
             if missing:
-                problems.append(f"refunds.gateways.{where}.{gateway}: needs "
-                                f"{', '.join(missing)}")
+                problems.append(f"refunds.gateways.{where}.{gateway}: needs {', '.join(missing)}")
             if extra:
-                problems.append(f"refunds.gateways.{where}.{gateway}: {gateway} takes only "
-                                f"{', '.join(spec.credentials)}, not {', '.join(extra)}")
+                problems.append(
+                    f"refunds.gateways.{where}.{gateway}: {gateway} takes only "
+                    f"{', '.join(spec.credentials)}, not {', '.join(extra)}"
+                )
     return problems
 
 

@@ -132,4 +132,3 @@ def gateway_for_provider(provider_type: str | None) -> GatewaySpec | None:
         if wanted in {p.lower().replace("_", "-") for p in spec.provider_types}:
             return spec
     return None
-

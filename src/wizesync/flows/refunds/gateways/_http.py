@@ -9,8 +9,9 @@ import httpx
 from wizesync.flows.refunds.gateways import GatewayUnavailable
 
 
-async def post(http: httpx.AsyncClient, url: str, *, name: str, limits: httpx.Timeout,
-               **kwargs: Any) -> httpx.Response:
+async def post(
+    http: httpx.AsyncClient, url: str, *, name: str, limits: httpx.Timeout, **kwargs: Any
+) -> httpx.Response:
     """The gateway's answer when it is one to read (2xx/4xx); GatewayUnavailable otherwise:
     the request may or may not have been performed."""
     try:

@@ -11,10 +11,26 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-ZERO_DECIMAL = frozenset({
-    "BIF", "CLP", "DJF", "GNF", "JPY", "KMF", "KRW", "MGA", "PYG", "RWF", "UGX", "VND", "VUV",
-    "XAF", "XOF", "XPF",
-})
+ZERO_DECIMAL = frozenset(
+    {
+        "BIF",
+        "CLP",
+        "DJF",
+        "GNF",
+        "JPY",
+        "KMF",
+        "KRW",
+        "MGA",
+        "PYG",
+        "RWF",
+        "UGX",
+        "VND",
+        "VUV",
+        "XAF",
+        "XOF",
+        "XPF",
+    }
+)
 THREE_DECIMAL = frozenset({"BHD", "JOD", "KWD", "OMR", "TND"})
 # Two decimals on the wire, but only whole units are accepted.
 WHOLE_UNITS_TWO_DECIMAL = frozenset({"ISK"})
@@ -48,12 +64,14 @@ def to_minor_units(amount: Decimal, currency: str) -> int:
     if scaled != scaled.to_integral_value():
         raise AmountNotRepresentable(
             f"{amount} {currency.upper()} has more decimals than {currency.upper()} allows "
-            f"({exponent(currency)})")
+            f"({exponent(currency)})"
+        )
     minor = int(scaled)
     if minor % step(currency):
         raise AmountNotRepresentable(
             f"{amount} {currency.upper()} cannot be sent to the gateway: {currency.upper()} "
-            f"amounts must be a multiple of {step(currency)} minor units")
+            f"amounts must be a multiple of {step(currency)} minor units"
+        )
     return minor
 
 
@@ -68,5 +86,6 @@ def major_text(amount: Decimal, currency: str) -> str:
     if scaled != scaled.to_integral_value():
         raise AmountNotRepresentable(
             f"{amount} {currency.upper()} has more decimals than {currency.upper()} allows "
-            f"({places})")
+            f"({places})"
+        )
     return f"{amount:.{places}f}"

@@ -48,12 +48,14 @@ class NmiGateway:
         self._timeout = setup.timeout
 
     async def refund(self, request: GatewayRefund) -> GatewayOutcome:
-        form = {"security_key": self._key, "type": "refund",
-                "transactionid": request.charge_id,
-                "amount": _amount(request.amount, request.currency),
-                "orderid": request.key}
-        response = await post(self._http, self._url, name=NAME, limits=self._timeout,
-                              data=form)
+        form = {
+            "security_key": self._key,
+            "type": "refund",
+            "transactionid": request.charge_id,
+            "amount": _amount(request.amount, request.currency),
+            "orderid": request.key,
+        }
+        response = await post(self._http, self._url, name=NAME, limits=self._timeout, data=form)
         answer = {k: v[0] for k, v in parse_qs(response.text, keep_blank_values=True).items()}
         code = answer.get("response")
         text = answer.get("responsetext") or "no reason given"
@@ -93,14 +95,17 @@ class NmiGateway:
         return None
 
     async def _query(self, params: dict[str, str]) -> Element:
-        response = await post(self._http, query_url(self._url), name="NMI's Query API",
-                              limits=self._timeout,
-                              data={"security_key": self._key, **params})
+        response = await post(
+            self._http,
+            query_url(self._url),
+            name="NMI's Query API",
+            limits=self._timeout,
+            data={"security_key": self._key, **params},
+        )
         try:
             root = fromstring(response.content)
         except ParseError:
-            raise GatewayUnavailable("NMI's Query API answered something that is not XML") \
-                from None
+            raise GatewayUnavailable("NMI's Query API answered something that is not XML") from None
         error = root.findtext("error_response")
         if error:
             raise GatewayMisconfigured(f"NMI's Query API refused the request: {error}")
@@ -111,5 +116,8 @@ def _amount(amount: Decimal, currency: str) -> str:
     return major_text(amount, currency)
 
 
-register_gateway(GatewaySpec(name="nmi", provider_types=("nmi",),
-                             credentials=("security_key_env",), build=NmiGateway))
+register_gateway(
+    GatewaySpec(
+        name="nmi", provider_types=("nmi",), credentials=("security_key_env",), build=NmiGateway
+    )
+)

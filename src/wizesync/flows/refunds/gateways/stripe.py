@@ -25,8 +25,11 @@ from wizesync.flows.refunds.gateways import (
 )
 from wizesync.flows.refunds.gateways._minor_units import to_minor_units
 
-_REASONS = {"duplicate": "duplicate", "fraud": "fraudulent",
-            "customer_request": "requested_by_customer"}
+_REASONS = {
+    "duplicate": "duplicate",
+    "fraud": "fraudulent",
+    "customer_request": "requested_by_customer",
+}
 
 
 class _SharedHttpx(stripe_lib.HTTPXClient):
@@ -38,6 +41,15 @@ class _SharedHttpx(stripe_lib.HTTPXClient):
 
     async def close_async(self) -> None:
         """The shared client belongs to the service."""
+
+    def _get_request_args_kwargs(self, method: str, url: str, headers: Any, post_data: Any) -> Any:
+        # The client posts its already-encoded form as `data=`, which httpx deprecates for
+        # raw text; the same bytes as `content=`.
+        args, kwargs = super()._get_request_args_kwargs(method, url, headers, post_data)
+        data = kwargs.pop("data", None)
+        if isinstance(data, str | bytes) and data:
+            kwargs["content"] = data
+        return args, kwargs
 
 
 class StripeGateway:
@@ -53,15 +65,18 @@ class StripeGateway:
     async def refund(self, request: GatewayRefund) -> GatewayOutcome:
         params: dict[str, Any] = {
             "amount": to_minor_units(request.amount, request.currency),
-            "metadata": {"wizehire_order_id": request.wizehire_order_id,
-                         "wizehire_refund_id": request.key},
+            "metadata": {
+                "wizehire_order_id": request.wizehire_order_id,
+                "wizehire_refund_id": request.key,
+            },
             **_target(request.charge_id),
         }
         if request.reason_code in _REASONS:
             params["reason"] = _REASONS[request.reason_code]
         try:
             refund = await self._client.v1.refunds.create_async(
-                params, options={"idempotency_key": request.key})
+                params, options={"idempotency_key": request.key}
+            )
         except (stripe_lib.CardError, stripe_lib.InvalidRequestError) as exc:
             return GatewayOutcome("declined", reason=f"Stripe declined the refund: {_words(exc)}")
         except Exception as exc:
@@ -73,7 +88,7 @@ class StripeGateway:
         try:
             page = await self._client.v1.refunds.list_async(params)
             async for refund in page.auto_paging_iter():
-                if (refund.metadata or {}).get("wizehire_refund_id") == request.key:
+                if _metadata(refund).get("wizehire_refund_id") == request.key:
                     return _outcome(refund)
         except Exception as exc:
             raise _classified(exc) from None
@@ -99,7 +114,13 @@ def _target(charge_id: str) -> dict[str, str]:
         return {"charge": charge_id}
     raise GatewayMisconfigured(
         f"GHL's charge id {charge_id!r} is neither a Stripe charge (ch_/py_) nor a "
-        "PaymentIntent (pi_), so Stripe cannot be asked to refund it")
+        "PaymentIntent (pi_), so Stripe cannot be asked to refund it"
+    )
+
+
+def _metadata(refund: Any) -> dict[str, Any]:
+    metadata = getattr(refund, "metadata", None)
+    return metadata.to_dict() if metadata is not None else {}
 
 
 def _outcome(refund: Any) -> GatewayOutcome:
@@ -122,11 +143,21 @@ def _classified(exc: Exception) -> Exception:
     if isinstance(exc, GatewayMisconfigured):
         return exc
     if isinstance(exc, stripe_lib.StripeError):
-        return GatewayUnavailable(f"Stripe did not answer usably (HTTP "
-                                  f"{exc.http_status or 'none'}): {type(exc).__name__}")
-    return exc
+        cause = f" ({type(exc.__cause__).__name__})" if exc.__cause__ is not None else ""
+        return GatewayUnavailable(
+            f"Stripe did not answer usably (HTTP "
+            f"{exc.http_status or 'none'}): {type(exc).__name__}{cause}"
+        )
+    # Anything else (an answer the client could not read): the outcome is unknown.
+    return GatewayUnavailable(f"Stripe's answer could not be read: {type(exc).__name__}")
 
 
-register_gateway(GatewaySpec(name="stripe", provider_types=("stripe",),
-                             credentials=("api_key_env",), build=StripeGateway,
-                             idempotent=True))
+register_gateway(
+    GatewaySpec(
+        name="stripe",
+        provider_types=("stripe",),
+        credentials=("api_key_env",),
+        build=StripeGateway,
+        idempotent=True,
+    )
+)

@@ -31,6 +31,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     with op.batch_alter_table("sync_refunds", schema=None) as batch_op:
-        for name in ("ghl_catchup_notified_at", "ghl_seen_at", "gateway_attempted_at",
-                     "gateway_action", "gateway_refund_id", "gateway"):
+        for name in (
+            "ghl_catchup_notified_at",
+            "ghl_seen_at",
+            "gateway_attempted_at",
+            "gateway_action",
+            "gateway_refund_id",
+            "gateway",
+        ):
             batch_op.drop_column(name)

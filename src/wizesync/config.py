@@ -92,6 +92,13 @@ class Settings(BaseSettings):
     session_cookie_secure: bool | None = None
     # How long a location's GHL reading for the revenue figures is reused.
     insights_cache_seconds: float = Field(60.0, ge=0)
+    # --- refund gateways (credentials: environment variables the mapping names) -------------
+    stripe_api_base: str = "https://api.stripe.com"
+    nmi_api_url: str = "https://secure.nmi.com/api/transact.php"
+    authnet_api_url: str = "https://api.authorize.net/xml/v1/request.api"
+    refund_gateway_timeout_seconds: float = Field(30.0, gt=0)
+    # A gateway refund GHL's amountRefunded has not shown after this long: Slack is told.
+    refund_ghl_catchup_seconds: int = Field(6 * 3600, ge=1)
 
     # --- worker tuning (not in the contract; defaults suit most deployments) -------------------
     worker_concurrency: int = Field(8, ge=1, le=256)

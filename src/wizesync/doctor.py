@@ -17,6 +17,9 @@ async def run_checks(settings: Settings) -> list[Check]:
     results.extend(_webhook_keys(settings))
     results.extend(await ghl_checks(settings, database_ok=all(ok for ok, _, _ in database)))
     results.append(await wizehire_check(settings))
+    from wizesync.flows.refunds.doctor_checks import refund_gateway_checks
+
+    results.extend(await refund_gateway_checks(settings))
     return results
 
 

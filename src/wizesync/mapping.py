@@ -68,19 +68,40 @@ class Fulfillment(_Strict):
         return self.tracking_url.format(order_id=order_id)
 
 
+ExecutorName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,31}$")]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")]
+# gateway name -> {"<field>_env": "<ENVIRONMENT VARIABLE>"}: credentials are named, never written.
+GatewayCredentials = dict[ExecutorName, dict[str, EnvName]]
+
+
 class Refunds(_Strict):
-    executor: str = "manual"
+    # Which names exist (gateways are plug-ins) is checked where the services are built.
+    executor: ExecutorName = "auto"
+    # "default" or a GHL location id -> its gateways' credentials.
+    gateways: dict[str, GatewayCredentials] = Field(default_factory=dict)
 
-    @field_validator("executor")
+    @field_validator("gateways")
     @classmethod
-    def _known_executor(cls, value: str) -> str:
-        # Executors register by name (gateways can be added), so the names are looked up live.
-        from wizesync.flows.refunds.executors import executor_names
-
-        if value not in executor_names():
-            raise ValueError(f"unknown refund executor {value!r}; known: "
-                             f"{', '.join(executor_names())}")
+    def _credentials_by_environment_name(
+        cls, value: dict[str, GatewayCredentials]
+    ) -> dict[str, GatewayCredentials]:
+        for where, gateways in value.items():
+            for gateway, fields in gateways.items():
+                wrong = sorted(f for f in fields if not f.endswith("_env"))
+                if wrong:
+                    raise ValueError(
+                        f"{where}.{gateway}: {', '.join(wrong)}: credentials are named by "
+                        "environment variable (fields ending in _env), never written here")
         return value
+
+    def credential_names(self, location_id: str, gateway: str) -> dict[str, str] | None:
+        """The environment variable names for `gateway` at this location (its own block,
+        else `default`); None when neither names any."""
+        for where in (location_id, "default"):
+            names = self.gateways.get(where, {}).get(gateway)
+            if names is not None:
+                return dict(names)
+        return None
 
 
 class Mapping(_Strict):

@@ -99,13 +99,23 @@ class RoutingTransport(httpx.AsyncBaseTransport):
             raise httpx.ConnectError(f"no route to {request.url.host} in flow tests",
                                      request=request)
         raw = await request.aread()
-        self.sent.append((request.method, request.url.path, json.loads(raw) if raw else None))
+        self.sent.append((request.method, request.url.path, _body_of(raw)))
         # ASGITransport ignores timeouts; a real network would not: enforce the read timeout.
         read = (request.extensions.get("timeout") or {}).get("read")
         try:
             return await asyncio.wait_for(transport.handle_async_request(request), read)
         except TimeoutError:
             raise httpx.ReadTimeout("read timed out (flow tests)", request=request) from None
+
+
+def _body_of(raw: bytes) -> Any:
+    """JSON bodies parsed; others (a gateway's form posts) kept as text."""
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")
 
 
 def now_iso() -> str:
@@ -147,7 +157,7 @@ def build_flow_services(
                               auth=ApiKeyAuth(WIZEHIRE_API_KEY), sleep=sleep)
     return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
                     slack=SlackNotifier(http, SLACK_URL, min_interval=0.0),
-                    wizehire_client=wizehire)
+                    wizehire_client=wizehire, http=http)
 
 
 @dataclass

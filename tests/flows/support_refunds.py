@@ -23,12 +23,13 @@ class PaidOrder:
     transaction_id: str
 
 
-async def paid_order(flow: FlowKit, wizehire_order_id: str, *, qty: int = 1) -> PaidOrder:
-    """A customer paid in a GHL checkout (sandbox control plane) and the Wizehire order's sync
-    record points at that GHL order, as the order flow leaves it."""
+async def paid_order(flow: FlowKit, wizehire_order_id: str, *, qty: int = 1,
+                     provider: str = "stripe") -> PaidOrder:
+    """A customer paid in a GHL checkout (sandbox control plane, through `provider`) and the
+    Wizehire order's sync record points at that GHL order, as the order flow leaves it."""
     answer = await flow.control.post("/_sandbox/ghl/checkout", json={
         "location_id": flow.location_id, "items": [{"price_id": BOOST_PRICE_ID, "qty": qty}],
-        "outcome": "paid"})
+        "outcome": "paid", "provider": provider})
     assert answer.status_code == 201, answer.text
     ghl_order, txn = answer.json()["order"], answer.json()["transaction"]
     order = flow.order(wizehire_order_id, amount=str(ghl_order["amount"]), items=[

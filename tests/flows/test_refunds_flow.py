@@ -23,8 +23,9 @@ from wizesync.db import refund_repo
 from wizesync.flows.payment_state import PaymentState
 from wizesync.flows.poller import Poller
 from wizesync.flows.refunds.executors import ExecutorResult, RefundCase, register_executor
+from wizesync.flows.refunds.validation import check_refunds_mapping
 from wizesync.inbox.context import RetryLater
-from wizesync.mapping import Mapping, Refunds
+from wizesync.mapping import Mapping, MappingError, Refunds
 
 
 def _poller(flow: FlowKit) -> Poller:
@@ -134,9 +135,11 @@ class TestGatewayExecutor:
             ["pending", "succeeded"]
 
 
-def test_unknown_executor_name_is_refused_by_the_mapping() -> None:
-    with pytest.raises(ValueError, match=r"unknown refund executor 'stripe'; known: .*manual"):
-        Refunds(executor="stripe")
+def test_unknown_executor_name_is_refused_where_the_services_are_built() -> None:
+    mapping = default_mapping().model_copy(update={"refunds": Refunds(executor="paypal")})
+    with pytest.raises(MappingError, match=r"refunds.executor: unknown refund executor "
+                                           r"'paypal'; known: authorize_net, auto, .*manual"):
+        check_refunds_mapping(mapping)
 
 
 # --- Wizehire trouble ----------------------------------------------------------------------------

@@ -119,11 +119,20 @@ async def list_accepted_open(
     session: AsyncSession, wizehire_order_id: str, *, for_update: bool = False
 ) -> list[SyncRefund]:
     """Refunds validated and handed to an executor (a transaction and a baseline chosen) whose
-    money has not been seen moving yet, in request order."""
+    money GHL does not show yet, in request order: the open ones, and gateway refunds the
+    gateway confirmed (`succeeded`) that GHL's amountRefunded has not caught up with."""
     refunds = await list_for_order(
-        session, wizehire_order_id, statuses=OPEN_STATUSES, for_update=for_update
+        session, wizehire_order_id, statuses=(*OPEN_STATUSES, "succeeded"),
+        for_update=for_update,
     )
-    return [r for r in refunds if r.ghl_transaction_id and r.refunded_baseline is not None]
+    return [r for r in refunds if r.ghl_transaction_id and r.refunded_baseline is not None
+            and (r.status in OPEN_STATUSES or awaiting_ghl(r))]
+
+
+def awaiting_ghl(refund: SyncRefund) -> bool:
+    """The gateway refunded it; GHL's amountRefunded does not show it yet."""
+    return refund.status == "succeeded" and refund.gateway_refund_id is not None \
+        and refund.ghl_seen_at is None
 
 
 async def wizehire_order_id_of(session: AsyncSession, sync_order_id: int) -> str | None:
@@ -150,7 +159,8 @@ async def sync_orders_with_unsent_refunds(
     acknowledged (its PATCH failed after the decision was stored, e.g. a `succeeded` on an
     order now fully refunded, which nothing else would look at again): the poller refreshes
     them so `settle_pending_refunds` sends it again. Only refunds changed `within` the window
-    are looked at, so the scan stays small as refunds pile up."""
+    are looked at, so the scan stays small as refunds pile up. Also the records with a gateway
+    refund GHL does not show yet (until it does, or Slack was told it is late)."""
     stmt = (
         select(SyncOrder.id, SyncRefund.status, SyncRefund.last_synced_state)
         .join(SyncRefund, SyncRefund.wizehire_order_id == SyncOrder.wizehire_order_id)
@@ -159,5 +169,16 @@ async def sync_orders_with_unsent_refunds(
                SyncRefund.updated_at >= utcnow() - within)
     )
     rows = (await session.execute(stmt)).all()
-    return sorted({sync_id for sync_id, status, sent in rows
-                   if (sent or {}).get("status") != status})
+    unsent = {sync_id for sync_id, status, sent in rows if (sent or {}).get("status") != status}
+    # Gateway refunds GHL has not shown yet: refreshed until it does, or Slack was told.
+    awaiting = (
+        select(SyncOrder.id)
+        .join(SyncRefund, SyncRefund.wizehire_order_id == SyncOrder.wizehire_order_id)
+        .where(SyncOrder.ghl_location_id == location_id,
+               SyncRefund.status == "succeeded",
+               SyncRefund.gateway_refund_id.is_not(None),
+               SyncRefund.ghl_seen_at.is_(None),
+               SyncRefund.ghl_catchup_notified_at.is_(None))
+    )
+    unsent |= set((await session.execute(awaiting)).scalars())
+    return sorted(unsent)

@@ -97,6 +97,16 @@ class SyncRefund(Base):
     failure_reason: Mapped[str | None] = mapped_column(Text)
     notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The gateway moving the money (stripe | nmi | authorize_net), set with
+    # `gateway_attempted_at` BEFORE its first call: a retry then looks before it sends again.
+    gateway: Mapped[str | None] = mapped_column(String(32))
+    gateway_refund_id: Mapped[str | None] = mapped_column(String(128))
+    gateway_action: Mapped[str | None] = mapped_column(String(16))  # refund | void
+    gateway_attempted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # When GHL's amountRefunded showed a gateway refund (None: not yet), and when Slack was
+    # told that it had not in time.
+    ghl_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ghl_catchup_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last body Wizehire accepted for this refund (idempotent re-sends).
     last_synced_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -33,6 +33,8 @@ class Services:
     slack: SlackNotifier
     wizehire_client: WizehireClient | None
     wizehire_problem: str | None = None
+    # The shared outbound client, for the refund gateways (their own base URLs and timeouts).
+    http: httpx.AsyncClient | None = None
 
     @property
     def wizehire(self) -> WizehireClient:
@@ -53,6 +55,9 @@ def build_services(
     from wizesync.wizehire.client import build_wizehire_client
 
     mapping = load_mapping(settings.mapping_file, default_location=settings.ghl_location_id)
+    from wizesync.flows.refunds.validation import check_refunds_mapping
+
+    check_refunds_mapping(mapping, settings.mapping_file)
     tokens = build_token_provider(settings, sessionmaker, http)
     limiter = DbRateLimiter(sessionmaker, settings)
     ghl = GhlClient(http, base_url=settings.ghl_api_url, version=settings.ghl_api_version,
@@ -71,4 +76,4 @@ def build_services(
         else None
     return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
                     slack=SlackNotifier(http, slack_url), wizehire_client=wizehire,
-                    wizehire_problem=problem)
+                    wizehire_problem=problem, http=http)

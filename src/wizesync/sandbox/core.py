@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,6 +21,9 @@ from wizesync.sandbox.settings import SandboxConfig
 from wizesync.sandbox.webhooks_out import Outbox
 from wizesync.sandbox.wizehire_state import WizehireState
 
+if TYPE_CHECKING:
+    from wizesync.sandbox.gateways import GatewayFakes
+
 
 @dataclass
 class Sandbox:
@@ -37,10 +40,14 @@ class Sandbox:
     orders: Orders
     gate: Gate
     wizehire: WizehireState
+    # The fake payment gateways (made in `build`: they refund the fake GHL's charges).
+    gateways: GatewayFakes = field(init=False)
 
     @classmethod
     def build(cls, config: SandboxConfig | None = None, *, clock: Clock | None = None,
               http: httpx.AsyncClient | None = None) -> Sandbox:
+        from wizesync.sandbox.gateways import GatewayFakes
+
         config = config or SandboxConfig()
         clock = clock or Clock()
         store = GhlStore(clock)
@@ -49,16 +56,18 @@ class Sandbox:
         outbox = Outbox(config, http)
         ledger = Ledger(store, outbox.ghl_event)
         subscriptions = Subscriptions(ledger)
-        return cls(config=config, clock=clock, store=store, tokens=tokens, limiter=limiter,
-                   faults=FaultInjector(config), outbox=outbox, ledger=ledger,
-                   invoices=Invoices(ledger), subscriptions=subscriptions,
-                   orders=Orders(ledger, subscriptions),
-                   gate=Gate(config, store, tokens, limiter), wizehire=WizehireState(clock))
+        sandbox = cls(config=config, clock=clock, store=store, tokens=tokens, limiter=limiter,
+                      faults=FaultInjector(config), outbox=outbox, ledger=ledger,
+                      invoices=Invoices(ledger), subscriptions=subscriptions,
+                      orders=Orders(ledger, subscriptions),
+                      gate=Gate(config, store, tokens, limiter), wizehire=WizehireState(clock))
+        sandbox.gateways = GatewayFakes(sandbox)
+        return sandbox
 
     def reset(self) -> None:
         """Forget everything (data, tokens, limits, faults, outbox, recorded calls), keep config."""
         for part in (self.store, self.tokens, self.limiter, self.faults, self.outbox,
-                     self.wizehire):
+                     self.wizehire, self.gateways):
             part.reset()
 
     def dump(self, location_id: str | None = None) -> dict[str, Any]:
@@ -67,4 +76,5 @@ class Sandbox:
                 "rate_limits": self.limiter.snapshot(),
                 "faults": [r.model_dump() for r in self.faults.rules],
                 "webhooks": [d.public() for d in self.outbox.deliveries.values()],
-                "wizehire": self.wizehire.dump()}
+                "wizehire": self.wizehire.dump(),
+                "gateway_refunds": [r.public() for r in self.gateways.refunds]}

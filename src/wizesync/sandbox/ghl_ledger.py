@@ -161,7 +161,7 @@ class Ledger:
             "entitySource": clean({"type": source["type"], "id": source.get("id") or entity_id,
                                    "name": source.get("name"), "subType": source.get("subType")}),
             "subscriptionId": subscription_id, "invoiceId": invoice_id,
-            "chargeId": f"ch_{secrets.token_hex(12)}",
+            "chargeId": charge_id_for(provider),
             "paymentProviderType": provider, "paymentProvider": {"type": provider},
             "paymentMethod": payment_method, "meta": meta,
             "createdAt": now, "updatedAt": now, "fulfilledAt": now,
@@ -183,6 +183,17 @@ class Ledger:
         if txn.get("entityType") == "order" and txn.get("entityId") in self.store.orders:
             self.settle(self.store.orders[txn["entityId"]])
         return txn
+
+
+def charge_id_for(provider: str) -> str:
+    """The payment's id at its provider, in that provider's shape (the fake gateways refund
+    by it): Stripe `ch_...`, NMI and Authorize.net numeric transaction ids."""
+    kind = provider.lower().replace("_", "-")
+    if kind == "nmi":
+        return str(secrets.randbelow(9 * 10**9) + 10**9)
+    if kind in ("authorize-net", "authorizenet"):
+        return str(secrets.randbelow(9 * 10**10) + 10**10)
+    return f"ch_{secrets.token_hex(12)}"
 
 
 # --- views -----------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The sandbox as one ASGI app: fake GHL at `/ghl`, fake Wizehire at `/wizehire`, the control
-plane at `/_sandbox`, `GET /health`; fault injection wraps both fakes."""
+"""The sandbox as one ASGI app: fake GHL at `/ghl`, fake Wizehire at `/wizehire`, fake payment
+gateways at `/stripe`, `/nmi`, `/authorize_net`, the control plane at `/_sandbox`,
+`GET /health`; fault injection wraps all the fakes."""
 
 from __future__ import annotations
 
@@ -52,6 +53,10 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, sandbox: Sandbox 
     app.include_router(admin.router(sb))
     app.include_router(admin_ghl.router(sb))
     app.include_router(admin_wizehire.router(sb))
+    from wizesync.sandbox.gateways import routers as gateway_routers
+
+    for gateway_router in gateway_routers(sb, sb.gateways):
+        app.include_router(gateway_router)
     app.mount("/ghl", create_ghl_app(sb))
     app.mount("/wizehire", create_wizehire_app(sb))
     app.add_middleware(FaultMiddleware, faults=sb.faults)

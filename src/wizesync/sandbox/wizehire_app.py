@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 PAYMENT_STATUSES = ("pending", "paid", "partially_refunded", "refunded", "failed", "cancelled")
 REFUND_STATUSES = ("pending", "manual_action_required", "succeeded", "failed")
+GATEWAYS = ("stripe", "nmi", "authorize_net")
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 Errors = list[dict[str, Any]]
 
@@ -243,6 +244,22 @@ def validate_refund(body: Any) -> Errors:
             errors.append(_err(name, "must be a string or null"))
     if body.get("processed_at") is not None and not _is_time(body["processed_at"]):
         errors.append(_err("processed_at", "must be ISO-8601 or null"))
+    errors += _validate_gateway(body)
+    return errors
+
+
+def _validate_gateway(body: dict[str, Any]) -> Errors:
+    """`gateway` names who moved the money: absent for manual, one of the contract's names."""
+    errors: Errors = []
+    gateway, refund_id = body.get("gateway"), body.get("gateway_refund_id")
+    if gateway is not None and gateway not in GATEWAYS:
+        errors.append(_err("gateway", "must be one of " + ", ".join(GATEWAYS) + " or absent"))
+    if gateway is not None and body.get("status") == "manual_action_required":
+        errors.append(_err("gateway", "must be absent for manual_action_required"))
+    if refund_id is not None and not isinstance(refund_id, str):
+        errors.append(_err("gateway_refund_id", "must be a string"))
+    if refund_id is not None and gateway is None:
+        errors.append(_err("gateway_refund_id", "needs the gateway it belongs to"))
     return errors
 
 

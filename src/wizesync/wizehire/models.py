@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     StringConstraints,
     WithJsonSchema,
+    model_serializer,
 )
 
 from wizesync.wizehire.events import Order
@@ -106,6 +107,18 @@ class RefundUpdate(_Body):
     ghl_transaction_id: str | None = None
     failure_reason: str | None = None
     processed_at: UtcDateTime | None = None
+    # The processor that moved the money and its refund's id; absent (not null) for manual.
+    # stripe | nmi | authorize_net, or the name of a gateway plug-in added later.
+    gateway: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$")] | None = None
+    gateway_refund_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _gateway_absent_when_none(self, handler: Any) -> Any:
+        data = handler(self)
+        for name in ("gateway", "gateway_refund_id"):
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
 
 
 class WizehireSyncState(BaseModel):

@@ -1,13 +1,14 @@
 """Refund executors: who actually moves the money once a refund has been validated.
 
-GHL's public API cannot refund, so an executor is an interface. `manual` (shipped) asks a human
-through Slack and waits for GHL's `amountRefunded` to grow; a gateway executor (Authorize.net,
-NMI, Stripe, ...) can be added later by registering a factory under a name:
+GHL's public API cannot refund, so an executor is an interface. `manual` asks a human through
+Slack and waits for GHL's `amountRefunded` to grow; `auto` and one executor per payment gateway
+(`gateway_executor`, made from the plug-ins in `gateways/`) refund where the money is. Any other
+executor registers a factory under a name:
 
-    register_executor("nmi", lambda: NmiExecutor(...))
+    register_executor("my-executor", MyExecutor)
 
-and naming it in the mapping (`refunds: {executor: nmi}`); the mapping refuses unknown names at
-start-up. The module registering it must be imported before the mapping is loaded.
+and is named in the mapping (`refunds: {executor: my-executor}`); `check_executor_name` refuses
+unknown names where the services are built.
 
 Contract of `execute` (the handler relies on it):
 - It runs only for a refund already validated against GHL and stored with its transaction and
@@ -44,6 +45,9 @@ log = logging.getLogger(__name__)
 ExecutorStatus = Literal["pending", "manual_action_required", "succeeded", "failed"]
 
 
+GatewayName = Literal["stripe", "nmi", "authorize_net"]
+
+
 @dataclass(frozen=True)
 class RefundCase:
     """What an executor knows about one validated refund (a snapshot, no ORM object)."""
@@ -59,14 +63,23 @@ class RefundCase:
     ghl_order_id: str
     ghl_transaction_id: str
     notified_at: datetime | None = None
+    status: str = "pending"  # the stored status when the executor runs
+    # What an earlier attempt recorded (intent before the gateway call, its answer after).
+    gateway: str | None = None
+    gateway_refund_id: str | None = None
+    gateway_attempted_at: datetime | None = None
 
 
 @dataclass(frozen=True)
 class ExecutorResult:
     status: ExecutorStatus
-    failure_reason: str | None = None  # required in words when status is failed
+    # Required in words when status is failed; for manual_action_required, why a human must act.
+    failure_reason: str | None = None
     # A message for a human, queued (durably) in the same transaction that stores `status`.
     notice: Notice | None = None
+    gateway: str | None = None  # the gateway that answered (or declined)
+    gateway_refund_id: str | None = None
+    gateway_action: Literal["refund", "void"] | None = None
 
 
 class RefundExecutor(Protocol):
@@ -93,6 +106,13 @@ def executor_names() -> list[str]:
     return sorted(_FACTORIES)
 
 
+def check_executor_name(name: str) -> str | None:
+    """None when an executor of that name exists, else why not (in words)."""
+    if name in _FACTORIES:
+        return None
+    return f"unknown refund executor {name!r}; known: {', '.join(executor_names())}"
+
+
 def get_executor(name: str) -> RefundExecutor:
     """The executor the mapping names; KeyError (with the known names) when there is none."""
     try:
@@ -114,6 +134,9 @@ class ManualExecutor:
 
     name = "manual"
 
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason  # why no executor could move the money (None: manual by choice)
+
     async def execute(
         self, ctx: Any, refund: RefundCase, order_state: PaymentState
     ) -> ExecutorResult:
@@ -121,11 +144,13 @@ class ManualExecutor:
         # Without Slack nobody is told; a later run with Slack configured still can.
         if refund.notified_at is None and notices_enabled(ctx.services):
             provider = await whitelabel_provider_text(ctx, refund.ghl_location_id)
-            notice = manual_refund_notice(refund, order_state, provider)
-        return ExecutorResult(status="manual_action_required", notice=notice)
+            notice = manual_refund_notice(refund, order_state, provider, self.reason)
+        return ExecutorResult(status="manual_action_required", notice=notice,
+                              failure_reason=self.reason)
 
 
-def manual_refund_notice(refund: RefundCase, order_state: PaymentState, provider: str) -> Notice:
+def manual_refund_notice(refund: RefundCase, order_state: PaymentState, provider: str,
+                         why: str | None = None) -> Notice:
     amount = f"{decimal_text(refund.amount)} {refund.currency}"
     txn = order_state.by_transaction.get(refund.ghl_transaction_id)
     txn_text = refund.ghl_transaction_id
@@ -143,6 +168,7 @@ def manual_refund_notice(refund: RefundCase, order_state: PaymentState, provider
             f"Amount: {amount}",
             f"Reason: {reason}",
             f"Payment provider: {provider}",
+            *((f"Why a human: {why}",) if why else ()),
             "Refund it in GHL or the provider; the poller marks it succeeded in Wizehire when "
             "GHL shows the money back.",
         ),
@@ -168,3 +194,10 @@ async def whitelabel_provider_text(ctx: Any, location_id: str) -> str:
 
 
 register_executor(ManualExecutor.name, ManualExecutor)
+
+
+def load_executors() -> list[str]:
+    """Import the executors made from the gateway plug-ins; the known names."""
+    import wizesync.flows.refunds.gateway_executor  # noqa: F401  (registers auto + gateways)
+
+    return executor_names()

@@ -27,7 +27,7 @@ from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder, SyncRefund
 from wizesync.flows.outcomes import calling
 from wizesync.flows.payment_state import PaymentState, money, refresh_order_from_ghl
-from wizesync.flows.refunds.executors import RefundCase, get_executor
+from wizesync.flows.refunds.executors import RefundCase, get_executor, load_executors
 from wizesync.flows.refunds.rules import Accepted, Claim, Refused, decide
 from wizesync.flows.refunds.wizehire_push import push_refund_state
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
@@ -36,6 +36,7 @@ from wizesync.notify.outbox import queue_notice
 from wizesync.wizehire.events import Refund, RefundRequestedEvent
 
 log = logging.getLogger(__name__)
+load_executors()  # auto + the gateway plug-ins
 
 
 @dataclass(frozen=True)
@@ -174,7 +175,9 @@ async def _execute(
         currency=refund.currency, reason_code=refund.reason_code, note=refund.note,
         ghl_location_id=refund.ghl_location_id or ghl_order.location_id,
         ghl_order_id=ghl_order.order_id, ghl_transaction_id=refund.ghl_transaction_id or "",
-        notified_at=refund.notified_at,
+        notified_at=refund.notified_at, status=refund.status, gateway=refund.gateway,
+        gateway_refund_id=refund.gateway_refund_id,
+        gateway_attempted_at=refund.gateway_attempted_at,
     )
     result = await executor.execute(ctx, case, state)
     values: dict[str, Any] = {"status": result.status}
@@ -183,14 +186,23 @@ async def _execute(
     elif result.status == "failed":
         values["failure_reason"] = result.failure_reason or \
             f"the {executor.name} refund executor refused the refund"
+    elif result.failure_reason:  # manual_action_required: why a human must act
+        values["failure_reason"] = result.failure_reason
+    if result.gateway is not None:
+        values["gateway"] = result.gateway
+    if result.gateway_refund_id is not None:
+        values["gateway_refund_id"] = result.gateway_refund_id
+    if result.gateway_action is not None:
+        values["gateway_action"] = result.gateway_action
     async with ctx.unit_of_work() as session:
         current = await refund_repo.lock(session, refund.id)
         # The poller may have settled it meanwhile: a decided refund is never walked back,
         # and nobody needs telling about it.
         if current is None or current.status != refund.status:
             return
-        if current.status != result.status:
-            await refund_repo.set_fields(session, refund.id, **values)
+        changed = {k: v for k, v in values.items() if getattr(current, k) != v}
+        if changed:
+            await refund_repo.set_fields(session, refund.id, **changed)
         # Queued with the status it is about: both are stored, or neither.
         if result.notice is not None and current.notified_at is None \
                 and await queue_notice(session, ctx.services, result.notice):

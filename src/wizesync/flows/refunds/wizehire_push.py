@@ -18,14 +18,31 @@ from wizesync.wizehire.models import RefundUpdate
 
 
 def refund_update(refund: SyncRefund) -> RefundUpdate:
+    gateway, gateway_refund_id = _gateway_fields(refund)
     return RefundUpdate(
         status=refund.status,  # type: ignore[arg-type]  # stored in Wizehire's vocabulary
         amount=money(refund.amount),  # NUMERIC(14,4) gives 49.0000; Wizehire sees 49.00
         currency=refund.currency,
         ghl_transaction_id=refund.ghl_transaction_id,
-        failure_reason=refund.failure_reason if refund.status == "failed" else None,
+        # failed: why not; manual_action_required: why a human must act (None when by choice)
+        failure_reason=refund.failure_reason
+        if refund.status in ("failed", "manual_action_required") else None,
         processed_at=refund.processed_at,
+        gateway=gateway,
+        gateway_refund_id=gateway_refund_id,
     )
+
+
+def _gateway_fields(refund: SyncRefund) -> tuple[str | None, str | None]:
+    """The processor that moved the money (or declined to): absent for manual, and while no
+    gateway has answered yet."""
+    if refund.gateway is None or refund.status == "manual_action_required":
+        return None, None
+    if refund.gateway_refund_id is not None:
+        return refund.gateway, refund.gateway_refund_id
+    if refund.status == "failed" and refund.gateway_attempted_at is not None:
+        return refund.gateway, None  # it declined
+    return None, None
 
 
 def needs_push(refund: SyncRefund) -> bool:

@@ -71,7 +71,7 @@ class Served:
             timeout=120,
         )
         with self.log.open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603
+            self.proc = subprocess.Popen(
                 [str(WIZESYNC), "serve", "--port", str(self.port)],
                 cwd=self.workdir,
                 env=self.env,
@@ -105,7 +105,7 @@ class Served:
         line = line.replace("localhost:8000", f"127.0.0.1:{self.port}")
         return subprocess.run(
             ["bash", "-o", "pipefail", "-c", line],
-            cwd=self.workdir,  # noqa: S603, S607
+            cwd=self.workdir,
             env={**self.env, "WIZESYNC_URL": self.url},
             capture_output=True,
             text=True,

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from wizesync.cli_mapping import ghl_catalog, mapping_app
 from wizesync.config import ConfigError, Settings, load_settings
 from wizesync.ghl.providers_cli import providers_app
 
@@ -294,36 +295,18 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
-# --- mapping -----------------------------------------------------------------------------------
+# --- mapping ---------------------------------------------------------------------------------
 
-mapping_app = typer.Typer(help="The YAML field mapping (MAPPING_FILE)", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
-
-
-@mapping_app.command("check")
-def mapping_check(
-    path: Annotated[str | None, typer.Argument(help="mapping file (default: MAPPING_FILE)")] = None,
-) -> None:
-    """Validate a mapping file and print what it resolved to."""
-    from wizesync.mapping import MappingError, load_mapping
-
-    settings = _settings()
-    source = path or settings.mapping_file
-    try:
-        mapping = load_mapping(source, default_location=settings.ghl_location_id)
-    except MappingError as exc:
-        err.print(f"[red]✗[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
-    console.print_json(mapping.model_dump_json())
 
 
 # --- ghl ---------------------------------------------------------------------------------------
 
-ghl_app = typer.Typer(help="HighLevel: the install link, white-label providers",
+ghl_app = typer.Typer(help="HighLevel: the install link, catalog, white-label providers",
                       no_args_is_help=True)
 app.add_typer(ghl_app, name="ghl")
 ghl_app.add_typer(providers_app, name="providers")
+ghl_app.command("catalog")(ghl_catalog)
 
 
 @ghl_app.command("install-url")

@@ -70,12 +70,28 @@ def serve(
 @app.command()
 def worker(
     grace: Annotated[float, typer.Option(help="seconds in-flight work gets on SIGTERM")] = 20.0,
+    check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker on this host has a "
+                                        "fresh heartbeat, else 1 (a healthcheck)")] = False,
+    metrics_port: Annotated[int, typer.Option(help="serve this process's Prometheus metrics on "
+                                              "this port (0: off)",
+                                              envvar="WORKER_METRICS_PORT")] = 0,
 ) -> None:
     """Run a worker process (use with WORKER=off on the API)."""
     from wizesync.logs import configure_logging
 
     settings = _settings()
+    if check:
+        from wizesync.worker_check import check_worker
+
+        alive, message = asyncio.run(check_worker(settings))
+        (console if alive else err).print(message, highlight=False)
+        raise typer.Exit(0 if alive else 1)
     configure_logging(settings.log_level)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        # No token here: the port is for the private network only (compose does not publish it).
+        start_http_server(metrics_port)
     asyncio.run(_run_worker(settings, grace))
 
 

@@ -50,6 +50,8 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     migrate: Annotated[bool, typer.Option(help="run migrations first")] = False,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    log_format: Annotated[str | None, typer.Option(
+        help="json or console; auto: console on a terminal unless LOG_FORMAT is set")] = None,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
     import uvicorn
@@ -57,7 +59,7 @@ def serve(
     from wizesync.logs import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, _log_format(settings, log_format))
     if migrate:
         _migrate(settings)
     uvicorn.run(
@@ -86,13 +88,28 @@ def worker(
         alive, message = asyncio.run(check_worker(settings))
         (console if alive else err).print(message, highlight=False)
         raise typer.Exit(0 if alive else 1)
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if metrics_port:
         from prometheus_client import start_http_server
 
         # No token here: the port is for the private network only (compose does not publish it).
         start_http_server(metrics_port)
     asyncio.run(_run_worker(settings, grace))
+
+
+def _log_format(settings: Settings, option: str | None) -> str:
+    """`--log-format` beats LOG_FORMAT, except `auto` (what `make run` passes), which yields to
+    an explicit LOG_FORMAT and otherwise means console on a terminal, JSON lines elsewhere."""
+    if option is None:
+        return settings.log_format
+    if option == "auto":
+        if "log_format" in settings.model_fields_set:
+            return settings.log_format
+        return "console" if sys.stderr.isatty() else "json"
+    if option not in ("json", "console"):
+        err.print("--log-format is json, console or auto")
+        raise typer.Exit(2)
+    return option
 
 
 async def _run_worker(settings: Settings, grace: float) -> None:

@@ -16,7 +16,7 @@ install: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/wizesync migrate
-	$(BIN)/wizesync serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000}
+	$(BIN)/wizesync serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --log-format auto
 
 migrate: $(STAMP)
 	$(BIN)/wizesync migrate

@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
+from wizesync.cli_mapping import ghl_catalog, mapping_app
 from wizesync.config import ConfigError, Settings, load_settings
 from wizesync.ghl.providers_cli import providers_app
 from wizesync.reconcile.cli import reconcile as reconcile_command
@@ -51,6 +52,8 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     migrate: Annotated[bool, typer.Option(help="run migrations first")] = False,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
+    log_format: Annotated[str | None, typer.Option(
+        help="json or console; auto: console on a terminal unless LOG_FORMAT is set")] = None,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
     import uvicorn
@@ -58,7 +61,7 @@ def serve(
     from wizesync.logs import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, _log_format(settings, log_format))
     if migrate:
         _migrate(settings)
     uvicorn.run(
@@ -71,13 +74,44 @@ def serve(
 @app.command()
 def worker(
     grace: Annotated[float, typer.Option(help="seconds in-flight work gets on SIGTERM")] = 20.0,
+    check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker on this host has a "
+                                        "fresh heartbeat, else 1 (a healthcheck)")] = False,
+    metrics_port: Annotated[int, typer.Option(help="serve this process's Prometheus metrics on "
+                                              "this port (0: off)",
+                                              envvar="WORKER_METRICS_PORT")] = 0,
 ) -> None:
     """Run a worker process (use with WORKER=off on the API)."""
     from wizesync.logs import configure_logging
 
     settings = _settings()
-    configure_logging(settings.log_level)
+    if check:
+        from wizesync.worker_check import check_worker
+
+        alive, message = asyncio.run(check_worker(settings))
+        (console if alive else err).print(message, highlight=False)
+        raise typer.Exit(0 if alive else 1)
+    configure_logging(settings.log_level, settings.log_format)
+    if metrics_port:
+        from prometheus_client import start_http_server
+
+        # No token here: the port is for the private network only (compose does not publish it).
+        start_http_server(metrics_port)
     asyncio.run(_run_worker(settings, grace))
+
+
+def _log_format(settings: Settings, option: str | None) -> str:
+    """`--log-format` beats LOG_FORMAT, except `auto` (what `make run` passes), which yields to
+    an explicit LOG_FORMAT and otherwise means console on a terminal, JSON lines elsewhere."""
+    if option is None:
+        return settings.log_format
+    if option == "auto":
+        if "log_format" in settings.model_fields_set:
+            return settings.log_format
+        return "console" if sys.stderr.isatty() else "json"
+    if option not in ("json", "console"):
+        err.print("--log-format is json, console or auto")
+        raise typer.Exit(2)
+    return option
 
 
 async def _run_worker(settings: Settings, grace: float) -> None:
@@ -232,29 +266,41 @@ def events_replay(event_ids: list[int]) -> None:
 def trigger(
     event_type: Annotated[str, typer.Argument(help="e.g. order.created, refund.requested, "
                                                    "OrderCreate, InvoicePaid")],
-    url: Annotated[str, typer.Option(help="base URL of the running service")] =
-        "http://127.0.0.1:8000",
+    url: Annotated[str, typer.Option(help="base URL of the running service",
+                                     envvar="WIZESYNC_URL")] = "http://127.0.0.1:8000",
     order_id: Annotated[str | None, typer.Option(help="order id to use")] = None,
     secret: Annotated[str | None, typer.Option(help="Wizehire secret (default: configured)",
                                                envvar="TRIGGER_WIZEHIRE_SECRET")] = None,
 ) -> None:
-    """Send a correctly signed sample event to a running service, like `stripe trigger`."""
+    """Send a correctly signed sample event to a running service, like `stripe trigger`. With a
+    sandbox (`make run`'s built-in one, or `wizesync sandbox`) the sample names its location and
+    objects it holds (the newest order, Wizehire's newest paid order for a refund)."""
     import httpx
 
     from wizesync import samples
     from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+    from wizesync.trigger import TriggerError, build
 
-    if event_type in samples.WIZEHIRE_TYPES:
-        body = json.dumps(samples.wizehire_event(event_type, order_id)).encode()
-        key = secret or _settings().wizehire_webhook_secrets[0]
-        headers, path = wizehire_headers(key, body), "/webhooks/wizehire"
-    elif event_type in samples.GHL_TYPES:
-        body = json.dumps(samples.ghl_event(event_type, order_id)).encode()
-        headers, path = ghl_headers(body), "/webhooks/ghl"
-    else:
+    settings = _settings()
+    try:
+        with httpx.Client(timeout=10) as client:
+            built = build(event_type, settings=settings, service_url=url, order_id=order_id,
+                          http=client)
+    except KeyError:
         err.print(f"unknown event type {event_type!r}; one of: "
                   + ", ".join(samples.WIZEHIRE_TYPES + samples.GHL_TYPES))
-        raise typer.Exit(2)
+        raise typer.Exit(2) from None
+    except (TriggerError, httpx.HTTPError) as exc:
+        err.print(f"[red]cannot build the sample:[/red] {exc}")
+        raise typer.Exit(1) from None
+    body = json.dumps(built.body).encode()
+    if built.source == "wizehire":
+        key = secret or settings.wizehire_webhook_secrets[0]
+        headers, path = wizehire_headers(key, body), "/webhooks/wizehire"
+    else:
+        headers, path = ghl_headers(body), "/webhooks/ghl"
+    if built.note:
+        err.print(f"sample: {built.note}")
     try:
         response = httpx.post(url.rstrip("/") + path, content=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
@@ -269,17 +315,27 @@ def trigger(
 
 
 @app.command()
-def doctor() -> None:
+def doctor(
+    go_live: Annotated[bool, typer.Option("--go-live", help="also what production needs, and a "
+                                          "signed webhook round trip through --url")] = False,
+    url: Annotated[str, typer.Option(help="the running service (--go-live)",
+                                     envvar="WIZESYNC_URL")] = "http://127.0.0.1:8000",
+    test_order: Annotated[bool, typer.Option("--test-order", help="--go-live: also a sample "
+                                             "order through the sandbox (staging)")] = False,
+) -> None:
     """Check configuration, database, migrations, webhook keys, GHL tokens and scopes, and
-    Wizehire's API; say what is wrong in words."""
+    Wizehire's API; say what is wrong in words. `--go-live`: the production checklist
+    (docs/GO-LIVE.md)."""
     from wizesync.doctor import run_checks
+    from wizesync.doctor_golive import run_go_live
 
     try:
         settings = load_settings()
     except (ValidationError, ConfigError) as exc:
         err.print(f"[red]✗ configuration:[/red] {_config_message(exc)}")
         raise typer.Exit(1) from None
-    results = asyncio.run(run_checks(settings))
+    results = asyncio.run(run_go_live(settings, service_url=url, test_order=test_order)
+                          if go_live else run_checks(settings))
     for ok, name, message in results:
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
         console.print(f"{mark} {name}: {message}")
@@ -287,36 +343,18 @@ def doctor() -> None:
         raise typer.Exit(1)
 
 
-# --- mapping -----------------------------------------------------------------------------------
+# --- mapping ---------------------------------------------------------------------------------
 
-mapping_app = typer.Typer(help="The YAML field mapping (MAPPING_FILE)", no_args_is_help=True)
 app.add_typer(mapping_app, name="mapping")
-
-
-@mapping_app.command("check")
-def mapping_check(
-    path: Annotated[str | None, typer.Argument(help="mapping file (default: MAPPING_FILE)")] = None,
-) -> None:
-    """Validate a mapping file and print what it resolved to."""
-    from wizesync.mapping import MappingError, load_mapping
-
-    settings = _settings()
-    source = path or settings.mapping_file
-    try:
-        mapping = load_mapping(source, default_location=settings.ghl_location_id)
-    except MappingError as exc:
-        err.print(f"[red]✗[/red] {exc}")
-        raise typer.Exit(1) from None
-    console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
-    console.print_json(mapping.model_dump_json())
 
 
 # --- ghl ---------------------------------------------------------------------------------------
 
-ghl_app = typer.Typer(help="HighLevel: the install link, white-label providers",
+ghl_app = typer.Typer(help="HighLevel: the install link, catalog, white-label providers",
                       no_args_is_help=True)
 app.add_typer(ghl_app, name="ghl")
 ghl_app.add_typer(providers_app, name="providers")
+ghl_app.command("catalog")(ghl_catalog)
 
 
 @ghl_app.command("install-url")

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     database_url: str = Field("sqlite+aiosqlite:///./wizesync.db", repr=False)
     admin_token: SecretStr | None = None
     log_level: str = "INFO"
+    # json (default: one JSON object per line) or console (coloured, aligned, for a terminal).
+    log_format: Literal["json", "console"] = "json"
+    # Bearer token /metrics requires when set (Prometheus `authorization: {credentials: ...}`).
+    metrics_token: SecretStr | None = None
 
     # --- Wizehire ----------------------------------------------------------------------------
     wizehire_webhook_secret: SecretStr | None = None

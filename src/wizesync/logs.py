@@ -121,9 +121,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(redact(entry), default=str)
 
 
-def configure_logging(level: str = "INFO") -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
+    """JSON lines on stderr; `fmt="console"`: aligned, coloured lines for a terminal
+    (`logs_console.py`)."""
+    if fmt == "console":
+        from wizesync.logs_console import console_handler
+
+        handler = console_handler()
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     # What a record would gather for nobody: the JSON lines hold no source file, line, thread or
@@ -143,3 +150,16 @@ def configure_logging(level: str = "INFO") -> None:
     if level.upper() != "DEBUG":
         logging.getLogger("httpx").setLevel(logging.WARNING)
         logging.getLogger("httpcore").setLevel(logging.WARNING)
+    # Start-up stays quiet: alembic announces its plugins and its dialect at INFO on every start;
+    # the migrations it runs ("Running upgrade ...") are still said.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    quiet = logging.getLogger("alembic.runtime.migration")
+    if not any(isinstance(f, _AlembicChatter) for f in quiet.filters):
+        quiet.addFilter(_AlembicChatter())
+
+
+class _AlembicChatter(logging.Filter):
+    _NOISE = ("Context impl ", "Will assume ")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.INFO or not str(record.msg).startswith(self._NOISE)

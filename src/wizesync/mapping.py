@@ -44,6 +44,10 @@ class Locations(_Strict):
 class Product(_Strict):
     price_id: GhlId
     product_id: GhlId
+    # The GHL price's currency, when given: `wizesync mapping check --online` compares it.
+    currency: Annotated[str, StringConstraints(pattern=r"^[A-Za-z]{3}$", to_upper=True)] | None = (
+        None
+    )
 
 
 class Orders(_Strict):

@@ -1,10 +1,16 @@
-"""Sample events of every type the service handles: for `wizesync trigger`, tests and benchmarks."""
+"""Sample events of every type the service handles: for `wizesync trigger`, tests and benchmarks.
+
+GHL samples name the sandbox's location by default (the one `make run` serves), so a sample sent
+to a development service is for a location it has an install for. `wizesync trigger` (see
+`trigger.py`) goes further and fills in objects the sandbox really holds."""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
 from typing import Any
+
+from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
 
 
 def _now() -> str:
@@ -46,7 +52,7 @@ def wizehire_event(event_type: str, order_id: str | None = None) -> dict[str, An
 
 
 def ghl_event(event_type: str, object_id: str | None = None,
-              location_id: str = "Z4Bxl8J4SaPEPLq9IQ8g") -> dict[str, Any]:
+              location_id: str = DEFAULT_LOCATION_ID) -> dict[str, Any]:
     base: dict[str, Any] = {"type": event_type, "timestamp": _now(), "webhookId": ghl_id()}
     if event_type in ("OrderCreate", "OrderStatusUpdate"):
         return {**base, "_id": object_id or ghl_id(), "locationId": location_id,

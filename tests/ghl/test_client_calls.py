@@ -268,6 +268,14 @@ CASES = [
         query={"locationId": LOC},
     ),
     Case(
+        "list_products",
+        lambda c: c.list_products(LOC),
+        "GET", "/products/", "products.json", "/products/",
+        {"products": [kit.product()], "total": [{"total": 1}]},
+        _page(m.Product, 1, 1),
+        query={"locationId": LOC, "limit": "100", "offset": "0"},
+    ),
+    Case(
         "list_prices",
         lambda c: c.list_prices(LOC, PRODUCT_ID),
         "GET", f"/products/{PRODUCT_ID}/price", "products.json", "/products/{productId}/price",

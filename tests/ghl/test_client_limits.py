@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.support.ghl_kit import LOC
-from wizesync.ghl.errors import GhlNeedsReauth, GhlRateLimited
+from wizesync.ghl.errors import GhlNeedsReauth, GhlNotInstalled, GhlRateLimited
 from wizesync.ghl.limits import (
     InMemoryRateLimiter,
     RateLimiter,
@@ -129,7 +129,7 @@ async def test_junk_rate_limit_headers_are_ignored() -> None:
 async def test_private_integration_token_serves_its_own_location_only() -> None:
     tokens = StaticTokenProvider("pit-secret-value", LOC)
     assert await tokens.access_token(LOC) == "pit-secret-value"
-    with pytest.raises(GhlNeedsReauth):
+    with pytest.raises(GhlNotInstalled, match=f"no GHL install for location {OTHER}"):
         await tokens.access_token(OTHER)
     with pytest.raises(GhlNeedsReauth):  # nothing to refresh: a human makes a new token
         await tokens.token_rejected(LOC, "pit-secret-value")

@@ -29,7 +29,7 @@ from wizesync.config import ConfigError, Settings
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation
 from wizesync.ghl.crypto import TokenCipher
-from wizesync.ghl.errors import GhlLocationInactive, GhlNeedsReauth
+from wizesync.ghl.errors import GhlLocationInactive, GhlNeedsReauth, GhlNotInstalled
 from wizesync.ghl.limits import StaticTokenProvider
 from wizesync.ghl.oauth import GhlOAuth
 from wizesync.ghl.tokens import DbTokenProvider, build_token_provider
@@ -215,7 +215,7 @@ async def _end_pause(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
 @respx.mock
 async def test_an_uninstalled_or_unknown_location_needs_an_install(provider, sessionmaker):
     token_route = respx.post(f"{API}/oauth/token")
-    with pytest.raises(GhlNeedsReauth, match="not installed"):
+    with pytest.raises(GhlNotInstalled, match="no GHL install for location loc_never_installed"):
         await provider.access_token("loc_never_installed_0001")
     assert token_route.call_count == 0
 

@@ -54,3 +54,16 @@ async def latest_beat(session: AsyncSession) -> datetime | None:
 
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value
+
+
+async def latest_beat_of_host(session: AsyncSession, hostname: str) -> datetime | None:
+    """The freshest heartbeat of a running worker on `hostname` (a container's healthcheck)."""
+    stmt = select(func.max(WorkerHeartbeat.last_seen_at)).where(
+        WorkerHeartbeat.stopped_at.is_(None), WorkerHeartbeat.hostname == hostname
+    )
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    if isinstance(value, str):  # SQLite's max() over text
+        from datetime import UTC
+
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
+    return value

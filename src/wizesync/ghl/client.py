@@ -255,6 +255,13 @@ class GhlClient:
         path = f"/products/{checked_id(product_id, 'product id')}"
         return await self._get(location_id, path, m.Product, {"locationId": location_id})
 
+    async def list_products(
+        self, location_id: str, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
+    ) -> Page[m.Product]:
+        query = _params(location_id=location_id, limit=limit, offset=offset)
+        answer = await self._get(location_id, "/products/", m.ProductList, query)
+        return Page(items=answer.products, total=answer.count)
+
     async def list_prices(
         self,
         location_id: str,
@@ -290,6 +297,9 @@ class GhlClient:
 
     def iter_invoices(self, location_id: str, **filters: Any) -> AsyncIterator[m.Invoice]:
         return self._iterate(self.list_invoices, location_id, (), filters)
+
+    def iter_products(self, location_id: str, **filters: Any) -> AsyncIterator[m.Product]:
+        return self._iterate(self.list_products, location_id, (), filters)
 
     def iter_prices(
         self, location_id: str, product_id: str, **filters: Any

@@ -56,6 +56,16 @@ class GhlNeedsReauth(GhlError):
     install or authorise again; events for the location wait for that."""
 
 
+class GhlNotInstalled(GhlError):
+    """This service holds no credentials for the location at all (a Private Integration Token for
+    another location, or no OAuth install): nothing to re-authorise and nothing waiting can fix.
+    A human installs the app there (or fixes the mapping) and replays the event."""
+
+    def __init__(self, message: str, *, location_id: str, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.location_id = location_id
+
+
 class GhlScopeError(GhlError):
     """401 "not authorized for this scope" (or 403): a refresh cannot add scopes."""
 

@@ -14,7 +14,13 @@ from typing import Protocol, runtime_checkable
 
 from pydantic import SecretStr
 
-from wizesync.ghl.errors import GhlNeedsReauth, GhlRateLimited, header, retry_after_seconds
+from wizesync.ghl.errors import (
+    GhlNeedsReauth,
+    GhlNotInstalled,
+    GhlRateLimited,
+    header,
+    retry_after_seconds,
+)
 from wizesync.retrying import Sleep, default_sleep
 
 
@@ -53,9 +59,10 @@ class StaticTokenProvider:
 
     async def access_token(self, location_id: str) -> str:
         if self._location_id and location_id != self._location_id:
-            raise GhlNeedsReauth(
-                f"the Private Integration Token is for location {self._location_id}, "
-                f"not {location_id}"
+            raise GhlNotInstalled(
+                f"this service has no GHL install for location {location_id}: its Private "
+                f"Integration Token (GHL_PRIVATE_TOKEN) is for location {self._location_id} only",
+                location_id=location_id,
             )
         return self._token.get_secret_value()
 

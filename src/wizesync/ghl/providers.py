@@ -31,6 +31,7 @@ from wizesync.ghl.errors import (
     GhlLocationInactive,
     GhlNeedsReauth,
     GhlNotFound,
+    GhlNotInstalled,
     GhlRateLimited,
     GhlScopeError,
     GhlServerError,
@@ -88,6 +89,8 @@ def ghl_problem(exc: BaseException, *, scope: str = READ_SCOPE) -> str:
     if isinstance(exc, GhlScopeError):
         return (f"the token is not allowed to use this endpoint: it needs the scope {scope}; "
                 f"add it to the app or Private Integration Token and authorise again{said}")
+    if isinstance(exc, GhlNotInstalled):
+        return exc.message
     if isinstance(exc, GhlNeedsReauth):
         return f"GHL does not accept the credentials: {exc.message}"
     if isinstance(exc, GhlLocationInactive):

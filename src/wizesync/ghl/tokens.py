@@ -26,7 +26,7 @@ from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation, UserType
 from wizesync.db.ghl_repo import StoredTokens
 from wizesync.ghl.crypto import TokenCipher, TokenDecryptError
-from wizesync.ghl.errors import GhlError, GhlLocationInactive, GhlNeedsReauth
+from wizesync.ghl.errors import GhlError, GhlLocationInactive, GhlNeedsReauth, GhlNotInstalled
 from wizesync.ghl.installs import stored_tokens
 from wizesync.ghl.limits import StaticTokenProvider, TokenProvider
 from wizesync.ghl.oauth import GhlOAuth, TokenGrant
@@ -109,8 +109,10 @@ class DbTokenProvider:
         async with self._sessionmaker.begin() as session:
             row = await ghl_repo.lock_installation(session, location_id)
             if row is None:
-                raise _needs_reauth(f"GHL location {location_id} is not installed: "
-                                    "install the app (GET /oauth/ghl/install)")
+                raise GhlNotInstalled(
+                    f"this service has no GHL install for location {location_id}: GHL location "
+                    f"{location_id} is not installed; install the app there "
+                    "(GET /oauth/ghl/install)", location_id=location_id)
             outcome = await self._under_lock(session, row, rejected)
         # Committed: failures recorded (needs_reauth, inactive) stay recorded, and a new pair is
         # stored before anyone uses it.

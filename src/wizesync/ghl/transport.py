@@ -30,6 +30,7 @@ from wizesync.ghl.errors import (
 from wizesync.ghl.http import GHL_TIMEOUT
 from wizesync.ghl.limits import RateLimiter, TokenProvider
 from wizesync.inbox.context import record_outbound_call
+from wizesync.ops import metrics
 from wizesync.retrying import Sleep, default_sleep, jittered_backoff, retry_policy
 
 log = logging.getLogger("wizesync.ghl")
@@ -165,6 +166,8 @@ class GhlTransport:
         self, method: str, path: str, shown: str, status: int | None, started: float
     ) -> None:
         ms = (time.perf_counter() - started) * 1000
+        metrics.GHL_RESPONSES.labels(status=str(status) if status is not None else "error").inc()
+        metrics.GHL_REQUEST_DURATION.observe(ms / 1000)
         record_outbound_call(method, shown, status, ms)
         log.debug(
             "ghl call",

@@ -13,8 +13,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from wizesync.db import heartbeat_repo, inbox_repo, schema_repo
 from wizesync.db.base import utcnow
 from wizesync.db.migrate import head_revision
-from wizesync.ops import metrics, status
+from wizesync.ops import status
 from wizesync.ops.auth import AdminDep
+from wizesync.ops.metrics_scrape import MetricsAuthDep, refresh_from_database
 from wizesync.problems import Problem
 from wizesync.state import AppState, get_state
 
@@ -88,17 +89,12 @@ async def sync_status(state: StateDep) -> dict[str, Any]:
     return summary
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response)
+@router.get("/metrics", tags=["ops"], response_class=Response, responses={401: {}},
+            dependencies=[MetricsAuthDep])
 async def prometheus_metrics(state: StateDep) -> Response:
-    """Prometheus text exposition; queue gauges are read fresh from the database."""
-    try:
-        async with state.sessionmaker() as session:
-            summary = await status.queue_summary(session)
-        for name, count in summary["counts"].items():
-            metrics.QUEUE_DEPTH.labels(status=name).set(count)
-        metrics.QUEUE_OLDEST_AGE.set(summary["oldest_queued_age_seconds"])
-    except Exception as exc:
-        log.warning("metrics: queue gauges not refreshed", exc_info=exc)
+    """Prometheus text exposition; the queue, flow, GHL and poller gauges are read fresh from
+    the database. Bearer `METRICS_TOKEN` when it is set."""
+    await refresh_from_database(state)
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

@@ -51,7 +51,7 @@ from wizesync.ghl.models.payments import (
     WhitelabelProvider,
     WhitelabelProviderList,
 )
-from wizesync.ghl.models.products import Price, PriceList, Product
+from wizesync.ghl.models.products import Price, PriceList, Product, ProductList
 
 __all__ = [
     "Address",
@@ -85,6 +85,7 @@ __all__ = [
     "Price",
     "PriceList",
     "Product",
+    "ProductList",
     "RecordInvoicePayment",
     "RecordInvoicePaymentResult",
     "RecordOrderPayment",

@@ -46,3 +46,18 @@ class PriceList(GhlModel):
 
     prices: list[Price] = Field(default_factory=list)
     total: int | None = None
+
+
+class ProductListStats(GhlModel):
+    total: int | None = None
+
+
+class ProductList(GhlModel):
+    """ListProductsResponseDto: `{products, total: [{total}]}`."""
+
+    products: list[Product] = Field(default_factory=list)
+    total: list[ProductListStats] = Field(default_factory=list)
+
+    @property
+    def count(self) -> int | None:
+        return self.total[0].total if self.total else None

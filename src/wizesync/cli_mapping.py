@@ -1,0 +1,243 @@
+"""`wizesync mapping check|init` and `wizesync ghl catalog`: from a GHL location to a mapping that
+is known to work before the first order depends on it.
+
+Exit codes: 2 for what the operator typed or configured, 1 when the file or GHL says no (a
+mapping whose prices GHL does not hold, a file that exists already).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.table import Table
+
+from wizesync.ghl.providers_cli import _exit, _Fail, _require_ghl, _run
+
+if TYPE_CHECKING:
+    from wizesync.config import Settings
+    from wizesync.ghl.catalog import CatalogLine, PriceCheck
+    from wizesync.ghl.factory import GhlAccess
+    from wizesync.mapping import Mapping
+
+CATALOG_SCOPE = "products.readonly"
+
+mapping_app = typer.Typer(help="The YAML field mapping (MAPPING_FILE)", no_args_is_help=True)
+
+
+def _cli() -> Any:
+    from wizesync import cli  # the shared settings loader and consoles (imported late: cycle)
+
+    return cli
+
+
+def _location(settings: Settings, location: str | None) -> str:
+    from wizesync.ghl.transport import checked_id
+
+    location = location or settings.ghl_location_id
+    if not location:
+        raise _exit("--location is required (no GHL_LOCATION_ID is configured)", 2)
+    try:
+        checked_id(location, "location id")
+    except ValueError as exc:
+        raise _exit(f"--location: {exc}", 2) from None
+    return location
+
+
+def _read_catalog(settings: Settings, location_id: str) -> list[CatalogLine]:
+    from wizesync.ghl.catalog import read_catalog
+    from wizesync.ghl.errors import GhlError
+    from wizesync.ghl.providers import ghl_problem
+
+    async def run(access: GhlAccess, sessionmaker: Any) -> list[CatalogLine]:
+        try:
+            return await read_catalog(access.client, location_id)
+        except GhlError as exc:
+            raise _Fail(
+                f"location {location_id}: {ghl_problem(exc, scope=CATALOG_SCOPE)}"
+            ) from None
+
+    return _run(settings, run)
+
+
+def _money(line: Any) -> str:
+    return "" if line.amount is None else f"{line.amount:.2f}"
+
+
+# --- ghl catalog ---------------------------------------------------------------------------------
+
+
+def ghl_catalog(
+    location: Annotated[
+        str | None, typer.Option(help="GHL location id (default: GHL_LOCATION_ID)")
+    ] = None,
+) -> None:
+    """List a location's GHL products and prices (the ids a mapping names)."""
+    cli = _cli()
+    settings = cli._settings()
+    _require_ghl(settings)
+    location_id = _location(settings, location)
+    lines = _read_catalog(settings, location_id)
+    table = Table(
+        "product id",
+        "product",
+        "price id",
+        "price",
+        "amount",
+        "currency",
+        "recurring",
+        title=f"GHL location {location_id}",
+    )
+    for line in lines:
+        table.add_row(
+            line.product_id,
+            line.product_name,
+            line.price_id or "(no price)",
+            line.price_name,
+            _money(line),
+            line.currency or "",
+            line.recurring or "",
+        )
+    cli.console.print(table)
+    if not lines:
+        cli.err.print(f"location {location_id} has no products in GHL")
+
+
+# --- mapping check -------------------------------------------------------------------------------
+
+
+@mapping_app.command("check")
+def mapping_check(
+    path: Annotated[str | None, typer.Argument(help="mapping file (default: MAPPING_FILE)")] = None,
+    online: Annotated[
+        bool,
+        typer.Option(
+            "--online",
+            help="also ask GHL: every mapped price and product exists in each location "
+            "orders go to, in the mapped currency",
+        ),
+    ] = False,
+) -> None:
+    """Validate a mapping file and print what it resolved to; `--online` checks it against GHL."""
+    from wizesync.flows.refunds.executors import executor_names
+    from wizesync.mapping import MappingError, load_mapping
+
+    cli = _cli()
+    settings = cli._settings()
+    source = path or settings.mapping_file
+    try:
+        mapping = load_mapping(source, default_location=settings.ghl_location_id)
+    except MappingError as exc:
+        cli.err.print(f"[red]✗[/red] {exc}")
+        raise typer.Exit(1) from None
+    cli.console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
+    cli.console.print_json(mapping.model_dump_json())
+    cli.console.print(
+        f"refund executors this build knows: {', '.join(executor_names())}", highlight=False
+    )
+    if online:
+        _check_online(settings, mapping)
+
+
+def _check_online(settings: Settings, mapping: Mapping) -> None:
+    from wizesync.ghl.catalog import check_mapping, mapped_locations
+    from wizesync.ghl.errors import GhlError
+    from wizesync.ghl.providers import ghl_problem
+
+    cli = _cli()
+    _require_ghl(settings)
+    if not mapped_locations(mapping):
+        raise _exit(
+            "the mapping routes no order anywhere: set locations.default or "
+            "locations.accounts (or GHL_LOCATION_ID)",
+            1,
+        )
+    if not mapping.products:
+        raise _exit("the mapping maps no SKU (products is empty): every order would go dead", 1)
+
+    async def run(access: GhlAccess, sessionmaker: Any) -> list[PriceCheck]:
+        try:
+            return await check_mapping(access.client, mapping)
+        except GhlError as exc:
+            raise _Fail(
+                f"GHL could not be asked: {ghl_problem(exc, scope=CATALOG_SCOPE)}"
+            ) from None
+
+    checks = _run(settings, run)
+    table = Table("SKU", "location", "price id", "product id", "amount", "currency", "in GHL")
+    for check in checks:
+        table.add_row(
+            check.sku,
+            check.location_id,
+            check.price_id,
+            check.product_id,
+            _money(check),
+            check.currency or "",
+            "[green]✓[/green]" if check.ok else "[red]✗[/red]",
+        )
+    cli.console.print(table)
+    bad = [c for c in checks if not c.ok]
+    for check in bad:
+        cli.err.print(
+            f"[red]✗[/red] {check.sku} in location {check.location_id}: {check.problem}",
+            highlight=False,
+        )
+    if bad:
+        raise typer.Exit(1)
+    cli.console.print(f"[green]✓[/green] every mapped price exists in GHL ({len(checks)} checked)")
+
+
+# --- mapping init --------------------------------------------------------------------------------
+
+
+@mapping_app.command("init")
+def mapping_init(
+    location: Annotated[
+        str | None, typer.Option(help="GHL location id (default: GHL_LOCATION_ID)")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="file to write")] = Path(
+        "mapping.yaml"
+    ),
+    force: Annotated[bool, typer.Option("--force", help="overwrite an existing file")] = False,
+) -> None:
+    """Write a starting mapping from a location's GHL products and prices: one SKU per price,
+    named after the product (rename them to Wizehire's SKUs), every other key commented."""
+    from wizesync.mapping import MappingError, load_mapping
+    from wizesync.mapping_template import render_init
+
+    cli = _cli()
+    settings = cli._settings()
+    if output.exists() and not force:
+        raise _exit(f"{output} exists already; pass --force to overwrite it", 1)
+    _require_ghl(settings)
+    location_id = _location(settings, location)
+    lines = _read_catalog(settings, location_id)
+    text = render_init(location_id, lines)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside the target and validated before it replaces anything.
+    fd, tmp = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        load_mapping(tmp)
+        os.replace(tmp, output)
+    except MappingError as exc:
+        raise _exit(f"the generated mapping does not validate: {exc}", 1) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    priced = sum(1 for line in lines if line.price_id)
+    cli.console.print(
+        f"[green]✓[/green] wrote {output}: location {location_id}, {priced} "
+        f"price(s). Rename the SKUs to Wizehire's, then `wizesync mapping check "
+        f"{output} --online` and set MAPPING_FILE={output}",
+        highlight=False,
+    )
+    if not priced:
+        cli.err.print(
+            f"location {location_id} has no priced products in GHL: add the products "
+            "Wizehire sells there first"
+        )

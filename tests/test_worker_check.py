@@ -1,0 +1,59 @@
+"""`wizesync worker --check`, the worker container's healthcheck: a fresh heartbeat of a worker
+on this host is healthy; none, a stale one, a stopped one or another host's is not."""
+
+from __future__ import annotations
+
+import socket
+from datetime import timedelta
+
+from sqlalchemy import update
+from typer.testing import CliRunner
+
+from tests.conftest import make_settings
+from wizesync.cli import app
+from wizesync.db import heartbeat_repo
+from wizesync.db.base import utcnow
+from wizesync.db.models import WorkerHeartbeat
+from wizesync.worker_check import check_worker, fresh_within
+
+
+async def beat(sessionmaker, *, host: str, worker_id: str) -> None:
+    async with sessionmaker.begin() as session:
+        await heartbeat_repo.beat(session, worker_id=worker_id, hostname=host, pid=1, in_flight=0)
+
+
+async def test_a_fresh_heartbeat_of_this_host_is_healthy(sessionmaker, database_url) -> None:
+    settings = make_settings(database_url)
+    alive, message = await check_worker(settings)
+    assert not alive and f"no running worker on {socket.gethostname()}" in message
+    await beat(sessionmaker, host="another-host", worker_id="w-other")
+    assert not (await check_worker(settings))[0]
+    await beat(sessionmaker, host=socket.gethostname(), worker_id="w-here")
+    alive, message = await check_worker(settings)
+    assert alive, message
+
+
+async def test_a_stale_or_stopped_heartbeat_is_unhealthy(sessionmaker, database_url) -> None:
+    settings = make_settings(database_url)
+    await beat(sessionmaker, host="box-1", worker_id="w-1")
+    async with sessionmaker.begin() as session:
+        await session.execute(
+            update(WorkerHeartbeat).values(
+                last_seen_at=utcnow() - timedelta(seconds=fresh_within(settings) + 5)
+            )
+        )
+    alive, message = await check_worker(settings, "box-1")
+    assert not alive and "s old" in message
+    await beat(sessionmaker, host="box-1", worker_id="w-1")
+    assert (await check_worker(settings, "box-1"))[0]
+    async with sessionmaker.begin() as session:
+        await heartbeat_repo.stopped(session, worker_id="w-1")
+    assert not (await check_worker(settings, "box-1"))[0]
+
+
+def test_the_command_exits_1_in_words_when_the_database_is_unreachable(monkeypatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/none")
+    monkeypatch.setenv("WIZESYNC_ENV", "development")
+    result = CliRunner().invoke(app, ["worker", "--check"])
+    assert result.exit_code == 1
+    assert "cannot read heartbeats" in result.stderr

@@ -1,7 +1,7 @@
 """reconciliation: runs, items, and a running run's working set of GHL orders
 
 Revision ID: f3a9c1e7b5d2
-Revises: e2b7c4d9a1f3
+Revises: f3a8d2c61b90
 Create Date: 2026-12-04 17:45:00
 """
 
@@ -14,7 +14,7 @@ from wizesync.db.base import BigIntPK, UTCDateTime
 from wizesync.db.models import JSONType
 
 revision: str = "f3a9c1e7b5d2"
-down_revision: str | None = "e2b7c4d9a1f3"
+down_revision: str | None = "f3a8d2c61b90"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

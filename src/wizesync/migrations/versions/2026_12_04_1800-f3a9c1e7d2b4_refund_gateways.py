@@ -2,7 +2,7 @@
 when GHL showed it
 
 Revision ID: f3a9c1e7d2b4
-Revises: e2b7c4d9a1f3
+Revises: f3a9c1e7b5d2
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 from wizesync.db.base import UTCDateTime
 
 revision: str = "f3a9c1e7d2b4"
-down_revision: str | None = "e2b7c4d9a1f3"
+down_revision: str | None = "f3a9c1e7b5d2"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -20,6 +20,8 @@ writes no item twice (items are also unique per run and order).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -175,13 +177,27 @@ class Engine:
 
     async def _wizehire(self) -> None:
         done = self.state.get("wizehire_done", 0)
-        cursor = self.state.get("cursor")
-        async for page in self.wizehire.iter_order_pages(
-            self.since, cursor=cursor, limit=self.wizehire_page_size
-        ):
-            await self._wizehire_page(list(page.data), page.next_cursor)
-            done += len(page.data)
-            self._tell("wizehire", done, None)
+        pages = self.wizehire.iter_order_pages(
+            self.since, cursor=self.state.get("cursor"), limit=self.wizehire_page_size
+        )
+        # The next page is fetched while this one is compared and written: the network wait
+        # and the database work overlap (one page ahead: memory stays two pages).
+        upcoming: asyncio.Task[Any] | None = asyncio.ensure_future(anext(pages, None))
+        try:
+            while upcoming is not None:
+                page = await upcoming
+                if page is None:
+                    break
+                upcoming = asyncio.ensure_future(anext(pages, None)) if page.next_cursor else None
+                await self._wizehire_page(list(page.data), page.next_cursor)
+                done += len(page.data)
+                self._tell("wizehire", done, None)
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming
+            await pages.aclose()
         await self._next_phase("unclaimed")
 
     async def _wizehire_page(self, orders: list[ListedOrder], next_cursor: str | None) -> None:
@@ -192,7 +208,7 @@ class Engine:
         window = list(latest.values())
         keys = [f"wh:{o.id}" for o in window]
         async with self.sessionmaker() as session:
-            records = await repo.sync_records_by_wizehire_ids(session, list(latest))
+            records = await repo.sync_links_by_wizehire_ids(session, list(latest))
             links = [link_for(o, records.get(o.id), self.mapping) for o in window]
             await resolve_links(session, self.run_id, links)
             existing = await repo.existing_item_keys(session, self.run_id, keys)

@@ -330,12 +330,14 @@ async def run_reconcile(
                 await asyncio.sleep(1.0)
 
         sampler = asyncio.create_task(sample_rss())
+        cpu0 = _cpu_seconds()
         reconciler = Reconciler(
             settings=settings, sessionmaker=sessionmaker, services=services, http=http
         )
         run_id = await reconciler.start(trigger="cli", window=Window(SINCE, UNTIL), heal=False)
         run = await reconciler.execute(run_id, announce=False)
         wall = time.monotonic() - t0
+        cpu = _cpu_seconds() - cpu0
         sampler.cancel()
         await limiter.close()
     await engine.dispose()
@@ -353,11 +355,22 @@ async def run_reconcile(
         "wall_over_floor": round(wall / floor, 3),
         "calls_per_order": round(calls / orders, 4),
         "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
+        # CPU the run's own process used (user + system): unlike wall time, not inflated by
+        # other load on the machine; the database server's CPU is not in it.
+        "cpu_seconds": round(cpu, 1),
+        "load_average": round(os.getloadavg()[0], 1),
         "rss_mb_samples": [
             (t, round(kb / 1024, 1)) for t, kb in samples[:: max(1, len(samples) // 12)]
         ],
         "counts": run.counts,
     }
+
+
+def _cpu_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _rss_kb() -> int:

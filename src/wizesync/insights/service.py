@@ -123,13 +123,31 @@ def build_insights(
     *,
     tokens: TokenProvider | None = None,
 ) -> InsightsService:
-    """The service as the lifespan builds it: the GHL client shares the per-location budget (the
-    database rate limiter) and, when given, the process's token provider."""
+    """The service as the lifespan builds it. Its GHL calls pass the budget every process shares
+    (the database rate limiter) and, on top, a share of it (`reconcile.budget.ShareLimiter`) that
+    keeps a quarter of each location's window free for the live sync whatever insights read."""
+    from wizesync.ghl.client import GhlClient
     from wizesync.ghl.factory import build_ghl_access
+    from wizesync.reconcile.budget import ShareLimiter
 
-    # A request waits little for budget: better a 503 "ask again" than a page that hangs.
-    access = build_ghl_access(settings, sessionmaker, http, tokens=tokens, max_rate_limit_wait=10.0)
-    source = GhlRevenueSource(access.client, mapping, cache_seconds=settings.insights_cache_seconds)
+    access = build_ghl_access(settings, sessionmaker, http, tokens=tokens)
+    limiter = ShareLimiter(
+        access.limiter,
+        limit=settings.ghl_rate_limit_max,
+        window_seconds=settings.ghl_rate_limit_window_seconds,
+        reserve=max(1, settings.ghl_rate_limit_max // 4),
+    )
+    # A request waits little for the shared budget: better a 503 "ask again" than a page that
+    # hangs.
+    client = GhlClient(
+        http,
+        base_url=settings.ghl_api_url,
+        version=settings.ghl_api_version,
+        tokens=access.tokens,
+        limiter=limiter,
+        max_rate_limit_wait=10.0,
+    )
+    source = GhlRevenueSource(client, mapping, cache_seconds=settings.insights_cache_seconds)
     return InsightsService(source, sessionmaker, close=access.close)
 
 

@@ -10,10 +10,11 @@ runs it, the others see no row.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,29 @@ def _insert(session: AsyncSession) -> Any:
 
 def _rowcount(result: Any) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+_ITEM_DEFAULTS: dict[str, Any] = {
+    "wizehire_order_id": None,
+    "ghl_order_id": None,
+    "ghl_location_id": None,
+    "wizehire": None,
+    "ghl": None,
+    "detail": "",
+    "healed": False,
+}
+_STAGED_DEFAULTS: dict[str, Any] = {
+    "invoice_id": None,
+    "created_at": None,
+    "currency": None,
+    "amount": None,
+    "amount_refunded": 0,
+    "payment_status": None,
+    "fulfilled": False,
+    "mapped": False,
+    "transactions": None,
+    "claimed": False,
+}
 
 
 def empty_counts() -> dict[str, int]:
@@ -305,7 +329,26 @@ async def set_ghl_order_payments(session: AsyncSession, payments: Sequence[dict[
     """Write what staged orders' transactions say: dicts of `id` plus the columns to set
     (`transactions`, `amount_refunded`), one executemany by primary key."""
     if payments:
-        await session.execute(update(ReconciliationGhlOrder), list(payments))
+        table = ReconciliationGhlOrder.__table__
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("staged_id"))
+            .values(
+                transactions=bindparam("new_transactions"),
+                amount_refunded=bindparam("new_refunded"),
+            )
+        )
+        await session.execute(
+            stmt,
+            [
+                {
+                    "staged_id": p["id"],
+                    "new_transactions": p["transactions"],
+                    "new_refunded": p["amount_refunded"],
+                }
+                for p in payments
+            ],
+        )
 
 
 async def staged_for_transactions(
@@ -420,13 +463,29 @@ async def existing_item_keys(
 # --- the sync records a run matches through (indexed look-ups, a page at a time) ----------------
 
 
-async def sync_records_by_wizehire_ids(
+@dataclass(frozen=True)
+class SyncLink:
+    """What a run needs of a sync record: where the sync put the order in GHL."""
+
+    wizehire_order_id: str
+    ghl_location_id: str | None
+    ghl_order_id: str | None
+    ghl_invoice_id: str | None
+
+
+async def sync_links_by_wizehire_ids(
     session: AsyncSession, wizehire_order_ids: Sequence[str]
-) -> dict[str, SyncOrder]:
+) -> dict[str, SyncLink]:
+    """Sync records' GHL links by Wizehire order id (four columns, not the whole record)."""
     if not wizehire_order_ids:
         return {}
-    stmt = select(SyncOrder).where(SyncOrder.wizehire_order_id.in_(list(wizehire_order_ids)))
-    return {row.wizehire_order_id: row for row in (await session.execute(stmt)).scalars()}
+    stmt = select(
+        SyncOrder.wizehire_order_id,
+        SyncOrder.ghl_location_id,
+        SyncOrder.ghl_order_id,
+        SyncOrder.ghl_invoice_id,
+    ).where(SyncOrder.wizehire_order_id.in_(list(wizehire_order_ids)))
+    return {row[0]: SyncLink(*row) for row in (await session.execute(stmt)).all()}
 
 
 async def linked_ghl_orders(

@@ -20,8 +20,10 @@ writes no item twice (items are also unique per run and order).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -93,46 +95,64 @@ class Engine:
     # --- phases ----------------------------------------------------------------------------------
 
     async def _ghl_orders(self) -> None:
-        locations: list[str] = self.state["locations"]
-        done = 0
-        while self.state.get("loc", 0) < len(locations):
-            location_id = locations[self.state.get("loc", 0)]
-            offset = self.state.get("offset", 0)
+        async def fetch(location_id: str, offset: int) -> tuple[Any, int, bool]:
             page = await reading.ghl_orders_page(
                 self.ghl, location_id, self.since, self.until, offset, self.ghl_page_size
             )
-            done += page.read
-            async with self.sessionmaker.begin() as session:
-                await repo.stage_ghl_orders(session, self.run_id, page.rows)
-                if page.more:
-                    self.state["offset"] = offset + page.read
-                else:
-                    self.state["loc"] = self.state.get("loc", 0) + 1
-                    self.state["offset"] = 0
-                await self._save(session)
-            self._tell("ghl_orders", done, None)
+            return page.rows, page.read, page.more
+
+        async def write(session: AsyncSession, location_id: str, rows: Any) -> None:
+            await repo.stage_ghl_orders(session, self.run_id, rows)
+
+        await self._ghl_pages("ghl_orders", fetch, write)
         await self._next_phase("ghl_transactions")
 
     async def _ghl_transactions(self) -> None:
+        async def fetch(location_id: str, offset: int) -> tuple[Any, int, bool]:
+            return await reading.ghl_transactions_page(
+                self.ghl, location_id, self.since, offset, self.ghl_page_size
+            )
+
+        await self._ghl_pages("ghl_transactions", fetch, self._attach_transactions)
+        await self._next_phase("wizehire")
+
+    async def _ghl_pages(
+        self,
+        phase: str,
+        fetch: Callable[[str, int], Awaitable[tuple[Any, int, bool]]],
+        write: Callable[[AsyncSession, str, Any], Awaitable[None]],
+    ) -> None:
+        """Every location's pages of one GHL list, each written with the offset of the next in
+        one transaction. The next page is requested as soon as this one says there is more, so
+        the budget's wait and the request overlap the write (never a request more than needed)."""
         locations: list[str] = self.state["locations"]
         done = 0
         while self.state.get("loc", 0) < len(locations):
             location_id = locations[self.state.get("loc", 0)]
             offset = self.state.get("offset", 0)
-            transactions, read, more = await reading.ghl_transactions_page(
-                self.ghl, location_id, self.since, offset, self.ghl_page_size
-            )
-            done += read
-            async with self.sessionmaker.begin() as session:
-                await self._attach_transactions(session, location_id, transactions)
-                if more:
-                    self.state["offset"] = offset + read
-                else:
-                    self.state["loc"] = self.state.get("loc", 0) + 1
-                    self.state["offset"] = 0
-                await self._save(session)
-            self._tell("ghl_transactions", done, None)
-        await self._next_phase("wizehire")
+            upcoming: asyncio.Task[Any] | None = asyncio.ensure_future(fetch(location_id, offset))
+            try:
+                while upcoming is not None:
+                    items, read, more = await upcoming
+                    upcoming = (
+                        asyncio.ensure_future(fetch(location_id, offset + read)) if more else None
+                    )
+                    done += read
+                    async with self.sessionmaker.begin() as session:
+                        await write(session, location_id, items)
+                        if more:
+                            self.state["offset"] = offset + read
+                        else:
+                            self.state["loc"] = self.state.get("loc", 0) + 1
+                            self.state["offset"] = 0
+                        await self._save(session)
+                    offset += read
+                    self._tell(phase, done, None)
+            finally:
+                if upcoming is not None and not upcoming.done():
+                    upcoming.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await upcoming
 
     async def _attach_transactions(
         self, session: AsyncSession, location_id: str, transactions: list[Any]
@@ -175,13 +195,27 @@ class Engine:
 
     async def _wizehire(self) -> None:
         done = self.state.get("wizehire_done", 0)
-        cursor = self.state.get("cursor")
-        async for page in self.wizehire.iter_order_pages(
-            self.since, cursor=cursor, limit=self.wizehire_page_size
-        ):
-            await self._wizehire_page(list(page.data), page.next_cursor)
-            done += len(page.data)
-            self._tell("wizehire", done, None)
+        pages = self.wizehire.iter_order_pages(
+            self.since, cursor=self.state.get("cursor"), limit=self.wizehire_page_size
+        )
+        # The next page is fetched while this one is compared and written: the network wait
+        # and the database work overlap (one page ahead: memory stays two pages).
+        upcoming: asyncio.Task[Any] | None = asyncio.ensure_future(anext(pages, None))
+        try:
+            while upcoming is not None:
+                page = await upcoming
+                if page is None:
+                    break
+                upcoming = asyncio.ensure_future(anext(pages, None)) if page.next_cursor else None
+                await self._wizehire_page(list(page.data), page.next_cursor)
+                done += len(page.data)
+                self._tell("wizehire", done, None)
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await upcoming
+            await pages.aclose()
         await self._next_phase("unclaimed")
 
     async def _wizehire_page(self, orders: list[ListedOrder], next_cursor: str | None) -> None:
@@ -192,7 +226,7 @@ class Engine:
         window = list(latest.values())
         keys = [f"wh:{o.id}" for o in window]
         async with self.sessionmaker() as session:
-            records = await repo.sync_records_by_wizehire_ids(session, list(latest))
+            records = await repo.sync_links_by_wizehire_ids(session, list(latest))
             links = [link_for(o, records.get(o.id), self.mapping) for o in window]
             await resolve_links(session, self.run_id, links)
             existing = await repo.existing_item_keys(session, self.run_id, keys)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wizesync.db import reconcile_repo as repo
 from wizesync.db.reconcile_models import ReconciliationGhlOrder
-from wizesync.db.sync_models import SyncOrder
+from wizesync.db.reconcile_repo import SyncLink
 from wizesync.mapping import Mapping
 from wizesync.reconcile.categorise import GhlSide
 from wizesync.wizehire.models import ListedOrder
@@ -36,7 +36,7 @@ class Link:
     staged: ReconciliationGhlOrder | None = None
 
 
-def link_for(order: ListedOrder, record: SyncOrder | None, mapping: Mapping) -> Link:
+def link_for(order: ListedOrder, record: SyncLink | None, mapping: Mapping) -> Link:
     if record is not None and record.ghl_order_id and record.ghl_location_id:
         return Link(
             record.ghl_location_id,

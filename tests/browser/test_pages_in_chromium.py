@@ -1,10 +1,13 @@
 """A person's visit, in a real browser: log in through the form, read `/insights` (figures equal
-the JSON endpoint's), follow the unreconciled orders to the reconciliation report, filter it by
-category, log out. Screenshots (desktop and phone widths) are saved under the test's tmp_path;
-with `WIZESYNC_SCREENSHOTS=<dir>` they are also copied there (how docs/img is made).
+the JSON endpoint's), follow the unreconciled orders to the reconciliation report (its tabs equal
+the admin API's counts), filter it by category, log out. Screenshots (desktop and phone widths)
+are saved under the test's tmp_path; with `WIZESYNC_SCREENSHOTS=<dir>` they are also copied
+there (how docs/img is made).
 
-The service is `wizesync serve` in development mode with its built-in sandbox GHL (seeded with a
-varied history through the sandbox's control plane) on both databases.
+The service is `wizesync serve` in development mode with its built-in sandbox GHL and Wizehire,
+its in-process worker syncing, on both databases. The history is real: Wizehire orders the
+service synced, a paid Wizehire order it never heard of, GHL checkouts nobody linked, refunds and
+renewals (tests/insights/seed.py), and a reconciliation run started through the admin API.
 """
 
 from __future__ import annotations
@@ -21,103 +24,73 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM_ARGS
 from tests.insights.seed import plant
-from tests.support.processes import Spawner
-from wizesync.db import reconcile_repo
-from wizesync.db.engine import create_engine, create_sessionmaker
+from tests.support.processes import Spawner, eventually
+from wizesync import samples
 from wizesync.db.reconcile_models import CATEGORIES
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 ADMIN_TOKEN = "browser-test-admin-token-5f1c9e"
+BEARER = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-PLANTED = {
-    "missing_in_ghl": 2,
-    "missing_in_wizehire": 1,
-    "amount_mismatch": 1,
-    "status_mismatch": 1,
-    "fulfillment_missing": 1,
-    "matched": 7,
-}
+SCREENSHOTS = (
+    "login",
+    "insights",
+    "insights-phone",
+    "reconciliation-report",
+    "reconciliation-filtered",
+    "reconciliation-phone",
+    "reconciliation-runs",
+)
 
 
-async def _plant_run(database_url: str) -> int:
-    engine = create_engine(database_url)
-    try:
-        sessionmaker = create_sessionmaker(engine)
-        now = datetime.now(UTC)
-        items = []
-        for category, n in PLANTED.items():
-            for i in range(n):
-                ghl_side = category != "missing_in_ghl"
-                wh_side = category != "missing_in_wizehire"
-                items.append(
-                    {
-                        "order_key": f"k:{category}:{i}",
-                        "category": category,
-                        "wizehire_order_id": f"wh_ord_{1000 + i}_{category[:4]}"
-                        if wh_side
-                        else None,
-                        "ghl_order_id": f"65b{i:021x}" if ghl_side else None,
-                        "ghl_location_id": "SandboxLocation00001" if ghl_side else None,
-                        "wizehire": {
-                            "amount": "149.00",
-                            "currency": "USD",
-                            "status": "paid",
-                            "payment_status": "paid"
-                            if category != "status_mismatch"
-                            else "pending",
-                            "amount_refunded": "0",
-                        }
-                        if wh_side
-                        else None,
-                        "ghl": {
-                            "amount": "139.00" if category == "amount_mismatch" else "149.00",
-                            "currency": "USD",
-                            "payment_status": "paid",
-                            "amount_refunded": "0",
-                            "fulfilled": category != "fulfillment_missing",
-                        }
-                        if ghl_side
-                        else None,
-                        "detail": _detail(category),
-                        "healed": category == "missing_in_ghl",
-                    }
-                )
-        async with sessionmaker() as session, session.begin():
-            run = await reconcile_repo.create_run(
-                session,
-                trigger="scheduled",
-                since=now - timedelta(days=7),
-                until=now,
-                heal=True,
-                owner="browser-test",
-                lease_seconds=60,
-                fire_time=now.replace(hour=2, minute=0, second=0, microsecond=0),
-            )
-            assert run is not None
-            await reconcile_repo.add_items(session, run, items)
-            await reconcile_repo.finish_run(
-                session,
-                run,
-                owner="browser-test",
-                status="done",
-                counts=await reconcile_repo.count_items(session, run),
-            )
-        return run
-    finally:
-        await engine.dispose()
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _detail(category: str) -> str:
-    return {
-        "missing_in_ghl": "paid in Wizehire, no GHL order found (sync record, ghl_order_id, "
-        "invoice); queued order.updated",
-        "missing_in_wizehire": "GHL checkout with a mapped price; no Wizehire order links it",
-        "amount_mismatch": "matched by sync record; Wizehire 149.00 vs GHL total 139.00",
-        "status_mismatch": "matched by ghl_order_id; Wizehire pending vs GHL paid",
-        "fulfillment_missing": "matched by sync record; GHL order paid without fulfillment",
-        "matched": "matched by sync record",
-    }[category]
+async def _sync_orders_from_wizehire(http: httpx.AsyncClient, count: int) -> list[str]:
+    """Wizehire sends `order.created` (through the sandbox, signed); the service syncs each to
+    GHL (contact, invoice, payment, the order GHL makes of it, fulfillment) and tells Wizehire."""
+    ids = [f"wh_ord_browser_{n}" for n in range(count)]
+    for order_id in ids:
+        sent = await http.post(
+            "/sandbox/_sandbox/wizehire/events",
+            json={"type": "order.created", "order": {"id": order_id}},
+        )
+        assert sent.status_code == 200, sent.text
+
+    async def synced() -> bool:
+        orders = (await http.get("/sandbox/_sandbox/wizehire/orders")).json()["data"]
+        done = {o["id"] for o in orders if (o.get("ghl_sync") or {}).get("ghl_fulfillment_id")}
+        return set(ids) <= done
+
+    await eventually(synced, timeout=90, what="the service to sync Wizehire's orders to GHL")
+    return ids
+
+
+async def _reconcile(http: httpx.AsyncClient, since: datetime, until: datetime) -> dict[str, Any]:
+    """A real run through the admin API; its JSON once done."""
+    started = await http.post(
+        "/admin/reconciliations",
+        headers=BEARER,
+        json={"since": _iso(since), "until": _iso(until), "heal": False},
+    )
+    assert started.status_code == 202, started.text
+    run_id = started.json()["id"]
+
+    async def finished() -> dict[str, Any] | None:
+        run = (await http.get(f"/admin/reconciliations/{run_id}", headers=BEARER)).json()
+        return run if run["status"] != "running" else None
+
+    run = await eventually(finished, timeout=120, what="the reconciliation run to finish")
+    assert run["status"] == "done", run
+    return run
+
+
+async def _cells(page: Any, table: str, key: str) -> list[str]:
+    return await page.locator(
+        f"table[data-table={table}] tr[data-key='{key}'] td.num"
+    ).all_inner_texts()
 
 
 async def test_operator_logs_in_reads_insights_and_the_report(
@@ -130,12 +103,25 @@ async def test_operator_logs_in_reads_insights_and_the_report(
     from playwright.async_api import async_playwright
 
     _, base = await spawner.server(
-        database_url, WIZESYNC_ENV="development", ADMIN_TOKEN=ADMIN_TOKEN, WORKER="off"
+        database_url,
+        WIZESYNC_ENV="development",
+        ADMIN_TOKEN=ADMIN_TOKEN,
+        POLL_INTERVAL_SECONDS="3600",
     )
     async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        await _sync_orders_from_wizehire(http, 2)
+        unsent = samples.wizehire_order("wh_ord_browser_never_sent")
+        seeded = await http.post("/sandbox/_sandbox/wizehire/orders", json=unsent)
+        assert seeded.status_code == 201, seeded.text
         await plant(http, prefix="/sandbox", second_location=False)
-        run_id = await _plant_run(database_url)
-        bearer = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        clock = (await http.get("/sandbox/_sandbox/state")).json()["clock"]
+        end = datetime.fromisoformat(str(clock["now"]).replace("Z", "+00:00")) + timedelta(days=1)
+        run = await _reconcile(http, start, end)
+        run_id = run["id"]
+        assert run["counts"]["matched"] >= 2, run["counts"]
+        assert run["counts"]["missing_in_ghl"] == 1, run["counts"]
+        assert run["counts"]["missing_in_wizehire"] > 0, run["counts"]
 
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
@@ -156,39 +142,31 @@ async def test_operator_logs_in_reads_insights_and_the_report(
                 assert cookies["wizesync_session"]["httpOnly"]
                 assert cookies["wizesync_session"]["sameSite"] == "Lax"
 
-                # A window that holds the planted history (the sandbox clock ran ~10 days on).
-                since = (datetime.now(UTC) - timedelta(days=2)).date().isoformat()
-                until = (datetime.now(UTC) + timedelta(days=13)).date().isoformat()
+                # Filter to a window holding everything (the sandbox clock ran ~10 days on).
+                since = start.date().isoformat()
                 await page.fill("input[name=since]", since)
-                await page.fill("input[name=until]", until)
+                await page.fill("input[name=until]", end.date().isoformat())
                 await page.select_option("select[name=interval]", "day")
                 await page.click("form.filters button[type=submit]")
                 await page.wait_for_load_state()
                 assert "since=" + since in page.url
                 json_href = await page.get_attribute("a[href^='/insights/revenue?']", "href")
                 assert json_href
-                body = (await http.get(json_href, headers=bearer)).json()
-                assert body["currency"] == "USD"
-                assert body["totals"]["orders"] > 0
+                body = (await http.get(json_href, headers=BEARER)).json()
+                assert body["currency"] == "USD" and body["totals"]["orders"] > 0
                 for section in ("totals", "subscriptions", "unreconciled"):
                     for key, value in body[section].items():
                         shown = await page.inner_text(f"[data-figure='{section}.{key}']")
                         assert shown == str(value), (section, key, shown, value)
                 for row in body["by_product"]:
-                    cells = await page.locator(
-                        f"table[data-table=by_product] tr[data-key='{row['sku'] or ''}'] td.num"
-                    ).all_inner_texts()
-                    assert cells == [
+                    assert await _cells(page, "by_product", row["sku"] or "") == [
                         row["gross"],
                         row["refunds"],
                         row["net"],
                         str(row["orders"]),
                     ], row
                 for row in body["by_location"]:
-                    cells = await page.locator(
-                        f"table[data-table=by_location] tr[data-key='{row['location_id']}'] td.num"
-                    ).all_inner_texts()
-                    assert cells == [
+                    assert await _cells(page, "by_location", row["location_id"]) == [
                         row["gross"],
                         row["refunds"],
                         row["net"],
@@ -205,26 +183,31 @@ async def test_operator_logs_in_reads_insights_and_the_report(
                 assert overflow <= 0, f"the page is {overflow}px wider than a phone"
                 await page.set_viewport_size(DESKTOP)
 
-                # The unreconciled orders lead to the report; its tabs count the run's items.
+                # The unreconciled orders lead to the report; its tabs are the run's counts.
                 await page.click(f"a[href='/reports/reconciliation/{run_id}']")
                 await page.wait_for_url(f"{base}/reports/reconciliation/{run_id}")
-                run = (
-                    await http.get(f"/reports/reconciliation/{run_id}.csv", headers=bearer)
-                ).text.splitlines()[1:]
                 for category in CATEGORIES:
                     tab = page.locator(f"nav.tabs a[data-category='{category}'] .count")
-                    assert await tab.inner_text() == str(PLANTED.get(category, 0)), category
-                assert await page.locator("table[data-table=items] tbody tr").count() == len(run)
+                    assert await tab.inner_text() == str(run["counts"][category]), category
+                rows = page.locator("table[data-table=items] tbody tr")
+                assert await rows.count() == min(100, sum(run["counts"].values()))
                 await page.screenshot(path=tmp_path / "reconciliation-report.png", full_page=True)
-                await page.click("nav.tabs a[data-category='missing_in_ghl']")
-                await page.wait_for_url(re.compile(r".*category=missing_in_ghl$"))
-                shown = await page.locator("table[data-table=items] tbody tr").evaluate_all(
-                    "rows => rows.map(r => r.dataset.category)"
-                )
-                assert shown == ["missing_in_ghl"] * PLANTED["missing_in_ghl"]
-                await page.screenshot(
-                    path=tmp_path / "reconciliation-missing-in-ghl.png", full_page=True
-                )
+                await page.click("nav.tabs a[data-category='missing_in_wizehire']")
+                await page.wait_for_url(re.compile(r".*category=missing_in_wizehire$"))
+                shown = await rows.evaluate_all("rows => rows.map(r => r.dataset.category)")
+                assert shown == ["missing_in_wizehire"] * run["counts"]["missing_in_wizehire"]
+                listed = (
+                    await http.get(
+                        f"/admin/reconciliations/{run_id}",
+                        headers=BEARER,
+                        params={"category": "missing_in_wizehire"},
+                    )
+                ).json()
+                ghl_ids = await page.locator(
+                    "table[data-table=items] td[data-label='GHL order'] code"
+                ).all_inner_texts()
+                assert ghl_ids == [item["ghl_order_id"] for item in listed["items"]]
+                await page.screenshot(path=tmp_path / "reconciliation-filtered.png", full_page=True)
                 await page.set_viewport_size(PHONE)
                 await page.screenshot(path=tmp_path / "reconciliation-phone.png", full_page=True)
                 await page.set_viewport_size(DESKTOP)
@@ -240,17 +223,9 @@ async def test_operator_logs_in_reads_insights_and_the_report(
                 assert not [u for u in urls if not u.startswith(base)], "no external requests"
             finally:
                 await browser.close()
-    for name in (
-        "login",
-        "insights",
-        "insights-phone",
-        "reconciliation-report",
-        "reconciliation-missing-in-ghl",
-        "reconciliation-phone",
-        "reconciliation-runs",
-    ):
+    for name in SCREENSHOTS:
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
     target = os.environ.get("WIZESYNC_SCREENSHOTS")
     if target and database_url.startswith("sqlite"):
-        for png in tmp_path.glob("*.png"):
-            shutil.copy(png, Path(target) / png.name)
+        for name in SCREENSHOTS:
+            shutil.copy(tmp_path / f"{name}.png", Path(target) / f"{name}.png")

@@ -265,3 +265,22 @@ async def test_production_cookie_is_secure_and_host_prefixed(
         assert session["secure"] and session["httponly"] and session["path"] == "/"
         assert "domain" not in {k for k, v in session.items() if v}
         assert (await client.get("/insights", headers=HTML)).status_code in (200, 503)
+
+
+async def test_guessing_is_braked_per_client(
+    insights_kit: InsightsKit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wizesync.web import login
+
+    brake = login.FailedLogins(max_failures=3, window_seconds=60)
+    insights_kit.app.state.failed_logins = brake
+    monkeypatch.setattr(login, "FAILED_LOGIN_PAUSE_SECONDS", 0)
+    client = insights_kit.client
+    for _ in range(3):
+        assert (await _login(client, token="guess")).status_code == 401
+    braked = await _login(client)  # even the right token waits out the window
+    assert braked.status_code == 429
+    assert 1 <= int(braked.headers["retry-after"]) <= 61
+    assert "wizesync_session" not in _set_cookies(braked)
+    assert brake.retry_after("127.0.0.1", now=1e12) == 0  # the window passes
+    assert brake.retry_after("another-client") == 0

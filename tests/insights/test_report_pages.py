@@ -148,7 +148,7 @@ async def test_insights_page_shows_the_jsons_figures(insights_kit: InsightsKit) 
     for row in body["by_product"]:
         cells = re.search(rf'<tr data-key="{row["sku"] or ""}">(.*?)</tr>', page.text, re.S)
         assert cells, row
-        assert re.findall(r'<td class="num">([^<]*)</td>', cells.group(1)) == [
+        assert re.findall(r'<td class="num"[^>]*>([^<]*)</td>', cells.group(1)) == [
             row["gross"],
             row["refunds"],
             row["net"],
@@ -166,3 +166,27 @@ async def test_insights_page_explains_a_bad_filter(insights_kit: InsightsKit) ->
     )
     assert page.status_code == 422
     assert "query.interval" in page.text and "<form" in page.text
+
+
+@pytest.mark.empty_sandbox
+async def test_without_ghl_the_api_is_503_and_the_page_says_so(insights_kit: InsightsKit) -> None:
+    from wizesync.insights.routes import get_insights
+
+    kit = insights_kit
+    kit.app.dependency_overrides[get_insights] = lambda: None
+    api = await kit.client.get("/insights/revenue", headers=kit.bearer)
+    assert api.status_code == 503
+    assert api.headers["content-type"] == "application/problem+json"
+    page = await kit.client.get("/insights", headers={**HTML, **kit.bearer})
+    assert page.status_code == 503
+    assert "GHL is not configured" in page.text and "<form" in page.text
+
+
+@pytest.mark.empty_sandbox
+async def test_no_payments_means_zero_figures_over_the_default_30_days(
+    insights_kit: InsightsKit,
+) -> None:
+    body = (await insights_kit.client.get("/insights/revenue", headers=insights_kit.bearer)).json()
+    assert body["totals"] == {"gross": "0.00", "refunds": "0.00", "net": "0.00", "orders": 0}
+    assert body["currency"] == "USD" and len(body["series"]) == 30
+    assert body["unreconciled"] == {"orders": 0, "amount": "0.00"}

@@ -20,16 +20,28 @@ from wizesync.web.pages import render
 router = APIRouter(tags=["insights"])
 
 
-def get_insights(request: Request) -> InsightsService:
+def get_insights(request: Request) -> InsightsService | None:
+    """The lifespan's service; None when GHL is not configured in a way that can work."""
     service: InsightsService | None = getattr(request.app.state, "insights", None)
-    if service is None:
-        raise Problem(
-            503, "Service Unavailable", "revenue insights are not available: GHL is not configured"
-        )
     return service
 
 
-InsightsDep = Annotated[InsightsService, Depends(get_insights)]
+def require_insights(
+    service: Annotated[InsightsService | None, Depends(get_insights)],
+) -> InsightsService:
+    if service is None:
+        raise _unavailable()
+    return service
+
+
+def _unavailable() -> Problem:
+    return Problem(
+        503, "Service Unavailable", "revenue insights are not available: GHL is not configured"
+    )
+
+
+InsightsDep = Annotated[InsightsService, Depends(require_insights)]
+MaybeInsightsDep = Annotated[InsightsService | None, Depends(get_insights)]
 SinceQ = Annotated[
     str | None,
     Query(description="ISO date or date-time (UTC when no zone); default: 30 days before `until`"),
@@ -92,7 +104,7 @@ async def revenue_csv(
 async def insights_page(
     request: Request,
     admin: AdminDep,
-    insights: InsightsDep,
+    insights: MaybeInsightsDep,
     since: SinceQ = None,
     until: UntilQ = None,
     interval: IntervalQ = None,
@@ -105,6 +117,8 @@ async def insights_page(
         "currency": (currency or "").upper(),
     }
     try:
+        if insights is None:
+            raise _unavailable()  # the page says so, in the page
         view = await insights.revenue(parse_query(since, until, interval, currency))
     except Problem as problem:
         return render(

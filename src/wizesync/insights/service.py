@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -75,11 +76,11 @@ class InsightsService:
         payments = [p for f in facts for p in f.payments]
         subscriptions = [s for f in facts for s in f.subscriptions]
         currency = query.currency or choose_currency(payments, subscriptions, query.window)
-        run, items = await self._last_run_open_items()
+        run, unreconciled = await self._unreconciled(currency)
         report = revenue_report(
             payments,
             subscriptions,
-            unreconciled_total(items, currency),
+            unreconciled,
             window=query.window,
             currency=currency,
         )
@@ -92,27 +93,35 @@ class InsightsService:
             open_counts=open_counts,
         )
 
-    async def _last_run_open_items(self) -> tuple[ReconciliationRun | None, list[UnreconciledItem]]:
-        """The last finished run and its items that are not `matched` (read page by page)."""
-        items: list[UnreconciledItem] = []
+    async def _unreconciled(
+        self, currency: str
+    ) -> tuple[ReconciliationRun | None, tuple[int, Decimal]]:
+        """The last finished run, and (orders, amount) of its items not `matched` in
+        `currency`, summed a page at a time (a run can hold 100,000 open items)."""
+        orders, amount = 0, Decimal(0)
         async with self.sessionmaker() as session:
             run = await reconcile_repo.last_finished_run(session)
             if run is None:
-                return None, items
+                return None, (orders, amount)
             for category in OPEN_CATEGORIES:
                 after: int | None = None
                 while True:
                     page = await reconcile_repo.list_items(
                         session, run.id, category=category, after_id=after, limit=_PAGE
                     )
-                    items.extend(
-                        UnreconciledItem(category=i.category, wizehire=i.wizehire, ghl=i.ghl)
-                        for i in page
+                    n, total = unreconciled_total(
+                        (
+                            UnreconciledItem(category=i.category, wizehire=i.wizehire, ghl=i.ghl)
+                            for i in page
+                        ),
+                        currency,
                     )
+                    orders, amount = orders + n, amount + total
                     if len(page) < _PAGE:
                         break
                     after = page[-1].id
-        return run, items
+                    session.expunge_all()  # keep the session's identity map small
+        return run, (orders, amount)
 
 
 def build_insights(
@@ -123,13 +132,31 @@ def build_insights(
     *,
     tokens: TokenProvider | None = None,
 ) -> InsightsService:
-    """The service as the lifespan builds it: the GHL client shares the per-location budget (the
-    database rate limiter) and, when given, the process's token provider."""
+    """The service as the lifespan builds it. Its GHL calls pass the budget every process shares
+    (the database rate limiter) and, on top, a share of it (`reconcile.budget.ShareLimiter`) that
+    keeps a quarter of each location's window free for the live sync whatever insights read."""
+    from wizesync.ghl.client import GhlClient
     from wizesync.ghl.factory import build_ghl_access
+    from wizesync.reconcile.budget import ShareLimiter
 
-    # A request waits little for budget: better a 503 "ask again" than a page that hangs.
-    access = build_ghl_access(settings, sessionmaker, http, tokens=tokens, max_rate_limit_wait=10.0)
-    source = GhlRevenueSource(access.client, mapping, cache_seconds=settings.insights_cache_seconds)
+    access = build_ghl_access(settings, sessionmaker, http, tokens=tokens)
+    limiter = ShareLimiter(
+        access.limiter,
+        limit=settings.ghl_rate_limit_max,
+        window_seconds=settings.ghl_rate_limit_window_seconds,
+        reserve=max(1, settings.ghl_rate_limit_max // 4),
+    )
+    # A request waits little for the shared budget: better a 503 "ask again" than a page that
+    # hangs.
+    client = GhlClient(
+        http,
+        base_url=settings.ghl_api_url,
+        version=settings.ghl_api_version,
+        tokens=access.tokens,
+        limiter=limiter,
+        max_rate_limit_wait=10.0,
+    )
+    source = GhlRevenueSource(client, mapping, cache_seconds=settings.insights_cache_seconds)
     return InsightsService(source, sessionmaker, close=access.close)
 
 

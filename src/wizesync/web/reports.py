@@ -1,6 +1,6 @@
 """Reconciliation reports for people: `/reports/reconciliation` (the runs) and
 `/reports/reconciliation/{id}` (a run's items, by category, paged), plus
-`/reports/reconciliation/{id}.csv` (all the items, streamed) for a browser's session.
+`/reports/reconciliation/{id}.csv` (the admin API's CSV, streamed) for a browser's session.
 
 The items are the contract's (`wizesync.reconcile.views.item_json`); the page only arranges them.
 Paging is by item id (`after`), the same keyset the admin API's cursor walks.
@@ -8,10 +8,7 @@ Paging is by item id (`after`), the same keyset the admin API's cursor walks.
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
@@ -19,6 +16,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from wizesync.db import reconcile_repo
 from wizesync.db.reconcile_models import CATEGORIES
 from wizesync.problems import Problem
+from wizesync.reconcile.routes import reconciliation_csv
 from wizesync.reconcile.views import counts_json, item_json, run_json
 from wizesync.state import AppState, get_state
 from wizesync.web.auth import AdminDep
@@ -28,24 +26,6 @@ router = APIRouter(tags=["pages"], include_in_schema=False)
 StateDep = Annotated[AppState, Depends(get_state)]
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
-CSV_COLUMNS = (
-    "category",
-    "wizehire_order_id",
-    "ghl_order_id",
-    "ghl_location_id",
-    "wizehire_amount",
-    "wizehire_currency",
-    "wizehire_status",
-    "wizehire_payment_status",
-    "wizehire_amount_refunded",
-    "ghl_amount",
-    "ghl_currency",
-    "ghl_payment_status",
-    "ghl_amount_refunded",
-    "ghl_fulfilled",
-    "detail",
-    "healed",
-)
 
 
 @router.get("/reports/reconciliation", response_class=HTMLResponse)
@@ -65,39 +45,12 @@ async def runs_page(request: Request, admin: AdminDep, state: StateDep) -> Respo
 
 
 @router.get("/reports/reconciliation/{run_id}.csv")
-async def run_csv(run_id: int, _: AdminDep, state: StateDep) -> StreamingResponse:
-    async with state.sessionmaker() as session:
-        run = await reconcile_repo.get_run(session, run_id)
-    if run is None:
-        raise Problem(404, "Not Found", f"no reconciliation run {run_id}")
-
-    async def rows() -> AsyncIterator[str]:
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(CSV_COLUMNS)
-        after: int | None = None
-        while True:
-            async with state.sessionmaker() as session:
-                page = await reconcile_repo.list_items(
-                    session, run_id, after_id=after, limit=MAX_PAGE_SIZE
-                )
-            for item in page:
-                writer.writerow(csv_row(item_json(item)))
-            yield out.getvalue()
-            out.seek(0)
-            out.truncate()
-            if len(page) < MAX_PAGE_SIZE:
-                return
-            after = page[-1].id
-
-    return StreamingResponse(
-        rows(),
-        media_type="text/csv; charset=utf-8",
-        headers={
-            "Content-Disposition": f'attachment; filename="reconciliation-{run_id}.csv"',
-            "Cache-Control": "no-store",
-        },
-    )
+async def run_csv(
+    run_id: int, _: AdminDep, state: StateDep, category: Annotated[str | None, Query()] = None
+) -> StreamingResponse:
+    """The admin API's CSV (`/admin/reconciliations/{id}.csv`, the same rows), for a browser's
+    session rather than a bearer token."""
+    return await reconciliation_csv(str(run_id), state, category)
 
 
 @router.get("/reports/reconciliation/{run_id}", response_class=HTMLResponse)
@@ -158,26 +111,3 @@ async def run_page(
             "next_after": items[-1].id if more and items else None,
         },
     )
-
-
-def csv_row(item: dict[str, Any]) -> list[Any]:
-    wizehire, ghl = item.get("wizehire") or {}, item.get("ghl") or {}
-    fulfilled = ghl.get("fulfilled")
-    return [
-        item["category"],
-        item["wizehire_order_id"] or "",
-        item["ghl_order_id"] or "",
-        item["ghl_location_id"] or "",
-        wizehire.get("amount", ""),
-        wizehire.get("currency", ""),
-        wizehire.get("status", ""),
-        wizehire.get("payment_status", ""),
-        wizehire.get("amount_refunded", ""),
-        ghl.get("amount", ""),
-        ghl.get("currency", ""),
-        ghl.get("payment_status", ""),
-        ghl.get("amount_refunded", ""),
-        "" if fulfilled is None else str(bool(fulfilled)).lower(),
-        item["detail"],
-        str(item["healed"]).lower(),
-    ]

@@ -245,7 +245,7 @@ def test_production_from_the_environment_lists_every_missing_secret(
 
 def test_a_good_production_config_is_accepted(clean_env: Path) -> None:
     settings = Settings(**good_production())
-    assert settings.is_production and not settings.trusts_sandbox_ghl_key
+    assert settings.is_production
     oauth = Settings(**good_production(
         ghl_client_id="app-id", ghl_client_secret="app-secret",
         ghl_redirect_uri="https://sync.example.com/oauth/ghl/callback",

@@ -65,7 +65,7 @@ def create_app(
         # No `echo`: it prints plain text to stdout past the JSON formatter and its redaction.
         engine = create_engine(conf.database_url)
         sessionmaker = create_sessionmaker(engine)
-        wizehire_verifier, ghl_verifier = build_verifiers(conf)
+        wizehire_verifier, ghl_verifier = build_verifiers(conf, sandbox_running=dev is not None)
         ghl_http = build_http_client(conf, mounts=dev.mounts if dev else None)
         state = AppState(
             settings=conf,
@@ -76,8 +76,9 @@ def create_app(
             ghl_http=ghl_http,
         )
         if not conf.is_production:
-            log.warning("DEVELOPMENT MODE: development secrets and the sandbox GHL webhook key "
-                        "are accepted; never expose this instance")
+            log.warning("DEVELOPMENT MODE: development secrets"
+                        + (" and the sandbox GHL webhook key" if dev is not None else "")
+                        + " are accepted; never expose this instance")
         worker = services = None
         if conf.worker == "inprocess":
             handlers = registry or load_handlers(conf.handler_modules)

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     ghl_client_id: str | None = None
     ghl_client_secret: SecretStr | None = None
     ghl_redirect_uri: str | None = None
+    # The marketplace app's id: INSTALL/UNINSTALL webhooks naming another app are refused.
+    ghl_app_id: str | None = None
     ghl_authorize_url: str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
     ghl_private_token: SecretStr | None = None
     ghl_location_id: str | None = None
@@ -176,11 +178,6 @@ class Settings(BaseSettings):
         if not self.ghl_webhook_rsa_public_key:
             return None
         return _pem_text(self.ghl_webhook_rsa_public_key)
-
-    @property
-    def trusts_sandbox_ghl_key(self) -> bool:
-        """Development also trusts the sandbox's GHL key, so `trigger` and the sandbox work."""
-        return not self.is_production
 
     @property
     def handler_modules(self) -> list[str]:

@@ -271,6 +271,8 @@ async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
 
 # --- OAuth states -------------------------------------------------------------------------------
 
+MAX_PENDING_STATES = 100
+
 
 async def create_state(
     session: AsyncSession, *, state_hash: str, user_type: str, ttl: timedelta
@@ -280,6 +282,20 @@ async def create_state(
     # Housekeeping on the way: states a day past their expiry are of no use to anyone.
     await session.execute(
         delete(GhlOAuthState).where(GhlOAuthState.expires_at < now - timedelta(days=1))
+    )
+    # Bounded: at most MAX_PENDING_STATES usable states; the oldest make room (an install left
+    # half-way stops working sooner, but no caller can grow the table without limit).
+    keep = (
+        select(GhlOAuthState.id)
+        .where(GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now)
+        .order_by(GhlOAuthState.id.desc())
+        .limit(MAX_PENDING_STATES - 1)
+    )
+    await session.execute(
+        delete(GhlOAuthState).where(
+            GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now,
+            GhlOAuthState.id.not_in(keep.scalar_subquery()),
+        )
     )
     await session.execute(
         insert(GhlOAuthState).values(state_hash=state_hash, user_type=user_type,

@@ -84,12 +84,13 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "worker_backoff_base_seconds": 0.05,
         "worker_backoff_max_seconds": 0.2,
         "worker_lease_seconds": 5,
-        # Tests sign GHL webhooks with the sandbox's key (tests/support/signing.py): configured
-        # outright, as an operator running a separate sandbox would (only the in-process
-        # development sandbox makes the service trust it by itself).
-        "ghl_webhook_public_key": SANDBOX_GHL_PUBLIC_KEY_PEM,
         "_env_file": None,
     }
+    if overrides.get("wizesync_env") != "production":
+        # Tests sign GHL webhooks with the sandbox's key (tests/support/signing.py): configured
+        # outright, as an operator running a separate sandbox would (only the in-process
+        # development sandbox makes the service trust it by itself; production refuses it).
+        values["ghl_webhook_public_key"] = SANDBOX_GHL_PUBLIC_KEY_PEM
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

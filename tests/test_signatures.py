@@ -255,7 +255,8 @@ def _production(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "_env_file": None,
         "wizesync_env": "production",
-        "admin_token": "prod-admin-token-7f3a9c",
+        "admin_token": "prod-admin-token-7f3a9c-0123456789abcdef",
+        "database_url": "postgresql+asyncpg://wizesync@db.internal/wizesync",
         "wizehire_webhook_secret": SECRET,
         "wizehire_api_url": "https://api.wizehire.example",
     }

@@ -366,10 +366,11 @@ def production_settings(database_url: str, **overrides: Any) -> Settings:
         database_url,
         wizesync_env="production",
         worker="off",
-        admin_token="prod-admin-token-7f3a9c",
+        admin_token="prod-admin-token-7f3a9c-0123456789abcdef",
         wizehire_webhook_secret=new_whsec(),
         wizehire_api_url="https://api.wizehire.example",
         ghl_webhook_public_key=KEY.public_pem,
+        allow_sqlite_in_production=True,
         **overrides,
     )
 

@@ -41,7 +41,19 @@ class WizesyncApp(FastAPI):
 
     raw_webhooks = True
 
+    def _doc_paths(self) -> tuple[str | None, ...]:
+        return (self.openapi_url, self.docs_url, self.redoc_url,
+                self.swagger_ui_oauth2_redirect_url)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self._doc_paths():
+            state = getattr(self.state, "wizesync", None)
+            if state is not None and not state.settings.api_docs_enabled:
+                # Production: the API's map is not published unless EXPOSE_API_DOCS says so.
+                from wizesync.problems import Problem
+
+                await Problem(404, "Not Found").response()(scope, receive, send)
+                return
         if (self.raw_webhooks and scope["type"] == "http" and scope["method"] == "POST"
                 and not scope.get("root_path")):
             webhook = WEBHOOKS.get(scope["path"])

@@ -261,6 +261,30 @@ async def record_uninstall(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def installation_ids_with_tokens(session: AsyncSession) -> list[int]:
+    """Rows holding an encrypted token (for `wizesync tokens reencrypt`)."""
+    stmt = select(GhlInstallation.id).where(or_(
+        GhlInstallation.access_token_enc.is_not(None),
+        GhlInstallation.refresh_token_enc.is_not(None),
+    )).order_by(GhlInstallation.id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def lock_installation_by_id(session: AsyncSession, row_id: int) -> GhlInstallation | None:
+    return await session.get(GhlInstallation, row_id, with_for_update=True)
+
+
+async def replace_ciphertexts(
+    session: AsyncSession, row_id: int, access_enc: str | None, refresh_enc: str | None
+) -> None:
+    """The same tokens under another key: only the ciphertexts change, nothing else."""
+    await session.execute(
+        update(GhlInstallation).where(GhlInstallation.id == row_id)
+        .values(access_token_enc=access_enc, refresh_token_enc=refresh_enc)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
     stmt = select(GhlInstallation).order_by(
         GhlInstallation.location_id.is_(None), GhlInstallation.location_id,

@@ -17,6 +17,7 @@ from tests.support.databases import (
 from wizesync.config import Settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
+from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
 
 
 @pytest.fixture(scope="session")
@@ -85,6 +86,11 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "worker_lease_seconds": 5,
         "_env_file": None,
     }
+    if overrides.get("wizesync_env") != "production":
+        # Tests sign GHL webhooks with the sandbox's key (tests/support/signing.py): configured
+        # outright, as an operator running a separate sandbox would (only the in-process
+        # development sandbox makes the service trust it by itself; production refuses it).
+        values["ghl_webhook_public_key"] = SANDBOX_GHL_PUBLIC_KEY_PEM
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 

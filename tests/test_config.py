@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr, ValidationError
@@ -22,13 +23,17 @@ from wizesync import samples
 from wizesync.config import (
     DEV_ADMIN_TOKEN,
     DEV_MARKER,
+    DEV_TOKEN_KEY,
     DEV_WIZEHIRE_API_URL,
     DEV_WIZEHIRE_SECRET,
     GHL_ED25519_PUBLIC_KEY,
     ConfigError,
     Settings,
 )
+from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
 from wizesync.sandbox.signing import ghl_headers
+
+FERNET = Fernet.generate_key().decode()
 
 ROOT = Path(__file__).resolve().parent.parent
 GHL_SPEC_KEY = ROOT.parent / "shared" / "ghl-openapi" / "ghl-webhook-ed25519-public-key.pem"
@@ -218,6 +223,45 @@ REFUSALS = {
         {"ghl_client_id": "app-id", "ghl_client_secret": "app-secret",
          "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback"},
         "TOKEN_ENCRYPTION_KEY is required in OAuth mode"),
+    # --- hardening: endpoints, database, secret strength, half-given OAuth ---
+    "http WIZEHIRE_API_URL": ({"wizehire_api_url": "http://api.wizehire.com"},
+                              "WIZEHIRE_API_URL must be https"),
+    "[::1] WIZEHIRE_API_URL": ({"wizehire_api_url": "https://[::1]/wizehire"},
+                               "WIZEHIRE_API_URL points at a loopback address"),
+    "legacy-spelled loopback": ({"wizehire_api_url": "https://2130706433/"},
+                                "WIZEHIRE_API_URL points at a loopback address"),
+    "private WIZEHIRE_TOKEN_URL": (
+        {"wizehire_token_url": "https://10.1.2.3/token", "wizehire_client_id": "c",
+         "wizehire_client_secret": "s"}, "WIZEHIRE_TOKEN_URL points at a private address"),
+    "link-local GHL_AUTHORIZE_URL": ({"ghl_authorize_url": "https://169.254.169.254/x"},
+                                     "GHL_AUTHORIZE_URL points at a link-local address"),
+    "http SLACK_WEBHOOK_URL": ({"slack_webhook_url": "http://hooks.slack.com/services/T/B/x"},
+                               "SLACK_WEBHOOK_URL must be https"),
+    "mapped loopback SLACK_WEBHOOK_URL": (
+        {"slack_webhook_url": "https://[::ffff:127.0.0.1]/services/T/B/x"},
+        "SLACK_WEBHOOK_URL points at a loopback address"),
+    "SQLite": ({"database_url": "sqlite+aiosqlite:///./wizesync.db"},
+               "DATABASE_URL is SQLite"),
+    "short ADMIN_TOKEN": ({"admin_token": "x" * 31}, "ADMIN_TOKEN must be at least 32"),
+    "non-ASCII ADMIN_TOKEN": ({"admin_token": "é" * 40}, "ADMIN_TOKEN must be at least 32"),
+    "short WIZEHIRE_WEBHOOK_SECRET": (
+        {"wizehire_webhook_secret": "whsec_" + base64.b64encode(b"x" * 23).decode()},
+        "at least 24 bytes"),
+    "sandbox GHL_WEBHOOK_PUBLIC_KEY": ({"ghl_webhook_public_key": SANDBOX_GHL_PUBLIC_KEY_PEM},
+                                       "GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key"),
+    "development TOKEN_ENCRYPTION_KEY": ({"token_encryption_key": DEV_TOKEN_KEY},
+                                         "is the development key"),
+    "malformed TOKEN_ENCRYPTION_KEY": (
+        {"token_encryption_key": f"{Fernet.generate_key().decode()},not-a-key"},
+        "key #2 is not a Fernet key"),
+    "OAuth half given": ({"ghl_client_id": "app-id", "token_encryption_key": FERNET},
+                         "GHL OAuth settings are half given"),
+    "OAuth without GHL_APP_ID": (
+        {"ghl_client_id": "app-id", "ghl_client_secret": "app-secret",
+         "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback",
+         "token_encryption_key": FERNET}, "GHL_APP_ID missing"),
+    "Wizehire OAuth half given": ({"wizehire_client_id": "wz-client"},
+                                  "Wizehire OAuth settings are half given"),
 }
 
 
@@ -245,22 +289,33 @@ def test_production_from_the_environment_lists_every_missing_secret(
 
 def test_a_good_production_config_is_accepted(clean_env: Path) -> None:
     settings = Settings(**good_production())
-    assert settings.is_production and not settings.trusts_sandbox_ghl_key
+    assert settings.is_production
     oauth = Settings(**good_production(
         ghl_client_id="app-id", ghl_client_secret="app-secret",
         ghl_redirect_uri="https://sync.example.com/oauth/ghl/callback",
-        token_encryption_key="a-fernet-key",
+        ghl_app_id="ve9EPM428h8vShlRW1KT", token_encryption_key=FERNET,
+        slack_webhook_url="https://hooks.slack.com/services/T/B/x",
     ))
     assert oauth.ghl_client_id == "app-id"
+    assert not settings.api_docs_enabled
+    assert Settings(**good_production(expose_api_docs=True)).api_docs_enabled
+    sqlite = Settings(**good_production(database_url="sqlite+aiosqlite:///./w.db",
+                                        allow_sqlite_in_production=True))
+    assert sqlite.database_url.startswith("sqlite")
 
 
 async def test_a_good_production_config_starts_and_trusts_no_sandbox_key(
     client_factory, database_url: str, engine
 ) -> None:
-    values = good_production(database_url=database_url, worker="off")
+    values = good_production(database_url=database_url, worker="off",
+                             allow_sqlite_in_production=True)
     values.pop("_env_file")
+    values["ghl_webhook_public_key"] = GHL_ED25519_PUBLIC_KEY
     client = await client_factory(make_settings(**values))
     assert (await client.get("/health")).json() == {"status": "ok"}
+    # The API's map is not published in production unless EXPOSE_API_DOCS asks.
+    for path in ("/openapi.json", "/docs", "/redoc"):
+        assert (await client.get(path)).status_code == 404, path
     body = b'{"type": "OrderCreate", "_id": "abc"}'
     response = await client.post("/webhooks/ghl", content=body, headers=ghl_headers(body))
     assert response.status_code == 401  # signed with the public sandbox key: refused
@@ -301,7 +356,8 @@ async def test_ghl_public_key_may_be_a_path_to_a_pem_file(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()).decode()
     values = good_production(database_url=database_url, worker="off",
-                             ghl_webhook_public_key=str(pem_file))
+                             ghl_webhook_public_key=str(pem_file),
+                             allow_sqlite_in_production=True)
     values.pop("_env_file")
     settings = make_settings(**values)
     assert settings.ghl_public_key_pem == pem_file.read_text()

@@ -255,7 +255,8 @@ def _production(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "_env_file": None,
         "wizesync_env": "production",
-        "admin_token": "prod-admin-token-7f3a9c",
+        "admin_token": "prod-admin-token-7f3a9c-0123456789abcdef",
+        "database_url": "postgresql+asyncpg://wizesync@db.internal/wizesync",
         "wizehire_webhook_secret": SECRET,
         "wizehire_api_url": "https://api.wizehire.example",
     }
@@ -272,8 +273,7 @@ def test_default_ghl_key_is_ghls_published_ed25519_key() -> None:
 
 def test_production_trusts_only_the_configured_key_not_the_sandbox_one() -> None:
     settings = _production(ghl_webhook_public_key=KEY.public_pem)
-    assert settings.trusts_sandbox_ghl_key is False
-    _, verifier = build_verifiers(settings)
+    _, verifier = build_verifiers(settings, sandbox_running=True)
 
     assert verifier.verify(BODY, {"x-ghl-signature": KEY.sign(BODY)}) == "ed25519"
     sandbox_signed = ghl_headers(BODY)
@@ -281,11 +281,10 @@ def test_production_trusts_only_the_configured_key_not_the_sandbox_one() -> None
 
 
 @pytest.mark.parametrize("env", ["development", "test"])
-def test_development_trusts_the_sandbox_key_too(env: str) -> None:
+def test_the_running_in_process_sandbox_makes_its_key_trusted_too(env: str) -> None:
     settings = Settings(_env_file=None, wizesync_env=env,  # type: ignore[arg-type]
                         ghl_webhook_public_key=KEY.public_pem)
-    assert settings.trusts_sandbox_ghl_key is True
-    _, verifier = build_verifiers(settings)
+    _, verifier = build_verifiers(settings, sandbox_running=True)
 
     assert verifier.verify(BODY, ghl_headers(BODY)) == "ed25519"
     assert verifier.verify(BODY, {"x-ghl-signature": KEY.sign(BODY)}) == "ed25519"

@@ -346,14 +346,19 @@ async def test_configured_key_may_be_a_path_to_a_pem_file(
     assert_problem(await client.post(URL, content=body, headers=headers), 401)
 
 
-async def test_development_trusts_the_sandbox_key_beside_the_configured_one(
-    client: httpx.AsyncClient, quiet_settings: Settings
+async def test_the_sandbox_key_is_trusted_only_when_configured_outright(
+    client: httpx.AsyncClient, client_factory: Any, database_url: str
 ) -> None:
-    assert quiet_settings.trusts_sandbox_ghl_key
+    """Only the in-process development sandbox makes the service trust its key by itself
+    (tests/test_fail_closed.py); anywhere else an operator must configure it."""
     body, headers = ghl_request(order_create())  # signed with the sandbox's key
-    assert (await client.post(URL, content=body, headers=headers)).status_code == 202
+    assert_problem(await client.post(URL, content=body, headers=headers), 401)
     body, headers = ghl_signed(order_create(), KEY)
     assert (await client.post(URL, content=body, headers=headers)).status_code == 202
+
+    sandbox_client = await client_factory(make_settings(database_url, worker="off"))
+    body, headers = ghl_request(order_create())
+    assert (await sandbox_client.post(URL, content=body, headers=headers)).status_code == 202
 
 
 def production_settings(database_url: str, **overrides: Any) -> Settings:
@@ -361,10 +366,11 @@ def production_settings(database_url: str, **overrides: Any) -> Settings:
         database_url,
         wizesync_env="production",
         worker="off",
-        admin_token="prod-admin-token-7f3a9c",
+        admin_token="prod-admin-token-7f3a9c-0123456789abcdef",
         wizehire_webhook_secret=new_whsec(),
         wizehire_api_url="https://api.wizehire.example",
         ghl_webhook_public_key=KEY.public_pem,
+        allow_sqlite_in_production=True,
         **overrides,
     )
 
@@ -373,7 +379,6 @@ async def test_production_does_not_trust_the_sandbox_key(
     client_factory: Any, database_url: str, engine: Any, sessionmaker: Any
 ) -> None:
     settings = production_settings(database_url)
-    assert not settings.trusts_sandbox_ghl_key
     client = await client_factory(settings)
 
     body, headers = ghl_request(order_create())  # the sandbox key: public, anyone can sign

@@ -45,7 +45,19 @@ class WizesyncApp(FastAPI):
 
     raw_webhooks = True
 
+    def _doc_paths(self) -> tuple[str | None, ...]:
+        return (self.openapi_url, self.docs_url, self.redoc_url,
+                self.swagger_ui_oauth2_redirect_url)
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] in self._doc_paths():
+            state = getattr(self.state, "wizesync", None)
+            if state is not None and not state.settings.api_docs_enabled:
+                # Production: the API's map is not published unless EXPOSE_API_DOCS says so.
+                from wizesync.problems import Problem
+
+                await Problem(404, "Not Found").response()(scope, receive, send)
+                return
         if (self.raw_webhooks and scope["type"] == "http" and scope["method"] == "POST"
                 and not scope.get("root_path")):
             webhook = WEBHOOKS.get(scope["path"])
@@ -69,7 +81,7 @@ def create_app(
         # No `echo`: it prints plain text to stdout past the JSON formatter and its redaction.
         engine = create_engine(conf.database_url)
         sessionmaker = create_sessionmaker(engine)
-        wizehire_verifier, ghl_verifier = build_verifiers(conf)
+        wizehire_verifier, ghl_verifier = build_verifiers(conf, sandbox_running=dev is not None)
         ghl_http = build_http_client(conf, mounts=dev.mounts if dev else None)
         state = AppState(
             settings=conf,
@@ -80,8 +92,9 @@ def create_app(
             ghl_http=ghl_http,
         )
         if not conf.is_production:
-            log.warning("DEVELOPMENT MODE: development secrets and the sandbox GHL webhook key "
-                        "are accepted; never expose this instance")
+            log.warning("DEVELOPMENT MODE: development secrets"
+                        + (" and the sandbox GHL webhook key" if dev is not None else "")
+                        + " are accepted; never expose this instance")
         worker = services = None
         if conf.worker == "inprocess":
             handlers = registry or load_handlers(conf.handler_modules)

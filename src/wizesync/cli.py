@@ -17,11 +17,13 @@ from wizesync.cli_mapping import ghl_catalog, mapping_app
 from wizesync.config import ConfigError, Settings, load_settings
 from wizesync.ghl.providers_cli import providers_app
 from wizesync.reconcile.cli import reconcile as reconcile_command
+from wizesync.tokens_cli import tokens_app
 
 app = typer.Typer(help="wizesync: Wizehire <-> HighLevel payments sync", no_args_is_help=True)
 events_app = typer.Typer(help="Inspect and replay inbox events", no_args_is_help=True)
 app.add_typer(events_app, name="events")
 app.command("reconcile")(reconcile_command)
+app.add_typer(tokens_app, name="tokens")
 console = Console()
 err = Console(stderr=True)
 
@@ -54,13 +56,22 @@ def serve(
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
     log_format: Annotated[str | None, typer.Option(
         help="json or console; auto: console on a terminal unless LOG_FORMAT is set")] = None,
+    expose_development: Annotated[bool, typer.Option(
+        help="serve a non-production service on a non-loopback interface anyway",
+        envvar="WIZESYNC_EXPOSE_DEVELOPMENT")] = False,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
     import uvicorn
 
     from wizesync.logs import configure_logging
+    from wizesync.netcheck import is_loopback_host
 
     settings = _settings()
+    if not settings.is_production and not is_loopback_host(host) and not expose_development:
+        err.print(f"[red]refusing to serve {settings.wizesync_env} on {host}:[/red] it accepts "
+                  "development secrets; bind to 127.0.0.1, set WIZESYNC_ENV=production, or pass "
+                  "--expose-development (WIZESYNC_EXPOSE_DEVELOPMENT=1) if you mean it")
+        raise typer.Exit(2)
     configure_logging(settings.log_level, _log_format(settings, log_format))
     if migrate:
         _migrate(settings)

@@ -8,6 +8,7 @@ secret, a sandbox URL or a non-https redirect URI.
 from __future__ import annotations
 
 import base64
+import hashlib
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -26,6 +27,10 @@ DEV_MARKER = "wizesync-development-only"
 DEV_WIZEHIRE_SECRET = "whsec_" + base64.b64encode(f"{DEV_MARKER}-wizehire-secret".encode()).decode()
 DEV_ADMIN_TOKEN = f"{DEV_MARKER}-admin-token"
 DEV_WIZEHIRE_API_URL = "http://127.0.0.1:8010/wizehire"
+# Tokens at rest when TOKEN_ENCRYPTION_KEY is unset outside production (ghl/crypto.py).
+DEV_TOKEN_KEY = base64.urlsafe_b64encode(
+    hashlib.sha256(f"{DEV_MARKER}-token-encryption-key".encode()).digest()
+).decode()
 SANDBOX_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "sandbox")
 
 
@@ -64,6 +69,8 @@ class Settings(BaseSettings):
     ghl_client_id: str | None = None
     ghl_client_secret: SecretStr | None = None
     ghl_redirect_uri: str | None = None
+    # The marketplace app's id: INSTALL/UNINSTALL webhooks naming another app are refused.
+    ghl_app_id: str | None = None
     ghl_authorize_url: str = "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
     ghl_private_token: SecretStr | None = None
     ghl_location_id: str | None = None
@@ -125,6 +132,11 @@ class Settings(BaseSettings):
         from wizesync.reconcile.schedule import check_cron
 
         return check_cron(value)
+    # --- hardening (not in the contract; see docs/SECURITY.md) ---------------------------------
+    # Production refuses SQLite (one file, no replicas, `synchronous=NORMAL`) unless this says
+    # the operator knows; `/docs` and `/openapi.json` are served in production only when asked.
+    allow_sqlite_in_production: bool = False
+    expose_api_docs: bool = False
 
     @model_validator(mode="after")
     def _development_defaults_and_production_guard(self) -> Settings:
@@ -185,7 +197,60 @@ class Settings(BaseSettings):
             problems.append("GHL_PRIVATE_TOKEN needs GHL_LOCATION_ID (the token's location)")
         if self.ghl_client_id and not self.ghl_client_secret:
             problems.append("GHL_CLIENT_SECRET is required with GHL_CLIENT_ID")
+        problems.extend(self._hardening_problems())
         return problems
+
+    def _hardening_problems(self) -> list[str]:
+        """What production also refuses: private or plain-http endpoints, SQLite, weak or
+        development secrets, half-given OAuth settings (docs/SECURITY.md)."""
+        from wizesync.netcheck import url_problem
+
+        problems: list[str] = []
+        slack = self.slack_webhook_url.get_secret_value() if self.slack_webhook_url else None
+        for variable, url in (("WIZEHIRE_API_URL", self.wizehire_api_url),
+                              ("WIZEHIRE_TOKEN_URL", self.wizehire_token_url),
+                              ("GHL_API_URL", self.ghl_api_url),
+                              ("GHL_AUTHORIZE_URL", self.ghl_authorize_url),
+                              ("SLACK_WEBHOOK_URL", slack)):
+            why = url_problem(url) if url else None
+            if why and not (variable == "WIZEHIRE_API_URL" and _is_sandbox_url(url or "")):
+                # (A sandbox URL has its own message above.) Slack's URL holds its secret.
+                shown = "the Slack URL" if variable == "SLACK_WEBHOOK_URL" else url
+                problems.append(f"{variable} {why.replace(str(url), str(shown))}")
+        if self.database_url.startswith("sqlite") and not self.allow_sqlite_in_production:
+            problems.append("DATABASE_URL is SQLite: production runs on PostgreSQL (set "
+                            "ALLOW_SQLITE_IN_PRODUCTION=true to accept one file on one disk)")
+        token = self.admin_token.get_secret_value() if self.admin_token else ""
+        if token and (len(token) < 32 or not token.isascii() or not token.isprintable()):
+            problems.append("ADMIN_TOKEN must be at least 32 printable ASCII characters")
+        for secret in self.wizehire_webhook_secrets:
+            if _whsec_key_bytes(secret) < 24:
+                problems.append("WIZEHIRE_WEBHOOK_SECRET: each secret needs a key of at least "
+                                "24 bytes (the base64 after the prefix: 24+ random bytes)")
+                break
+        from wizesync.sandbox.keys import is_sandbox_key
+
+        if is_sandbox_key(self.ghl_public_key_pem):
+            problems.append("GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key (its private half is "
+                            "public): use GHL's published key")
+        problems.extend(_token_key_problems(self.token_encryption_key))
+        oauth = {"GHL_CLIENT_ID": self.ghl_client_id, "GHL_CLIENT_SECRET": self.ghl_client_secret,
+                 "GHL_REDIRECT_URI": self.ghl_redirect_uri, "GHL_APP_ID": self.ghl_app_id}
+        if any(oauth.values()) and not all(oauth.values()):
+            missing = ", ".join(name for name, value in oauth.items() if not value)
+            problems.append(f"GHL OAuth settings are half given: {missing} missing")
+        wizehire = {"WIZEHIRE_TOKEN_URL": self.wizehire_token_url,
+                    "WIZEHIRE_CLIENT_ID": self.wizehire_client_id,
+                    "WIZEHIRE_CLIENT_SECRET": self.wizehire_client_secret}
+        if any(wizehire.values()) and not all(wizehire.values()):
+            missing = ", ".join(name for name, value in wizehire.items() if not value)
+            problems.append(f"Wizehire OAuth settings are half given: {missing} missing")
+        return problems
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """`/docs` and `/openapi.json`: always outside production, on request in it."""
+        return not self.is_production or self.expose_api_docs
 
     # --- derived values ------------------------------------------------------------------------
     @property
@@ -210,13 +275,34 @@ class Settings(BaseSettings):
         return _pem_text(self.ghl_webhook_rsa_public_key)
 
     @property
-    def trusts_sandbox_ghl_key(self) -> bool:
-        """Development also trusts the sandbox's GHL key, so `trigger` and the sandbox work."""
-        return not self.is_production
-
-    @property
     def handler_modules(self) -> list[str]:
         return [m.strip() for m in self.worker_handler_modules.split(",") if m.strip()]
+
+
+def _whsec_key_bytes(secret: str) -> int:
+    """How many key bytes a `whsec_<base64>` secret holds (0 when it does not decode)."""
+    try:
+        return len(base64.b64decode(secret.removeprefix("whsec_"), validate=True))
+    except ValueError:
+        return 0
+
+
+def _token_key_problems(value: SecretStr | None) -> list[str]:
+    """TOKEN_ENCRYPTION_KEY: every comma-separated key a Fernet key, none the development one."""
+    if value is None:
+        return []
+    problems = []
+    for position, key in enumerate([k.strip() for k in value.get_secret_value().split(",")], 1):
+        try:
+            raw = base64.urlsafe_b64decode(key.encode("ascii"))
+        except ValueError:
+            raw = b""
+        if len(raw) != 32:
+            problems.append(f"TOKEN_ENCRYPTION_KEY: key #{position} is not a Fernet key "
+                            "(32 url-safe base64 bytes)")
+        elif key == DEV_TOKEN_KEY:
+            problems.append(f"TOKEN_ENCRYPTION_KEY: key #{position} is the development key")
+    return problems
 
 
 def _pem_text(value: str) -> str:

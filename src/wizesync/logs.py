@@ -24,14 +24,20 @@ _SECRET_VALUES = [
     re.compile(r"(v1,)[A-Za-z0-9+/=]{20,}"),
     re.compile(r"((?:access|refresh)_token[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+", re.I),
     re.compile(r"(client_secret[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+", re.I),
-    re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)"),  # passwords in URLs
+    # Passwords in URLs, up to the last `@` before the host (a password may hold `@` itself).
+    re.compile(r"(://[^:/@\s]+:)\S*?(@)(?=[^@/\s]*(?:[/?#\s]|$))"),
+    re.compile(r"(Basic\s+)[A-Za-z0-9+/=]+", re.I),
+    # A bare JWT (an OAuth access token, a GHL location token) wherever it appears.
+    re.compile(r"eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+    re.compile(r"(api[_-]?key[\"']?\s*[:=]\s*[\"']?)[^\"'&\s,}]+", re.I),
     # OAuth callback query strings (access logs at DEBUG): the code is a credential.
     re.compile(r"([?&](?:code|state)=)[^&\s\"']+"),
 ]
 # Something every pattern above needs (looked for case-folded, so a superset): most log strings
-# have none of it and skip the seven substitutions, which cost more than the rest of a log line.
+# have none of it and skip the substitutions, which cost more than the rest of a log line.
 # Plain substring tests: a case-insensitive regex alternation costs several times more.
-_SECRET_MARKERS = ("bearer", "whsec_", "v1,", "token", "client_secret", "://", "code=", "state=")
+_SECRET_MARKERS = ("bearer", "whsec_", "v1,", "token", "client_secret", "://", "code=", "state=",
+                   "basic", "eyj", "api_key", "api-key", "apikey")
 
 
 def _maybe_secret(text: str) -> bool:

@@ -39,12 +39,14 @@ def get_state(request: Request) -> AppState:
     return state
 
 
-def build_verifiers(settings: Settings) -> tuple[WizehireVerifier, GhlVerifier]:
-    from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+def build_verifiers(
+    settings: Settings, *, sandbox_running: bool = False
+) -> tuple[WizehireVerifier, GhlVerifier]:
+    """`sandbox_running`: the in-process development sandbox runs (`sandbox/dev.py`); only then
+    is its GHL signing key (public, its private half is in the repository) trusted too."""
+    from wizesync.sandbox.keys import trusted_sandbox_keys
 
-    ghl_keys = [settings.ghl_public_key_pem]
-    if settings.trusts_sandbox_ghl_key:
-        ghl_keys.append(SANDBOX_GHL_PUBLIC_KEY_PEM)
+    ghl_keys = [settings.ghl_public_key_pem, *trusted_sandbox_keys(settings, sandbox_running)]
     return (
         WizehireVerifier(settings.wizehire_webhook_secrets),
         GhlVerifier(ghl_keys, settings.ghl_rsa_public_key_pem),

@@ -36,6 +36,9 @@ LOCATION_2 = "loc0000000000000000000b2"
 COMPANY = "cmp0000000000000000000c3"
 
 
+APP_ID = "app00000000000000000000e"  # the marketplace app's id, as INSTALL events name it
+
+
 def oauth_settings(database_url: str, api_url: str = "https://ghl.test",
                    **overrides: object) -> Settings:
     values: dict[str, object] = {
@@ -45,6 +48,7 @@ def oauth_settings(database_url: str, api_url: str = "https://ghl.test",
         "ghl_redirect_uri": REDIRECT_URI,
         "ghl_authorize_url": "https://marketplace.test/v2/oauth/chooselocation",
         "token_encryption_key": KEY_OLD,
+        "ghl_app_id": APP_ID,
     }
     values.update(overrides)
     return make_settings(database_url, **values)

@@ -37,9 +37,17 @@ API = "https://ghl.test"
 AUTHORIZE = "https://marketplace.test/v2/oauth/chooselocation"
 
 
+ADMIN = "oauth-routes-admin-token-0123456789abcdef"
+
+
 @pytest.fixture
 async def client(client_factory, database_url):  # type: ignore[no-untyped-def]
-    return await client_factory(oauth_settings(database_url, API, worker="off"))
+    client = await client_factory(oauth_settings(database_url, API, worker="off",
+                                                 admin_token=ADMIN))
+    client.headers["Authorization"] = f"Bearer {ADMIN}"
+    # The redirect URI is https, so the install cookie is Secure: the browser's side is https.
+    client.base_url = httpx.URL("https://test")
+    return client
 
 
 async def start_install(client: httpx.AsyncClient, user_type: str = "Location") -> str:
@@ -83,8 +91,9 @@ async def test_install_redirects_to_ghl_with_a_stored_one_time_state(client, ses
 
 
 async def test_install_without_oauth_configured_answers_a_problem(client_factory, database_url):
-    client = await client_factory(make_settings(database_url, worker="off"))
-    response = await client.get("/oauth/ghl/install")
+    client = await client_factory(make_settings(database_url, worker="off", admin_token=ADMIN))
+    response = await client.get("/oauth/ghl/install",
+                                headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert "GHL_CLIENT_ID" in response.json()["detail"]

@@ -21,7 +21,9 @@ from wizesync.sandbox import dev
 from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
 
 BANNER = "DEVELOPMENT: GHL and Wizehire are the built-in sandbox at /sandbox"
-PRODUCTION = {"wizesync_env": "production", "admin_token": "admin-token-for-prod-test-81c2",
+PRODUCTION = {"wizesync_env": "production",
+              "admin_token": "admin-token-for-prod-test-81c2-0123456789",
+              "allow_sqlite_in_production": True,
               "wizehire_webhook_secret": "whsec_cHJvZHVjdGlvbi1zZWNyZXQtZm9yLXRlc3RzLTk5",
               "wizehire_api_url": "https://api.wizehire.example/v1",
               "wizehire_api_key": "wh-prod-key"}

@@ -261,6 +261,30 @@ async def record_uninstall(
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+async def installation_ids_with_tokens(session: AsyncSession) -> list[int]:
+    """Rows holding an encrypted token (for `wizesync tokens reencrypt`)."""
+    stmt = select(GhlInstallation.id).where(or_(
+        GhlInstallation.access_token_enc.is_not(None),
+        GhlInstallation.refresh_token_enc.is_not(None),
+    )).order_by(GhlInstallation.id)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def lock_installation_by_id(session: AsyncSession, row_id: int) -> GhlInstallation | None:
+    return await session.get(GhlInstallation, row_id, with_for_update=True)
+
+
+async def replace_ciphertexts(
+    session: AsyncSession, row_id: int, access_enc: str | None, refresh_enc: str | None
+) -> None:
+    """The same tokens under another key: only the ciphertexts change, nothing else."""
+    await session.execute(
+        update(GhlInstallation).where(GhlInstallation.id == row_id)
+        .values(access_token_enc=access_enc, refresh_token_enc=refresh_enc)
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
     stmt = select(GhlInstallation).order_by(
         GhlInstallation.location_id.is_(None), GhlInstallation.location_id,
@@ -271,6 +295,8 @@ async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
 
 # --- OAuth states -------------------------------------------------------------------------------
 
+MAX_PENDING_STATES = 100
+
 
 async def create_state(
     session: AsyncSession, *, state_hash: str, user_type: str, ttl: timedelta
@@ -280,6 +306,20 @@ async def create_state(
     # Housekeeping on the way: states a day past their expiry are of no use to anyone.
     await session.execute(
         delete(GhlOAuthState).where(GhlOAuthState.expires_at < now - timedelta(days=1))
+    )
+    # Bounded: at most MAX_PENDING_STATES usable states; the oldest make room (an install left
+    # half-way stops working sooner, but no caller can grow the table without limit).
+    keep = (
+        select(GhlOAuthState.id)
+        .where(GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now)
+        .order_by(GhlOAuthState.id.desc())
+        .limit(MAX_PENDING_STATES - 1)
+    )
+    await session.execute(
+        delete(GhlOAuthState).where(
+            GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now,
+            GhlOAuthState.id.not_in(keep.scalar_subquery()),
+        )
     )
     await session.execute(
         insert(GhlOAuthState).values(state_hash=state_hash, user_type=user_type,

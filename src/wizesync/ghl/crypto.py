@@ -7,21 +7,15 @@ their next write (a refresh, a re-install) and the old key can go once none uses
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
-from wizesync.config import DEV_MARKER, ConfigError, Settings
+# DEV_TOKEN_KEY: development only, recognisable by its derivation; production requires
+# TOKEN_ENCRYPTION_KEY in OAuth mode and refuses this one (Settings.production_problems).
+from wizesync.config import DEV_TOKEN_KEY, ConfigError, Settings
 
 log = logging.getLogger(__name__)
-
-# Development only, recognisable by its derivation; production requires TOKEN_ENCRYPTION_KEY
-# in OAuth mode (see Settings.production_problems).
-DEV_TOKEN_KEY = base64.urlsafe_b64encode(
-    hashlib.sha256(f"{DEV_MARKER}-token-encryption-key".encode()).digest()
-).decode()
 
 
 class TokenDecryptError(Exception):
@@ -45,6 +39,7 @@ class TokenCipher:
                     "print(Fernet.generate_key().decode())'`)"
                 ) from None
         self._newest = fernets[0]
+        self._each = fernets
         self._all = MultiFernet(fernets)
 
     @classmethod
@@ -69,6 +64,24 @@ class TokenCipher:
                 "a stored GHL token cannot be decrypted with any TOKEN_ENCRYPTION_KEY key "
                 "(was the key it was written with removed?)"
             ) from None
+
+    def key_number(self, ciphertext: str) -> int | None:
+        """Which configured key (1 = the newest) opens `ciphertext`; None when none does."""
+        for number, fernet in enumerate(self._each, start=1):
+            try:
+                fernet.decrypt(ciphertext.encode())
+            except InvalidToken:
+                continue
+            return number
+        return None
+
+    def reencrypt(self, ciphertext: str) -> str:
+        """The same plaintext under the newest key (Fernet's own rotation: its timestamp kept)."""
+        try:
+            return self._all.rotate(ciphertext.encode()).decode()
+        except InvalidToken:
+            raise TokenDecryptError("a stored GHL token cannot be decrypted with any "
+                                    "TOKEN_ENCRYPTION_KEY key") from None
 
     def is_current(self, ciphertext: str) -> bool:
         """True when the newest key wrote it (nothing to re-encrypt)."""

@@ -3,6 +3,8 @@
 Tokens come only from the OAuth callback (or an agency's minting); these events say whether the
 app is installed at all. UNINSTALL drops the location's tokens at once: they are dead at GHL.
 Deliveries can come late or twice, so an event older than the row's last change is ignored.
+Only events naming our own app (`GHL_APP_ID`) count: GHL signs every app's install events with
+the same key, so another app's UNINSTALL (or a forged one) must not drop our tokens.
 """
 
 from __future__ import annotations
@@ -24,6 +26,14 @@ def _parse(ctx: EventContext) -> tuple[AppInstallEvent, datetime]:
         event = AppInstallEvent.model_validate(ctx.event.payload)
     except ValueError as exc:
         raise PermanentFailure(f"unreadable {ctx.event.type} event: {exc}") from None
+    ours = ctx.settings.ghl_app_id
+    if not ours:
+        raise PermanentFailure(f"{ctx.event.type} not applied: GHL_APP_ID is not set, so the "
+                               "service cannot tell its own app's installs from another's "
+                               "(set it, then replay this event)")
+    if event.app_id != ours:
+        raise PermanentFailure(f"{ctx.event.type} is for app {event.app_id!r}, not ours "
+                               f"({ours!r}); not applied")
     if event.location_id is None and event.company_id is None:
         raise PermanentFailure(f"{ctx.event.type} names neither a location nor a company")
     return event, delivery_timestamp(ctx.event.payload) or ctx.event.received_at

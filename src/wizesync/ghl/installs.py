@@ -33,8 +33,17 @@ def hash_state(state: str) -> str:
     return hashlib.sha256(state.encode()).hexdigest()
 
 
-async def new_state(session: AsyncSession, user_type: str = UserType.LOCATION) -> str:
-    state = secrets.token_urlsafe(32)
+# States `/oauth/ghl/install` made carry this prefix: the callback then wants the browser cookie.
+BROWSER_BOUND_PREFIX = "b."
+
+
+def is_browser_bound(state: str) -> bool:
+    return state.startswith(BROWSER_BOUND_PREFIX)
+
+
+async def new_state(session: AsyncSession, user_type: str = UserType.LOCATION, *,
+                    browser_bound: bool = False) -> str:
+    state = (BROWSER_BOUND_PREFIX if browser_bound else "") + secrets.token_urlsafe(32)
     await ghl_repo.create_state(session, state_hash=hash_state(state), user_type=user_type,
                                 ttl=STATE_TTL)
     return state

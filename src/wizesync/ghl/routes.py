@@ -1,11 +1,19 @@
-"""`/oauth/ghl/*`: installing the marketplace app (the browser's side of OAuth)."""
+"""`/oauth/ghl/*`: installing the marketplace app (the browser's side of OAuth).
+
+Only an operator starts an install (`require_installer`), and the one-time `state` it makes is
+bound to the operator's browser by an HttpOnly cookie the callback checks: a callback link
+someone else started (login CSRF: "install my GHL account into your service") is refused.
+States made by `wizesync ghl install-url` (an operator with database access) carry no binding.
+"""
 
 from __future__ import annotations
 
 import logging
+import secrets
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse
 
 from wizesync.config import ConfigError
@@ -13,12 +21,29 @@ from wizesync.ghl import installs
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlError, GhlServerError, GhlTimeout
 from wizesync.ghl.oauth import GhlOAuth
+from wizesync.ops.auth import bearer_matches, unauthorized
 from wizesync.problems import Problem
 from wizesync.state import AppState, get_state
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/oauth/ghl", tags=["ghl"])
 StateDep = Annotated[AppState, Depends(get_state)]
+INSTALL_COOKIE = "wizesync_ghl_install"
+COOKIE_PATH = "/oauth/ghl"
+
+
+async def require_installer(request: Request, state: StateDep) -> None:
+    """Who may start an install: an operator, today by the admin bearer token. Never open, not
+    even without ADMIN_TOKEN in development. The one place to accept another proof of being an
+    operator (e.g. a signed browser session) later."""
+    if state.settings.admin_token is None:
+        raise unauthorized("installs need an operator: set ADMIN_TOKEN and send it as a bearer "
+                           "token (or use `wizesync ghl install-url`)")
+    if not bearer_matches(request, state.settings):
+        raise unauthorized()
+
+
+InstallerDep = Depends(require_installer)
 
 
 def _oauth(state: AppState) -> GhlOAuth:
@@ -37,24 +62,46 @@ def _bad_callback(detail: str) -> Problem:
 
 
 @router.get("/install", status_code=302, response_class=RedirectResponse,
-            responses={302: {"description": "to GHL's location chooser"}, 503: {}})
+            dependencies=[InstallerDep],
+            responses={302: {"description": "to GHL's location chooser"}, 401: {}, 503: {}})
 async def install(
     state: StateDep,
     user_type: Annotated[Literal["Location", "Company"], Query(
         description="Location: install on sub-accounts; Company: an agency-level install")] =
         "Location",
 ) -> RedirectResponse:
-    """Start an install: redirect to GHL's authorize page with a one-time `state`
-    (valid for 10 minutes, usable once)."""
+    """Start an install (admin bearer token): redirect to GHL's authorize page with a one-time
+    `state` (valid for 10 minutes, usable once, only from the browser that started it: an
+    HttpOnly cookie carries it to the callback)."""
     oauth = _oauth(state)
     async with state.sessionmaker.begin() as session:
-        one_time = await installs.new_state(session, user_type)
-    return RedirectResponse(oauth.authorize_url(one_time), status_code=302,
-                            headers={"Cache-Control": "no-store"})
+        one_time = await installs.new_state(session, user_type, browser_bound=True)
+    response = RedirectResponse(oauth.authorize_url(one_time), status_code=302,
+                                headers={"Cache-Control": "no-store"})
+    redirect = state.settings.ghl_redirect_uri or ""
+    response.set_cookie(
+        INSTALL_COOKIE, one_time, max_age=int(installs.STATE_TTL.total_seconds()),
+        path=COOKIE_PATH, httponly=True, samesite="lax",
+        # GHL's redirect back is a top-level navigation: SameSite=Lax still sends it.
+        secure=urlsplit(redirect).scheme == "https",
+    )
+    return response
+
+
+def _check_browser_binding(request: Request, state_param: str) -> None:
+    """A state `/install` made is usable only with the cookie it set in the same browser."""
+    if not installs.is_browser_bound(state_param):
+        return
+    cookie = request.cookies.get(INSTALL_COOKIE, "")
+    if not secrets.compare_digest(cookie.encode("latin-1", "replace"),
+                                  state_param.encode("latin-1", "replace")):
+        raise _bad_callback("this install was not started in this browser (its cookie is "
+                            "missing or belongs to another install): start the install again")
 
 
 @router.get("/callback", responses={400: {}, 502: {}, 503: {}})
 async def callback(
+    request: Request,
     state: StateDep,
     code: str | None = None,
     state_param: Annotated[str | None, Query(alias="state")] = None,
@@ -70,6 +117,7 @@ async def callback(
         raise Problem(503, "Service Unavailable", str(exc)) from None
     if not state_param:
         raise _bad_callback("the `state` parameter is missing")
+    _check_browser_binding(request, state_param)
     async with state.sessionmaker.begin() as session:
         user_type = await installs.use_state(session, state_param)
     if user_type is None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -38,6 +38,14 @@ class Classified:
     payload: Any
     ordering_key: str | None = None
     errors: list[dict[str, str]] = field(default_factory=list)
+    # The body as JSON when it parsed but cannot be stored (`payload` is then None): what the
+    # GHL route still reads its `timestamp` and `webhookId` from. Never stored.
+    document: Any = None
+
+    @property
+    def readable(self) -> Any:
+        """The body as JSON, stored or not (None when it is not JSON)."""
+        return self.payload if self.document is None else self.document
 
     @property
     def error_summary(self) -> str | None:
@@ -126,9 +134,9 @@ def _classify(body: bytes, models: dict[str, type[BaseModel]], *,
               exact_numbers: bool) -> tuple[Classified, Any]:
     payload, why, floats = parse_body(body)
     if why is not None:
-        stored_as_bytes = why.startswith("body cannot be stored")
-        event_type = _type_of(body) if stored_as_bytes else UNKNOWN_TYPE
-        return _quarantined(why, event_type=event_type), None
+        document = _document(body) if why.startswith("body cannot be stored") else None
+        quarantined = _quarantined(why, event_type=_type_of(document))
+        return replace(quarantined, document=document), None
     if not isinstance(payload, dict):
         return _quarantined("body must be a JSON object", payload), None
     event_type = payload.get("type")
@@ -160,12 +168,18 @@ def _classify(body: bytes, models: dict[str, type[BaseModel]], *,
     )
 
 
-def _type_of(body: bytes) -> str:
-    """The event type of a body that parsed but cannot be stored, for the operator's list."""
+def _document(body: bytes) -> Any:
+    """A body that parsed but cannot be stored, parsed again by the standard library (which
+    takes what the database cannot hold: infinities, NULs)."""
     try:
-        event_type = json.loads(body).get("type")
-    except (ValueError, RecursionError, AttributeError):
-        return UNKNOWN_TYPE
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _type_of(document: Any) -> str:
+    """The event type of a body that parsed but cannot be stored, for the operator's list."""
+    event_type = document.get("type") if isinstance(document, dict) else None
     if not isinstance(event_type, str) or not event_type:
         return UNKNOWN_TYPE
     return printable(event_type)[:TYPE_LENGTH]

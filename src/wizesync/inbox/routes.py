@@ -128,7 +128,12 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
     except SignatureError as exc:
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified, _ = classify_ghl(body)
-    stamp = delivery_timestamp(classified.payload)
+    stamp = delivery_timestamp(classified.readable)
+    if stamp is None and state.settings.is_production:
+        # Without a timestamp there is no freshness to check: a captured delivery could be
+        # replayed for ever (the dedupe ledger is pruned by retention). GHL stamps every one.
+        raise _reject(source, 401, "missing_timestamp", "Unauthorized",
+                      "the body has no readable `timestamp`; its freshness cannot be checked")
     if stamp is not None:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
@@ -136,7 +141,7 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
         if skew > state.settings.webhook_timestamp_tolerance_seconds:
             raise _reject(source, 401, "stale_timestamp", "Unauthorized",
                           f"timestamp is {int(skew)} s away from now")
-    payload = classified.payload if isinstance(classified.payload, dict) else {}
+    payload = classified.readable if isinstance(classified.readable, dict) else {}
     webhook_id = payload.get("webhookId")
     event_id = (
         fit(str(webhook_id)) if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()

@@ -25,6 +25,19 @@ class ClockIn(BaseModel):
     reset: bool = False
 
 
+# Knobs that hold secrets: set through PATCH, never read back (the sandbox may run inside a
+# development service whose Wizehire secret is a real one).
+SECRET_KNOBS = frozenset({"wizehire_secret", "ghl_client_secret", "wizehire_api_key"})
+
+
+def public_config(config: Any) -> dict[str, Any]:
+    """The config as the control plane shows it: each secret only as set or not."""
+    shown = config.model_dump()
+    for name in SECRET_KNOBS & shown.keys():
+        shown[name] = "<set>" if shown[name] else None
+    return shown
+
+
 def router(sb: Sandbox) -> APIRouter:
     api = APIRouter(prefix="/_sandbox", tags=["sandbox control plane"])
 
@@ -43,7 +56,8 @@ def router(sb: Sandbox) -> APIRouter:
 
     @api.get("/config")
     async def get_config() -> dict[str, Any]:
-        return sb.config.model_dump()
+        """The knobs; secrets show only as `<set>`."""
+        return public_config(sb.config)
 
     @api.patch("/config")
     async def patch_config(changes: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +68,7 @@ def router(sb: Sandbox) -> APIRouter:
             raise HTTPException(422, exc.errors(include_url=False)) from None
         for name in changes:
             setattr(sb.config, name, getattr(merged, name))
-        return sb.config.model_dump()
+        return public_config(sb.config)
 
     @api.post("/clock")
     async def clock(body: ClockIn) -> dict[str, Any]:

@@ -177,7 +177,7 @@ class GatewayExecutor:
             charge_id=choice.charge_id,
             captured=money(choice.captured),
             refunded_before=money(choice.refunded_before),
-            reason_code=refund.reason_code,
+            reason_code=refund.reason_code, first_attempt_at=refund.gateway_attempted_at,
         )
         name = choice.spec.name
         try:

@@ -76,7 +76,10 @@ class AuthorizeNetGateway:
                         "within a day)"
                     ),
                 )
-            body = {"transactionType": "voidTransaction", "refTransId": request.charge_id}
+            body: dict[str, Any] = {
+                "transactionType": "voidTransaction",
+                "refTransId": request.charge_id,
+            }
             return await self._transaction(request, body, action="void")
         if status not in SETTLED:
             return GatewayOutcome(
@@ -93,7 +96,7 @@ class AuthorizeNetGateway:
                 f"Authorize.net shows no card for transaction {request.charge_id} (a bank "
                 "account payment?): refund it in the Authorize.net account"
             )
-        body = {
+        body = {  # the API's schema order: type, amount, payment, refTransId, order
             "transactionType": "refundTransaction",
             "amount": amount,
             "payment": {"creditCard": {"cardNumber": number[-4:], "expirationDate": "XXXX"}},

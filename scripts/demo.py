@@ -4,10 +4,13 @@ Starts `wizesync sandbox` (fake GHL + fake Wizehire) and `wizesync serve` (a tem
 database, in-process worker, poller every 5 s) on free loopback ports, then plays one order's life:
 a signed Wizehire `order.created` (the service upserts the contact, creates the invoice, records
 the payment in GHL, finds GHL's order, fulfils it and tells Wizehire), a `refund.requested`
-(manual executor: Wizehire hears `manual_action_required`), the refund done by a "human" in GHL
-(the sandbox's control plane; GHL sends no webhook for it) and the poller noticing it (Wizehire
-hears `succeeded`). Prints what each system holds and `/sync-status`. Both processes stop at the
-end, on error and on Ctrl-C.
+(the payment was recorded offline, so `auto` asks a human: Wizehire hears
+`manual_action_required` with the reason), the refund done by a "human" in GHL (the sandbox's
+control plane; GHL sends no webhook for it) and the poller noticing it (Wizehire hears
+`succeeded`). Then a purchase through a GHL checkout paid with Stripe, refunded at the sandbox's
+fake Stripe by the `auto` executor (Wizehire hears `succeeded` with `gateway` and
+`gateway_refund_id`; GHL's transaction shows `amountRefunded`). Prints what each system holds
+and `/sync-status`. Both processes stop at the end, on error and on Ctrl-C.
 
 `benchmarks/flows.py` reuses `Stack` from here, so both measure the same setup.
 """
@@ -53,7 +56,10 @@ def mapping_yaml() -> str:
     lines = ["locations:", f"  default: {defaults.DEFAULT_LOCATION_ID}", "products:"]
     for sku, (price, product) in seeded.items():
         lines += [f"  {sku}:", f"    price_id: {price}", f"    product_id: {product}"]
-    lines += ["fulfillment:", "  notify_customer: true", "refunds:", "  executor: manual"]
+    lines += ["fulfillment:", "  notify_customer: true", "refunds:", "  executor: auto",
+              "  gateways:", "    default:"]
+    for gateway, fields in defaults.SANDBOX_GATEWAYS["default"].items():
+        lines.append(f"      {gateway}: {{{', '.join(f'{k}: {v}' for k, v in fields.items())}}}")
     return "\n".join(lines) + "\n"
 
 
@@ -207,7 +213,7 @@ def run_demo(stack: Stack, console: Any) -> None:
                   f"{sync.get('ghl_order_id')}, fulfillment {sync.get('ghl_fulfillment_id')}, "
                   f"payment_status {sync.get('payment_status')}")
 
-    console.rule("2. Wizehire refund.requested (manual executor)")
+    console.rule("2. Wizehire refund.requested (paid offline: auto asks a human)")
     refund_id = f"wh_ref_{order_id.removeprefix('wh_ord_')}"
     refund = {"id": refund_id, "order_id": order_id, "amount": "49.00", "currency": "USD",
               "reason_code": "customer_request", "note": "demo refund"}
@@ -235,6 +241,8 @@ def run_demo(stack: Stack, console: Any) -> None:
     stack.wait_for("the order's payment state to follow", lambda: (
         (o := stack.wizehire_order(order_id)) and (o.get("ghl_sync") or {}).get("payment_status")
         == "partially_refunded"), timeout=30)
+
+    gateway_refund(stack, console)
 
     console.rule("What fake GHL holds")
     ghl = stack.ghl()
@@ -278,6 +286,39 @@ def run_demo(stack: Stack, console: Any) -> None:
 
     console.rule("/sync-status")
     console.print(Pretty(stack.http.get(f"{stack.service_url}/sync-status").json()))
+
+
+def gateway_refund(stack: Stack, console: Any) -> None:
+    """A GHL checkout paid with Stripe, then a Wizehire refund the `auto` executor makes at
+    the (fake) Stripe that holds the money."""
+    console.rule("4. A GHL checkout paid with Stripe, refunded at Stripe (auto executor)")
+    bought = stack.sandbox_post("/ghl/checkout", {
+        "location_id": defaults.DEFAULT_LOCATION_ID, "provider": "stripe",
+        "items": [{"price_id": defaults.BOOST_PRICE_ID, "qty": 1}]})
+    ghl_order, txn = bought["order"], bought["transaction"]
+    console.print(f"GHL checkout: order {ghl_order['_id']}, transaction {txn['_id']} "
+                  f"({txn['paymentProviderType']} charge {txn['chargeId']})")
+    order = samples.wizehire_order()
+    order.update(ghl_order_id=ghl_order["_id"], ghl_location_id=defaults.DEFAULT_LOCATION_ID)
+    stack.send_wizehire("order.created", {"order": order})
+    stack.wait_for(f"order {order['id']} linked to the checkout", lambda: (
+        (o := stack.wizehire_order(order["id"])) and (o.get("ghl_sync") or {}).get(
+            "payment_status") == "paid"))
+    refund_id = f"wh_ref_{order['id'].removeprefix('wh_ord_')}"
+    stack.send_wizehire("refund.requested", {"refund": {
+        "id": refund_id, "order_id": order["id"], "amount": "49.00", "currency": "USD",
+        "reason_code": "service_issue", "note": "demo gateway refund"}})
+    started = time.monotonic()
+    done = stack.wait_for("the gateway refund", lambda: (
+        (r := stack.wizehire_refund(refund_id)) and r.get("status") == "succeeded" and r))
+    console.print(f"Wizehire refund {refund_id}: {done['status']} in "
+                  f"{time.monotonic() - started:.2f} s, gateway {done.get('gateway')}, "
+                  f"gateway_refund_id {done.get('gateway_refund_id')}")
+    for made in stack.sandbox("/gateways/refunds"):
+        console.print(f"fake {made['gateway']}: {made['action']} {made['id']} of "
+                      f"{made['amount']} {made['currency']} on charge {made['charge_id']}")
+    shown = next(t for t in stack.ghl()["transactions"] if t["_id"] == txn["_id"])
+    console.print(f"GHL transaction {txn['_id']}: amountRefunded {shown.get('amountRefunded')}")
 
 
 def main() -> int:

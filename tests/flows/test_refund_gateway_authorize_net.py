@@ -3,6 +3,8 @@ settled payments are refunded, unsettled ones voided (whole amount only)."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.flows.conftest import FlowKit
 from tests.flows.gateway_scenarios import GatewayScenarios, assert_patches_follow_the_contract
 from tests.flows.support_refunds import (
@@ -12,6 +14,7 @@ from tests.flows.support_refunds import (
     stored_refund,
     wizehire_refund,
 )
+from wizesync.inbox.context import RetryLater
 
 
 class TestAuthorizeNet(GatewayScenarios):
@@ -89,3 +92,24 @@ class TestAuthorizeNet(GatewayScenarios):
             }
         ]
         assert len(creates[0]["order"]["invoiceNumber"]) <= 20
+
+    async def test_a_retry_after_settlement_finds_the_refund_in_the_settled_batch(
+        self, flow: FlowKit
+    ) -> None:
+        order = await self.order(flow, "wh_ord_batch")
+        await self.control(flow, "authorize_net/lose-answer", {"mode": "error"})
+        inbox_id = await request_refund(
+            flow, refund_body(order.wizehire_order_id, "33.00", refund_id="wh_ref_batch")
+        )
+        with pytest.raises(RetryLater, match="looks for it at authorize_net"):
+            await flow.invoke(inbox_id, attempt=1)
+        await self.control(flow, "authorize_net/settle", {})  # the night passes
+
+        [event] = await flow.process(inbox_id)
+
+        assert event.status == "done", event.last_error
+        [made] = self.at_gateway(flow)
+        assert made.meta["batchId"]
+        seen = wizehire_refund(flow, "wh_ref_batch")
+        assert seen is not None and seen["status"] == "succeeded"
+        assert seen["gateway_refund_id"] == made.id

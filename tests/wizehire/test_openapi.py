@@ -14,7 +14,7 @@ SYNC_FIELDS = {"ghl_location_id", "ghl_order_id", "ghl_invoice_id", "ghl_fulfill
                "payment_status", "amount_paid", "amount_refunded", "currency",
                "ghl_transaction_ids", "subscription", "synced_at"}
 REFUND_FIELDS = {"status", "amount", "currency", "ghl_transaction_id", "failure_reason",
-                 "processed_at"}
+                 "processed_at", "gateway", "gateway_refund_id"}
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,20 @@ BOOST_PRODUCT_ID = "65a1b2c3d4e5f60000000001"
 BOOST_PRICE_ID = "65a1b2c3d4e5f60000000002"
 PLAN_PRODUCT_ID = "65a1b2c3d4e5f60000000003"
 PLAN_PRICE_ID = "65a1b2c3d4e5f60000000004"
+# The fake gateways accept any credentials; a development service names these variables in its
+# mapping (`refunds.gateways.default`), with these readable values.
+SANDBOX_GATEWAY_ENV = {
+    "WIZESYNC_SANDBOX_STRIPE_KEY": "sk_test_wizesync_sandbox",
+    "WIZESYNC_SANDBOX_NMI_KEY": "wizesync-sandbox-nmi-key",
+    "WIZESYNC_SANDBOX_AUTHNET_LOGIN": "wizesync-sandbox-login",
+    "WIZESYNC_SANDBOX_AUTHNET_KEY": "wizesync-sandbox-transaction-key",
+}
+SANDBOX_GATEWAYS = {"default": {
+    "stripe": {"api_key_env": "WIZESYNC_SANDBOX_STRIPE_KEY"},
+    "nmi": {"security_key_env": "WIZESYNC_SANDBOX_NMI_KEY"},
+    "authorize_net": {"login_id_env": "WIZESYNC_SANDBOX_AUTHNET_LOGIN",
+                      "transaction_key_env": "WIZESYNC_SANDBOX_AUTHNET_KEY"},
+}}
 
 
 def seed_defaults(sb: Sandbox) -> dict[str, Any]:
@@ -52,4 +66,14 @@ def service_env(base_url: str) -> dict[str, str]:
         "GHL_LOCATION_ID": DEFAULT_LOCATION_ID,
         "WIZEHIRE_API_URL": f"{base}/wizehire",
         "WIZEHIRE_API_KEY": "sandbox-wizehire-api-key",
+        **gateway_urls(base),
+        **SANDBOX_GATEWAY_ENV,
     }
+
+
+def gateway_urls(base_url: str) -> dict[str, str]:
+    """The refund gateways' settings pointing at the sandbox's fakes."""
+    base = base_url.rstrip("/")
+    return {"STRIPE_API_BASE": f"{base}/stripe",
+            "NMI_API_URL": f"{base}/nmi/api/transact.php",
+            "AUTHNET_API_URL": f"{base}/authorize_net/xml/v1/request.api"}

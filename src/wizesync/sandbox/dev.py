@@ -16,6 +16,7 @@ contain "sandbox", which the production guard refuses in any URL.
 from __future__ import annotations
 
 import logging
+import os
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,9 @@ from wizesync.sandbox.defaults import (
     DEFAULT_PRIVATE_TOKEN,
     PLAN_PRICE_ID,
     PLAN_PRODUCT_ID,
+    SANDBOX_GATEWAY_ENV,
+    SANDBOX_GATEWAYS,
+    gateway_urls,
 )
 
 if TYPE_CHECKING:
@@ -85,6 +89,12 @@ def sandbox_settings(settings: Settings, the_plan: DevSandboxPlan) -> Settings:
         "ghl_private_token": SecretStr(DEFAULT_PRIVATE_TOKEN),
         "ghl_location_id": DEFAULT_LOCATION_ID,
     }
+    # Refunds move money at the sandbox's fake gateways, unless pointed elsewhere on purpose.
+    defaults = {name: Settings.model_fields[name].default
+                for name in ("stripe_api_base", "nmi_api_url", "authnet_api_url")}
+    for name, url in zip(defaults, gateway_urls(SANDBOX_BASE).values(), strict=True):
+        if getattr(settings, name) == defaults[name]:
+            update[name] = url
     if the_plan.wizehire:
         update |= {"wizehire_api_url": f"{SANDBOX_BASE}/wizehire",
                    "wizehire_api_key": SecretStr(SANDBOX_WIZEHIRE_KEY)}
@@ -96,10 +106,14 @@ def sandbox_mapping(mapping: Mapping) -> Mapping:
     from wizesync.mapping import Locations, Product
 
     products = {sku: Product(**ids) for sku, ids in SANDBOX_PRODUCTS.items()}
+    refunds = mapping.refunds
+    if not refunds.gateways:  # the fake gateways, credentials named like any others
+        refunds = refunds.model_copy(update={"gateways": SANDBOX_GATEWAYS})
     return mapping.model_copy(update={
         "products": {**products, **mapping.products},
         "locations": Locations(default=mapping.locations.default or DEFAULT_LOCATION_ID,
                                accounts=mapping.locations.accounts),
+        "refunds": refunds,
     })
 
 
@@ -168,6 +182,9 @@ class DevSandbox:
         (the operator's own) is left alone."""
         if not self.settings.mapping_file:
             services.mapping = sandbox_mapping(services.mapping)
+            # The variables the sandbox mapping names (development only: values are public).
+            for name, value in SANDBOX_GATEWAY_ENV.items():
+                os.environ.setdefault(name, value)
 
     async def close(self) -> None:
         await self._stack.aclose()

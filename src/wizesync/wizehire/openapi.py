@@ -93,8 +93,11 @@ def document_wizehire_api(app: FastAPI) -> None:
         idempotency_key: IdempotencyKey,
     ) -> None:
         """`failed` with `failure_reason` in words when the refund is refused (unknown order,
-        currency mismatch, more than is refundable); `manual_action_required` while a human
-        refunds in the payment provider; `succeeded` once GHL shows the refund."""
+        currency mismatch, more than is refundable) or a gateway declined it;
+        `manual_action_required` (with the reason in `failure_reason`) while a human refunds in
+        the payment provider; `succeeded` once a gateway made the refund (`gateway`,
+        `gateway_refund_id`; `pending` while it settles) or GHL shows it. `gateway` and
+        `gateway_refund_id` are absent when no gateway moved the money."""
 
     @hooks.get("/v1/orders", tags=[TAG], dependencies=security,
                response_model=WizehireOrdersPage, responses=_ERRORS,

@@ -19,15 +19,17 @@ import logging
 import os
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
 from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
+from wizesync.flows.outcomes import calling
 from wizesync.flows.payment_state import PaymentState, money
 from wizesync.flows.refunds.executors import (
     ExecutorResult,
+    ExecutorStatus,
     ManualExecutor,
     RefundCase,
     register_executor,
@@ -153,8 +155,8 @@ class GatewayExecutor:
         if refund.gateway_refund_id:
             # Answered before (e.g. pending at the gateway): never sent again.
             return ExecutorResult(
-                status=refund.status,
-                gateway=refund.gateway,  # type: ignore[arg-type]
+                status=cast(ExecutorStatus, refund.status),
+                gateway=refund.gateway,
                 gateway_refund_id=refund.gateway_refund_id,
             )
         choice = await self._choose(ctx, refund)
@@ -178,6 +180,7 @@ class GatewayExecutor:
             captured=money(choice.captured),
             refunded_before=money(choice.refunded_before),
             reason_code=refund.reason_code,
+            first_attempt_at=refund.gateway_attempted_at,
         )
         name = choice.spec.name
         try:
@@ -218,9 +221,10 @@ class GatewayExecutor:
         return _result(name, outcome)
 
     async def _choose(self, ctx: Any, refund: RefundCase) -> Choice | str:
-        txn: m.Transaction = await ctx.services.ghl.get_transaction(
-            refund.ghl_location_id, refund.ghl_transaction_id
-        )
+        with calling(f"GHL transaction {refund.ghl_transaction_id} read"):
+            txn: m.Transaction = await ctx.services.ghl.get_transaction(
+                refund.ghl_location_id, refund.ghl_transaction_id
+            )
         provider = txn.payment_provider_type or (txn.payment_provider or {}).get("type")
         specs = discover()
         # A gateway already tried for this refund stays the one (a look-up before any repeat).
@@ -276,11 +280,14 @@ def _result(name: str, outcome: GatewayOutcome) -> ExecutorResult:
 
 
 async def _record_intent(ctx: Any, refund_id: int, gateway: str) -> None:
-    """Committed before the call: whatever happens next, a retry knows to look first."""
+    """Committed before the call: whatever happens next, a retry knows to look first (and
+    since when: the first attempt's time is kept)."""
     async with ctx.unit_of_work() as session:
-        await refund_repo.set_fields(
-            session, refund_id, gateway=gateway, gateway_attempted_at=utcnow()
-        )
+        current = await refund_repo.lock(session, refund_id)
+        values: dict[str, Any] = {"gateway": gateway}
+        if current is not None and current.gateway_attempted_at is None:
+            values["gateway_attempted_at"] = utcnow()
+        await refund_repo.set_fields(session, refund_id, **values)
 
 
 def _register() -> None:

@@ -222,6 +222,14 @@ def control_router(fakes: GatewayFakes) -> APIRouter:
         fakes.unsettled.add(charge_id)
         return {"charge_id": charge_id, "transactionStatus": "capturedPendingSettlement"}
 
+    @api.post("/authorize_net/settle")
+    async def settle() -> dict[str, str]:
+        """Authorize.net's nightly settlement: refunds go into a settled batch, payments
+        settle."""
+        from wizesync.sandbox.gateways.authorize_net import settle
+
+        return {"batchId": settle(fakes)}
+
     @api.post("/ghl-lag")
     async def lag(body: LagIn) -> dict[str, Any]:
         """`true`: refunds made at the gateways do not reach GHL until `/ghl-sync`."""

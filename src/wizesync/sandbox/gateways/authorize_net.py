@@ -2,10 +2,13 @@
 with a UTF-8 byte order mark like the real one.
 
 Requests: `authenticateTestRequest`, `getTransactionDetailsRequest`,
-`getUnsettledTransactionListRequest`, `createTransactionRequest` with `refundTransaction`
+`getUnsettledTransactionListRequest`, `getSettledBatchListRequest`,
+`getTransactionListRequest`, `createTransactionRequest` with `refundTransaction`
 (settled payments only; the card's last four digits must match) or `voidTransaction`
 (unsettled payments only, the whole amount). A GHL transaction's `chargeId` is the payment's
-`transId`; `POST /_sandbox/gateways/authorize_net/unsettled/{id}` leaves it unsettled.
+`transId`; `POST /_sandbox/gateways/authorize_net/unsettled/{id}` leaves it unsettled and
+`POST /_sandbox/gateways/authorize_net/settle` runs a settlement (refunds into a batch,
+`getSettledBatchListRequest` / `getTransactionListRequest` list them).
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def router(sb: Sandbox, fakes: GatewayFakes) -> APIRouter:
             "authenticateTestRequest": lambda b: _ok({}),
             "getTransactionDetailsRequest": lambda b: _details(fakes, b),
             "getUnsettledTransactionListRequest": lambda b: _unsettled(fakes),
+            "getSettledBatchListRequest": lambda b: _batches(fakes),
+            "getTransactionListRequest": lambda b: _batch(fakes, b),
             "createTransactionRequest": lambda b: _create(fakes, b),
         }.get(kind)
         if handler is None:
@@ -106,19 +111,53 @@ def _unsettled(fakes: GatewayFakes) -> Doc:
     return _ok(
         {
             "transactions": [
-                {
-                    "transId": r.id,
-                    "transactionStatus": "refundPendingSettlement",
-                    "invoiceNumber": r.meta.get("invoiceNumber"),
-                    "accountType": "Visa",
-                    "accountNumber": CARD,
-                    "settleAmount": float(r.amount),
-                }
+                _listed(r, "refundPendingSettlement")
                 for r in fakes.of(NAME)
-                if r.action == "refund"
+                if r.action == "refund" and not r.meta.get("batchId")
             ]
         }
     )
+
+
+def _batches(fakes: GatewayFakes) -> Doc:
+    ids = sorted({str(r.meta["batchId"]) for r in fakes.of(NAME) if r.meta.get("batchId")})
+    return _ok(
+        {"batchList": [{"batchId": i, "settlementState": "settledSuccessfully"} for i in ids]}
+    )
+
+
+def _batch(fakes: GatewayFakes, body: Doc) -> Doc:
+    wanted = str(body.get("batchId"))
+    return _ok(
+        {
+            "transactions": [
+                _listed(r, "refundSettledSuccessfully")
+                for r in fakes.of(NAME)
+                if str(r.meta.get("batchId")) == wanted
+            ]
+        }
+    )
+
+
+def _listed(doc: GatewayRefundDoc, status: str) -> Doc:
+    return {
+        "transId": doc.id,
+        "transactionStatus": status,
+        "invoiceNumber": doc.meta.get("invoiceNumber"),
+        "accountType": "Visa",
+        "accountNumber": CARD,
+        "settleAmount": float(doc.amount),
+    }
+
+
+def settle(fakes: GatewayFakes) -> str:
+    """The nightly settlement: unsettled refunds go into a new batch, payments settle."""
+    batch = str(9_000_000 + len({r.meta.get("batchId") for r in fakes.of(NAME)}))
+    for doc in fakes.of(NAME):
+        if doc.action == "refund" and not doc.meta.get("batchId"):
+            doc.meta["batchId"] = batch
+    fakes.unsettled.clear()
+    return batch
 
 
 def _create(fakes: GatewayFakes, body: Doc) -> Doc:

@@ -25,6 +25,7 @@ import importlib
 import pkgutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -58,6 +59,9 @@ class GatewayRefund:
     captured: Decimal  # the original payment's amount
     refunded_before: Decimal  # what GHL shows refunded on it already
     reason_code: str
+    # When an earlier attempt first called the gateway (None: this is the first): how far back
+    # a look-up must search.
+    first_attempt_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,8 @@ unsettled ones.
   voided instead (`voidTransaction`, the outcome says `void`); a partial amount is refused in
   words (ask again once it settled).
 - No idempotency key: the refund carries `order.invoiceNumber` = a tag of the Wizehire refund
-  id, and `find_refund` looks for it among the unsettled transactions (and for a voided
-  original) before any repeat.
+  id, and `find_refund` looks for it before any repeat: a voided original, the unsettled
+  transactions, then the batches settled since the day before the first attempt.
 Its JSON answers start with a UTF-8 byte order mark; `resultCode` `Error` with `E00007` means
 the credentials are wrong. Least privilege: a dedicated API login ID and transaction key.
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from wizesync.flows.refunds.gateways import (
@@ -75,7 +76,10 @@ class AuthorizeNetGateway:
                         "within a day)"
                     ),
                 )
-            body = {"transactionType": "voidTransaction", "refTransId": request.charge_id}
+            body: dict[str, Any] = {
+                "transactionType": "voidTransaction",
+                "refTransId": request.charge_id,
+            }
             return await self._transaction(request, body, action="void")
         if status not in SETTLED:
             return GatewayOutcome(
@@ -92,7 +96,7 @@ class AuthorizeNetGateway:
                 f"Authorize.net shows no card for transaction {request.charge_id} (a bank "
                 "account payment?): refund it in the Authorize.net account"
             )
-        body = {
+        body = {  # the API's schema order: type, amount, payment, refTransId, order
             "transactionType": "refundTransaction",
             "amount": amount,
             "payment": {"creditCard": {"cardNumber": number[-4:], "expirationDate": "XXXX"}},
@@ -109,11 +113,24 @@ class AuthorizeNetGateway:
         if original.get("transactionStatus") == "voided" and request.amount == request.captured:
             return GatewayOutcome("succeeded", request.charge_id, action="void")
         answer = await self._call("getUnsettledTransactionListRequest", {})
-        for txn in answer.get("transactions") or []:
-            if txn.get("invoiceNumber") == tag(request.key) and txn.get(
-                "transactionStatus"
-            ) not in ("declined", "generalError", "voided"):
-                return GatewayOutcome("succeeded", str(txn.get("transId")))
+        found = _tagged(answer, request.key)
+        if found is not None or request.first_attempt_at is None:
+            return found
+        since = request.first_attempt_at - timedelta(days=1)
+        batches = await self._call(
+            "getSettledBatchListRequest",
+            {
+                "firstSettlementDate": _moment(since),
+                "lastSettlementDate": _moment(max(datetime.now(UTC), since + timedelta(days=1))),
+            },
+        )
+        for batch in batches.get("batchList") or []:
+            listed = await self._call(
+                "getTransactionListRequest", {"batchId": str(batch.get("batchId"))}
+            )
+            found = _tagged(listed, request.key)
+            if found is not None:
+                return found
         return None
 
     async def check_credentials(self) -> str | None:
@@ -178,6 +195,22 @@ class AuthorizeNetGateway:
             if not (accept_errors and answer.get("transactionResponse")):
                 raise GatewayMisconfigured(f"{NAME} refused {request_type}: {_messages(answer)}")
         return dict(answer)
+
+
+def _tagged(answer: dict[str, Any], key: str) -> GatewayOutcome | None:
+    """The refund carrying `key`'s tag among a transaction list, if it went through."""
+    for txn in answer.get("transactions") or []:
+        if txn.get("invoiceNumber") == tag(key) and txn.get("transactionStatus") not in (
+            "declined",
+            "generalError",
+            "voided",
+        ):
+            return GatewayOutcome("succeeded", str(txn.get("transId")))
+    return None
+
+
+def _moment(value: datetime) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _messages(answer: dict[str, Any]) -> str:

@@ -63,7 +63,8 @@ class StripeGateway:
         )
 
     async def refund(self, request: GatewayRefund) -> GatewayOutcome:
-        params: dict[str, Any] = {
+        # Plain dicts for the client's TypedDict params (its own keys, checked by Stripe).
+        params: Any = {
             "amount": to_minor_units(request.amount, request.currency),
             "metadata": {
                 "wizehire_order_id": request.wizehire_order_id,
@@ -84,7 +85,7 @@ class StripeGateway:
         return _outcome(refund)
 
     async def find_refund(self, request: GatewayRefund) -> GatewayOutcome | None:
-        params: dict[str, Any] = {"limit": 100, **_target(request.charge_id)}
+        params: Any = {"limit": 100, **_target(request.charge_id)}
         try:
             page = await self._client.v1.refunds.list_async(params)
             async for refund in page.auto_paging_iter():

@@ -5,7 +5,6 @@ process (the commands talk HTTP to it exactly as they would to GHL)."""
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -34,7 +33,6 @@ from wizesync.sandbox.defaults import (
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "mapping.example.yaml"
-WIZESYNC = Path(sys.executable).with_name("wizesync")
 
 
 # --- the shipped example -------------------------------------------------------------------------

@@ -5,9 +5,6 @@ process (the commands talk HTTP to it exactly as they would to GHL)."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -19,7 +16,7 @@ import yaml
 from click.testing import Result
 from typer.testing import CliRunner
 
-from tests.support.ops_kit import free_port
+from tests.support.sandbox_proc import running_sandbox
 from tests.test_try_it import SERVICE_VARIABLES
 from wizesync.cli import app
 from wizesync.ghl.catalog import CatalogLine
@@ -36,7 +33,6 @@ from wizesync.sandbox.defaults import (
 
 ROOT = Path(__file__).parents[1]
 EXAMPLE = ROOT / "mapping.example.yaml"
-WIZESYNC = Path(sys.executable).with_name("wizesync")
 
 
 # --- the shipped example -------------------------------------------------------------------------
@@ -126,26 +122,7 @@ def test_skus_are_unique_and_say_the_price_when_a_product_has_several() -> None:
 
 @pytest.fixture(scope="module")
 def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    log = tmp_path_factory.mktemp("sandbox") / "sandbox.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [str(WIZESYNC), "sandbox", "--port", str(port), "--service-url", ""],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/_sandbox/config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+    with running_sandbox(tmp_path_factory.mktemp("sandbox")) as url:
         euro = httpx.post(
             f"{url}/_sandbox/ghl/products",
             json={
@@ -157,9 +134,6 @@ def sandbox_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         )
         assert euro.status_code == 201, euro.text
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=15)
 
 
 @pytest.fixture

@@ -200,6 +200,18 @@ async def test_flow_install_and_poller_gauges_follow_the_database(
     )
     assert abs(polled - utcnow().timestamp()) < 60
 
+    # A minute's cache on the per-flow counts (they aggregate the whole attempt log); the queue
+    # is fresh on every scrape.
+    second = (await post_wizehire(client, order_event())).json()["id"]
+
+    async def second_done() -> bool:
+        return (await event_statuses(client)).get(second) == "done"
+
+    await eventually(second_done)
+    text = (await client.get("/metrics")).text
+    assert metric_value(text, "wizesync_queue_events", status="done") == 2
+    assert metric_value(text, "wizesync_flow_events_24h", flow=flow, outcome="success") == 1
+
 
 def test_reconciliation_counts_set_every_category_and_zero_the_absent() -> None:
     metrics.set_reconciliation_counts({"matched": 10, "amount_mismatch": 2}, finished_at=1e9)

@@ -219,3 +219,20 @@ def test_make_demo_ends_with_every_event_done(monkeypatch: pytest.MonkeyPatch) -
         events = settled_events(stack.service_url)
     assert_all_done(events)
     assert {"order.created", "refund.requested"} <= {e["type"] for e in events}
+
+
+async def test_go_live_test_order_runs_a_sample_order_through_the_sandbox_to_done(
+    served: Served, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from wizesync.config import Settings
+    from wizesync.doctor_golive import sample_order
+
+    for name in list(os.environ):
+        if SERVICE_VARIABLES.match(name):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(served.workdir)
+    settings = Settings(_env_file=None)  # type: ignore[call-arg]
+    async with httpx.AsyncClient(timeout=10) as client:
+        ok, name, message = await sample_order(settings, served.url, client)
+    assert ok, message
+    assert name == "test order" and "synced through the sandbox" in message

@@ -3,18 +3,30 @@ on this host is healthy; none, a stale one, a stopped one or another host's is n
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 from datetime import timedelta
+from pathlib import Path
 
+import httpx
+import pytest
 from sqlalchemy import update
 from typer.testing import CliRunner
 
 from tests.conftest import make_settings
+from tests.support.ops_kit import free_port
+from tests.test_try_it import SERVICE_VARIABLES
 from wizesync.cli import app
 from wizesync.db import heartbeat_repo
 from wizesync.db.base import utcnow
 from wizesync.db.models import WorkerHeartbeat
 from wizesync.worker_check import check_worker, fresh_within
+
+WIZESYNC = Path(sys.executable).with_name("wizesync")
 
 
 async def beat(sessionmaker, *, host: str, worker_id: str) -> None:
@@ -57,3 +69,55 @@ def test_the_command_exits_1_in_words_when_the_database_is_unreachable(monkeypat
     result = CliRunner().invoke(app, ["worker", "--check"])
     assert result.exit_code == 1
     assert "cannot read heartbeats" in result.stderr
+
+
+@pytest.mark.slow
+def test_a_running_worker_passes_its_healthcheck_and_serves_its_metrics(tmp_path: Path) -> None:
+    """`wizesync worker --metrics-port` as compose runs it, and `worker --check` beside it."""
+    env = {k: v for k, v in os.environ.items() if not SERVICE_VARIABLES.match(k)}
+    env.update(WIZESYNC_ENV="development", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/w.db")
+    subprocess.run(
+        [str(WIZESYNC), "migrate"],
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    check = [str(WIZESYNC), "worker", "--check"]
+    before = subprocess.run(
+        check, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert before.returncode == 1, before.stdout + before.stderr
+    port = free_port()
+    log = (tmp_path / "worker.log").open("wb")
+    proc = subprocess.Popen(
+        [str(WIZESYNC), "worker", "--metrics-port", str(port), "--metrics-host", "127.0.0.1"],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "worker.log").read_text()
+            after = subprocess.run(
+                check, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
+            )
+            if after.returncode == 0:
+                break
+            assert time.monotonic() < deadline, after.stderr
+            time.sleep(0.5)
+        assert "beat" in after.stdout
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        assert "# TYPE wizesync_event_attempts_total counter" in text
+        assert "# TYPE wizesync_ghl_responses_total counter" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()

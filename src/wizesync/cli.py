@@ -90,6 +90,7 @@ def worker(
     metrics_port: Annotated[int, typer.Option(help="serve this process's Prometheus metrics on "
                                               "this port (0: off)",
                                               envvar="WORKER_METRICS_PORT")] = 0,
+    metrics_host: Annotated[str, typer.Option(help="interface for --metrics-port")] = "0.0.0.0",
 ) -> None:
     """Run a worker process (use with WORKER=off on the API)."""
     from wizesync.logs import configure_logging
@@ -106,7 +107,7 @@ def worker(
         from prometheus_client import start_http_server
 
         # No token here: the port is for the private network only (compose does not publish it).
-        start_http_server(metrics_port)
+        start_http_server(metrics_port, addr=metrics_host)
     asyncio.run(_run_worker(settings, grace))
 
 

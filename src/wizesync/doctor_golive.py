@@ -124,8 +124,8 @@ def secret_strength(settings: Settings) -> list[Check]:
                 else f"{variable} is weak ({weak}); generate one: {GENERATE}",
             )
         )
-    for n, secret in enumerate(settings.wizehire_webhook_secrets, 1):
-        out.append(_webhook_secret(n, secret))
+    for n, webhook_secret in enumerate(settings.wizehire_webhook_secrets, 1):
+        out.append(_webhook_secret(n, webhook_secret))
     if settings.ghl_client_id:
         out.append(_fernet_keys(settings))
     return out

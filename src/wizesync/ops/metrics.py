@@ -45,7 +45,8 @@ LEASES_EXPIRED = Counter(
 # whole system, whichever process did the work --------------------------------------------------
 FLOW_EVENTS_24H = Gauge(
     "wizesync_flow_events_24h",
-    "Events finished in the last 24 h per flow (source:type), by outcome (success, failure)",
+    "Attempts finished in the last 24 h per flow (source:type), by outcome (success: done; "
+    "failure: retry, dead or lost)",
     ["flow", "outcome"],
 )
 FLOW_LAST_SUCCESS = Gauge(

@@ -122,7 +122,7 @@ def mapping_check(
     ] = False,
 ) -> None:
     """Validate a mapping file and print what it resolved to; `--online` checks it against GHL."""
-    from wizesync.flows.refunds.executors import executor_names
+    from wizesync.flows.refunds.executors import check_executor_name, load_executors
     from wizesync.mapping import MappingError, load_mapping
 
     cli = _cli()
@@ -133,10 +133,15 @@ def mapping_check(
     except MappingError as exc:
         cli.err.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(1) from None
+    known = load_executors()
+    unknown_executor = check_executor_name(mapping.refunds.executor)
+    if unknown_executor:
+        cli.err.print(f"[red]✗[/red] refunds.executor: {unknown_executor}")
+        raise typer.Exit(1)
     cli.console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
     cli.console.print_json(mapping.model_dump_json())
     cli.console.print(
-        f"refund executors this build knows: {', '.join(executor_names())}", highlight=False
+        f"refund executors this build knows: {', '.join(known)}", highlight=False
     )
     if online:
         _check_online(settings, mapping)

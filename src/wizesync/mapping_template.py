@@ -74,21 +74,20 @@ payment_status:
 #   auto           the gateway the GHL transaction was paid through (paymentProviderType and
 #                  chargeId), with the credentials named under `gateways`; manual where none fits
 #   stripe, nmi, authorize_net   force one gateway
-# `wizesync mapping check` lists the executors this build knows; `auto` and `gateways` need a
-# build with gateway refunds: until then keep `manual` and leave `gateways` commented out.
+# A location whose payment has no gateway credentials here, or was paid offline, falls back to a
+# human (`manual_action_required`, with the reason in words).
 refunds:
-  executor: manual
-  # executor: auto
+  executor: auto
   # Credentials are NAMED here (environment variable names), never written: for every location
-  # (`default`) or per GHL location id.
-  # gateways:
-  #   default:
-  #     stripe: {api_key_env: STRIPE_API_KEY}
-  #   "<GHL location id>":
-  #     nmi: {security_key_env: NMI_SECURITY_KEY_LOC1}
-  #     authorize_net:
-  #       login_id_env: AUTHNET_LOGIN_ID
-  #       transaction_key_env: AUTHNET_TRANSACTION_KEY
+  # (`default`) or per GHL location id. `wizesync doctor` checks each named variable is set.
+  gateways:
+    default:
+      stripe: {api_key_env: STRIPE_API_KEY}
+    # "<GHL location id>":
+    #   nmi: {security_key_env: NMI_SECURITY_KEY_LOC1}
+    #   authorize_net:
+    #     login_id_env: AUTHNET_LOGIN_ID
+    #     transaction_key_env: AUTHNET_TRANSACTION_KEY
 """
 
 

@@ -250,11 +250,9 @@ async def run_reconcile(
     database_url: str, sandbox: str, orders: int, limit_scale: float, reserve: int
 ) -> dict[str, Any]:
     import httpx
-    from sqlalchemy import insert
 
     from wizesync.config import Settings
     from wizesync.db.engine import create_engine, create_sessionmaker
-    from wizesync.db.sync_models import SyncOrder
     from wizesync.ghl.limits import StaticTokenProvider
     from wizesync.ghl.ratelimit import DbRateLimiter
     from wizesync.mapping import Locations, Mapping, Product
@@ -281,28 +279,6 @@ async def run_reconcile(
     )  # type: ignore[call-arg]
     engine = create_engine(database_url)
     sessionmaker = create_sessionmaker(engine)
-    rows = []
-    for i in range(orders):
-        if kind(i) in ("agree", "amount", "unfulfilled"):
-            rows.append(
-                {
-                    "wizehire_order_id": wizehire_id(i),
-                    "account_id": "acct_42",
-                    "ghl_location_id": LOCATION,
-                    "wizehire_status": "paid",
-                    "order_snapshot": {},
-                    "currency": "USD",
-                    "amount": 149,
-                    "ghl_order_id": ghl_id(i),
-                    "ghl_order_source": "explicit",
-                    "payment_status": "paid",
-                }
-            )
-    async with sessionmaker.begin() as session:
-        for start in range(0, len(rows), 2000):
-            await session.execute(insert(SyncOrder), rows[start : start + 2000])
-    del rows
-
     mapping = Mapping(
         locations=Locations(default=LOCATION),
         products={"JOB-BOOST-30": Product(price_id=BOOST_PRICE_ID, product_id=BOOST_PRODUCT_ID)},
@@ -327,7 +303,7 @@ async def run_reconcile(
         async def sample_rss() -> None:
             while True:
                 samples.append((round(time.monotonic() - t0, 1), _rss_kb()))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
 
         sampler = asyncio.create_task(sample_rss())
         cpu0 = _cpu_seconds()
@@ -355,6 +331,7 @@ async def run_reconcile(
         "wall_over_floor": round(wall / floor, 3),
         "calls_per_order": round(calls / orders, 4),
         "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
+        "run_rss_max_mb": round(max(kb for _, kb in samples) / 1024, 1),
         # CPU the run's own process used (user + system): unlike wall time, not inflated by
         # other load on the machine; the database server's CPU is not in it.
         "cpu_seconds": round(cpu, 1),
@@ -364,6 +341,38 @@ async def run_reconcile(
         ],
         "counts": run.counts,
     }
+
+
+async def seed_sync_records(database_url: str, orders: int) -> None:
+    """The sync records of the orders the sync linked (by the driver: the run's process must
+    not carry the seed in its memory figures)."""
+    from sqlalchemy import insert
+
+    from wizesync.db.engine import create_engine, create_sessionmaker
+    from wizesync.db.sync_models import SyncOrder
+
+    engine = create_engine(database_url)
+    sessionmaker = create_sessionmaker(engine)
+    rows = [
+        {
+            "wizehire_order_id": wizehire_id(i),
+            "account_id": "acct_42",
+            "ghl_location_id": LOCATION,
+            "wizehire_status": "paid",
+            "order_snapshot": {},
+            "currency": "USD",
+            "amount": 149,
+            "ghl_order_id": ghl_id(i),
+            "ghl_order_source": "explicit",
+            "payment_status": "paid",
+        }
+        for i in range(orders)
+        if kind(i) in ("agree", "amount", "unfulfilled")
+    ]
+    async with sessionmaker.begin() as session:
+        for start in range(0, len(rows), 2000):
+            await session.execute(insert(SyncOrder), rows[start : start + 2000])
+    await engine.dispose()
 
 
 def _cpu_seconds() -> float:
@@ -406,6 +415,7 @@ def bench_one(
 
     url = database_url or f"sqlite+aiosqlite:///{workdir / f'reconcile-{orders}.db'}"
     upgrade_head(url)
+    asyncio.run(seed_sync_records(url, orders))
     port = _free_port()
     ready = workdir / f"sandbox-{orders}.ready"
     env = {

@@ -190,3 +190,19 @@ async def test_no_payments_means_zero_figures_over_the_default_30_days(
     assert body["totals"] == {"gross": "0.00", "refunds": "0.00", "net": "0.00", "orders": 0}
     assert body["currency"] == "USD" and len(body["series"]) == 30
     assert body["unreconciled"] == {"orders": 0, "amount": "0.00"}
+
+
+async def test_the_currency_asked_for_stays_selectable(insights_kit: InsightsKit) -> None:
+    kit = insights_kit
+    params = {
+        "since": (datetime.now(UTC) - timedelta(days=2)).date().isoformat(),
+        "until": (kit.sb.clock.now() + timedelta(days=2)).date().isoformat(),
+    }
+    page = await kit.client.get(
+        "/insights", params={**params, "currency": "gbp"}, headers={**HTML, **kit.bearer}
+    )
+    assert page.status_code == 200
+    options = re.findall(r'<option value="([A-Z]{3})"( selected)?>', page.text)
+    assert options[0] == ("GBP", " selected")
+    assert {code for code, _ in options} == {"GBP", "USD", "EUR"}
+    assert 'data-figure="totals.gross">0.00<' in page.text

@@ -4,6 +4,7 @@ order a transaction belongs to, and the source's cache."""
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from wizesync.ghl import models as m
 from wizesync.insights.figures import Line
@@ -163,3 +164,58 @@ async def test_a_locations_reading_is_cached_and_orders_are_read_once() -> None:
     await source.read(since, until)
     # Read again, but the order's items and the subscription's interval are kept.
     assert ghl.calls[4:] == ["subscriptions LocA", "transactions LocA"]
+
+
+async def test_orders_made_from_our_invoice_take_their_skus_from_the_sync_record() -> None:
+    from datetime import UTC, datetime
+
+    from wizesync.insights.source import GhlRevenueSource
+
+    asked: list[tuple[str, list[str]]] = []
+
+    async def known_items(location_id: str, order_ids: list[str]) -> dict[str, list[dict]]:
+        asked.append((location_id, order_ids))
+        return {"o1": [{"sku": "BOOST", "quantity": 1, "unit_amount": "149.00"}]}
+
+    ghl = FakeGhl()
+    mapping = Mapping(locations=Locations(default="LocA"), products=MAPPING.products)
+    source = GhlRevenueSource(ghl, mapping, known_items=known_items)  # type: ignore[arg-type]
+    since, until = datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)
+    (facts,) = await source.read(since, until)
+    assert asked == [("LocA", ["o1"])]
+    assert not [c for c in ghl.calls if c.startswith("order ")]  # no GET of the order
+    # The same lines GHL's order would have given.
+    from_ghl = SkuResolver(mapping).lines(await FakeGhl().get_order("LocA", "o1"))
+    assert facts.payments[0].lines == from_ghl
+
+
+async def test_invoice_order_items_are_only_the_services_invoice_orders(
+    sessionmaker: Any,
+) -> None:
+    from wizesync.db import insights_repo
+    from wizesync.db.sync_models import SyncOrder
+
+    async with sessionmaker() as session, session.begin():
+        for n, source in enumerate(("invoice", "matched", "explicit", "invoice")):
+            session.add(
+                SyncOrder(
+                    wizehire_order_id=f"wh_{n}",
+                    account_id="acct",
+                    wizehire_status="paid",
+                    ghl_location_id="LocA" if n < 3 else "LocB",
+                    ghl_order_id=f"o{n}",
+                    ghl_order_source=source,
+                    currency="USD",
+                    amount=Decimal("149.00"),
+                    order_snapshot={
+                        "id": f"wh_{n}",
+                        "items": [{"sku": "BOOST", "quantity": 1, "unit_amount": "149.00"}],
+                    },
+                )
+            )
+    async with sessionmaker() as session:
+        found = await insights_repo.invoice_order_items(
+            session, "LocA", ["o0", "o1", "o2", "o3", "nope"]
+        )
+    assert list(found) == ["o0"]
+    assert found["o0"][0]["sku"] == "BOOST"

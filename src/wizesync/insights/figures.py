@@ -46,6 +46,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal, localcontext
+from functools import lru_cache
 from typing import Literal
 
 Interval = Literal["day", "week", "month"]
@@ -230,9 +231,18 @@ def split(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
     summing exactly to `amount` (largest remainders get the leftover units; ties: first)."""
     if not weights:
         raise ValueError("nothing to split over")
+    if len(weights) == 1:
+        return [amount]
+    if amount == 0:
+        return [amount] * len(weights)
+    return list(_split(amount, tuple(weights)))
+
+
+@lru_cache(maxsize=4096)  # the same price over the same lines comes back again and again
+def _split(amount: Decimal, weights: tuple[Decimal, ...]) -> tuple[Decimal, ...]:
     total = sum(weights, ZERO)
     if total <= 0:
-        weights, total = [Decimal(1)] * len(weights), Decimal(len(weights))
+        weights, total = (Decimal(1),) * len(weights), Decimal(len(weights))
     exponent = amount.as_tuple().exponent
     quantum = (
         CENT if not isinstance(exponent, int) or exponent >= -2 else Decimal(1).scaleb(exponent)
@@ -245,7 +255,7 @@ def split(amount: Decimal, weights: Sequence[Decimal]) -> list[Decimal]:
         order = sorted(range(len(weights)), key=lambda i: (-(exact[i] - shares[i]), i))
         for i in order[:leftover]:
             shares[i] += quantum
-    return shares
+    return tuple(shares)
 
 
 def monthly_amount(sub: ActiveSubscription) -> Decimal:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wizesync.db import reconcile_repo
+from wizesync.db import insights_repo, reconcile_repo
 from wizesync.db.reconcile_models import CATEGORIES, ReconciliationRun
 from wizesync.ghl.errors import GhlError, GhlRateLimited, GhlServerError
 from wizesync.insights.figures import (
@@ -156,7 +156,14 @@ def build_insights(
         limiter=limiter,
         max_rate_limit_wait=10.0,
     )
-    source = GhlRevenueSource(client, mapping, cache_seconds=settings.insights_cache_seconds)
+
+    async def known_items(location_id: str, order_ids: list[str]) -> dict[str, list[Any]]:
+        async with sessionmaker() as session:
+            return await insights_repo.invoice_order_items(session, location_id, order_ids)
+
+    source = GhlRevenueSource(
+        client, mapping, cache_seconds=settings.insights_cache_seconds, known_items=known_items
+    )
     return InsightsService(source, sessionmaker, close=access.close)
 
 

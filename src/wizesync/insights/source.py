@@ -4,7 +4,9 @@ Why GHL and not the service's own records (`db/sync_models.py`): the records are
 They exist only for orders that came from Wizehire (a GHL checkout nobody linked has none, yet it
 is revenue on a mapped location), they keep an order's paid and refunded totals but not each
 transaction with its creation time (the series and the window need that), and they hold no
-subscription renewals. GHL's transactions and subscriptions hold all of it.
+subscription renewals. GHL's transactions and subscriptions hold all of it. The records serve for
+one thing only, where they are exactly equivalent: the SKUs of an order GHL made from the
+service's own invoice.
 
 What is read, per mapped location (concurrently across locations: GHL's budget is per location;
 sequentially within one, through the shared rate limiter, so the live sync keeps its share):
@@ -12,9 +14,11 @@ sequentially within one, through the shared rate limiter, so the live sync keeps
   whole days around the window, then cut exactly to `[since, until)` here), paged;
 - every subscription of the location (`GET /payments/subscriptions`), paged: the active ones are
   the MRR, and a renewal transaction belongs to its subscription's order;
-- for each distinct order with a captured payment, the order (`GET /payments/orders/{id}`: only the
-  single-order answer has the items), whose lines become SKUs through the mapping. An order's
-  items do not change, so they are kept for the process's life (bounded);
+- for each distinct order with a captured payment, its lines as SKUs through the mapping: for an
+  order GHL made from the service's own invoice, from its sync record (exactly the items the
+  invoice was built from, see `_learn_known_orders`); for any other order (a GHL checkout), the
+  order itself (`GET /payments/orders/{id}`: only the single-order answer has the items). An
+  order's items do not change, so they are kept for the process's life (bounded);
 - for an active subscription whose list entry has no schedule, the subscription itself (its
   interval), kept for an hour.
 A whole location's reading is cached for `INSIGHTS_CACHE_SECONDS` per window, and two requests
@@ -27,10 +31,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from wizesync.ghl import models as m
 from wizesync.ghl.client import GhlClient
@@ -47,6 +52,8 @@ from wizesync.mapping import Mapping
 log = logging.getLogger(__name__)
 
 ORDER_CACHE_SIZE = 20_000
+# (location id, GHL order ids) -> {order id: the Wizehire items}, for orders made from our invoice
+KnownItems = Callable[[str, list[str]], Awaitable[dict[str, list[dict[str, Any]]]]]
 INTERVAL_CACHE_SECONDS = 3600.0
 _RRULE_INTERVALS = {
     "daily": "day",
@@ -113,8 +120,10 @@ class GhlRevenueSource:
         *,
         cache_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
+        known_items: KnownItems | None = None,
     ) -> None:
         self.ghl = ghl
+        self.known_items = known_items
         self.mapping = mapping
         self.skus = SkuResolver(mapping)
         self.cache_seconds = cache_seconds
@@ -167,14 +176,17 @@ class GhlRevenueSource:
             if sub.subscription_id:
                 by_id.setdefault(sub.subscription_id, sub)
         last_day = (until - timedelta(microseconds=1)).astimezone(UTC).date()
-        payments: list[Payment] = []
+        found: list[tuple[m.Transaction, datetime, str | None]] = []
         async for txn in self.ghl.iter_transactions(
             location_id, start_at=since.astimezone(UTC).date(), end_at=last_day
         ):
             created = _aware(txn.created_at)
-            if created is None or not (since <= created < until):
-                continue
-            order_id = _order_of(txn, by_id)
+            if created is not None and since <= created < until:
+                found.append((txn, created, _order_of(txn, by_id)))
+        paid_orders = [order for txn, _, order in found if order and is_captured(txn.status)]
+        await self._learn_known_orders(location_id, paid_orders)
+        payments: list[Payment] = []
+        for txn, created, order_id in found:
             lines: tuple[Line, ...] = ()
             if order_id is not None and is_captured(txn.status):
                 lines = await self._order_lines(location_id, order_id)
@@ -210,6 +222,35 @@ class GhlRevenueSource:
             )
         return LocationFacts(location_id=location_id, payments=payments, subscriptions=active)
 
+    async def _learn_known_orders(self, location_id: str, order_ids: list[str]) -> None:
+        """Lines of the orders GHL made from the service's own invoice, from the sync records:
+        that invoice was built from the Wizehire order's items through the same mapping (one
+        line per item, the SKU's price, the item's quantity and unit amount), so GHL's items map
+        back to exactly those SKUs and amounts, without a call per order."""
+        unknown = [o for o in dict.fromkeys(order_ids) if (location_id, o) not in self._orders]
+        if not unknown or self.known_items is None:
+            return
+        for order_id, items in (await self.known_items(location_id, unknown)).items():
+            lines: list[Line] = []
+            for item in items:
+                sku = item.get("sku")
+                try:
+                    qty = Decimal(str(item.get("quantity", 1)))
+                    unit = Decimal(str(item.get("unit_amount", 0)))
+                except ArithmeticError:
+                    lines = []
+                    break  # not a snapshot we can trust: read the order from GHL instead
+                lines.append(
+                    Line(sku=sku if sku in self.mapping.products else None, weight=qty * unit)
+                )
+            if lines:
+                self._remember(location_id, order_id, tuple(lines))
+
+    def _remember(self, location_id: str, order_id: str, lines: tuple[Line, ...]) -> None:
+        self._orders[(location_id, order_id)] = lines
+        while len(self._orders) > ORDER_CACHE_SIZE:
+            self._orders.popitem(last=False)
+
     async def _order_lines(self, location_id: str, order_id: str) -> tuple[Line, ...]:
         key = (location_id, order_id)
         if key in self._orders:
@@ -226,9 +267,7 @@ class GhlRevenueSource:
             lines: tuple[Line, ...] = ()
         else:
             lines = self.skus.lines(order)
-        self._orders[key] = lines
-        while len(self._orders) > ORDER_CACHE_SIZE:
-            self._orders.popitem(last=False)
+        self._remember(location_id, order_id, lines)
         return lines
 
     async def _interval(self, location_id: str, sub: m.Subscription) -> tuple[str | None, int]:

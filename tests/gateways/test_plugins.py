@@ -81,3 +81,33 @@ def test_credential_names_prefer_the_locations_block() -> None:
     assert refunds.credential_names("loc_1", "stripe") == {"api_key_env": "LOC_KEY"}
     assert refunds.credential_names("loc_2", "stripe") == {"api_key_env": "DEFAULT_KEY"}
     assert refunds.credential_names("loc_2", "nmi") is None
+
+
+def test_a_new_gateway_is_one_registration_away(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """What a `gateways/paypal.py` would do at import: afterwards `auto` routes PayPal payments
+    to it, `executor: paypal` exists and the mapping may name its credentials."""
+    from wizesync.flows.refunds import executors, gateways
+    from wizesync.flows.refunds.gateways import GatewaySpec, register_gateway
+
+    monkeypatch.setattr(gateways, "_REGISTRY", dict(gateways._REGISTRY))
+    monkeypatch.setattr(executors, "_FACTORIES", dict(executors._FACTORIES))
+
+    def build(setup):  # type: ignore[no-untyped-def]
+        raise AssertionError("not called here")
+
+    register_gateway(
+        GatewaySpec(
+            name="paypal",
+            provider_types=("paypal",),
+            credentials=("client_id_env", "secret_env"),
+            build=build,
+        )
+    )
+
+    assert "paypal" in load_executors()
+    assert gateway_for_provider("paypal").name == "paypal"  # type: ignore[union-attr]
+    mapping = _mapping(
+        executor="paypal",
+        gateways={"default": {"paypal": {"client_id_env": "PP_ID", "secret_env": "PP_SECRET"}}},
+    )
+    assert refunds_mapping_problems(mapping) == []

@@ -197,7 +197,8 @@ register_executor(ManualExecutor.name, ManualExecutor)
 
 
 def load_executors() -> list[str]:
-    """Import the executors made from the gateway plug-ins; the known names."""
-    import wizesync.flows.refunds.gateway_executor  # noqa: F401  (registers auto + gateways)
+    """Register `auto` and one executor per gateway plug-in (idempotent); the known names."""
+    from wizesync.flows.refunds.gateway_executor import register_gateway_executors
 
+    register_gateway_executors()
     return executor_names()

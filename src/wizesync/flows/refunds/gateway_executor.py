@@ -290,7 +290,8 @@ async def _record_intent(ctx: Any, refund_id: int, gateway: str) -> None:
         await refund_repo.set_fields(session, refund_id, **values)
 
 
-def _register() -> None:
+def register_gateway_executors() -> None:
+    """`auto`, and an executor named after each gateway plug-in found (again: no-op)."""
     register_executor(AUTO, GatewayExecutor)
     for spec_name in discover():
         register_executor(spec_name, _forced(spec_name))
@@ -310,4 +311,4 @@ def _forced(name: str) -> Any:
     return _FORCED[name]
 
 
-_register()
+register_gateway_executors()

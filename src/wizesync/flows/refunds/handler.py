@@ -7,8 +7,9 @@ Steps, each stored before the next outbound call, so a redelivery or a crash res
    fits what is still refundable (captured minus refunded minus refunds accepted but not carried
    out yet) on one captured transaction. Refused -> `failed` + the reason in words;
    accepted -> the transaction and its `refunded_baseline` stored;
-3. the executor (`refunds.executor` in the mapping; `manual` asks a human through Slack: the
-   notice is queued in the transaction that stores the executor's status);
+3. the executor (`refunds.executor` in the mapping; `auto`, the default, refunds at the gateway
+   holding the money, recording its intent before the call; `manual` asks a human through
+   Slack: the notice is queued in the transaction that stores the executor's status);
 4. `PATCH /v1/refunds/{id}` with the stored state (see `wizehire_push`).
 An order whose sync has not reached a GHL order yet makes the refund wait (RetryLater, the
 worker's backoff); on the event's last attempt it is refused with a reason saying so.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -330,6 +330,7 @@ async def set_ghl_order_payments(session: AsyncSession, payments: Sequence[dict[
     (`transactions`, `amount_refunded`), one executemany by primary key."""
     if payments:
         table = ReconciliationGhlOrder.__table__
+        assert isinstance(table, Table)
         stmt = (
             update(table)
             .where(table.c.id == bindparam("staged_id"))

@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 
 from wizesync.config import ConfigError, Settings
@@ -124,7 +131,8 @@ class _Reporter:
     def __init__(self) -> None:
         self.terminal = console.is_terminal
         self.bar: Progress | None = None
-        self.tasks: dict[str, int] = {}
+        self.tasks: dict[str, TaskID] = {}
+        self.done: dict[str, int] = {}
         self.last_line: dict[str, int] = {}
 
     def __enter__(self) -> _Reporter:
@@ -152,9 +160,12 @@ class _Reporter:
         name = _PHASE_NAMES.get(phase, phase)
         if self.bar is not None:
             if phase not in self.tasks:
-                for other in self.tasks.values():
-                    self.bar.update(other, total=self.bar.tasks[other].completed)
+                # The phase before is over: its bar shows full.
+                for other, task in self.tasks.items():
+                    self.bar.update(task, total=self.done.get(other, 0) or 1,
+                                    completed=self.done.get(other, 0) or 1)
                 self.tasks[phase] = self.bar.add_task(name, total=total)
+            self.done[phase] = done
             self.bar.update(self.tasks[phase], completed=done, total=total)
             return
         last = self.last_line.get(phase)

@@ -25,7 +25,6 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -215,7 +214,7 @@ class Engine:
                 upcoming.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await upcoming
-            await pages.aclose()
+            await pages.aclose()  # type: ignore[attr-defined]  # an async generator
         await self._next_phase("unclaimed")
 
     async def _wizehire_page(self, orders: list[ListedOrder], next_cursor: str | None) -> None:
@@ -383,7 +382,3 @@ class Engine:
     def _tell(self, phase: str, done: int, total: int | None) -> None:
         if self.progress is not None:
             self.progress(phase, done, total)
-
-
-def window_of(run: ReconciliationRun) -> tuple[datetime, datetime]:
-    return as_utc(run.since), as_utc(run.until)

@@ -156,11 +156,12 @@ async def _resend_if_wizehire_differs(
         await ctx.services.wizehire.sync_order(record.wizehire_order_id, body, idempotency_key=key)
 
 
-def _amount(value: Any) -> Decimal:
+def _amount(value: Any) -> Decimal | None:
+    """A decimal amount (absent = 0); None when Wizehire's copy holds no number at all."""
     try:
         return Decimal(str(value)) if value is not None else Decimal(0)
     except ArithmeticError:
-        return Decimal(-1)
+        return None
 
 
 def _moment(value: Any) -> datetime | None:

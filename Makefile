@@ -4,15 +4,29 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint worker sandbox bench clean
+.PHONY: run test install migrate lint worker sandbox bench clean lock audit
 
-$(STAMP): pyproject.toml
+# Dependencies come from the hash-pinned lock (every version and file hash fixed), the package
+# itself without dependencies: the same install on every machine, CI and the image.
+$(STAMP): pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# After changing dependencies in pyproject.toml: one command regenerates both locks (dev for
+# make/CI, runtime for the Dockerfile); `make install` then installs the new set.
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --generate-hashes --python-version 3.11 \
+	--custom-compile-command "make lock" --quiet
+lock: $(STAMP)
+	$(UV_COMPILE) --extra dev -o requirements.lock
+	$(UV_COMPILE) -o requirements-runtime.lock
+
+# Known vulnerabilities in the locked set (skipped, with a message, when offline).
+audit: $(STAMP)
+	$(BIN)/python scripts/audit_lock.py
 
 run: $(STAMP)
 	$(BIN)/wizesync migrate

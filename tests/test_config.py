@@ -415,8 +415,16 @@ def test_env_example_lists_every_contract_and_worker_variable_with_a_comment() -
         assert name.lower() in fields, f".env.example names {name}, which is no setting"
 
 
-def test_env_example_as_a_dotenv_starts_in_development(clean_env: Path) -> None:
+def test_env_example_as_a_dotenv_is_production_and_refuses_until_filled_in(
+    clean_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (clean_env / ".env").write_text((ROOT / ".env.example").read_text())
+    with pytest.raises((ValidationError, ConfigError)) as caught:
+        Settings()
+    for message in ("ADMIN_TOKEN is required", "WIZEHIRE_WEBHOOK_SECRET is required",
+                    "DATABASE_URL is SQLite"):
+        assert message in str(caught.value)
+    monkeypatch.setenv("WIZESYNC_ENV", "development")  # the environment wins over .env
     settings = Settings()
     assert settings.wizesync_env == "development"
     assert settings.wizehire_webhook_secrets == [DEV_WIZEHIRE_SECRET]
@@ -467,10 +475,13 @@ def test_compose_runs_postgres_migrate_api_and_worker_with_health_checks() -> No
 
 
 def test_dockerfile_installs_the_package_and_runs_as_a_non_root_user() -> None:
-    lines = [line.strip() for line in (ROOT / "Dockerfile").read_text().splitlines()]
-    assert any(re.match(r"FROM python:3\.11-slim\b", line) for line in lines)
-    assert any(line.startswith("RUN") and "pip install" in line and " ." in line
-               for line in lines)
+    text = (ROOT / "Dockerfile").read_text()
+    lines = [line.strip() for line in text.splitlines()]
+    assert any(re.match(r"FROM python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}$", line)
+               for line in lines), "the base image is pinned by digest"
+    assert "pip install --require-hashes -r requirements-runtime.lock" in text
+    assert "pip install --no-deps ." in text
+    assert "WIZESYNC_ENV=production" in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert lines[[i for i, line in enumerate(lines) if line.startswith("ENTRYPOINT")][-1]] == (

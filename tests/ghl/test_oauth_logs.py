@@ -28,8 +28,12 @@ async def test_no_token_or_secret_is_logged_at_debug(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     with FakeOAuthServer(latency=0) as fake:
-        conf = oauth_settings(database_url, fake.url, log_level="DEBUG", worker="off")
+        admin = "oauth-logs-admin-token-0123456789abcdef"
+        conf = oauth_settings(database_url, fake.url, log_level="DEBUG", worker="off",
+                              admin_token=admin)
         client = await client_factory(conf)
+        client.headers["Authorization"] = f"Bearer {admin}"
+        client.base_url = httpx.URL("https://test")  # the install cookie is Secure
         fake.state.codes["code-very-secret-1"] = Subject("Location", LOCATION, "cmp1")
 
         install = await client.get("/oauth/ghl/install")
@@ -55,8 +59,8 @@ async def test_no_token_or_secret_is_logged_at_debug(
             with pytest.raises(GhlNeedsReauth):
                 await provider.access_token(LOCATION)
 
-    secrets = [CLIENT_SECRET, KEY_OLD, "code-very-secret-1", state, first_access, first_refresh,
-               second_access, second_refresh]
+    secrets = [admin, CLIENT_SECRET, KEY_OLD, "code-very-secret-1", state, first_access,
+               first_refresh, second_access, second_refresh]
     formatter = JsonFormatter()
     # What the service writes: every record through its JSON formatter (uvicorn's access log
     # too, which would show the callback's query string).

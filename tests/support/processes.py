@@ -24,6 +24,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from tests.support.databases import _plain_dsn, postgres_admin_url
+from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANDLER_MODULE = "tests.support.handlers"
@@ -89,6 +90,8 @@ def service_env(database_url: str, **overrides: str) -> dict[str, str]:
             [str(REPO_ROOT), str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]
         ).rstrip(os.pathsep),
         PYTHONUNBUFFERED="1",
+        # The tests sign GHL webhooks with the sandbox's key: trusted only when configured.
+        GHL_WEBHOOK_PUBLIC_KEY=SANDBOX_GHL_PUBLIC_KEY_PEM,
     )
     env.update(overrides)
     return env

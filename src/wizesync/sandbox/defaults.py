@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+
 if TYPE_CHECKING:
     from wizesync.sandbox.core import Sandbox
 
@@ -68,6 +70,9 @@ def service_env(base_url: str) -> dict[str, str]:
         "WIZEHIRE_API_KEY": "sandbox-wizehire-api-key",
         **gateway_urls(base),
         **SANDBOX_GATEWAY_ENV,
+        # Its webhooks are signed with the sandbox's (public) key: a service outside the
+        # in-process sandbox trusts it only when configured (never in production).
+        "GHL_WEBHOOK_PUBLIC_KEY": SANDBOX_GHL_PUBLIC_KEY_PEM,
     }
 
 

@@ -29,6 +29,9 @@ def run(*, host: str, port: int, service_url: str | None, wizehire_secret: str |
     if seed:
         lines.append(f"  seeded location {DEFAULT_LOCATION_ID} (PIT mode: any bearer token)")
         lines.append("  point a development service at it with:")
-        lines += [f"    {key}={value}" for key, value in service_env(base).items()]
+        # Multi-line values (the PEM key) as a double-quoted .env value with `\n` escapes.
+        lines += [f"    {key}={value}" if "\n" not in value else
+                  f"    {key}=\"{value.strip()}\"".replace("\n", "\\n")
+                  for key, value in service_env(base).items()]
     print("\n".join(lines), file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

@@ -107,6 +107,18 @@ PG_FUNCTIONS = [
     CREATE TRIGGER inbox_events_enter BEFORE INSERT ON inbox_events
     FOR EACH ROW EXECUTE FUNCTION wizesync_inbox_enter()
     """,
+    # A finished attempt no longer wakes every listening worker: the worker that finished it
+    # claims next itself (batches, one wake-up per burst), and with N workers a wake-up per
+    # finish made each of them claim after every other's finish. An event that is due now again
+    # (a replay, a lease swept or handed back on shutdown) still wakes them.
+    "DROP TRIGGER inbox_events_notify_update ON inbox_events",
+    f"""
+    CREATE TRIGGER inbox_events_notify_update
+    AFTER UPDATE OF status ON inbox_events
+    FOR EACH ROW WHEN (NEW.status = 'queued' OR (OLD.status = 'running'
+      AND NEW.status IN {WAITING} AND NEW.next_attempt_at <= now()))
+    EXECUTE FUNCTION wizesync_inbox_notify()
+    """,
     # Not for a claim (waiting -> running): the hot path pays for no trigger call.
     f"""
     CREATE TRIGGER inbox_events_move BEFORE UPDATE OF status ON inbox_events
@@ -242,6 +254,15 @@ def downgrade() -> None:
         op.execute("DROP TRIGGER IF EXISTS inbox_events_enter ON inbox_events")
         op.execute("DROP FUNCTION IF EXISTS wizesync_inbox_move()")
         op.execute("DROP FUNCTION IF EXISTS wizesync_inbox_enter()")
+        op.execute("DROP TRIGGER inbox_events_notify_update ON inbox_events")
+        op.execute(
+            """
+            CREATE TRIGGER inbox_events_notify_update
+            AFTER UPDATE OF status ON inbox_events
+            FOR EACH ROW WHEN (NEW.status = 'queued' OR OLD.status = 'running')
+            EXECUTE FUNCTION wizesync_inbox_notify()
+            """
+        )
     else:
         for name in ("requeue", "reenter", "leave", "enter"):
             op.execute(f"DROP TRIGGER IF EXISTS inbox_events_{name}")

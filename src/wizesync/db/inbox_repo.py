@@ -181,12 +181,22 @@ _WAITING = (EventStatus.QUEUED.value, EventStatus.RETRY.value)
 # rarely are): without them a stale estimate can make it sort every ready head, or read every
 # lane, for a batch of a few events. Transaction-scoped. JIT off: the penalty that steers the
 # planner away from the other paths also pushes the plan's cost past `jit_above_cost`, and
-# compiling it would cost a second per claim.
+# compiling it would cost a second per claim. `synchronous_commit` off: below.
 _PIN_CLAIM_PLAN = text(
     "SELECT set_config('enable_seqscan', 'off', true), "
     "set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), "
-    "set_config('jit', 'off', true)"
+    "set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true)"
 )
+
+# The queue's own bookkeeping (a claim, an outcome) commits without waiting for its WAL flush
+# (`synchronous_commit = off` for that transaction only; PostgreSQL flushes it within
+# `wal_writer_delay`, 200 ms by default). What a crash of PostgreSQL itself could lose is the
+# last few claims or outcomes, never anything a handler committed (its units of work keep the
+# server's setting): a lost claim puts the event back in the queue, a lost outcome leaves it
+# running until its lease expires; either way the handler runs again, as after a worker crash,
+# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) was
+# the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
+# `unflushed`; the setting is read at commit, which ends that statement.)
 
 _PG_CLAIM = text(
     """
@@ -388,6 +398,8 @@ _PG_FINISH = text(
       WHERE e.id = i.id AND e.lease_owner = :worker_id AND e.status = 'running'
         AND e.attempts = i.attempt
       RETURNING e.id
+    ), unflushed AS (
+      SELECT set_config('synchronous_commit', 'off', true) AS setting
     ), logged AS (
       UPDATE event_attempts AS a
       SET finished_at = :now,
@@ -397,7 +409,7 @@ _PG_FINISH = text(
       FROM input AS i LEFT JOIN closed AS c ON c.id = i.id
       WHERE a.event_id = i.id AND a.attempt = i.attempt
     )
-    SELECT id FROM closed
+    SELECT closed.id FROM unflushed CROSS JOIN closed
     """
 ).bindparams(
     bindparam("now", type_=UTCDateTime()),

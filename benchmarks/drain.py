@@ -13,8 +13,8 @@ of 10 hot ordering keys, the rest on keys of about 4 events each, spread over 50
 `--concurrency`, a no-op handler, logging at WARNING) are started together and drain the queue.
 
 Figures: drain time from "go" to the last handler's end, events/s, wall and CPU per event (the
-worker processes' own, and PostgreSQL's backends for this database, from /proc), and `uptime`'s
-load average at the start and the end. Per-key order is checked from the handlers' own records
+worker processes' own from "go" on, and PostgreSQL's backends for this database, from /proc),
+and `uptime`'s load average at the start and the end. Per-key order is checked from the handlers' own records
 (inbox id, key, start and end times, across processes): for each key the starts are in id order
 and no two runs overlap; every event ran exactly once.
 
@@ -43,7 +43,13 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from ingest import backend_cpu, cpu_delta, plain_dsn, with_database  # noqa: E402
+from ingest import (  # noqa: E402
+    backend_cpu,
+    cpu_delta,
+    plain_dsn,
+    process_cpu_seconds,
+    with_database,
+)
 
 HOT_KEYS = 10
 LANES = 50
@@ -239,6 +245,8 @@ def drain(
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     load_start = load_average()
     pg_before = backend_cpu(plain_dsn(admin_url), db_name)
+    # From "go" on: the processes' start-up (imports, connections) is not the queue's cost.
+    cpu_before = sum(process_cpu_seconds(proc.pid) for proc in procs)
     go = time.time()
     for proc in procs:
         assert proc.stdin is not None
@@ -251,14 +259,12 @@ def drain(
             raise RuntimeError("the queue did not drain in time")
         time.sleep(0.2)
     pg_after = backend_cpu(plain_dsn(admin_url), db_name)
+    worker_cpu = sum(process_cpu_seconds(proc.pid) for proc in procs) - cpu_before
     load_end = load_average()
-    worker_cpu = 0.0
     for proc in procs:
         proc.send_signal(signal.SIGTERM)
     for proc in procs:
-        _pid, status, usage = os.wait4(proc.pid, 0)
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        worker_cpu += usage.ru_utime + usage.ru_stime
+        proc.wait()
         if proc.returncode != 0:
             raise RuntimeError(f"a worker process exited with {proc.returncode}")
     runs = [line.split() for record in records for line in record.read_text().splitlines()]

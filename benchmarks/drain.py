@@ -14,9 +14,9 @@ of 10 hot ordering keys, the rest on keys of about 4 events each, spread over 50
 
 Figures: drain time from "go" to the last handler's end, events/s, wall and CPU per event (the
 worker processes' own from "go" on, and PostgreSQL's backends for this database, from /proc),
-and `uptime`'s load average at the start and the end. Per-key order is checked from the handlers' own records
-(inbox id, key, start and end times, across processes): for each key the starts are in id order
-and no two runs overlap; every event ran exactly once.
+and `uptime`'s load average at the start and the end. Per-key order is checked from the
+handlers' own records (inbox id, key, start and end times, across processes): for each key the
+starts are in id order and no two runs overlap; every event ran exactly once.
 
 `--fairness`: a lane with a burst of `--burst` events (one key each), stored first, and then one
 event of another lane; with 1 worker process, how long the single event waited against how long

@@ -3,8 +3,9 @@
 - Claims go through `inbox_repo.claim_due` (one event per ordering key at a time, its line's
   head; lanes served in turn), in batches of every free slot.
 - Wake-ups: `wake()` from the API process right after a commit, PostgreSQL `LISTEN` for separate
-  workers, and a short poll as the fallback. Wake-ups are coalesced: a burst of webhooks costs
-  one claim (after `COALESCE_SECONDS`), not one per webhook.
+  workers, and a short poll as the fallback. Wake-ups are coalesced: while they keep coming,
+  claims are at least `COALESCE_SECONDS` apart, so a burst of webhooks costs a few claims, not
+  one per webhook; the first wake-up after a quiet spell claims at once.
 - A finish is one statement on PostgreSQL (a Slack notice to queue with it makes it a
   transaction).
 - Retries back off with the attempts in a row that made no progress: an attempt that committed
@@ -49,9 +50,10 @@ from wizesync.ops import metrics
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "wizesync_inbox"
-# After a wake-up, wait this long before claiming: the webhooks of a burst arrive within it and
-# are claimed together. Small against the pickup latency it adds.
-COALESCE_SECONDS = 0.003
+# Claims follow each other at least this far apart while wake-ups keep coming: the webhooks
+# of a burst (and the outcomes of a batch) that arrive meanwhile are claimed together. The first
+# wake-up after a quiet spell claims at once.
+COALESCE_SECONDS = 0.002
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -166,12 +168,14 @@ class Worker:
     # --- claiming -------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
             free = self.concurrency - len(self._in_flight)
             claimed: list[ClaimedEvent] = []
             claim_started = utcnow()
+            last_claim = loop.time()
             if free > 0:
                 try:
                     async with self.sessionmaker.begin() as session:
@@ -202,8 +206,9 @@ class Worker:
                 woken = await self._sleep(self.settings.worker_poll_seconds)
             else:
                 woken = await self._sleep(await self._idle_timeout(claim_started))
-            if woken and not self._stopping.is_set():
-                await asyncio.sleep(COALESCE_SECONDS)
+            since = loop.time() - last_claim
+            if woken and since < COALESCE_SECONDS and not self._stopping.is_set():
+                await asyncio.sleep(COALESCE_SECONDS - since)
 
     async def _idle_timeout(self, since: datetime | None = None) -> float:
         """Sleep until the next retry falls due, the poll interval at most.

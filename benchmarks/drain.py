@@ -52,6 +52,7 @@ from ingest import (  # noqa: E402
 )
 
 HOT_KEYS = 10
+CHUNK = 2_000
 LANES = 50
 SOURCE, TYPE = "wizehire", "order.created"
 
@@ -98,18 +99,19 @@ INSERT INTO inbox_events (source, event_id, type, ordering_key, status, attempts
 SELECT '{source}', '{prefix}' || i, '{type}', {key}, 'queued', 0, 0,
        now(), now(), now(), convert_to('{{}}', 'UTF8'), jsonb_build_object('n', i), {lane},
        false, 0
-FROM generate_series(1, {count}) AS i ORDER BY i
+FROM generate_series({first}, {last}) AS i ORDER BY i
 """
 
 
-async def _queue(dsn: str, sql: str) -> None:
+async def _queue(dsn: str, statements: list[str]) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
         for table in ("inbox_events", "event_attempts", "inbox_lanes"):
             await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-        await conn.execute(sql)
+        for sql in statements:  # each its own transaction
+            await conn.execute(sql)
     finally:
         await conn.close()
 
@@ -121,30 +123,49 @@ def queue_backlog(url: str, size: int) -> None:
         f"CASE WHEN i % 5 = 0 THEN 'hot:' || ((i / 5) % {HOT_KEYS}) "
         f"ELSE 'k:' || (i % {small_keys}) END"
     )
-    sql = QUEUE_SQL.format(
-        source=SOURCE,
-        type=TYPE,
-        prefix="drain_",
-        key=key,
-        lane=f"'location:L' || (i % {LANES})",
-        count=size,
-    )
-    asyncio.run(_queue(plain_dsn(url), sql))
+    # In chunks, each its own transaction: storing an event takes a lock on its key's line
+    # until commit, and one transaction holding 40,000 keys' locks would exhaust PostgreSQL's
+    # lock table (webhooks store one event per transaction).
+    statements = [
+        QUEUE_SQL.format(
+            source=SOURCE,
+            type=TYPE,
+            prefix="drain_",
+            key=key,
+            lane=f"'location:L' || (i % {LANES})",
+            first=first,
+            last=min(size, first + CHUNK - 1),
+        )
+        for first in range(1, size + 1, CHUNK)
+    ]
+    asyncio.run(_queue(plain_dsn(url), statements))
 
 
 def queue_fairness(url: str, burst: int) -> None:
-    burst_sql = QUEUE_SQL.format(
-        source=SOURCE,
-        type=TYPE,
-        prefix="burst_",
-        key="'b:' || i",
-        lane="'location:BURST'",
-        count=burst,
+    statements = [
+        QUEUE_SQL.format(
+            source=SOURCE,
+            type=TYPE,
+            prefix="burst_",
+            key="'b:' || i",
+            lane="'location:BURST'",
+            first=first,
+            last=min(burst, first + CHUNK - 1),
+        )
+        for first in range(1, burst + 1, CHUNK)
+    ]
+    statements.append(
+        QUEUE_SQL.format(
+            source=SOURCE,
+            type=TYPE,
+            prefix="single_",
+            key="'s:1'",
+            lane="'location:OTHER'",
+            first=1,
+            last=1,
+        )
     )
-    single_sql = QUEUE_SQL.format(
-        source=SOURCE, type=TYPE, prefix="single_", key="'s:1'", lane="'location:OTHER'", count=1
-    )
-    asyncio.run(_queue(plain_dsn(url), burst_sql + ";" + single_sql))
+    asyncio.run(_queue(plain_dsn(url), statements))
 
 
 # --- a worker process -----------------------------------------------------------------------------

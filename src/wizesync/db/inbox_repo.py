@@ -162,8 +162,11 @@ def find_event_id_statement(source: str, event_id: str) -> Any:
 #    entering it (ahead of later events that are only waiting), an attempt ending in a retry
 #    while an earlier event waits (that one goes first). On PostgreSQL each of these takes a
 #    transaction-scoped advisory lock on the key (never the claim), so a store and a finish of
-#    one key cannot miss each other. Pending events are never deleted (that would strand the
-#    line), and a pending event's key never changes (only a replay re-reads it).
+#    one key cannot miss each other. The lock is held until the transaction commits: one that
+#    stores events of thousands of keys (a bulk import) holds thousands of locks and can fill
+#    PostgreSQL's lock table (`max_locks_per_transaction` x connections); store such a batch in
+#    chunks of a few thousand. Pending events are never deleted (that would strand the line),
+#    and a pending event's key never changes (only a replay re-reads it).
 # 3. Claims read heads only, through the partial index `ix_inbox_events_ready (lane,
 #    next_attempt_at, id) WHERE head AND status IN ('queued', 'retry')`: the cost of a claim is
 #    the size of its batch, whatever the backlog or the statistics (the planner is pinned to

@@ -282,9 +282,10 @@ async def test_driver_insert_stores_the_row_the_orm_insert_stores(
     duplicate, existing = await inbox_driver.store_event(engine, make(driver_id))
     assert (duplicate, existing) == (None, second)
 
+    # `head` is the key's line (the first of two events of one key heads it), not the path's.
     columns = [c for c in InboxEvent.__table__.columns
                if c.name not in ("id", "event_id", "next_attempt_at", "received_at",
-                                 "updated_at", "handled_at")]
+                                 "updated_at", "handled_at", "head")]
     async with engine.connect() as conn:
         rows = (await conn.execute(
             select(*columns, InboxEvent.handled_at.is_(None), InboxEvent.id)

@@ -292,9 +292,10 @@ async def test_driver_insert_stores_the_row_the_orm_insert_stores(
     assert duplicate is None and existing is not None and existing.id == second
     assert existing.body_sha256 == hashlib.sha256(make(driver_id).raw_body).hexdigest()
 
+    # `head` is the key's line (the first of two events of one key heads it), not the path's.
     columns = [c for c in InboxEvent.__table__.columns
                if c.name not in ("id", "event_id", "next_attempt_at", "received_at",
-                                 "updated_at", "handled_at")]
+                                 "updated_at", "handled_at", "head")]
     async with engine.connect() as conn:
         rows = (await conn.execute(
             select(*columns, InboxEvent.handled_at.is_(None), InboxEvent.id)

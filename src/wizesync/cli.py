@@ -271,6 +271,11 @@ def events_replay(event_ids: list[int]) -> None:
         raise typer.Exit(1)
 
 
+from wizesync.inbox.purge_cli import events_purge  # noqa: E402  (registered beside the others)
+
+events_app.command("purge")(events_purge)
+
+
 # --- trigger -----------------------------------------------------------------------------------
 
 

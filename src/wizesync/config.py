@@ -118,6 +118,9 @@ class Settings(BaseSettings):
     worker_max_attempts: int = Field(12, ge=1)
     worker_backoff_base_seconds: float = Field(2.0, gt=0)
     worker_backoff_max_seconds: float = Field(3600.0, gt=0)
+    # Done and ignored events (and their attempts) older than this are deleted daily beside the
+    # worker; unset keeps them forever. See docs/ARCHITECTURE.md ("Retention").
+    retention_days: int | None = Field(None, ge=1)
     # A GHL webhook falls due this long after it arrived (see inbox/ingest.py): GHL's webhooks
     # mostly report what our own calls just did, and the flow that made them reads GHL anyway.
     ghl_webhook_settle_seconds: float = Field(0.5, ge=0, le=60)

@@ -8,22 +8,34 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
-from sqlalchemy.orm import aliased, defer, load_only, selectinload
+from sqlalchemy.orm import defer, load_only, selectinload
 
-from wizesync.db.base import utcnow
-from wizesync.db.models import EventAttempt, EventStatus, InboxEvent
-
-# Any constant will do; it names the transaction-scoped lock that serialises claims on PostgreSQL.
-CLAIM_ADVISORY_LOCK = 0x77697A65  # "wize"
+from wizesync.db.base import UTCDateTime, utcnow
+from wizesync.db.models import EventAttempt, EventStatus, InboxEvent, InboxLane, JSONType
+from wizesync.inbox.lanes import lane_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +51,8 @@ class ClaimedEvent:
     payload: Any
     received_at: datetime
     replay_base: int = 0
+    # Attempts in a row before this one that committed no progress (see the worker's backoff).
+    stalled_attempts: int = 0
 
     @property
     def attempts_used(self) -> int:
@@ -105,6 +119,7 @@ def insert_values(event: NewEvent) -> dict[str, Any]:
         "body_sha256": hashlib.sha256(event.raw_body).hexdigest(),
         "payload": event.payload,
         "last_error": event.last_error,
+        "lane": lane_for(event.source, event.payload),
     }
     if event.status in (EventStatus.IGNORED,):
         values["handled_at"] = now
@@ -156,47 +171,136 @@ async def stored_body_sha256(session: AsyncSession | AsyncConnection, row_id: in
 
 
 # --- the worker's side -----------------------------------------------------------------------
+#
+# The queue's rules:
+#
+# 1. Lines. Events with the same ordering key form a line in id (arrival) order; one event per
+#    line is its HEAD (`inbox_events.head`): the event running, else the earliest waiting one.
+#    Only heads are claimed, so a key's events never overlap and run in arrival order, and an
+#    event stored late with a lower id (it committed after a later one) waits for the running
+#    head, then goes first. Events without a key are heads of their own.
+# 2. The head is kept by database triggers (migration f3a9c1e7b5d2), in the statement that
+#    changes the line: storing an event (head when nothing of its key is pending), an attempt
+#    leaving the line (done, dead: the earliest pending event of the key becomes head), a replay
+#    entering it (ahead of later events that are only waiting), an attempt ending in a retry
+#    while an earlier event waits (that one goes first). On PostgreSQL each of these takes a
+#    transaction-scoped advisory lock on the key (never the claim), so a store and a finish of
+#    one key cannot miss each other. The lock is held until the transaction commits: one that
+#    stores events of thousands of keys (a bulk import) holds thousands of locks and can fill
+#    PostgreSQL's lock table (`max_locks_per_transaction` x connections); store such a batch in
+#    chunks of a few thousand. Pending events are never deleted (that would strand the line),
+#    and a pending event's key never changes (only a replay re-reads it).
+# 3. Claims read heads only, through the partial index `ix_inbox_events_ready (lane,
+#    next_attempt_at, id) WHERE head AND status IN ('queued', 'retry')`: the cost of a claim is
+#    the size of its batch, whatever the backlog or the statistics (the planner is pinned to
+#    index scans for the claim's transaction). Rows are taken FOR UPDATE SKIP LOCKED, so
+#    claimers in many processes never wait for each other or claim a row twice.
+# 4. Fairness: claims take from the lane (tenant, `inbox/lanes.py`) served longest ago first,
+#    and within a lane the event due longest first. A lane with a burst of events gets one
+#    batch, then every other lane with work gets its turn.
+# 5. A claim is one statement on PostgreSQL (pick, mark running, log the attempts, mark the
+#    lanes served), and so is a finish (the event's outcome and its attempt row).
 
+_WAITING = (EventStatus.QUEUED.value, EventStatus.RETRY.value)
 
-def _claimable(now: datetime) -> Any:
-    """Due events that are at the head of their ordering key's line.
+# The planner takes these index paths whatever its statistics say (fresh after a burst they
+# rarely are): without them a stale estimate can make it sort every ready head, or read every
+# lane, for a batch of a few events. Transaction-scoped. JIT off: the penalty that steers the
+# planner away from the other paths also pushes the plan's cost past `jit_above_cost`, and
+# compiling it would cost a second per claim. `synchronous_commit` off: below.
+_PIN_CLAIM_PLAN = text(
+    "SELECT set_config('enable_seqscan', 'off', true), "
+    "set_config('enable_bitmapscan', 'off', true), set_config('enable_sort', 'off', true), "
+    "set_config('jit', 'off', true), set_config('synchronous_commit', 'off', true)"
+)
 
-    An event waits while an earlier event of its key is still pending, or while ANY event of its
-    key is running: the second rule covers a later-id event that committed (and ran) first.
+# The queue's own bookkeeping (a claim, an outcome) commits without waiting for its WAL flush
+# (`synchronous_commit = off` for that transaction only; PostgreSQL flushes it within
+# `wal_writer_delay`, 200 ms by default). What a crash of PostgreSQL itself could lose is the
+# last few claims or outcomes, never anything a handler committed (its units of work keep the
+# server's setting): a lost claim puts the event back in the queue, a lost outcome leaves it
+# running until its lease expires; either way the handler runs again, as after a worker crash,
+# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) was
+# the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
+# `unflushed`; the setting is read at commit, which ends that statement.)
+
+_PG_CLAIM = text(
     """
-    other = aliased(InboxEvent)
-    blocked = exists().where(
-        other.ordering_key == InboxEvent.ordering_key,
-        other.id != InboxEvent.id,
-        or_(
-            other.status == EventStatus.RUNNING.value,
-            and_(
-                other.id < InboxEvent.id,
-                other.status.in_([EventStatus.QUEUED.value, EventStatus.RETRY.value]),
-            ),
-        ),
+    WITH picked AS (
+      SELECT e.id, l.lane
+      FROM inbox_lanes AS l
+      CROSS JOIN LATERAL (
+        SELECT e.id FROM inbox_events AS e
+        WHERE e.lane = l.lane AND e.head AND e.status IN ('queued', 'retry')
+          AND e.next_attempt_at <= :now
+        ORDER BY e.next_attempt_at, e.id
+        LIMIT :limit
+        FOR UPDATE SKIP LOCKED
+      ) AS e
+      ORDER BY l.served_at, l.lane
+      LIMIT :limit
+    ), claimed AS (
+      UPDATE inbox_events AS ev
+      SET status = 'running', attempts = ev.attempts + 1, lease_owner = :worker_id,
+          lease_expires_at = :lease_until, updated_at = :now
+      FROM picked WHERE ev.id = picked.id
+      RETURNING ev.id, ev.source, ev.event_id, ev.type, ev.ordering_key, ev.attempts,
+                ev.payload, ev.received_at, ev.replay_base, ev.stalled_attempts
+    ), logged AS (
+      INSERT INTO event_attempts (event_id, attempt, worker_id, started_at)
+      SELECT id, attempts, :worker_id, :now FROM claimed
+    ), served AS (
+      UPDATE inbox_lanes SET served_at = :now
+      WHERE lane IN (SELECT lane FROM inbox_lanes WHERE lane IN (SELECT lane FROM picked)
+                     ORDER BY lane FOR UPDATE SKIP LOCKED)
     )
-    return and_(
-        InboxEvent.status.in_([EventStatus.QUEUED.value, EventStatus.RETRY.value]),
-        InboxEvent.next_attempt_at <= now,
-        or_(InboxEvent.ordering_key.is_(None), ~blocked),
+    SELECT * FROM claimed
+    """
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("lease_until", type_=UTCDateTime()),
+    bindparam("limit", type_=Integer()),
+    bindparam("worker_id", type_=String()),
+).columns(
+    id=BigInteger(), source=String(), event_id=String(), type=String(), ordering_key=String(),
+    attempts=Integer(), payload=JSONType, received_at=UTCDateTime(), replay_base=Integer(),
+    stalled_attempts=Integer(),
+)
+
+
+def _claimed(row: Any) -> ClaimedEvent:
+    return ClaimedEvent(
+        id=row.id,
+        source=row.source,
+        event_id=row.event_id,
+        type=row.type,
+        ordering_key=row.ordering_key,
+        attempt=row.attempts,
+        payload=row.payload,
+        received_at=row.received_at,
+        replay_base=row.replay_base,
+        stalled_attempts=row.stalled_attempts,
     )
 
 
 async def claim_due(
     session: AsyncSession, *, worker_id: str, lease_seconds: float, limit: int
 ) -> list[ClaimedEvent]:
-    """Lease up to `limit` due events to this worker, oldest first, one per ordering key.
+    """Lease up to `limit` due heads to this worker (the rules above), in id order.
 
-    PostgreSQL: claims are serialised by a transaction-scoped advisory lock, so two claimers never
-    both see an ordering key as free; rows are taken FOR UPDATE SKIP LOCKED so an admin replay or
-    the sweeper holding a row never stalls a claim. SQLite: the transaction began IMMEDIATE, which
-    already serialises writers.
+    PostgreSQL: one statement after pinning the plan; call it in a transaction (the pin is
+    transaction-scoped). SQLite: the transaction began IMMEDIATE, which already serialises
+    writers; the same choice in four statements.
     """
     now = utcnow()
-    postgres = _dialect(session) == "postgresql"
-    if postgres:
-        await session.execute(select(func.pg_advisory_xact_lock(CLAIM_ADVISORY_LOCK)))
+    lease_until = now + timedelta(seconds=lease_seconds)
+    if _dialect(session) == "postgresql":
+        await session.execute(_PIN_CLAIM_PLAN)
+        rows = (await session.execute(_PG_CLAIM, {
+            "now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id,
+        })).all()
+        return sorted((_claimed(row) for row in rows), key=lambda event: event.id)
+
     stmt = (
         select(
             InboxEvent.id,
@@ -208,28 +312,23 @@ async def claim_due(
             InboxEvent.payload,
             InboxEvent.received_at,
             InboxEvent.replay_base,
+            InboxEvent.stalled_attempts,
+            InboxEvent.lane,
         )
-        .where(_claimable(now))
-        .order_by(InboxEvent.id)
-        .limit(limit * 4)  # over-read: keys repeat, and we keep one event per key
+        .join(InboxLane, InboxLane.lane == InboxEvent.lane)
+        .where(
+            InboxEvent.head.is_(True),
+            InboxEvent.status.in_(_WAITING),
+            InboxEvent.next_attempt_at <= now,
+        )
+        .order_by(InboxLane.served_at, InboxLane.lane, InboxEvent.next_attempt_at,
+                  InboxEvent.id)
+        .limit(limit)
     )
-    if postgres:
-        stmt = stmt.with_for_update(skip_locked=True, of=InboxEvent)
-    rows = (await session.execute(stmt)).all()
-
-    chosen, seen_keys = [], set()
-    for row in rows:
-        if row.ordering_key is not None:
-            if row.ordering_key in seen_keys:
-                continue
-            seen_keys.add(row.ordering_key)
-        chosen.append(row)
-        if len(chosen) == limit:
-            break
-    if not chosen:
+    rows = sorted((await session.execute(stmt)).all(), key=lambda row: row.id)
+    if not rows:
         return []
-
-    ids = [row.id for row in chosen]
+    ids = [row.id for row in rows]
     await session.execute(
         update(InboxEvent)
         .where(InboxEvent.id.in_(ids))
@@ -237,37 +336,23 @@ async def claim_due(
             status=EventStatus.RUNNING.value,
             attempts=InboxEvent.attempts + 1,
             lease_owner=worker_id,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            lease_expires_at=lease_until,
             updated_at=now,
         )
         .execution_options(synchronize_session=False)
     )
     await session.execute(
         insert(EventAttempt),
-        [
-            {
-                "event_id": row.id,
-                "attempt": row.attempts + 1,
-                "worker_id": worker_id,
-                "started_at": now,
-            }
-            for row in chosen
-        ],
+        [{"event_id": row.id, "attempt": row.attempts + 1, "worker_id": worker_id,
+          "started_at": now} for row in rows],
     )
-    return [
-        ClaimedEvent(
-            id=row.id,
-            source=row.source,
-            event_id=row.event_id,
-            type=row.type,
-            ordering_key=row.ordering_key,
-            attempt=row.attempts + 1,
-            payload=row.payload,
-            received_at=row.received_at,
-            replay_base=row.replay_base,
-        )
-        for row in chosen
-    ]
+    await session.execute(
+        update(InboxLane)
+        .where(InboxLane.lane.in_({row.lane for row in rows}))
+        .values(served_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return [replace(_claimed(row), attempt=row.attempts + 1) for row in rows]
 
 
 async def next_due_at(session: AsyncSession, after: datetime | None = None) -> datetime | None:
@@ -299,37 +384,120 @@ async def extend_leases(
     return result.rowcount or 0  # type: ignore[attr-defined]
 
 
-async def finish_attempt(
-    session: AsyncSession,
-    *,
-    event: ClaimedEvent,
-    worker_id: str,
-    outcome: EventStatus,
-    error: str | None = None,
-    next_attempt_at: datetime | None = None,
-    outbound_calls: list[dict[str, Any]] | None = None,
-) -> bool:
-    """Record how an attempt ended. False when the lease was lost (another worker owns it now)."""
+LEASE_LOST = "lease lost before the attempt finished"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended, for `finish_attempts`."""
+
+    event: ClaimedEvent
+    status: EventStatus
+    error: str | None = None
+    next_attempt_at: datetime | None = None  # for a retry; None: due at once
+    outbound_calls: list[dict[str, Any]] | None = None
+    # The event's attempts in a row without progress, as of this one (None: left as it is).
+    stalled_attempts: int | None = None
+
+
+# Finishing on PostgreSQL: one statement for a whole batch of attempts, built once, the values
+# as arrays (no statement to build per attempt): the events' outcomes and their attempt rows.
+# Only the current attempt of the lease holder closes an event (the same worker may have
+# re-claimed it after its lease lapsed); any other attempt's row says "lost".
+_PG_FINISH = text(
+    """
+    WITH input AS (
+      SELECT * FROM unnest(CAST(:ids AS bigint[]), CAST(:attempts AS integer[]),
+                           CAST(:statuses AS text[]), CAST(:errors AS text[]),
+                           CAST(:next_ats AS timestamptz[]), CAST(:stalled AS integer[]),
+                           CAST(:calls AS text[]))
+        AS i(id, attempt, status, error, next_at, stalled, calls)
+    ), closed AS (
+      UPDATE inbox_events AS e
+      SET status = i.status, lease_owner = NULL, lease_expires_at = NULL, last_error = i.error,
+          updated_at = :now,
+          handled_at = CASE WHEN i.status IN ('done', 'dead') THEN :now ELSE e.handled_at END,
+          next_attempt_at = CASE WHEN i.status = 'retry' THEN coalesce(i.next_at, :now)
+                                 ELSE e.next_attempt_at END,
+          stalled_attempts = coalesce(i.stalled, e.stalled_attempts)
+      FROM input AS i
+      WHERE e.id = i.id AND e.lease_owner = :worker_id AND e.status = 'running'
+        AND e.attempts = i.attempt
+      RETURNING e.id
+    ), unflushed AS (
+      SELECT set_config('synchronous_commit', 'off', true) AS setting
+    ), logged AS (
+      UPDATE event_attempts AS a
+      SET finished_at = :now,
+          outcome = CASE WHEN c.id IS NOT NULL THEN i.status ELSE 'lost' END,
+          error = CASE WHEN c.id IS NOT NULL THEN i.error ELSE coalesce(i.error, :lost) END,
+          outbound_calls = CAST(i.calls AS jsonb)
+      FROM input AS i LEFT JOIN closed AS c ON c.id = i.id
+      WHERE a.event_id = i.id AND a.attempt = i.attempt
+    )
+    SELECT closed.id FROM unflushed CROSS JOIN closed
+    """
+).bindparams(
+    bindparam("now", type_=UTCDateTime()),
+    bindparam("worker_id", type_=String()),
+    bindparam("lost", type_=String()),
+)
+
+
+async def finish_attempts(
+    session: AsyncSession, *, worker_id: str, outcomes: Sequence[Outcome]
+) -> set[int]:
+    """Record how these attempts ended; the ids of the events this worker still owned (the
+    others' leases were lost: another worker owns them now, their attempt rows say "lost").
+
+    PostgreSQL: one statement for the batch (it commits by itself in autocommit). SQLite: two
+    statements per attempt, in the caller's transaction.
+    """
     now = utcnow()
+    if not outcomes:
+        return set()
+    if _dialect(session) == "postgresql":
+        rows = await session.execute(_PG_FINISH, {
+            "now": now, "worker_id": worker_id, "lost": LEASE_LOST,
+            "ids": [o.event.id for o in outcomes],
+            "attempts": [o.event.attempt for o in outcomes],
+            "statuses": [o.status.value for o in outcomes],
+            "errors": [o.error for o in outcomes],
+            "next_ats": [o.next_attempt_at for o in outcomes],
+            "stalled": [o.stalled_attempts for o in outcomes],
+            "calls": [json.dumps(o.outbound_calls, default=str) if o.outbound_calls else None
+                      for o in outcomes],
+        })
+        return set(rows.scalars())
+    owned_ids = set()
+    for outcome in outcomes:
+        if await _finish_one(session, worker_id, outcome, now):
+            owned_ids.add(outcome.event.id)
+    return owned_ids
+
+
+async def _finish_one(session: AsyncSession, worker_id: str, outcome: Outcome,
+                      now: datetime) -> bool:
+    event = outcome.event
     values: dict[str, Any] = {
-        "status": outcome.value,
+        "status": outcome.status.value,
         "lease_owner": None,
         "lease_expires_at": None,
-        "last_error": error,
+        "last_error": outcome.error,
         "updated_at": now,
     }
-    if outcome == EventStatus.DONE or outcome == EventStatus.DEAD:
+    if outcome.status in (EventStatus.DONE, EventStatus.DEAD):
         values["handled_at"] = now
-    if outcome == EventStatus.RETRY:
-        values["next_attempt_at"] = next_attempt_at or now
+    if outcome.status == EventStatus.RETRY:
+        values["next_attempt_at"] = outcome.next_attempt_at or now
+    if outcome.stalled_attempts is not None:
+        values["stalled_attempts"] = outcome.stalled_attempts
     result = await session.execute(
         update(InboxEvent)
         .where(
             InboxEvent.id == event.id,
             InboxEvent.lease_owner == worker_id,
             InboxEvent.status == EventStatus.RUNNING.value,
-            # The same worker may have re-claimed it after its lease lapsed: only the current
-            # attempt may close the event.
             InboxEvent.attempts == event.attempt,
         )
         .values(**values)
@@ -341,13 +509,32 @@ async def finish_attempt(
         .where(EventAttempt.event_id == event.id, EventAttempt.attempt == event.attempt)
         .values(
             finished_at=now,
-            outcome=outcome.value if owned else "lost",
-            error=error if owned else (error or "lease lost before the attempt finished"),
-            outbound_calls=outbound_calls or None,
+            outbound_calls=outcome.outbound_calls or None,
+            outcome=outcome.status.value if owned else "lost",
+            error=outcome.error if owned else (outcome.error or LEASE_LOST),
         )
         .execution_options(synchronize_session=False)
     )
     return owned
+
+
+async def finish_attempt(
+    session: AsyncSession,
+    *,
+    event: ClaimedEvent,
+    worker_id: str,
+    outcome: EventStatus,
+    error: str | None = None,
+    next_attempt_at: datetime | None = None,
+    outbound_calls: list[dict[str, Any]] | None = None,
+    stalled_attempts: int | None = None,
+) -> bool:
+    """`finish_attempts` for one attempt: False when the lease was lost."""
+    owned = await finish_attempts(session, worker_id=worker_id, outcomes=[Outcome(
+        event=event, status=outcome, error=error, next_attempt_at=next_attempt_at,
+        outbound_calls=outbound_calls, stalled_attempts=stalled_attempts,
+    )])
+    return event.id in owned
 
 
 async def release(session: AsyncSession, *, worker_id: str, event_ids: Sequence[int]) -> int:
@@ -452,6 +639,7 @@ async def requeue(
         event.payload = payload
     event.status = EventStatus.QUEUED.value
     event.replay_base = event.attempts
+    event.stalled_attempts = 0
     event.next_attempt_at = now
     event.handled_at = None
     event.last_error = None
@@ -550,6 +738,6 @@ async def flow_stats(session: AsyncSession, since: datetime) -> list[dict[str, A
 
 
 async def delete_all(session: AsyncSession) -> None:
-    """Tests and `wizesync events purge` only."""
+    """Tests only."""
     await session.execute(delete(EventAttempt))
     await session.execute(delete(InboxEvent))

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     CheckConstraint,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -53,6 +55,8 @@ class Source(enum.StrEnum):
 
 
 _STATUS_SQL = ", ".join(f"'{s.value}'" for s in EventStatus)
+_LINE = "status IN ('queued', 'retry', 'running')"
+_READY = "head AND status IN ('queued', 'retry')"
 
 
 class InboxEvent(Base):
@@ -62,8 +66,12 @@ class InboxEvent(Base):
         CheckConstraint(f"status IN ({_STATUS_SQL})", name="status_valid"),
         # The claim query: due events in arrival order.
         Index("ix_inbox_events_due", "status", "next_attempt_at"),
-        # The per-key line: is anything before me (or running) with my key?
-        Index("ix_inbox_events_ordering", "ordering_key", "id"),
+        # Each key's line (pending events only): who is next when the head leaves.
+        Index("ix_inbox_events_line", "ordering_key", "id",
+              postgresql_where=text(_LINE), sqlite_where=text(_LINE)),
+        # The claim: each lane's waiting heads, earliest due first.
+        Index("ix_inbox_events_ready", "lane", "next_attempt_at", "id",
+              postgresql_where=text(_READY), sqlite_where=text(_READY)),
         Index("ix_inbox_events_received", "received_at"),
     )
 
@@ -88,10 +96,27 @@ class InboxEvent(Base):
     # Hex sha256 of raw_body: the same event id with another body is a conflict, not a duplicate.
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     payload: Mapped[Any | None] = mapped_column(JSONType)
+    # The first event of its ordering key's line (or the one running): only heads are claimed.
+    # Kept by database triggers in the statement that stores, finishes or replays an event.
+    head: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    # The tenant (GHL location, else Wizehire account) claims rotate over: `inbox/lanes.py`.
+    lane: Mapped[str] = mapped_column(String(255), default="", server_default="")
+    # Attempts in a row that committed no progress: the retry backoff grows with these.
+    stalled_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     attempt_log: Mapped[list[EventAttempt]] = relationship(
         back_populates="event", lazy="raise", order_by="EventAttempt.attempt"
     )
+
+
+class InboxLane(Base):
+    """A tenant's lane: claims take from the lane served longest ago first."""
+
+    __tablename__ = "inbox_lanes"
+    __table_args__ = (Index("ix_inbox_lanes_served", "served_at", "lane"),)
+
+    lane: Mapped[str] = mapped_column(String(255), primary_key=True)
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class EventAttempt(Base):

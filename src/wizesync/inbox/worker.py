@@ -1,10 +1,18 @@
 """The worker: claims due events, runs their handlers under a lease, and never loses one.
 
-- Claims go through `inbox_repo.claim_due` (one event per ordering key at a time, oldest first).
-- A heartbeat extends the leases of in-flight events; a sweeper (in every worker) re-queues events
-  whose lease expired, i.e. whose worker died.
+- Claims go through `inbox_repo.claim_due` (one event per ordering key at a time, its line's
+  head; lanes served in turn), in batches of every free slot.
 - Wake-ups: `wake()` from the API process right after a commit, PostgreSQL `LISTEN` for separate
-  workers, and a short poll as the fallback.
+  workers, and a short poll as the fallback. Wake-ups are coalesced: while they keep coming,
+  claims are at least `COALESCE_SECONDS` apart, so a burst of webhooks costs a few claims, not
+  one per webhook; the first wake-up after a quiet spell claims at once.
+- A finish is one statement on PostgreSQL (a Slack notice to queue with it makes it a
+  transaction).
+- Retries back off with the attempts in a row that made no progress: an attempt that committed
+  a unit of work that wrote something (`EventContext.progress`) retries after the base delay.
+- A heartbeat extends the leases of in-flight events; a sweeper (in every worker) re-queues events
+  whose lease expired, i.e. whose worker died. With `RETENTION_DAYS` set, old finished events
+  are purged beside them (`inbox/retention.py`).
 - `stop()`: stop claiming, let in-flight attempts finish within a grace period, hand back the rest.
 """
 
@@ -28,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from wizesync.config import Settings
 from wizesync.db import heartbeat_repo, inbox_repo
 from wizesync.db.base import utcnow
+from wizesync.db.engine import one_statement_transactions
 from wizesync.db.errors import is_db_unavailable
 from wizesync.db.inbox_repo import ClaimedEvent
 from wizesync.db.models import EventStatus
@@ -41,6 +50,10 @@ from wizesync.ops import metrics
 log = logging.getLogger(__name__)
 
 NOTIFY_CHANNEL = "wizesync_inbox"
+# Claims follow each other at least this far apart while wake-ups keep coming: the webhooks
+# of a burst (and the outcomes of a batch) that arrive meanwhile are claimed together. The first
+# wake-up after a quiet spell claims at once.
+COALESCE_SECONDS = 0.002
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -80,6 +93,7 @@ class Worker:
         # cancelled when it stops.
         self.companions = list(companions)
         self._main: asyncio.Task[None] | None = None
+        self._finisher = _Finisher(sessionmaker, self.worker_id)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -110,6 +124,11 @@ class Worker:
         ]
         if make_url(self.settings.database_url).get_backend_name() == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="listen"))
+        if self.settings.retention_days:
+            from wizesync.inbox.retention import run_retention
+
+            self._background.append(asyncio.create_task(
+                run_retention(self.sessionmaker, self.settings.retention_days), name="retention"))
         try:
             await self._beat()
         except Exception as exc:
@@ -149,12 +168,14 @@ class Worker:
     # --- claiming -------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         failures = 0
         while not self._stopping.is_set():
             self._wake.clear()
             free = self.concurrency - len(self._in_flight)
             claimed: list[ClaimedEvent] = []
             claim_started = utcnow()
+            last_claim = loop.time()
             if free > 0:
                 try:
                     async with self.sessionmaker.begin() as session:
@@ -179,8 +200,15 @@ class Worker:
                     self._in_flight[event.id] = (task, event)
                 if claimed and len(claimed) == free:
                     continue  # there may be more due: claim again at once
-            # Also after a partial claim: a retry may fall due before the next poll.
-            await self._sleep(await self._idle_timeout(claim_started))
+            if claimed or self._in_flight:
+                # Attempts in flight wake us as they finish; a retry due before the next poll
+                # is found by the claim that follows.
+                woken = await self._sleep(self.settings.worker_poll_seconds)
+            else:
+                woken = await self._sleep(await self._idle_timeout(claim_started))
+            since = loop.time() - last_claim
+            if woken and since < COALESCE_SECONDS and not self._stopping.is_set():
+                await asyncio.sleep(COALESCE_SECONDS - since)
 
     async def _idle_timeout(self, since: datetime | None = None) -> float:
         """Sleep until the next retry falls due, the poll interval at most.
@@ -200,9 +228,13 @@ class Worker:
             return poll
         return max(0.0, min(poll, (due - now).total_seconds() + 0.01))
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
+    async def _sleep(self, seconds: float) -> bool:
+        """Until woken (True) or `seconds` passed (False)."""
+        try:
             await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        except TimeoutError:
+            return False
+        return True
 
     # --- one attempt ----------------------------------------------------------------------------
 
@@ -221,6 +253,7 @@ class Worker:
         calls_token = OUTBOUND_CALLS.set(ctx.outbound_calls)
         outcome, error, next_at = EventStatus.DONE, None, None
         alert: str | None = None
+        explicit_delay: float | None = None
         try:
             handler = self.registry.get(event.source, event.type)
             if handler is None:
@@ -230,22 +263,27 @@ class Worker:
             raise  # shutdown past its grace period: stop() hands the event back
         except RetryLater as exc:
             outcome, error, alert = EventStatus.RETRY, f"retry later: {exc}", exc.alert
-            delay = exc.delay if exc.delay is not None else self._backoff(event.attempt)
-            next_at = utcnow() + timedelta(seconds=delay)
+            explicit_delay = exc.delay
         except PermanentFailure as exc:
             outcome, error = EventStatus.DEAD, str(exc)
         except Exception as exc:
             outcome, error = EventStatus.RETRY, f"{type(exc).__name__}: {exc}"[:2000]
-            next_at = utcnow() + timedelta(seconds=self._backoff(event.attempt))
             log.warning("handler failed", exc_info=exc)
         finally:
             OUTBOUND_CALLS.reset(calls_token)
+        # Attempts in a row without progress, this one included: what the backoff grows with.
+        stalled = 0 if ctx.progress or outcome != EventStatus.RETRY else (
+            event.stalled_attempts + 1)
+        if outcome == EventStatus.RETRY:
+            delay = explicit_delay if explicit_delay is not None else self._backoff(stalled)
+            next_at = utcnow() + timedelta(seconds=delay)
         max_attempts = self.settings.worker_max_attempts
         if outcome == EventStatus.RETRY and event.attempts_used >= max_attempts:
             outcome, error = EventStatus.DEAD, f"out of attempts ({event.attempt}): {error}"
         try:
             notice = self._notice_for(event, outcome, error, alert)
-            await self._finish(event, outcome, error, next_at, ctx.outbound_calls, notice)
+            await self._finish(event, outcome, error, next_at, ctx.outbound_calls, notice,
+                               stalled)
             elapsed = time.monotonic() - started
             metrics.HANDLER_DURATION.labels(event.source, event.type, outcome.value).observe(
                 elapsed
@@ -280,15 +318,19 @@ class Worker:
             return outbox.alert_notice(alert, event, utcnow())
         return None
 
-    def _backoff(self, attempt: int) -> float:
+    def _backoff(self, stalled: int) -> float:
+        """The delay before the next attempt after `stalled` attempts in a row without progress
+        (0 or 1: the base delay). An order that gets one step further each time (contact,
+        invoice, payment, fulfillment) is not pushed minutes back for failures it got past."""
         return backoff_delay(
-            attempt, self.settings.worker_backoff_base_seconds,
+            max(1, stalled), self.settings.worker_backoff_base_seconds,
             self.settings.worker_backoff_max_seconds,
         )
 
     async def _finish(
         self, event: ClaimedEvent, outcome: EventStatus, error: str | None,
         next_at: Any, calls: list[dict[str, Any]], notice: Notice | None = None,
+        stalled: int | None = None,
     ) -> None:
         """Record the outcome (and queue its Slack `notice`, in the same transaction); if the
         database is briefly away, keep trying while the lease holds (after that the sweeper
@@ -297,13 +339,18 @@ class Worker:
         delay = 0.2
         while True:
             try:
-                async with self.sessionmaker.begin() as session:
-                    owned = await inbox_repo.finish_attempt(
-                        session, event=event, worker_id=self.worker_id, outcome=outcome,
-                        error=error, next_attempt_at=next_at, outbound_calls=calls,
-                    )
-                    if owned and notice is not None:
-                        await outbox.queue_notice(session, self.services, notice)
+                result = inbox_repo.Outcome(
+                    event=event, status=outcome, error=error, next_attempt_at=next_at,
+                    outbound_calls=calls, stalled_attempts=stalled,
+                )
+                if notice is None:
+                    owned = await self._finisher.finish(result)
+                else:
+                    async with self.sessionmaker.begin() as session:
+                        owned = event.id in await inbox_repo.finish_attempts(
+                            session, worker_id=self.worker_id, outcomes=[result])
+                        if owned:
+                            await outbox.queue_notice(session, self.services, notice)
                 if not owned:
                     log.warning("lease lost before finishing; the event was re-queued")
                 return
@@ -389,3 +436,41 @@ class Worker:
                     with contextlib.suppress(Exception):
                         await asyncio.wait_for(conn.close(), timeout=2)
             await asyncio.sleep(2)
+
+
+class _Finisher:
+    """Writes the outcomes of attempts that end together in one statement (PostgreSQL) or one
+    transaction (SQLite): while one batch is being written, the next one gathers. A batch that
+    fails fails each of its attempts, which retry on their own (`Worker._finish`)."""
+
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], worker_id: str) -> None:
+        self.sessionmaker = sessionmaker
+        self.worker_id = worker_id
+        self._waiting: list[tuple[inbox_repo.Outcome, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    async def finish(self, outcome: inbox_repo.Outcome) -> bool:
+        """True when this worker still owned the event (its lease was not lost)."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((outcome, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="finish outcomes")
+        return await future
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                async with self.sessionmaker.begin() as session:
+                    await one_statement_transactions(session)
+                    owned = await inbox_repo.finish_attempts(
+                        session, worker_id=self.worker_id,
+                        outcomes=[outcome for outcome, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for outcome, future in batch:
+                if not future.done():
+                    future.set_result(outcome.event.id in owned)

@@ -179,7 +179,7 @@ async def stored_body_sha256(session: AsyncSession | AsyncConnection, row_id: in
 #    Only heads are claimed, so a key's events never overlap and run in arrival order, and an
 #    event stored late with a lower id (it committed after a later one) waits for the running
 #    head, then goes first. Events without a key are heads of their own.
-# 2. The head is kept by database triggers (migration f3a9c1e7b5d2), in the statement that
+# 2. The head is kept by database triggers (migration b41e7c9a3d05), in the statement that
 #    changes the line: storing an event (head when nothing of its key is pending), an attempt
 #    leaving the line (done, dead: the earliest pending event of the key becomes head), a replay
 #    entering it (ahead of later events that are only waiting), an attempt ending in a retry

@@ -1,8 +1,8 @@
 # ruff: noqa: S608  (the SQL is built from the constants below, never from input)
 """inbox: each ordering key's head marked in its row, lanes for fairness, stalled attempts
 
-Revision ID: f3a9c1e7b5d2
-Revises: e2b7c4d9a1f3
+Revision ID: b41e7c9a3d05
+Revises: f3a9c1e7d2b4
 Create Date: 2026-12-04 18:00:00
 
 The claim used to look for "due events with nothing earlier or running in their key" with a
@@ -22,8 +22,8 @@ from alembic import op
 
 from wizesync.db.base import UTCDateTime
 
-revision: str = "f3a9c1e7b5d2"
-down_revision: str | None = "e2b7c4d9a1f3"
+revision: str = "b41e7c9a3d05"
+down_revision: str | None = "f3a9c1e7d2b4"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

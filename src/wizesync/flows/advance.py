@@ -11,15 +11,17 @@ Coalescing: the event ends without a single GHL request when nothing is left for
 to do and the record already holds the webhook's news, judged by what was stored and when:
 - the record was read from GHL by reads that STARTED no earlier than the cause was received
   (`ghl_checked_at >= cause.received_at`, see `refresh.py`): they saw what the webhook announced;
-- or (`own_payment_news`) the webhook came before the order flow stored the state GHL's answers
-  to the flow's OWN invoice payment showed (`own_payment_state_at`), and says what that payment
-  did: the invoice paid (the state shows its whole amount captured; a paid invoice takes no
-  further payment), the order GHL made from it created, that order `completed` (state `paid`).
-  The flow stores that state right after the payment, from the payment's answer and the
-  transactions it lists next, so the webhooks the payment causes often arrive after those reads
-  started: without this rule each would read GHL again.
-A webhook's body is used only to recognise its object and that news (id, status); anything else,
-and any webhook received after the state was stored, makes the advance read GHL.
+- or (`news_already_stored`) the webhook reports something the stored state cannot predate:
+  a payment of the record's invoice, once the state shows its whole amount captured (a paid
+  invoice takes no further payment); the creation of the order whose state the order flow
+  stored from GHL's answers to its own invoice payment (`own_payment_state_at`: read after GHL
+  made the order); and, if it came before that state was stored, that order `completed` while
+  the state says `paid` (a later status report may come with other news, e.g. a subscription
+  cancelled, so it reads GHL). These are the webhooks the flow's own payment causes: the flow
+  stores the state right after the payment, from the payment's answer and the transactions it
+  lists next, so they often arrive after those reads started, and would each read GHL again.
+A webhook's body is used only to recognise its object and that news (id, status); any other
+news makes the advance read GHL. A replayed webhook carries no news: it always reads GHL.
 
 `event_id` is `advance:<cause's event id>` (with `:replay:<n>` when the cause is a replayed
 event), so a cause that runs twice queues one advance, and an operator's replay of a GHL event
@@ -77,7 +79,7 @@ class Cause:
 
 
 def _news(event_type: str, body: Any) -> dict[str, Any] | None:
-    """What a GHL order or invoice webhook says about its object, as `own_payment_news` reads
+    """What a GHL order or invoice webhook says about its object, as `news_already_stored` reads
     it."""
     if not isinstance(body, dict) or not isinstance(body.get("_id"), str):
         return None
@@ -128,7 +130,7 @@ async def handle_advance(ctx: EventContext) -> None:
         raise PermanentFailure(f"no sync record {sync_order_id}")
     known = received_at is not None and (
         checked_since(record, received_at)
-        or own_payment_news(record, cause.get("type"), cause.get("news"), received_at))
+        or news_already_stored(record, cause.get("type"), cause.get("news"), received_at))
     if known and nothing_left(record):
         log.info("GHL's news was read already and the order is complete: nothing to do",
                  extra={"sync_order_id": sync_order_id, "cause": payload.get("cause")})
@@ -144,22 +146,22 @@ def checked_since(record: SyncOrder, received_at: datetime) -> bool:
 _CAPTURED = frozenset({"paid", "partially_refunded", "refunded"})
 
 
-def own_payment_news(record: SyncOrder, event_type: Any, news: Any,
-                     received_at: datetime) -> bool:
-    """The webhook reports what the order flow's own invoice payment did, and came before the
-    flow stored the state read after that payment (module doc)."""
-    stored_at = record.own_payment_state_at
-    if stored_at is None or received_at > stored_at or not isinstance(news, dict):
+def news_already_stored(record: SyncOrder, event_type: Any, news: Any,
+                        received_at: datetime) -> bool:
+    """The webhook reports something the stored state already holds (module doc)."""
+    if record.ghl_checked_at is None or not isinstance(news, dict):
         return False
     object_id = news.get("id")
     if event_type in ("InvoicePaid", "InvoicePartiallyPaid"):
         return object_id == record.ghl_invoice_id and _whole_amount_captured(record)
-    if object_id is None or object_id != record.ghl_order_id:
+    own_state_at = record.own_payment_state_at
+    if own_state_at is None or object_id is None or object_id != record.ghl_order_id:
         return False
     if event_type == "OrderCreate":
         return True
     if event_type == "OrderStatusUpdate":
-        return (news.get("status") == "completed" and news.get("payment_status") in (None, "paid")
+        return (received_at <= own_state_at and news.get("status") == "completed"
+                and news.get("payment_status") in (None, "paid")
                 and record.payment_status == "paid")
     return False
 

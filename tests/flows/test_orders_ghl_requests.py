@@ -71,18 +71,31 @@ _DUE: dict[str, Callable[[httpx.Request], bool]] = {
 }
 
 
-def ghl_calls(flow: FlowKit) -> list[str]:
-    assert flow.transport is not None
+def _pattern(method: str, path: str) -> str:
+    return f"{method} " + re.sub(r"/[0-9a-f]{16,}", "/{id}", path.removeprefix("/ghl"))
+
+
+async def ghl_calls_of(flow: FlowKit, inbox_id: int) -> list[str]:
+    """The GHL requests of the event's first attempt, from its attempt log. (A later attempt,
+    after a transient failure such as Wizehire timing out on a loaded machine, starts from the
+    record and refreshes: not what is measured here.)"""
+    attempt = (await attempts_of(flow, inbox_id))[0]
+    paths = [(c["method"], httpx.URL(c["url"]).path) for c in attempt.outbound_calls or []]
+    return [_pattern(method, path) for method, path in paths if path.startswith("/ghl/")]
+
+
+async def advances_reading_ghl(flow: FlowKit) -> list[str]:
+    """The cause types of the `order.advance` events whose first attempt made GHL requests."""
     return [
-        f"{method} " + re.sub(r"/[0-9a-f]{16,}", "/{id}", path.removeprefix("/ghl"))
-        for method, path, _ in flow.transport.sent
-        if path.startswith("/ghl/")
+        advance.payload["cause"]["type"]
+        for advance in await advance_events(flow)
+        if await ghl_calls_of(flow, advance.id)
     ]
 
 
-async def run_with_webhooks(flow: FlowKit, order: dict[str, Any], when: str) -> list[int]:
+async def run_with_webhooks(flow: FlowKit, order: dict[str, Any], when: str) -> int:
     """The order's `order.created` and every GHL webhook it causes, delivered `when`, run by a
-    worker until they and their advances are finished; the webhooks' inbox ids."""
+    worker until they and their advances are finished; the order event's inbox id."""
     assert flow.transport is not None
     sandbox = flow.transport.routes[SANDBOX_HOST]
     deliverer = _Deliverer(flow, sandbox, _DUE[when])
@@ -90,7 +103,8 @@ async def run_with_webhooks(flow: FlowKit, order: dict[str, Any], when: str) -> 
     flow.transport.routes[SANDBOX_HOST] = deliverer
     try:
         async with flow.running_worker():
-            (created,) = await flow.wait_finished(await flow.deliver_order("order.created", order))
+            created_id = await flow.deliver_order("order.created", order)
+            (created,) = await flow.wait_finished(created_id)
             assert created.status == EventStatus.DONE, created.last_error
             await deliverer.deliver_recorded()  # the rest (all of them, when late)
             webhooks = await flow.wait_finished(*deliverer.inbox_ids)
@@ -99,7 +113,7 @@ async def run_with_webhooks(flow: FlowKit, order: dict[str, Any], when: str) -> 
         flow.transport.routes[SANDBOX_HOST] = sandbox
     assert {e.type for e in webhooks} >= {"InvoicePaid", "OrderCreate", "OrderStatusUpdate"}
     assert {e.status for e in [*webhooks, *advances]} == {EventStatus.DONE}
-    return deliverer.inbox_ids
+    return created_id
 
 
 def assert_synced_from_ghl(flow: FlowKit, wizehire_order_id: str) -> None:
@@ -111,21 +125,26 @@ def assert_synced_from_ghl(flow: FlowKit, wizehire_order_id: str) -> None:
     assert (body["amount_paid"], body["amount_refunded"]) == ("149.00", "0.00")
 
 
+FIVE = [
+    "POST /contacts/upsert",
+    "POST /invoices/",
+    "POST /invoices/{id}/record-payment",
+    "GET /payments/transactions",  # the invoice's order and the money on it
+    "POST /payments/orders/{id}/fulfillments",
+]  # and no refresh after it
+
+
 @pytest.mark.parametrize("when", ["early", "mid_flow"])
 async def test_a_new_order_costs_five_ghl_requests_with_its_webhooks(
     flow: FlowKit, when: str
 ) -> None:
     order = flow.order()
 
-    await run_with_webhooks(flow, order, when)
+    created = await run_with_webhooks(flow, order, when)
 
-    assert ghl_calls(flow) == [
-        "POST /contacts/upsert",
-        "POST /invoices/",
-        "POST /invoices/{id}/record-payment",
-        "GET /payments/transactions",  # the invoice's order and the money on it
-        "POST /payments/orders/{id}/fulfillments",
-    ]  # no refresh after it, no GHL request for InvoicePaid, OrderCreate, OrderStatusUpdate
+    assert await ghl_calls_of(flow, created) == FIVE
+    assert len(await advance_events(flow)) == 3  # InvoicePaid, OrderCreate, OrderStatusUpdate
+    assert await advances_reading_ghl(flow) == []
     assert_synced_from_ghl(flow, order["id"])
     record = await flow.sync_order(order["id"])
     assert record is not None and record.own_payment_state_at is not None
@@ -136,28 +155,19 @@ async def test_late_webhooks_of_the_own_payment_cost_nothing_a_late_status_repor
 ) -> None:
     order = flow.order()
 
-    await run_with_webhooks(flow, order, "late")
+    created = await run_with_webhooks(flow, order, "late")
 
-    calls = ghl_calls(flow)
-    assert calls[:5] == [
-        "POST /contacts/upsert",
-        "POST /invoices/",
-        "POST /invoices/{id}/record-payment",
-        "GET /payments/transactions",
-        "POST /payments/orders/{id}/fulfillments",
+    assert await ghl_calls_of(flow, created) == FIVE
+    # Only the status report, received after the state was stored, looks again: a refresh.
+    assert await advances_reading_ghl(flow) == ["OrderStatusUpdate"]
+    (status_report,) = [
+        a for a in await advance_events(flow) if a.payload["cause"]["type"] == "OrderStatusUpdate"
     ]
-    # Only the status report, received after the state was stored, looked again: a refresh.
-    assert calls[5:] == [
+    assert await ghl_calls_of(flow, status_report.id) == [
         "GET /payments/orders/{id}",
         "GET /payments/transactions",
         "GET /payments/transactions/{id}",
     ]
-    reading = []
-    for advance in await advance_events(flow):
-        (attempt,) = await attempts_of(flow, advance.id)
-        if attempt.outbound_calls and any("/ghl/" in str(c) for c in attempt.outbound_calls):
-            reading.append(advance.payload["cause"]["type"])
-    assert reading == ["OrderStatusUpdate"]
     assert_synced_from_ghl(flow, order["id"])
 
 
@@ -170,17 +180,14 @@ class TestMatchOrInvoice:
         self, flow: FlowKit
     ) -> None:
         first = flow.order()
-        await run_with_webhooks(flow, first, "early")
-        assert "GET /payments/orders" not in ghl_calls(flow)  # GHL created the contact just now
-        assert len(ghl_calls(flow)) == 5
+        created = await run_with_webhooks(flow, first, "early")
+        assert await ghl_calls_of(flow, created) == FIVE  # no match: GHL made the contact now
         assert_synced_from_ghl(flow, first["id"])
 
-        assert flow.transport is not None
-        flow.transport.sent.clear()
         second = flow.order()  # the same customer: GHL knows the contact, it may have orders
-        await run_with_webhooks(flow, second, "early")
+        created = await run_with_webhooks(flow, second, "early")
 
-        assert ghl_calls(flow) == [
+        assert await ghl_calls_of(flow, created) == [
             "POST /contacts/upsert",
             "GET /payments/orders",  # the match: the strategy's own lookup
             "POST /invoices/",
@@ -188,6 +195,7 @@ class TestMatchOrInvoice:
             "GET /payments/transactions",
             "POST /payments/orders/{id}/fulfillments",
         ]
+        assert await advances_reading_ghl(flow) == []
         one, two = await flow.sync_order(first["id"]), await flow.sync_order(second["id"])
         assert one is not None and two is not None and one.ghl_order_id != two.ghl_order_id
 

@@ -20,7 +20,14 @@ its budget reservation; see docs/BENCHMARKS.md "Flows"):
   order's id first, so it would not be looking it up now);
 - the order itself before the fulfillment, when GHL made it from our invoice: its items are the
   invoice's, i.e. the mapped prices; should GHL refuse those (4xx: nothing was created), the
-  order is read and the fulfillment sent again with GHL's items.
+  order is read and the fulfillment sent again with GHL's items;
+- the contact's orders (the match), when the upsert's answer says GHL has just created the
+  contact: it has no orders;
+- when this attempt's payment paid the invoice: the order is found in the invoice's
+  transactions, which also carry the money on it, so the payment state is computed from them and
+  the payment's answer instead of the refresh's reads (`store_state_seen`), and the order's
+  fulfillments are not listed (GHL made the order from this payment a moment ago; a refusal to
+  over-fulfil reads the list then).
 A value derived without I/O (the routed location) rides along with the next save.
 """
 

@@ -1,9 +1,12 @@
 """Flow 2: GHL says an order or invoice changed -> the Wizehire order's `order.advance` -> GHL's
 current data -> Wizehire.
 
-`OrderCreate`, `OrderStatusUpdate`: the record of that GHL order; else, for an order GHL made from
-an invoice (`source.type == invoice`, read from GHL's current order), the record of that invoice,
-which keeps the order id from now on (the order flow looks before it searches). An order no record
+`OrderCreate`, `OrderStatusUpdate`: the record of that GHL order; else, when the body says the
+order was made from an invoice, the record of that invoice still without an order (the body only
+says where to look: the record's advance links the order from GHL's answers, no GET here);
+else, for an order GHL made from an invoice (`source.type == invoice`, read from GHL's current
+order), the record of that invoice, which keeps the order id from now on (the order flow looks
+before it searches). An order no record
 knows is kept in `unmatched_ghl_orders` and reported to Slack once, never dropped: a checkout
 whose Wizehire order comes later resolves it when a record takes the order.
 

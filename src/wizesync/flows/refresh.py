@@ -11,6 +11,9 @@ until then its state comes from the invoice (a voided unpaid invoice is `cancell
 
 A Wizehire order cancelled on which GHL captured nothing is `cancelled`, whatever GHL's order still
 says (a checkout order matched to it stays open in GHL: nothing of ours to void).
+
+`store_state_seen` is the same path after the reads, for the order flow when GHL's answers to its
+own invoice payment already are that data (it stamps `own_payment_state_at`, see advance.py).
 """
 
 from __future__ import annotations

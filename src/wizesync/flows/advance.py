@@ -71,8 +71,9 @@ class Cause:
         return cls(event.source, event.event_id, event.type, received, news)
 
     def as_payload(self) -> dict[str, Any]:
-        payload = {"source": self.source, "event_id": self.event_id, "type": self.type,
-                   "received_at": self.received_at.isoformat()}
+        payload: dict[str, Any] = {"source": self.source, "event_id": self.event_id,
+                                   "type": self.type,
+                                   "received_at": self.received_at.isoformat()}
         if self.news is not None:
             payload["news"] = self.news
         return payload
@@ -122,7 +123,8 @@ async def handle_advance(ctx: EventContext) -> None:
         sync_order_id = int(payload["sync_order_id"])
     except (KeyError, TypeError, ValueError):
         raise PermanentFailure(f"{ADVANCE} without a sync_order_id: {payload!r}") from None
-    cause = payload.get("cause") if isinstance(payload.get("cause"), dict) else {}
+    found = payload.get("cause")
+    cause: dict[str, Any] = found if isinstance(found, dict) else {}
     received_at = _moment(cause.get("received_at"))
     async with ctx.sessionmaker() as session:
         record = await sync_repo.get(session, sync_order_id)

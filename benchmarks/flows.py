@@ -17,13 +17,22 @@ Same setup as `make demo` (scripts/demo.py `Stack`): `wizesync sandbox` and `wiz
    measured GHL calls per order (10 req/s / calls per order, counted until the queue drained).
    429s are the sandbox's `rejected` count for the location.
 
+Every order is the sample order; by default all from one customer (`--customers repeat`: GHL
+knows the contact, so the `match_or_invoice` strategy lists its orders first), or each from a
+customer GHL has not seen (`--customers new`: the upsert creates the contact, which has no
+orders to match).
+
     .venv/bin/python benchmarks/flows.py [--latency-orders 30] [--burst-orders 40]
+                                         [--customers repeat|new]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import importlib.util
+import re
+import secrets
 import shutil
 import statistics
 import sys
@@ -66,6 +75,45 @@ def queue_idle(stack: Any) -> bool:
     return counts["queued"] + counts["running"] + counts["retry"] == 0
 
 
+CUSTOMERS = "repeat"  # set by --customers
+
+
+def new_order() -> dict[str, Any]:
+    order = samples.wizehire_order()
+    if CUSTOMERS == "new":  # GHL matches contacts by email, then phone: both unseen
+        tag = secrets.token_hex(4)
+        order["customer"] = {**order["customer"], "email": f"pat+{tag}@example.com",
+                             "phone": f"+1555{int(tag, 16) % 10**7:07d}"}
+    return order
+
+
+def ghl_calls_by_event(stack: Any, after_id: int = 0) -> collections.Counter[str]:
+    """GHL requests the service made, from its own attempt log (`/admin/events/{id}`), as
+    `<event type>: METHOD /path` with ids elided, for the inbox events after `after_id`."""
+    counts: collections.Counter[str] = collections.Counter()
+    before: int | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 500, **({"before_id": before} if before else {})}
+        rows = stack.http.get(f"{stack.service_url}/admin/events", params=params).json()["data"]
+        rows = [r for r in rows if r["id"] > after_id]
+        for row in rows:
+            event = stack.http.get(f"{stack.service_url}/admin/events/{row['id']}").json()
+            for attempt in event["attempt_log"]:
+                for call in attempt["outbound_calls"]:  # {method, url, status, ms}
+                    path = re.sub(r"^https?://[^/]+", "", call["url"]).split("?")[0]
+                    if path.startswith("/ghl/"):  # the sandbox's fake GHL
+                        path = re.sub(r"/[0-9a-f]{16,}", "/{id}", path.removeprefix("/ghl"))
+                        counts[f"{event['type']}: {call['method']} {path}"] += 1
+        if len(rows) < 500:
+            return counts
+        before = min(r["id"] for r in rows)
+
+
+def newest_event_id(stack: Any) -> int:
+    rows = stack.http.get(f"{stack.service_url}/admin/events", params={"limit": 1}).json()
+    return rows["data"][0]["id"] if rows["data"] else 0
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
@@ -78,7 +126,7 @@ def latency(stack: Any, n: int, in_window_at_most: int = LIMIT // 2) -> dict[str
                        lambda: limits(stack)["in_window"] <= in_window_at_most,
                        timeout=30, every=0.2)
         before = limits(stack)["today"]
-        order = samples.wizehire_order()
+        order = new_order()
         t0 = time.time()
         stack.send_wizehire("order.created", {"order": order})
         done = stack.wait_for(f"order {order['id']}", lambda o=order: synced(stack, o["id"]),
@@ -101,7 +149,7 @@ def burst(stack: Any, n: int, calls_per_order: float) -> dict[str, Any]:
     stack.wait_for("an empty GHL window", lambda: limits(stack)["in_window"] == 0,
                    timeout=30, every=0.2)
     start_counts = limits(stack)
-    orders = [samples.wizehire_order() for _ in range(n)]
+    orders = [new_order() for _ in range(n)]
     t0 = time.monotonic()
     for order in orders:
         stack.send_wizehire("order.created", {"order": order})
@@ -146,18 +194,29 @@ def main() -> int:
     parser.add_argument("--latency-window-share", type=float, default=0.5,
                         help="send each latency order once the location's GHL window is at most "
                              "this share used (default 0.5)")
+    parser.add_argument("--customers", choices=("repeat", "new"), default="repeat",
+                        help="every order from the sample customer (default), or each from a "
+                             "customer GHL has not seen")
     parser.add_argument("--database-url", default=None,
                         help="the service's DATABASE_URL (default: a temporary SQLite file); "
                              "an empty PostgreSQL database, e.g. "
                              "postgresql+asyncpg://postgres@127.0.0.1:5432/wizesync_bench")
     args = parser.parse_args()
+    global CUSTOMERS
+    CUSTOMERS = args.customers
     # A long poll interval: the poller's GHL reads would otherwise share the budget measured here.
     extra_env = {"DATABASE_URL": args.database_url} if args.database_url else {}
     with demo.Stack(poll_interval=300, extra_env=extra_env) as stack:
         print(f"sandbox {stack.sandbox_url}, service {stack.service_url}, "
-              f"{'PostgreSQL' if args.database_url else 'SQLite'}, "
+              f"{'PostgreSQL' if args.database_url else 'SQLite'}, {args.customers} customers, "
               f"in-process worker (logs: {stack.workdir})", flush=True)
         lat = latency(stack, args.latency_orders, int(LIMIT * args.latency_window_share))
+        if lat["n"]:
+            by_event = ghl_calls_by_event(stack)
+            print("GHL requests per order by event (latency orders, from the attempt logs): "
+                  + "; ".join(f"{k} {v / lat['n']:.2f}" for k, v in sorted(by_event.items())),
+                  flush=True)
+            mark = newest_event_id(stack)
         f, s = lat["fulfillment_ms"], lat["sync_ms"]
         print(f"latency, {lat['n']} orders one at a time, order.created POST -> fulfillment in "
               f"GHL: p50 {percentile(f, .5):.0f} ms, p99 {percentile(f, .99):.0f} ms, max "
@@ -165,6 +224,11 @@ def main() -> int:
               f"p99 {percentile(s, .99):.0f} ms; GHL calls per order (median, incl. the GHL "
               f"webhooks it causes): {lat['ghl_calls_per_order']}", flush=True)
         b = burst(stack, args.burst_orders, lat["ghl_calls_per_order"])
+        if b["n"] and lat["n"]:
+            by_event = ghl_calls_by_event(stack, mark)
+            print("GHL requests per order by event (burst): "
+                  + "; ".join(f"{k} {v / b['n']:.2f}" for k, v in sorted(by_event.items())),
+                  flush=True)
         window = "n/a (run too short)" if b["fraction_window"] is None \
             else f"{b['fraction_window']:.2f} ({b['steady_samples']} samples after 10 s)"
         print(f"throughput, {b['n']} orders at once, one location: {b['synced']} synced "

@@ -165,6 +165,8 @@ class TestTwoOrdersOfOneCustomer:
         matching = flow.services.mapping
         # A goes straight to its invoice (no match step to eat the fault), B matches.
         flow.services.mapping = default_mapping(strategy="invoice")
+        # Its order is looked up in the paid invoice's transactions (else the order list).
+        flow.fault(path="/ghl/payments/transactions", method="GET", status=500, times=4)
         flow.fault(path="/ghl/payments/orders", method="GET", status=500, times=4)
         with pytest.raises(RetryLater):
             await flow.invoke(a)

@@ -7,12 +7,21 @@ order (`wizehire:order:<id>`). So it never races the order flow (a paid invoice'
 one fulfillment from whichever runs first; the other finds it done), and the webhooks GHL sends
 while the order flow is making the order wait behind it instead of re-reading GHL beside it.
 
-Coalescing: when the record was read from GHL by a refresh whose reads STARTED no earlier than the
-cause was received (`ghl_checked_at >= cause.received_at`, see `refresh.py`), that read already
-saw what the webhook announced; if nothing is left for `advance_order` to do either, the event
-ends without a single GHL request. Otherwise `advance_order` runs the steps not done yet
-(fulfillment of an order GHL made from our invoice, ...) and then `sync_state`, i.e. the full
-refresh: payment state, subscription, Wizehire push, refund settlement.
+Coalescing: the event ends without a single GHL request when nothing is left for `advance_order`
+to do and the record already holds the webhook's news, judged by what was stored and when:
+- the record was read from GHL by reads that STARTED no earlier than the cause was received
+  (`ghl_checked_at >= cause.received_at`, see `refresh.py`): they saw what the webhook announced;
+- or (`news_already_stored`) the webhook reports something the stored state cannot predate:
+  a payment of the record's invoice, once the state shows its whole amount captured (a paid
+  invoice takes no further payment); the creation of the order whose state the order flow
+  stored from GHL's answers to its own invoice payment (`own_payment_state_at`: read after GHL
+  made the order); and, if it came before that state was stored, that order `completed` while
+  the state says `paid` (a later status report may come with other news, e.g. a subscription
+  cancelled, so it reads GHL). These are the webhooks the flow's own payment causes: the flow
+  stores the state right after the payment, from the payment's answer and the transactions it
+  lists next, so they often arrive after those reads started, and would each read GHL again.
+A webhook's body is used only to recognise its object and that news (id, status); any other
+news makes the advance read GHL. A replayed webhook carries no news: it always reads GHL.
 
 `event_id` is `advance:<cause's event id>` (with `:replay:<n>` when the cause is a replayed
 event), so a cause that runs twice queues one advance, and an operator's replay of a GHL event
@@ -50,17 +59,38 @@ class Cause:
     event_id: str
     type: str
     received_at: datetime
+    news: dict[str, Any] | None = None  # the webhook's object: kind, id, status, payment status
 
     @classmethod
     def of_event(cls, ctx: EventContext) -> Cause:
         event = ctx.event
-        # A replay's body is old, but the operator wants GHL read again from now on.
+        # A replay's body is old, but the operator wants GHL read again from now on (and its
+        # news is not taken as known).
         received = event.received_at if not event.replay_base else utcnow()
-        return cls(event.source, event.event_id, event.type, received)
+        news = None if event.replay_base else _news(event.type, event.payload)
+        return cls(event.source, event.event_id, event.type, received, news)
 
     def as_payload(self) -> dict[str, Any]:
-        return {"source": self.source, "event_id": self.event_id, "type": self.type,
-                "received_at": self.received_at.isoformat()}
+        payload: dict[str, Any] = {"source": self.source, "event_id": self.event_id,
+                                   "type": self.type,
+                                   "received_at": self.received_at.isoformat()}
+        if self.news is not None:
+            payload["news"] = self.news
+        return payload
+
+
+def _news(event_type: str, body: Any) -> dict[str, Any] | None:
+    """What a GHL order or invoice webhook says about its object, as `news_already_stored` reads
+    it."""
+    if not isinstance(body, dict) or not isinstance(body.get("_id"), str):
+        return None
+    kind = "order" if event_type.startswith("Order") else "invoice"
+    return {"kind": kind, "id": body["_id"], "status": _word(body.get("status")),
+            "payment_status": _word(body.get("paymentStatus"))}
+
+
+def _word(value: Any) -> str | None:
+    return value.strip().lower() if isinstance(value, str) else None
 
 
 async def queue_advance(
@@ -93,12 +123,17 @@ async def handle_advance(ctx: EventContext) -> None:
         sync_order_id = int(payload["sync_order_id"])
     except (KeyError, TypeError, ValueError):
         raise PermanentFailure(f"{ADVANCE} without a sync_order_id: {payload!r}") from None
-    received_at = _moment((payload.get("cause") or {}).get("received_at"))
+    found = payload.get("cause")
+    cause: dict[str, Any] = found if isinstance(found, dict) else {}
+    received_at = _moment(cause.get("received_at"))
     async with ctx.sessionmaker() as session:
         record = await sync_repo.get(session, sync_order_id)
     if record is None:
         raise PermanentFailure(f"no sync record {sync_order_id}")
-    if received_at is not None and checked_since(record, received_at) and nothing_left(record):
+    known = received_at is not None and (
+        checked_since(record, received_at)
+        or news_already_stored(record, cause.get("type"), cause.get("news"), received_at))
+    if known and nothing_left(record):
         log.info("GHL's news was read already and the order is complete: nothing to do",
                  extra={"sync_order_id": sync_order_id, "cause": payload.get("cause")})
         return
@@ -108,6 +143,38 @@ async def handle_advance(ctx: EventContext) -> None:
 def checked_since(record: SyncOrder, received_at: datetime) -> bool:
     """A refresh whose GHL reads started at or after `received_at` stored the record's state."""
     return record.ghl_checked_at is not None and record.ghl_checked_at >= received_at
+
+
+_CAPTURED = frozenset({"paid", "partially_refunded", "refunded"})
+
+
+def news_already_stored(record: SyncOrder, event_type: Any, news: Any,
+                        received_at: datetime) -> bool:
+    """The webhook reports something the stored state already holds (module doc)."""
+    if record.ghl_checked_at is None or not isinstance(news, dict):
+        return False
+    object_id = news.get("id")
+    if event_type in ("InvoicePaid", "InvoicePartiallyPaid"):
+        return object_id == record.ghl_invoice_id and _whole_amount_captured(record)
+    own_state_at = record.own_payment_state_at
+    if own_state_at is None or object_id is None or object_id != record.ghl_order_id:
+        return False
+    if event_type == "OrderCreate":
+        return True
+    if event_type == "OrderStatusUpdate":
+        return (received_at <= own_state_at and news.get("status") == "completed"
+                and news.get("payment_status") in (None, "paid")
+                and record.payment_status == "paid")
+    return False
+
+
+def _whole_amount_captured(record: SyncOrder) -> bool:
+    """`paid` is computed against GHL's own total (captured at least the order's or invoice's
+    amount); once refunds began, against the Wizehire order's amount."""
+    if record.payment_status == "paid":
+        return True
+    return (record.payment_status in _CAPTURED and record.amount_paid is not None
+            and record.amount_paid >= record.amount)
 
 
 def nothing_left(record: SyncOrder) -> bool:

@@ -20,13 +20,22 @@ its budget reservation; see docs/BENCHMARKS.md "Flows"):
   order's id first, so it would not be looking it up now);
 - the order itself before the fulfillment, when GHL made it from our invoice: its items are the
   invoice's, i.e. the mapped prices; should GHL refuse those (4xx: nothing was created), the
-  order is read and the fulfillment sent again with GHL's items.
+  order is read and the fulfillment sent again with GHL's items;
+- the contact's orders (the match), when the upsert's answer says GHL has just created the
+  contact: it has no orders;
+- when this attempt's payment paid the invoice: the order is found in the invoice's
+  transactions, which also carry the money on it, so the payment state is computed from them and
+  the payment's answer instead of the refresh's reads (`store_state_seen`), and the order's
+  fulfillments are not listed (GHL made the order from this payment a moment ago; a refusal to
+  over-fulfil reads the list then).
 A value derived without I/O (the routed location) rides along with the next save.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -39,6 +48,7 @@ from wizesync.db.sync_models import SyncOrder
 from wizesync.flows import order_bodies as bodies
 from wizesync.flows.outcomes import calling
 from wizesync.flows.payment_state import refresh_order_from_ghl
+from wizesync.flows.refresh import order_made_from, store_state_seen
 from wizesync.flows.wizehire_sync import push_order_state
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlNotFound, GhlValidationError
@@ -51,6 +61,17 @@ from wizesync.wizehire.events import Order, OrderEvent
 log = logging.getLogger(__name__)
 
 _PAID_INVOICE = frozenset({"paid", "partially_paid"})
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """GHL's answers this attempt has just had about its order, enough for the payment state:
+    the order GHL made from the invoice this attempt paid (as the payment's answer shows the
+    invoice) and that order's transactions, listed after the payment."""
+
+    order: m.Order
+    transactions: list[m.Transaction]
+    reads_started: datetime
 
 
 @registry.on("wizehire", "order.created", "order.updated")
@@ -95,7 +116,10 @@ class _OrderRun:
         self.loc = ""
         self.ghl_order: m.Order | None = None
         self.created_invoice: m.Invoice | None = None  # by this attempt: known unpaid
-        self.unfulfilled = False  # this attempt's list of GHL orders says so for ghl_order_id
+        self.unfulfilled = False  # GHL's answers to this attempt say so for ghl_order_id
+        self.new_contact = False  # this attempt's upsert created the contact
+        self.paid_invoice: m.Invoice | None = None  # this attempt's payment made it paid
+        self.seen: _Seen | None = None
         self.staged: dict[str, Any] = {}  # no I/O behind them: written with the next save
         self.link_read = False  # the last save also read whether a GHL handler linked the order
 
@@ -189,6 +213,7 @@ class _OrderRun:
         with calling(f"GHL contact upsert for order {self.order.id}"):
             result = await self.ghl.upsert_contact(self.loc, bodies.contact_upsert(self.order))
         await self.save(ghl_contact_id=result.contact.id)
+        self.new_contact = result.new is True
 
     async def resolve_order(self) -> None:
         strategy = self.mapping.orders.strategy
@@ -197,7 +222,8 @@ class _OrderRun:
             return
         invoicing = self.rec.ghl_invoice_id or self.rec.invoice_requested_at
         if strategy in ("match_only", "match_or_invoice") and not invoicing:
-            if await self.match():
+            # A contact GHL has just created has no orders: nothing to match, nothing to list.
+            if not self.new_contact and await self.match():
                 return
             if strategy == "match_only":
                 raise self.not_yet(
@@ -339,8 +365,11 @@ class _OrderRun:
             )
         if invoice.status != "paid":
             with calling(f"GHL record payment of invoice {invoice_id}"):
-                await self.ghl.record_invoice_payment(
+                result = await self.ghl.record_invoice_payment(
                     self.loc, invoice_id, bodies.payment_for(invoice, self.order))
+            answer = result.invoice
+            if answer is not None and answer.id == invoice_id and answer.status == "paid":
+                self.paid_invoice = answer
         # find_invoice_order comes next and needs the record's link: read in this commit.
         await self.save(invoice_payment_recorded_at=utcnow(), read_link=True)
 
@@ -354,12 +383,15 @@ class _OrderRun:
                 self.rec.ghl_order_source = record.ghl_order_source
         if self.rec.ghl_order_id:
             return
+        paid_here = self.paid_invoice is not None and self.paid_invoice.id == invoice_id
+        if paid_here and await self.order_of_payment(invoice_id):
+            return
         with calling(f"GHL find the order of invoice {invoice_id}"):
             page = await self.ghl.list_orders(self.loc, source_id=invoice_id, limit=10)
             listed = [o for o in page.items
                       if (o.source_id or (o.source.id if o.source else None)) == invoice_id]
             ids = {o.id for o in listed}
-            if not ids:
+            if not ids and not paid_here:  # (listed just now when paid here)
                 txns = await self.ghl.list_transactions(self.loc, entity_id=invoice_id, limit=20)
                 ids = {t.entity_id for t in txns.items
                        if t.entity_type == "order" and t.entity_id}
@@ -375,6 +407,29 @@ class _OrderRun:
         self.unfulfilled = any(o.id == ghl_order_id and o.fulfillment_status == "unfulfilled"
                                for o in listed)
 
+    async def order_of_payment(self, invoice_id: str) -> bool:
+        """The order GHL made when this attempt's payment paid the invoice, from the invoice's
+        transactions: one request tells both the order and the money on it, so the payment
+        state needs no read of its own (`sync_state`). False when they show no single order
+        yet (the caller looks in the order list)."""
+        assert self.paid_invoice is not None
+        reads_started = utcnow()
+        with calling(f"GHL list transactions of invoice {invoice_id}"):
+            listed = [t async for t in self.ghl.iter_transactions(self.loc, entity_id=invoice_id)]
+        ids = {t.entity_id for t in listed if t.entity_type == "order" and t.entity_id}
+        if len(ids) != 1:
+            return False
+        ghl_order_id = ids.pop()
+        await self.claim(ghl_order_id, "invoice")
+        self.seen = _Seen(order=order_made_from(self.paid_invoice, ghl_order_id),
+                          transactions=[t for t in listed if t.entity_id == ghl_order_id],
+                          reads_started=reads_started)
+        # GHL made it from this attempt's payment a moment ago (the invoice was unpaid until
+        # then: GHL refuses to pay a paid invoice) and nobody else has its id: no fulfillment
+        # of ours can exist (one is made only after the order is linked, and it was not).
+        self.unfulfilled = True
+        return True
+
     # --- fulfillment, cancellation, payment state ------------------------------------------------
     async def fulfill(self) -> None:
         order_id = self.rec.ghl_order_id
@@ -384,7 +439,17 @@ class _OrderRun:
             with calling(f"GHL list fulfillments of order {order_id}"):
                 existing = await self.ghl.list_fulfillments(self.loc, order_id)
         if not existing:
-            existing = [await self.create_fulfillment(order_id)]
+            try:
+                existing = [await self.create_fulfillment(order_id)]
+            except PermanentFailure as exc:
+                if not (self.unfulfilled and isinstance(exc.__cause__, GhlValidationError)):
+                    raise
+                # Refused although nothing said it was fulfilled: someone fulfilled it in the
+                # meantime; keep theirs rather than fail.
+                with calling(f"GHL list fulfillments of order {order_id}"):
+                    existing = await self.ghl.list_fulfillments(self.loc, order_id)
+                if not existing:
+                    raise
         await self.save(ghl_fulfillment_id=existing[0].id)
 
     async def create_fulfillment(self, order_id: str) -> m.Fulfillment:
@@ -448,6 +513,13 @@ class _OrderRun:
         that there is nothing in GHL to read: pending, or cancelled."""
         if self.rec.last_error or self.staged:
             await self.save(last_error=None)
+        seen = self.seen
+        if seen is not None and self.rec.ghl_order_id == seen.order.id:
+            # GHL's answers since the payment tell the state the refresh would read again.
+            await store_state_seen(self.ctx, self.id, order=seen.order,
+                                   transactions=seen.transactions,
+                                   reads_started=seen.reads_started)
+            return
         if self.rec.ghl_order_id or self.rec.ghl_invoice_id:
             await refresh_order_from_ghl(self.ctx, self.id)
             return

@@ -1,9 +1,12 @@
 """Flow 2: GHL says an order or invoice changed -> the Wizehire order's `order.advance` -> GHL's
 current data -> Wizehire.
 
-`OrderCreate`, `OrderStatusUpdate`: the record of that GHL order; else, for an order GHL made from
-an invoice (`source.type == invoice`, read from GHL's current order), the record of that invoice,
-which keeps the order id from now on (the order flow looks before it searches). An order no record
+`OrderCreate`, `OrderStatusUpdate`: the record of that GHL order; else, when the body says the
+order was made from an invoice, the record of that invoice still without an order (the body only
+says where to look: the record's advance links the order from GHL's answers, no GET here);
+else, for an order GHL made from an invoice (`source.type == invoice`, read from GHL's current
+order), the record of that invoice, which keeps the order id from now on (the order flow looks
+before it searches). An order no record
 knows is kept in `unmatched_ghl_orders` and reported to Slack once, never dropped: a checkout
 whose Wizehire order comes later resolves it when a record takes the order.
 
@@ -44,7 +47,8 @@ async def on_order_event(ctx: EventContext) -> None:
     location_id = event.location_id or event.alt_id
     if not location_id:
         raise PermanentFailure(f"GHL {event.type} for order {event.id} names no location")
-    record_id = await _record_for_order(ctx, location_id, event.id)
+    payload = ctx.event.payload if isinstance(ctx.event.payload, dict) else {}
+    record_id = await _record_for_order(ctx, location_id, event.id, _invoice_named(payload))
     if record_id is None:
         snapshot = ctx.event.payload if isinstance(ctx.event.payload, dict) else None
         await report_unmatched(ctx, location_id, event.id, event_type=event.type,
@@ -80,11 +84,19 @@ async def on_invoice_created_or_updated(ctx: EventContext) -> None:
     log.debug("GHL invoice created or updated; nothing to sync until it is paid or voided")
 
 
-async def _record_for_order(ctx: EventContext, location_id: str, order_id: str) -> int | None:
+async def _record_for_order(ctx: EventContext, location_id: str, order_id: str,
+                            invoice_named: str | None = None) -> int | None:
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get_by_ghl_order(session, location_id, order_id)
         if record is not None:
             return record.id
+        if invoice_named is not None:
+            # The body names the invoice the order was made from: only where to look. The
+            # record's advance links the order from GHL's own answers (the order flow's lookup),
+            # so nothing is adopted on the event's word and GHL is not asked here.
+            record = await sync_repo.get_by_ghl_invoice(session, location_id, invoice_named)
+            if record is not None and record.ghl_order_id is None:
+                return record.id
     # Not known by its id: an order GHL made from one of our invoices? Ask GHL, not the event.
     with calling(f"GHL get order {order_id}"):
         order = await ctx.services.ghl.get_order(location_id, order_id)
@@ -105,6 +117,18 @@ async def _record_for_order(ctx: EventContext, location_id: str, order_id: str) 
                            "record_ghl_order_id": kept})
         return None
     return record_id
+
+
+def _invoice_named(payload: dict[str, Any]) -> str | None:
+    """The invoice an order webhook's body says the order was made from, if it says so."""
+    source = payload.get("source")
+    if isinstance(source, dict) and str(source.get("type") or "").lower() == "invoice":
+        value = source.get("id")
+    elif str(payload.get("sourceType") or "").lower() == "invoice":
+        value = payload.get("sourceId")
+    else:
+        value = None
+    return value if isinstance(value, str) and value else None
 
 
 def _parse(model: type[Any], payload: Any) -> Any:

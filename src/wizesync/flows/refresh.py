@@ -11,12 +11,16 @@ until then its state comes from the invoice (a voided unpaid invoice is `cancell
 
 A Wizehire order cancelled on which GHL captured nothing is `cancelled`, whatever GHL's order still
 says (a checkout order matched to it stays open in GHL: nothing of ours to void).
+
+`store_state_seen` is the same path after the reads, for the order flow when GHL's answers to its
+own invoice payment already are that data (it stamps `own_payment_state_at`, see advance.py).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import update
@@ -75,6 +79,30 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
         order = _invoice_as_order(invoice)
         transactions = await _transactions(ctx, target.location_id, target.ghl_invoice_id)
 
+    return await _store_and_tell(ctx, target, order_id, order, transactions, reads_started)
+
+
+async def store_state_seen(
+    ctx: EventContext, sync_order_id: int, *, order: m.Order, transactions: list[m.Transaction],
+    reads_started: datetime,
+) -> PaymentState:
+    """What `refresh_order_from_ghl` does after its reads, from GHL answers the caller has just
+    had instead (the order flow, which has just paid the invoice GHL made `order` from and
+    listed that order's `transactions`): compute, store, tell Wizehire, settle refunds.
+    `reads_started`: when the earliest of those answers was asked for (see `ghl_checked_at`)."""
+    target = await _load(ctx, sync_order_id)
+    if target.ghl_order_id != order.id:
+        raise RetryLater(f"sync record {sync_order_id} is linked to GHL order "
+                         f"{target.ghl_order_id}, not {order.id}; looking again")
+    return await _store_and_tell(ctx, target, order.id, order, transactions, reads_started,
+                                 own_payment=True)
+
+
+async def _store_and_tell(
+    ctx: EventContext, target: _Target, order_id: str | None, order: m.Order,
+    transactions: list[m.Transaction], reads_started: datetime, *, own_payment: bool = False,
+) -> PaymentState:
+    sync_order_id = target.record_id
     try:
         state = compute_payment_state(transactions, order, ctx.services.mapping,
                                       wizehire_cancelled=target.wizehire_status == "cancelled")
@@ -89,6 +117,8 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
 
     async with ctx.unit_of_work() as session:
         values: dict[str, Any] = {**state.as_record(), "ghl_checked_at": reads_started}
+        if own_payment:
+            values["own_payment_state_at"] = utcnow()
         if subscription is not None:
             values["subscription"] = subscription
         await sync_repo.set_fields(session, sync_order_id, **values)
@@ -182,3 +212,9 @@ def _invoice_as_order(invoice: m.Invoice) -> m.Order:
     status = "cancelled" if (invoice.status or "").lower() in _VOID_INVOICE else invoice.status
     return m.Order.model_validate({"_id": invoice.id, "amount": invoice.total,
                                    "currency": invoice.currency, "status": status})
+
+
+def order_made_from(invoice: m.Invoice, order_id: str) -> m.Order:
+    """The order GHL made from `invoice` as the invoice shows it: its total, currency and
+    status (what the payment state needs of an order that has money captured)."""
+    return _invoice_as_order(invoice).model_copy(update={"id": order_id})

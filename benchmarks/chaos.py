@@ -595,8 +595,9 @@ class Chaos:
     async def _outage(self) -> None:
         self.say(f"PostgreSQL cut for {self.o.outage_seconds:.0f} s")
         down = time.time()
-        self.proxy.stop()
+        # As a restart does: the server ends every session, then refuses connections a while.
         self.terminated_backends += await terminate_backends(self.db_url)
+        self.proxy.stop()
         await asyncio.sleep(self.o.outage_seconds)
         self.proxy.start()
         self.outages.append((down, time.time()))

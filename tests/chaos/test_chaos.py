@@ -7,12 +7,11 @@ seconds and PostgreSQL cut once; then every promise is checked from the sandbox'
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.chaos.driver import Options, run_chaos
 from tests.support.databases import (
     create_postgres_database,
     drop_postgres_database,
@@ -20,17 +19,6 @@ from tests.support.databases import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres_only]
-
-DRIVER = Path(__file__).resolve().parents[2] / "benchmarks" / "chaos.py"
-
-
-def load_driver():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("wizesync_chaos", DRIVER)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["wizesync_chaos"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +34,7 @@ def postgres_available() -> None:
 async def test_replicas_killed_and_postgres_cut_lose_nothing_and_do_nothing_twice(
     postgres_available: None, tmp_path: Path
 ) -> None:
-    chaos = load_driver()
-    options = chaos.Options(
+    options = Options(
         orders=150,
         seconds=60,
         locations=3,
@@ -58,7 +45,7 @@ async def test_replicas_killed_and_postgres_cut_lose_nothing_and_do_nothing_twic
         drain_timeout=420,
         seed=20261204,
     )
-    figures = await chaos.run_chaos(options, workdir=tmp_path)
+    figures = await run_chaos(options, workdir=tmp_path)
     print(figures.text())
 
     assert figures.problems == [], figures.text()

@@ -105,7 +105,7 @@ class Options:
     poll_interval: int = 20
     # Per worker process: a chaos attempt mostly waits (injected latency, hangs, the GHL budget).
     worker_concurrency: int = 32
-    drain_timeout: float = 900.0
+    drain_timeout: float = 4500.0
     keep: bool = False  # keep the work directory (logs) even when everything passed
 
 

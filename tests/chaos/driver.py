@@ -103,8 +103,9 @@ class Options:
     # The poller settles refunds (GHL sends no webhook for them); it re-reads every order of the
     # last 10 minutes per run, so a short interval costs GHL budget the orders need.
     poll_interval: int = 20
-    # Per worker process: a chaos attempt mostly waits (injected latency, hangs, the GHL budget).
-    worker_concurrency: int = 32
+    # Per worker process (production's default). Each in-flight event may hold a connection: at
+    # 32 one run used half of a shared PostgreSQL's 100 connections.
+    worker_concurrency: int = 8
     drain_timeout: float = 4500.0
     keep: bool = False  # keep the work directory (logs) even when everything passed
 
@@ -284,6 +285,9 @@ class Chaos:
             "WORKER_POLL_SECONDS": "0.5",
             "WORKER_BACKOFF_BASE_SECONDS": "0.5",
             "WORKER_BACKOFF_MAX_SECONDS": "15",
+            # The backoff above is compressed (production: 2 s doubling to 1 h), so production's
+            # 12 attempts would span 2 minutes here instead of an hour: give the same span.
+            "WORKER_MAX_ATTEMPTS": "25",
             "LOG_LEVEL": "INFO",
         }
         self.api_env = service_env(service_db, **base, WORKER="off")

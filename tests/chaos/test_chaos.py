@@ -51,7 +51,7 @@ async def test_replicas_killed_and_postgres_cut_lose_nothing_and_do_nothing_twic
     assert figures.problems == [], figures.text()
     numbers = figures.numbers
     # The run really was hostile, or its clean result would prove nothing.
-    assert numbers["kills"] >= 8
+    assert numbers["kills"] >= 5
     assert numbers["faults"] >= 100
     assert numbers["duplicates"] >= 20
     assert numbers["outages"] == 1

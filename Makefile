@@ -58,3 +58,10 @@ clean:
 # The whole sync on loopback: sandbox + service (temp SQLite), an order, a refund, the poller.
 demo: $(STAMP)
 	$(BIN)/python scripts/demo.py
+
+.PHONY: chaos
+# Replicas under fire on PostgreSQL (benchmarks/chaos.py): 2 API + 2 worker processes, the sandbox
+# failing ~20% of GHL calls, SIGKILLs every few seconds, PostgreSQL cut once; then every promise
+# is checked from the sandbox's records. CHAOS_ARGS="--orders 300 --seconds 60" for a shorter run.
+chaos: $(STAMP)
+	$(BIN)/python benchmarks/chaos.py $(CHAOS_ARGS)

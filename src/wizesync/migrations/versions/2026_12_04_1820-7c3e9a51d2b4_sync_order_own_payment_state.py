@@ -1,7 +1,7 @@
 """sync orders: when the order flow stored the payment state its own invoice payment showed
 
 Revision ID: 7c3e9a51d2b4
-Revises: e2b7c4d9a1f3
+Revises: b41e7c9a3d05
 Create Date: 2026-12-04 18:00:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from wizesync.db.base import UTCDateTime
 
 revision: str = "7c3e9a51d2b4"
-down_revision: str | None = "e2b7c4d9a1f3"
+down_revision: str | None = "b41e7c9a3d05"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -240,6 +240,12 @@ REFUSALS = {
     "mapped loopback SLACK_WEBHOOK_URL": (
         {"slack_webhook_url": "https://[::ffff:127.0.0.1]/services/T/B/x"},
         "SLACK_WEBHOOK_URL points at a loopback address"),
+    "sandbox STRIPE_API_BASE": ({"stripe_api_base": "http://127.0.0.1:8010/stripe"},
+                                "STRIPE_API_BASE must be https"),
+    "loopback NMI_API_URL": ({"nmi_api_url": "https://127.0.0.1/nmi/api/transact.php"},
+                             "NMI_API_URL points at a loopback address"),
+    "private AUTHNET_API_URL": ({"authnet_api_url": "https://192.168.1.5/xml/v1/request.api"},
+                                "AUTHNET_API_URL points at a private address"),
     "SQLite": ({"database_url": "sqlite+aiosqlite:///./wizesync.db"},
                "DATABASE_URL is SQLite"),
     "short ADMIN_TOKEN": ({"admin_token": "x" * 31}, "ADMIN_TOKEN must be at least 32"),

@@ -214,7 +214,11 @@ class Settings(BaseSettings):
                               ("WIZEHIRE_TOKEN_URL", self.wizehire_token_url),
                               ("GHL_API_URL", self.ghl_api_url),
                               ("GHL_AUTHORIZE_URL", self.ghl_authorize_url),
-                              ("SLACK_WEBHOOK_URL", slack)):
+                              ("SLACK_WEBHOOK_URL", slack),
+                              # Refund gateways move money: never a test server in production.
+                              ("STRIPE_API_BASE", self.stripe_api_base),
+                              ("NMI_API_URL", self.nmi_api_url),
+                              ("AUTHNET_API_URL", self.authnet_api_url)):
             why = url_problem(url) if url else None
             if why and not (variable == "WIZEHIRE_API_URL" and _is_sandbox_url(url or "")):
                 # (A sandbox URL has its own message above.) Slack's URL holds its secret.

@@ -113,7 +113,11 @@ def _settings_from(
 def test_dev_settings_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     dev = services_for("dev")
     for name in ("dev-migrate", "dev-api", "dev-worker"):
-        settings = _settings_from(dev[name]["environment"], monkeypatch, tmp_path)
+        env = dict(dev[name]["environment"])
+        # The container's /etc/wizesync is the mounted deploy/dev.
+        env["GHL_WEBHOOK_PUBLIC_KEY"] = str(
+            ROOT / "deploy/dev" / Path(env["GHL_WEBHOOK_PUBLIC_KEY"]).name)
+        settings = _settings_from(env, monkeypatch, tmp_path)
         assert settings.wizesync_env == "development", name
         assert settings.database_url.endswith("@postgres:5432/wizesync"), name
     mount = next(v for v in dev["dev-api"]["volumes"] if v.endswith(":/etc/wizesync:ro"))
@@ -123,6 +127,25 @@ def test_dev_settings_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch, tmp_p
     assert mapping.locations.default == defaults.DEFAULT_LOCATION_ID
     assert mapping.products["JOB-BOOST-30"].price_id == defaults.BOOST_PRICE_ID
     assert mapping.products["HIRING-PLAN-MONTHLY"].price_id == defaults.PLAN_PRICE_ID
+    assert mapping.refunds.gateways == defaults.SANDBOX_GATEWAYS
+
+
+def test_dev_services_get_everything_the_sandbox_says_a_service_needs() -> None:
+    """`wizesync sandbox` prints what a service needs to talk to it; the dev profile gives it
+    (the signing key as a mounted PEM file), and may bind 0.0.0.0 inside its container."""
+    dev = services_for("dev")
+    needed = defaults.service_env("http://sandbox:8010")
+    mount = next(v for v in dev["dev-api"]["volumes"] if v.endswith(":/etc/wizesync:ro"))
+    mapped_dir = ROOT / mount.split(":", 1)[0]
+    for name in ("dev-api", "dev-worker"):
+        env = {k: str(v) for k, v in dev[name]["environment"].items()}
+        for key, value in needed.items():
+            if key == "GHL_WEBHOOK_PUBLIC_KEY":
+                pem = mapped_dir / Path(env[key]).relative_to("/etc/wizesync")
+                assert pem.read_text() == value, name
+            elif key != "GHL_AUTHORIZE_URL":  # PIT mode: no OAuth in the dev profile
+                assert env.get(key) == value, (name, key)
+        assert env["WIZESYNC_EXPOSE_DEVELOPMENT"] == "1"
 
 
 def test_prod_is_production_shaped_and_refuses_development_secrets(

@@ -4,6 +4,7 @@ the sandbox's config, GHL deliveries without a timestamp, and who may start a GH
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -283,3 +284,22 @@ async def test_admin_ids_beyond_int64_are_404(
     assert_problem(await client.request(method, path), 404)
     listed = await client.get("/admin/events", params={"before_id": "36893488147419103231"})
     assert listed.status_code == 200 and listed.json() == {"data": []}
+
+
+async def test_install_accepts_the_operators_browser_session(
+    oauth_client: httpx.AsyncClient,
+) -> None:
+    html = {"Accept": "text/html"}
+    # Not logged in: the browser is sent to the login form, and comes back here after it.
+    first = await oauth_client.get("/oauth/ghl/install", headers=html)
+    assert first.status_code == 303
+    assert first.headers["location"] == "/login?next=/oauth/ghl/install"
+    form = await oauth_client.get("/login", params={"next": "/oauth/ghl/install"})
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text).group(1)  # type: ignore[union-attr]
+    login = await oauth_client.post(
+        "/login", data={"token": ADMIN, "csrf_token": csrf, "next": "/oauth/ghl/install"}
+    )
+    assert login.status_code == 303 and login.headers["location"] == "/oauth/ghl/install"
+    response = await oauth_client.get("/oauth/ghl/install", headers=html)
+    assert response.status_code == 302, response.text
+    assert "state=" in response.headers["location"]

@@ -21,7 +21,7 @@ from wizesync.ghl import installs
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlError, GhlServerError, GhlTimeout
 from wizesync.ghl.oauth import GhlOAuth
-from wizesync.ops.auth import bearer_matches, unauthorized
+from wizesync.ops.auth import unauthorized
 from wizesync.problems import Problem
 from wizesync.state import AppState, get_state
 
@@ -33,14 +33,15 @@ COOKIE_PATH = "/oauth/ghl"
 
 
 async def require_installer(request: Request, state: StateDep) -> None:
-    """Who may start an install: an operator, today by the admin bearer token. Never open, not
-    even without ADMIN_TOKEN in development. The one place to accept another proof of being an
-    operator (e.g. a signed browser session) later."""
+    """Who may start an install: an operator, by the admin bearer token or the browser session
+    the login form sets (a browser without one is sent to log in first). Never open, not even
+    without ADMIN_TOKEN in development."""
+    from wizesync.web.auth import require_admin  # the pages' login, one layer up
+
     if state.settings.admin_token is None:
         raise unauthorized("installs need an operator: set ADMIN_TOKEN and send it as a bearer "
                            "token (or use `wizesync ghl install-url`)")
-    if not bearer_matches(request, state.settings):
-        raise unauthorized()
+    await require_admin(request, state)
 
 
 InstallerDep = Depends(require_installer)

@@ -34,6 +34,22 @@ DEV_TOKEN_KEY = base64.urlsafe_b64encode(
 SANDBOX_HOSTS = ("localhost", "127.0.0.1", "0.0.0.0", "[::1]", "sandbox")
 
 
+CRON_OFF = "off"
+
+
+def check_cron(value: str) -> str:
+    """`RECONCILE_CRON`: `off`, or a cron expression croniter accepts (5 fields; a 6th for
+    seconds is allowed for tests), whitespace folded; ValueError in words otherwise."""
+    from croniter import croniter
+
+    text = " ".join(value.split())
+    if text.lower() == CRON_OFF:
+        return CRON_OFF
+    if not text or not croniter.is_valid(text):
+        raise ValueError(f"not a cron expression (or `off`): {value!r}")
+    return text
+
+
 class ConfigError(ValueError):
     """The configuration cannot run; the message says what to change."""
 
@@ -132,8 +148,6 @@ class Settings(BaseSettings):
     @field_validator("reconcile_cron")
     @classmethod
     def _cron_or_off(cls, value: str) -> str:
-        from wizesync.reconcile.schedule import check_cron
-
         return check_cron(value)
     # --- hardening (not in the contract; see docs/SECURITY.md) ---------------------------------
     # Production refuses SQLite (one file, no replicas, `synchronous=NORMAL`) unless this says

@@ -10,12 +10,13 @@ import pytest
 from sqlalchemy import select
 
 from tests.reconcile.conftest import ReconKit
+from wizesync.config import check_cron
 from wizesync.db import reconcile_repo
 from wizesync.db.models import InboxEvent
 from wizesync.db.reconcile_models import ReconciliationRun
 from wizesync.reconcile.heal import HEAL_TYPE
 from wizesync.reconcile.runs import MAX_RESUMES
-from wizesync.reconcile.schedule import Scheduler, check_cron, previous_fire
+from wizesync.reconcile.schedule import Scheduler, previous_fire
 
 CRON = "0 2 * * *"
 NOW = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)

@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING
 
 from croniter import croniter
 
+from wizesync.config import CRON_OFF as OFF
+from wizesync.config import check_cron
 from wizesync.db.base import utcnow
 
 if TYPE_CHECKING:
@@ -36,20 +38,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OFF = "off"
 # Longest sleep between two looks at the schedule and at abandoned runs.
 TICK_SECONDS = 30.0
-
-
-def check_cron(value: str) -> str:
-    """`off`, or a cron expression croniter accepts (5 fields; a 6th for seconds is allowed
-    for tests); ValueError in words otherwise."""
-    text = " ".join(value.split())
-    if text.lower() == OFF:
-        return OFF
-    if not text or not croniter.is_valid(text):
-        raise ValueError(f"not a cron expression (or `off`): {value!r}")
-    return text
 
 
 def previous_fire(cron: str, now: datetime) -> datetime | None:

@@ -52,7 +52,8 @@ def wizehire_event(event_type: str, order_id: str | None = None) -> dict[str, An
 
 
 def ghl_event(event_type: str, object_id: str | None = None,
-              location_id: str = DEFAULT_LOCATION_ID) -> dict[str, Any]:
+              location_id: str = DEFAULT_LOCATION_ID, app_id: str | None = None) -> dict[str, Any]:
+    """A GHL webhook body; INSTALL/UNINSTALL name `app_id` (a service applies only its own)."""
     base: dict[str, Any] = {"type": event_type, "timestamp": _now(), "webhookId": ghl_id()}
     if event_type in ("OrderCreate", "OrderStatusUpdate"):
         return {**base, "_id": object_id or ghl_id(), "locationId": location_id,
@@ -67,7 +68,8 @@ def ghl_event(event_type: str, object_id: str | None = None,
                 "altType": "location", "status": status, "currency": "USD",
                 "amountPaid": 149.0 if status == "paid" else 0, "total": 149.0}
     if event_type in ("INSTALL", "UNINSTALL"):
-        return {**base, "appId": ghl_id(), "locationId": location_id, "companyId": ghl_id()}
+        return {**base, "appId": app_id or ghl_id(), "locationId": location_id,
+                "companyId": ghl_id()}
     raise KeyError(event_type)
 
 

@@ -27,7 +27,7 @@ import httpx
 from wizesync import samples
 from wizesync.config import Settings
 from wizesync.sandbox import dev
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, SANDBOX_APP_ID
 from wizesync.sandbox.ghl_invoices import invoice_webhook
 
 # The contract's order fields: what Wizehire sends, without what the fake adds (sync, updated_at).
@@ -154,7 +154,9 @@ def build(
         )
     if event_type in samples.WIZEHIRE_TYPES:
         return _wizehire(event_type, sandbox, order_id)
-    return _ghl(event_type, sandbox, location, order_id)
+    # Install events name the app this service applies them for (the built-in sandbox's own).
+    app_id = SANDBOX_APP_ID if dev.plan(settings) is not None else settings.ghl_app_id
+    return _ghl(event_type, sandbox, location, order_id, app_id)
 
 
 def _wizehire(event_type: str, sandbox: Sandbox | None, order_id: str | None) -> Built:
@@ -208,9 +210,13 @@ def _no_order(order_id: str | None, what: str, *, paid: bool = False) -> str:
     )
 
 
-def _ghl(event_type: str, sandbox: Sandbox | None, location: str, object_id: str | None) -> Built:
+def _ghl(
+    event_type: str, sandbox: Sandbox | None, location: str, object_id: str | None,
+    app_id: str | None = None,
+) -> Built:
     if sandbox is None or event_type in ("INSTALL", "UNINSTALL"):
-        return Built("ghl", samples.ghl_event(event_type, object_id, location_id=location))
+        return Built("ghl", samples.ghl_event(event_type, object_id, location_id=location,
+                                              app_id=app_id))
     envelope = samples.ghl_event(event_type, location_id=location)
     head = {k: envelope[k] for k in ("type", "timestamp", "webhookId")}
     if event_type.startswith("Order"):

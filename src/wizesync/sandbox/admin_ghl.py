@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from wizesync.sandbox.defaults import seed_defaults
+from wizesync.sandbox.defaults import SANDBOX_APP_ID, seed_defaults
 from wizesync.sandbox.ghl_http import view_location
 from wizesync.sandbox.ghl_invoices import invoice_webhook
 from wizesync.sandbox.ghl_ledger import LedgerError
@@ -148,7 +148,7 @@ def router(sb: Sandbox) -> APIRouter:
         """The app is removed from the location: its tokens die and UNINSTALL is sent."""
         location = get("locations", location_id)
         sb.tokens.revoke_location(location_id)
-        delivery = sb.outbox.ghl("UNINSTALL", {"appId": sb.config.ghl_client_id or "sandbox-app",
+        delivery = sb.outbox.ghl("UNINSTALL", {"appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
                                                "locationId": location_id,
                                                "companyId": location["companyId"]})
         return {"uninstalled": location_id, "webhook": delivery.id}
@@ -266,7 +266,7 @@ def _object_payload(sb: Sandbox, body: WebhookIn) -> Doc:
             location = store.locations.get(body.location_id or "")
             if location is None:
                 raise HTTPException(422, "location_id of a seeded location is required")
-            return {"appId": sb.config.ghl_client_id or "sandbox-app",
+            return {"appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
                     "locationId": location["id"], "companyId": location["companyId"]}
         return {}
     if body.type.startswith("Order"):

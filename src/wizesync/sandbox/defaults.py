@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 8010
 DEFAULT_LOCATION_ID = "SandboxLocation00001"
 DEFAULT_COMPANY_ID = "SandboxAgency0000001"
+# The app id its INSTALL/UNINSTALL webhooks name when no OAuth client id is configured.
+SANDBOX_APP_ID = "sandbox-app"
 # Any token works for the default location (PIT mode); this one is just a readable suggestion.
 DEFAULT_PRIVATE_TOKEN = "sandbox-private-integration-token"  # noqa: S105
 BOOST_PRODUCT_ID = "65a1b2c3d4e5f60000000001"

@@ -33,6 +33,7 @@ from wizesync.sandbox.defaults import (
     DEFAULT_PRIVATE_TOKEN,
     PLAN_PRICE_ID,
     PLAN_PRODUCT_ID,
+    SANDBOX_APP_ID,
     SANDBOX_GATEWAY_ENV,
     SANDBOX_GATEWAYS,
     gateway_urls,
@@ -89,6 +90,9 @@ def sandbox_settings(settings: Settings, the_plan: DevSandboxPlan) -> Settings:
         "ghl_private_token": SecretStr(DEFAULT_PRIVATE_TOKEN),
         "ghl_location_id": DEFAULT_LOCATION_ID,
     }
+    # The sandbox's own install events name its app; a configured GHL_APP_ID stays.
+    if not settings.ghl_app_id:
+        update["ghl_app_id"] = SANDBOX_APP_ID
     # Refunds move money at the sandbox's fake gateways, unless pointed elsewhere on purpose.
     defaults = {name: Settings.model_fields[name].default
                 for name in ("stripe_api_base", "nmi_api_url", "authnet_api_url")}

@@ -9,6 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from wizesync.sandbox.defaults import SANDBOX_APP_ID
 from wizesync.sandbox.ghl_http import GhlHttpError
 from wizesync.sandbox.ghl_tokens import ALL_SCOPES, OAuthError, UserType
 
@@ -37,7 +38,7 @@ def router(sb: Sandbox) -> APIRouter:
         grant = sb.tokens.grant_for(location_id=location_id, user_type=user_type, scopes=scopes,
                                     client_id=q.get("client_id"))
         code = sb.tokens.issue_code(grant, redirect_uri)
-        install = {"appId": q.get("client_id") or "sandbox-app",
+        install = {"appId": q.get("client_id") or SANDBOX_APP_ID,
                    "companyId": sb.store.locations[location_id]["companyId"],
                    "userId": grant.user_id, "companyName": "Sandbox Agency"}
         if user_type == "Location":

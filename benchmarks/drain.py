@@ -103,12 +103,15 @@ FROM generate_series({first}, {last}) AS i ORDER BY i
 """
 
 
+AUTOVACUUM = False  # --autovacuum: leave it on, as in production
+
+
 async def _queue(dsn: str, statements: list[str]) -> None:
     import asyncpg
 
     conn = await asyncpg.connect(dsn, timeout=5)
     try:
-        for table in ("inbox_events", "event_attempts", "inbox_lanes"):
+        for table in () if AUTOVACUUM else ("inbox_events", "event_attempts", "inbox_lanes"):
             await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
         for sql in statements:  # each its own transaction
             await conn.execute(sql)
@@ -226,17 +229,37 @@ def worker_process(database_url: str, record: Path, concurrency: int) -> None:
 # --- one drain ------------------------------------------------------------------------------------
 
 
-async def _pending(dsn: str) -> int:
-    import asyncpg
+class _Poll:
+    """Whether anything is still pending, asked every 0.2 s on one connection kept open (a new
+    backend per poll would cost PostgreSQL more than the question), by index: with statistics
+    never refreshed the planner would otherwise scan the whole, growing table each time, and
+    that scan, not the queue, would set the pace of a large drain."""
 
-    conn = await asyncpg.connect(dsn, timeout=5)
-    try:
-        return await conn.fetchval(
-            "SELECT count(*) FROM (SELECT 1 FROM inbox_events WHERE status IN "
-            "('queued', 'retry', 'running') LIMIT 1) AS p"
+    def __init__(self, dsn: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.conn = self.loop.run_until_complete(self._connect(dsn))
+
+    @staticmethod
+    async def _connect(dsn: str) -> Any:
+        import asyncpg
+
+        conn = await asyncpg.connect(dsn, timeout=5)
+        await conn.execute("SET enable_seqscan = off")
+        return conn
+
+    def pending(self) -> bool:
+        return bool(
+            self.loop.run_until_complete(
+                self.conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM inbox_events "
+                    "WHERE status IN ('queued', 'retry', 'running'))"
+                )
+            )
         )
-    finally:
-        await conn.close()
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.conn.close())
+        self.loop.close()
 
 
 def drain(
@@ -273,12 +296,15 @@ def drain(
         assert proc.stdin is not None
         proc.stdin.write("go\n")
         proc.stdin.flush()
-    dsn = plain_dsn(url)
+    poll = _Poll(plain_dsn(url))
     deadline = time.monotonic() + timeout
-    while asyncio.run(_pending(dsn)):
-        if time.monotonic() > deadline:
-            raise RuntimeError("the queue did not drain in time")
-        time.sleep(0.2)
+    try:
+        while poll.pending():
+            if time.monotonic() > deadline:
+                raise RuntimeError("the queue did not drain in time")
+            time.sleep(0.2)
+    finally:
+        poll.close()
     pg_after = backend_cpu(plain_dsn(admin_url), db_name)
     worker_cpu = sum(process_cpu_seconds(proc.pid) for proc in procs) - cpu_before
     load_end = load_average()
@@ -424,6 +450,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=32, help="WORKER_CONCURRENCY per process")
     p.add_argument("--timeout", type=float, default=1800.0, help="per drain, seconds")
     p.add_argument("--fairness", action="store_true", help="the fairness run only")
+    p.add_argument(
+        "--autovacuum",
+        action="store_true",
+        help="leave autovacuum on (default: off, statistics never refreshed)",
+    )
     p.add_argument("--burst", type=int, default=10_000)
     p.add_argument("--json", type=Path, help="also write the figures to this file")
     return p.parse_args(argv)
@@ -434,6 +465,8 @@ def main(argv: list[str] | None = None) -> int:
         worker_process(sys.argv[2], Path(sys.argv[3]), int(sys.argv[4]))
         return 0
     args = parse_args(argv)
+    global AUTOVACUUM
+    AUTOVACUUM = args.autovacuum
     with tempfile.TemporaryDirectory(prefix="wizesync_drain_") as tmp:
         if args.fairness:
             out: Any = run_fairness(args, Path(tmp))

@@ -36,9 +36,11 @@ class TracedStack(flows.demo.Stack):  # type: ignore[name-defined,misc]
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> None:
         if name == "service":
             trace = str(self.workdir / "trace.jsonl")
-            code = (f"import sys; sys.path.insert(0, {str(HERE)!r}); import flows_trace; "
-                    f"flows_trace.install({trace!r}); from wizesync.cli import main; "
-                    "sys.argv[0] = 'wizesync'; sys.exit(main())")
+            code = (
+                f"import sys; sys.path.insert(0, {str(HERE)!r}); import flows_trace; "
+                f"flows_trace.install({trace!r}); from wizesync.cli import main; "
+                "sys.argv[0] = 'wizesync'; sys.exit(main())"
+            )
             argv = [sys.executable, "-c", code, *argv[1:]]
         super()._spawn(name, argv, env)
 
@@ -48,16 +50,20 @@ class TracedStack(flows.demo.Stack):  # type: ignore[name-defined,misc]
 
 
 def one_order(stack: TracedStack) -> tuple[float, str]:
-    stack.wait_for("GHL budget to free up",
-                   lambda: flows.limits(stack)["in_window"] <= flows.LIMIT // 2,
-                   timeout=30, every=0.2)
+    stack.wait_for(
+        "GHL budget to free up",
+        lambda: flows.limits(stack)["in_window"] <= flows.LIMIT // 2,
+        timeout=30,
+        every=0.2,
+    )
     order = samples.wizehire_order()
     t0 = time.time()
     stack.send_wizehire("order.created", {"order": order})
     stack.wait_for(f"order {order['id']}", lambda: flows.synced(stack, order["id"]), every=0.002)
     # The GHL webhooks this order caused, handled before the next order.
-    stack.wait_for("the service's queue to drain", lambda: flows.queue_idle(stack), timeout=30,
-                   every=0.05)
+    stack.wait_for(
+        "the service's queue to drain", lambda: flows.queue_idle(stack), timeout=30, every=0.05
+    )
     return t0, order["id"]
 
 
@@ -109,7 +115,8 @@ def summarise(runs: list[list[dict[str, Any]]]) -> None:
         if intake:
             pickups.append(run["rel"] - (intake["rel"] + intake["ms"]))
             totals["0 POST -> intake stored (incl. HTTP, verify)"].append(
-                intake["rel"] + intake["ms"])
+                intake["rel"] + intake["ms"]
+            )
         kinds: dict[str, float] = defaultdict(float)
         n: dict[str, int] = defaultdict(int)
         for s in steps:
@@ -127,16 +134,24 @@ def summarise(runs: list[list[dict[str, Any]]]) -> None:
         for key, value in kinds.items():
             totals[key].append(value)
             counts[key].append(n[key])
-    print(f"\n{len(ends)} orders; POST -> fulfillment POST answered: median "
-          f"{statistics.median(ends):.1f} ms (p90 {sorted(ends)[int(0.9 * (len(ends) - 1))]:.1f})")
+    print(
+        f"\n{len(ends)} orders; POST -> fulfillment POST answered: median "
+        f"{statistics.median(ends):.1f} ms (p90 {sorted(ends)[int(0.9 * (len(ends) - 1))]:.1f})"
+    )
     if pickups:
-        print(f"intake committed -> worker attempt started (pickup): median "
-              f"{statistics.median(pickups):.1f} ms")
-    print(f"{'span (sum per order, until the fulfillment; nested spans overlap)':70} "
-          f"{'median ms':>9} {'calls':>5}")
+        print(
+            f"intake committed -> worker attempt started (pickup): median "
+            f"{statistics.median(pickups):.1f} ms"
+        )
+    print(
+        f"{'span (sum per order, until the fulfillment; nested spans overlap)':70} "
+        f"{'median ms':>9} {'calls':>5}"
+    )
     for key in sorted(totals):
-        print(f"{key[:70]:70} {statistics.median(totals[key]):9.1f} "
-              f"{statistics.median(counts.get(key) or [1]):5.0f}")
+        print(
+            f"{key[:70]:70} {statistics.median(totals[key]):9.1f} "
+            f"{statistics.median(counts.get(key) or [1]):5.0f}"
+        )
 
 
 def show(steps: list[dict[str, Any]]) -> None:
@@ -167,11 +182,12 @@ def main() -> int:
             print(f"order {i}: no order.created attempt in the trace", file=sys.stderr)
     runs = runs[1:] if len(runs) > 2 else runs  # the first order warms caches and connections
     ordered = sorted(runs, key=lambda r: fulfillment_end(r) or 0)
-    for steps in ordered[len(ordered) // 2: len(ordered) // 2 + args.show]:
+    for steps in ordered[len(ordered) // 2 : len(ordered) // 2 + args.show]:
         show(steps)
     summarise(runs)
     if os.environ.get("KEEP_TRACE") is None:
         import shutil
+
         shutil.rmtree(stack.workdir, ignore_errors=True)
     return 0
 

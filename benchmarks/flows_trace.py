@@ -26,8 +26,9 @@ def _task() -> str:
 
 
 def emit(name: str, start: float, ms: float, **extra: Any) -> None:
-    _out.write(json.dumps({"n": name, "t": _task(), "s": start, "ms": round(ms, 3), **extra})
-               + "\n")
+    _out.write(
+        json.dumps({"n": name, "t": _task(), "s": start, "ms": round(ms, 3), **extra}) + "\n"
+    )
 
 
 def _wrap_async(owner: Any, attr: str, name: str, extra: Any = None) -> None:
@@ -39,8 +40,12 @@ def _wrap_async(owner: Any, attr: str, name: str, extra: Any = None) -> None:
         try:
             return await original(*args, **kwargs)
         finally:
-            emit(name, start, (time.perf_counter() - t0) * 1000,
-                 **(extra(*args, **kwargs) if extra else {}))
+            emit(
+                name,
+                start,
+                (time.perf_counter() - t0) * 1000,
+                **(extra(*args, **kwargs) if extra else {}),
+            )
 
     setattr(owner, attr, wrapper)
 
@@ -60,19 +65,44 @@ def install(path: str) -> None:
 
     _wrap_async(ingest, "store", "intake.store")
     _wrap_async(inbox_repo, "claim_due", "worker.claim_due")
-    _wrap_async(worker.Worker, "_run", "worker.run",
-                lambda self, ev: {"event": ev.id, "type": ev.type, "source": ev.source,
-                                  "received": ev.received_at.timestamp()})
+    _wrap_async(
+        worker.Worker,
+        "_run",
+        "worker.run",
+        lambda self, ev: {
+            "event": ev.id,
+            "type": ev.type,
+            "source": ev.source,
+            "received": ev.received_at.timestamp(),
+        },
+    )
     _wrap_async(worker.Worker, "_finish", "worker.finish")
     _wrap_async(sync_repo, "set_fields", "sync_repo.set_fields")
     _wrap_async(ratelimit.DbRateLimiter, "acquire", "ghl.acquire")
     _wrap_async(ratelimit.DbRateLimiter, "observe", "ghl.observe")
     _wrap_async(ratelimit.DbRateLimiter, "flush", "ghl.flush")
-    _wrap_async(transport.GhlTransport, "_send", "ghl.send",
-                lambda self, loc, method, path, *a, **k: {"call": f"{method} {path}"})
-    for step in ("load", "save", "route", "contact", "resolve_order", "create_invoice",
-                 "record_payment", "find_invoice_order", "fulfill", "fetch_ghl_order",
-                 "sync_state", "invoice", "match", "find_invoice"):
+    _wrap_async(
+        transport.GhlTransport,
+        "_send",
+        "ghl.send",
+        lambda self, loc, method, path, *a, **k: {"call": f"{method} {path}"},
+    )
+    for step in (
+        "load",
+        "save",
+        "route",
+        "contact",
+        "resolve_order",
+        "create_invoice",
+        "record_payment",
+        "find_invoice_order",
+        "fulfill",
+        "fetch_ghl_order",
+        "sync_state",
+        "invoice",
+        "match",
+        "find_invoice",
+    ):
         if hasattr(orders._OrderRun, step):
             _wrap_async(orders._OrderRun, step, f"order.{step}")
     _wrap_async(orders, "handle_order_event", "order.handler")

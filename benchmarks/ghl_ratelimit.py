@@ -99,8 +99,12 @@ async def child(args: argparse.Namespace) -> None:
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.ghl.ratelimit import DbRateLimiter
 
-    settings = Settings(_env_file=None, database_url=args.database_url,  # type: ignore[call-arg]
-                        ghl_rate_limit_max=args.limit, ghl_rate_limit_window_seconds=args.window)
+    settings = Settings(
+        _env_file=None,
+        database_url=args.database_url,  # type: ignore[call-arg]
+        ghl_rate_limit_max=args.limit,
+        ghl_rate_limit_window_seconds=args.window,
+    )
     engine = create_engine(args.database_url, pool_size=5)
     limiter = DbRateLimiter(create_sessionmaker(engine), settings)
     results: list[tuple[float, int]] = []
@@ -137,16 +141,25 @@ async def sandbox_child(args: argparse.Namespace) -> None:
     from wizesync.ghl.limits import StaticTokenProvider
     from wizesync.ghl.ratelimit import DbRateLimiter
 
-    settings = Settings(_env_file=None, database_url=args.database_url,  # type: ignore[call-arg]
-                        ghl_rate_limit_max=args.limit, ghl_rate_limit_window_seconds=args.window)
+    settings = Settings(
+        _env_file=None,
+        database_url=args.database_url,  # type: ignore[call-arg]
+        ghl_rate_limit_max=args.limit,
+        ghl_rate_limit_window_seconds=args.window,
+    )
     engine = create_engine(args.database_url, pool_size=args.concurrency + 2)
     limiter = DbRateLimiter(create_sessionmaker(engine), settings)
     results: list[tuple[float, str]] = []
     todo = list(range(args.calls))
     async with httpx.AsyncClient(timeout=30) as http:
-        ghl = GhlClient(http, base_url=args.url, version="2021-07-28",
-                        tokens=StaticTokenProvider(SecretStr(args.token), args.location),
-                        limiter=limiter, max_rate_limit_wait=60.0)
+        ghl = GhlClient(
+            http,
+            base_url=args.url,
+            version="2021-07-28",
+            tokens=StaticTokenProvider(SecretStr(args.token), args.location),
+            limiter=limiter,
+            max_rate_limit_wait=60.0,
+        )
         await http.get(args.url.removesuffix("/ghl") + "/health")  # warm the pool, not counted
         print("ready", flush=True)
         while not Path(args.go).exists():
@@ -180,8 +193,22 @@ def start_sandbox(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
     env["PYTHONPATH"] = str(REPO / "src")
     log = (workdir / "sandbox.log").open("wb")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wizesync", "sandbox", "--port", str(port), "--service-url", "",
-         "--webhooks", "off"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "wizesync",
+            "sandbox",
+            "--port",
+            str(port),
+            "--service-url",
+            "",
+            "--webhooks",
+            "off",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -210,18 +237,45 @@ def main_sandbox(args: argparse.Namespace, workdir: Path, database_url: str) -> 
     sandbox, base = start_sandbox(workdir)
     go = workdir / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    share = [args.calls // args.processes + (n < args.calls % args.processes)
-             for n in range(args.processes)]
+    share = [
+        args.calls // args.processes + (n < args.calls % args.processes)
+        for n in range(args.processes)
+    ]
     procs = []
     try:
         for n, calls in enumerate(share):
             out = workdir / f"out{n}.json"
-            procs.append((subprocess.Popen(
-                [sys.executable, __file__, "--child-sandbox", "--database-url", database_url,
-                 "--calls", str(calls), "--concurrency", str(args.concurrency),
-                 "--url", f"{base}/ghl", "--token", DEFAULT_PRIVATE_TOKEN,
-                 "--location", DEFAULT_LOCATION_ID, "--go", str(go), "--out", str(out)],
-                env=env, stdout=subprocess.PIPE, text=True), out))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [
+                            sys.executable,
+                            __file__,
+                            "--child-sandbox",
+                            "--database-url",
+                            database_url,
+                            "--calls",
+                            str(calls),
+                            "--concurrency",
+                            str(args.concurrency),
+                            "--url",
+                            f"{base}/ghl",
+                            "--token",
+                            DEFAULT_PRIVATE_TOKEN,
+                            "--location",
+                            DEFAULT_LOCATION_ID,
+                            "--go",
+                            str(go),
+                            "--out",
+                            str(out),
+                        ],
+                        env=env,
+                        stdout=subprocess.PIPE,
+                        text=True,
+                    ),
+                    out,
+                )
+            )
         for proc, _ in procs:
             assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
         go.touch()
@@ -239,12 +293,16 @@ def main_sandbox(args: argparse.Namespace, workdir: Path, database_url: str) -> 
     outcomes = collections.Counter(outcome for _, outcome in results)
     print("target           wizesync sandbox (separate process), GhlClient + DbRateLimiter")
     print(f"database         {database_url.split('://')[0]}")
-    print(f"calls            {len(results)} from {args.processes} processes x "
-          f"{args.concurrency} concurrent, one location")
+    print(
+        f"calls            {len(results)} from {args.processes} processes x "
+        f"{args.concurrency} concurrent, one location"
+    )
     print(f"limit            {args.limit} per {args.window:g} s (the sandbox's sliding window)")
     print(f"outcomes         {dict(outcomes)}")
-    print(f"429s             {budget.get('rejected')} (the sandbox's count; requests it saw: "
-          f"{budget.get('today')})")
+    print(
+        f"429s             {budget.get('rejected')} (the sandbox's count; requests it saw: "
+        f"{budget.get('today')})"
+    )
     print(f"first->last      {taken:.2f} s (ideal {ideal:.2f} s)")
     print(f"budget used      {used:.3f} of what the limit allows")
 
@@ -266,8 +324,11 @@ def main() -> None:
     parser.add_argument("--location", help=argparse.SUPPRESS)
     parser.add_argument("--go", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
-    parser.add_argument("--sandbox", action="store_true",
-                        help="measure against `wizesync sandbox` through GhlClient")
+    parser.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="measure against `wizesync sandbox` through GhlClient",
+    )
     parser.add_argument("--child-sandbox", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--token", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -292,17 +353,46 @@ def main() -> None:
     location = "loc_bench_" + uuid.uuid4().hex[:14]
     go = workdir / "go"
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
-    share = [args.calls // args.processes + (n < args.calls % args.processes)
-             for n in range(args.processes)]
+    share = [
+        args.calls // args.processes + (n < args.calls % args.processes)
+        for n in range(args.processes)
+    ]
     procs = []
     for n, calls in enumerate(share):
         out = workdir / f"out{n}.json"
-        procs.append((subprocess.Popen(
-            [sys.executable, __file__, "--child", "--database-url", database_url,
-             "--calls", str(calls), "--concurrency", str(args.concurrency),
-             "--limit", str(args.limit), "--window", str(args.window), "--url", url,
-             "--location", location, "--go", str(go), "--out", str(out)],
-            env=env, stdout=subprocess.PIPE, text=True), out))
+        procs.append(
+            (
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        __file__,
+                        "--child",
+                        "--database-url",
+                        database_url,
+                        "--calls",
+                        str(calls),
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--limit",
+                        str(args.limit),
+                        "--window",
+                        str(args.window),
+                        "--url",
+                        url,
+                        "--location",
+                        location,
+                        "--go",
+                        str(go),
+                        "--out",
+                        str(out),
+                    ],
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                ),
+                out,
+            )
+        )
     for proc, _ in procs:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
     warmups = server.accepted
@@ -319,8 +409,10 @@ def main() -> None:
     used = ideal / taken if taken > 0 else 1.0
     statuses = collections.Counter(status for _, status in results)
     print(f"database         {database_url.split('://')[0]}")
-    print(f"calls            {len(results)} from {args.processes} processes x "
-          f"{args.concurrency} concurrent (warm-up requests excluded: {warmups})")
+    print(
+        f"calls            {len(results)} from {args.processes} processes x "
+        f"{args.concurrency} concurrent (warm-up requests excluded: {warmups})"
+    )
     print(f"limit            {args.limit} per {args.window:g} s (strict sliding window)")
     print(f"statuses         {dict(statuses)}")
     print(f"429s             {statuses.get(429, 0)} (server counted {server.rejected})")

@@ -125,9 +125,13 @@ class Server:
             counts = wait_drained(self.database_url)
             return counts, 0.0, backend_cpu(admin_dsn, self.db_name)
         with self.log_file.open("ab") as out:
-            worker = subprocess.Popen([sys.executable, "-m", "wizesync", "worker"],
-                                      cwd=self.workdir, env=self.env, stdout=out,
-                                      stderr=subprocess.STDOUT)
+            worker = subprocess.Popen(
+                [sys.executable, "-m", "wizesync", "worker"],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         try:
             counts = wait_drained(self.database_url)
             return counts, process_cpu_seconds(worker.pid), backend_cpu(admin_dsn, self.db_name)
@@ -170,8 +174,7 @@ def backend_cpu(admin_dsn: str, db_name: str | None) -> dict[int, float]:
 
         conn = await asyncpg.connect(admin_dsn, timeout=5)
         try:
-            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1",
-                                    db_name)
+            rows = await conn.fetch("SELECT pid FROM pg_stat_activity WHERE datname = $1", db_name)
         finally:
             await conn.close()
         return [row["pid"] for row in rows]
@@ -185,8 +188,11 @@ def cpu_delta(before: dict[int, float], after: dict[int, float]) -> float:
 
 
 def base_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("DATABASE_URL", "WORKER", "WORKER_HANDLER_MODULES", "LOG_LEVEL")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("DATABASE_URL", "WORKER", "WORKER_HANDLER_MODULES", "LOG_LEVEL")
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(HERE), env.get("PYTHONPATH")]))
     env.update(extra)
     return env
@@ -194,12 +200,29 @@ def base_env(**extra: str) -> dict[str, str]:
 
 def uvicorn_cmd(factory: str) -> list[str]:
     # uvicorn's defaults (uvloop, httptools), as `wizesync serve` runs it; no access log either.
-    return [sys.executable, "-m", "uvicorn", "--app-dir", str(HERE), "--factory", factory,
-            "--no-access-log", "--log-level", "warning"]
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(HERE),
+        "--factory",
+        factory,
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
 
 
-def wizesync_server(key: str, label: str, database_url: str, workdir: Path, secret: str,
-                    src: Path | None = None, worker: str = "inprocess") -> Server:
+def wizesync_server(
+    key: str,
+    label: str,
+    database_url: str,
+    workdir: Path,
+    secret: str,
+    src: Path | None = None,
+    worker: str = "inprocess",
+) -> Server:
     """`wizesync migrate` then `wizesync serve`; `src` runs another source tree (A/B runs).
 
     `worker="off"`: the API alone; after its load a `wizesync worker` process runs the events.
@@ -216,18 +239,31 @@ def wizesync_server(key: str, label: str, database_url: str, workdir: Path, secr
     )
     if src is not None:  # PYTHONPATH comes before the installed (editable) package
         env["PYTHONPATH"] = os.pathsep.join([str(src), env["PYTHONPATH"]])
-    migrate = subprocess.run([sys.executable, "-m", "wizesync", "migrate"], cwd=workdir, env=env,
-                             capture_output=True, text=True, timeout=120, check=False)
+    migrate = subprocess.run(
+        [sys.executable, "-m", "wizesync", "migrate"],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     if migrate.returncode != 0:
         raise RuntimeError(f"wizesync migrate failed: {migrate.stderr}")
     from sqlalchemy.engine import make_url
 
     url = make_url(database_url)
-    return Server(key, label, [sys.executable, "-m", "wizesync", "serve"], env,
-                  "/ready" if worker == "inprocess" else "/health", workdir,
-                  database_url=database_url,
-                  db_name=url.database if url.get_backend_name() == "postgresql" else None,
-                  separate_worker=worker == "off")
+    return Server(
+        key,
+        label,
+        [sys.executable, "-m", "wizesync", "serve"],
+        env,
+        "/ready" if worker == "inprocess" else "/health",
+        workdir,
+        database_url=database_url,
+        db_name=url.database if url.get_backend_name() == "postgresql" else None,
+        separate_worker=worker == "off",
+    )
 
 
 # --- the scratch PostgreSQL database -----------------------------------------------------------
@@ -252,8 +288,7 @@ def plain_dsn(url: str) -> str:
 def with_database(url: str, name: str, driver: str) -> str:
     from sqlalchemy.engine import make_url
 
-    return make_url(url).set(drivername=driver, database=name).render_as_string(
-        hide_password=False)
+    return make_url(url).set(drivername=driver, database=name).render_as_string(hide_password=False)
 
 
 # --- requests -----------------------------------------------------------------------------------
@@ -264,8 +299,7 @@ def signed_requests(count: int, secret: str, prefix: str) -> list[tuple[str, byt
     out = []
     for i in range(count):
         event_id = f"{prefix}{i}"
-        body = json.dumps(samples.wizehire_event("order.created"),
-                          separators=(",", ":")).encode()
+        body = json.dumps(samples.wizehire_event("order.created"), separators=(",", ":")).encode()
         headers = wizehire_headers(secret, body, event_id=event_id)
         out.append((event_id, loadgen.raw_request(PATH, headers, body)))
     return out
@@ -344,8 +378,9 @@ def throughput_round(server: Server, file: Path, args: argparse.Namespace) -> di
     cpu0, db0 = server.cpu_seconds(), backend_cpu(admin, server.db_name)
     started = time.monotonic()
     started_wall = time.time()
-    result = loadgen.closed_load(server.port, PATH, file, args.connections, args.seconds,
-                                 args.loadgen)
+    result = loadgen.closed_load(
+        server.port, PATH, file, args.connections, args.seconds, args.loadgen
+    )
     cpu1, db1 = server.cpu_seconds(), backend_cpu(admin, server.db_name)
     completed = max(1, result["completed"])
     result["server_cpu_ms"] = round((cpu1 - cpu0) * 1000 / completed, 3)
@@ -370,12 +405,18 @@ def throughput_round(server: Server, file: Path, args: argparse.Namespace) -> di
         result["e2e_db_cpu_ms"] = round(cpu_delta(db0, db2) * per_event, 3)
     accepted = int(result["statuses"].get("202", 0))
     result["non_202"] = result["completed"] - accepted
-    log(f"  {server.label:<28} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>6.2f} ms  "
+    log(
+        f"  {server.label:<28} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:>6.2f} ms  "
         f"p99 {result['p99_ms']:>6.2f} ms  ({result['completed']} requests, "
         f"{result['non_202']} not 202; CPU/request {result['server_cpu_ms']:.2f} ms server, "
         f"{result['db_cpu_ms']:.2f} ms PostgreSQL"
-        + (f"; end to end {result['e2e_cpu_ms']:.2f} + {result['e2e_db_cpu_ms']:.2f} ms"
-           if "e2e_cpu_ms" in result else "") + ")")
+        + (
+            f"; end to end {result['e2e_cpu_ms']:.2f} + {result['e2e_db_cpu_ms']:.2f} ms"
+            if "e2e_cpu_ms" in result
+            else ""
+        )
+        + ")"
+    )
     return result
 
 
@@ -383,11 +424,11 @@ def pickup(server: Server, secret: str, args: argparse.Namespace, tag: str) -> d
     assert server.database_url is not None
     wait_drained(server.database_url)
     count = int(args.pickup_rate * args.pickup_seconds)
-    file = request_file(server.workdir, f"{server.key}-pickup", count, secret,
-                        f"{PICKUP_PREFIX}{tag}_")
+    file = request_file(
+        server.workdir, f"{server.key}-pickup", count, secret, f"{PICKUP_PREFIX}{tag}_"
+    )
     sent_log = server.workdir / f"{server.key}.sent"
-    answer = loadgen.run_paced(server.port, file, args.pickup_rate, args.pickup_seconds,
-                               sent_log)
+    answer = loadgen.run_paced(server.port, file, args.pickup_rate, args.pickup_seconds, sent_log)
     wait_drained(server.database_url)
     sent = dict(line.split() for line in sent_log.read_text().split("\n") if line)
     pickup_log = server.workdir / f"{server.key}.pickup"
@@ -410,9 +451,11 @@ def pickup(server: Server, secret: str, args: argparse.Namespace, tag: str) -> d
         "post_answer_p99_ms": answer["p99_ms"],
         "statuses": answer["statuses"],
     }
-    log(f"  pickup {server.label}: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+    log(
+        f"  pickup {server.label}: p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
         f"({result['handled']}/{result['events']} handled; the 202 itself: p50 "
-        f"{answer['p50_ms']} ms)")
+        f"{answer['p50_ms']} ms)"
+    )
     return result
 
 
@@ -423,8 +466,9 @@ def warm_up(server: Server, file: Path, args: argparse.Namespace) -> None:
         server.drain(plain_dsn(args.postgres_url))
 
 
-def run_targets(servers: list[Server], secret: str, args: argparse.Namespace,
-                tag: str) -> dict[str, list[dict[str, Any]]]:
+def run_targets(
+    servers: list[Server], secret: str, args: argparse.Namespace, tag: str
+) -> dict[str, list[dict[str, Any]]]:
     """Rounds of closed-loop load, each target in turn, the order rotating every round.
 
     A target runs only for its turn (started, warmed up, measured, drained, stopped): nothing
@@ -437,7 +481,7 @@ def run_targets(servers: list[Server], secret: str, args: argparse.Namespace,
         log(f"round {n + 1}/{args.rounds}: signing {args.requests} requests")
         file = request_file(workdir, f"round-{tag}", args.requests, secret, f"msg_{tag}_{n}_")
         warm = request_file(workdir, f"warm-{tag}", args.warmup, secret, f"msg_warm_{tag}_{n}_")
-        order = servers[n % len(servers):] + servers[: n % len(servers)]
+        order = servers[n % len(servers) :] + servers[: n % len(servers)]
         for server in order:
             server.start()
             try:
@@ -483,14 +527,16 @@ def summarise(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "server_cpu_ms": median([r["server_cpu_ms"] for r in rounds]),
         "db_cpu_ms": median([r["db_cpu_ms"] for r in rounds]),
         "e2e_cpu_ms": median([r["e2e_cpu_ms"] for r in rounds if "e2e_cpu_ms" in r]) or None,
-        "e2e_db_cpu_ms": median([r["e2e_db_cpu_ms"] for r in rounds
-                                 if "e2e_db_cpu_ms" in r]) or None,
+        "e2e_db_cpu_ms": median([r["e2e_db_cpu_ms"] for r in rounds if "e2e_db_cpu_ms" in r])
+        or None,
         "requests": sum(r["completed"] for r in rounds),
         "non_202": sum(r["non_202"] for r in rounds),
         "keepup": median([r["keepup"] for r in rounds if "keepup" in r]) or None,
         "tail_ms": median([r["tail_ms"] for r in rounds if "tail_ms" in r]) or None,
-        "worker_events_per_s": median([r["worker_events_per_s"] for r in rounds
-                                       if "worker_events_per_s" in r]) or None,
+        "worker_events_per_s": median(
+            [r["worker_events_per_s"] for r in rounds if "worker_events_per_s" in r]
+        )
+        or None,
         "failed_events": sum(r.get("failed", 0) for r in rounds),
     }
 
@@ -508,8 +554,11 @@ def machine() -> dict[str, Any]:
         "memory_gib": round(mem_kb / 1024 / 1024, 1),
         "cpu": platform.processor() or platform.machine(),
         "python": platform.python_version(),
-        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-        .stdout.splitlines()[0] if wrk else None,
+        "wrk": subprocess.run(
+            ["wrk", "-v"], capture_output=True, text=True, check=False
+        ).stdout.splitlines()[0]
+        if wrk
+        else None,
     }
 
 
@@ -527,34 +576,49 @@ def report(results: dict[str, Any]) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for key, s in results["summary"].items():
-        e2e = (f"{s['e2e_cpu_ms']:.2f} + {s['e2e_db_cpu_ms'] or 0:.2f}"
-               if s["e2e_cpu_ms"] else "")
-        lines.append(f"| {labels[key]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
-                     f"| {s['worst_p99_ms']:.2f} | {s['server_cpu_ms']:.2f} + "
-                     f"{s['db_cpu_ms']:.2f} | {e2e} | {s['requests']} | {s['non_202']} |")
+        e2e = f"{s['e2e_cpu_ms']:.2f} + {s['e2e_db_cpu_ms'] or 0:.2f}" if s["e2e_cpu_ms"] else ""
+        lines.append(
+            f"| {labels[key]} | {s['rps']:.0f} | {s['p50_ms']:.2f} | {s['p99_ms']:.2f} "
+            f"| {s['worst_p99_ms']:.2f} | {s['server_cpu_ms']:.2f} + "
+            f"{s['db_cpu_ms']:.2f} | {e2e} | {s['requests']} | {s['non_202']} |"
+        )
     lines.append("")
     for key, s in results["summary"].items():
         if s["worker_events_per_s"]:
-            lines.append(f"{labels[key]}: worker ran every event ({s['failed_events']} not done); "
-                         f"end to end {s['worker_events_per_s']:.0f} events/s "
-                         "(load start -> queue empty)"
-                         + (f"; keep-up ratio (events/s load start -> last handled, over "
-                            f"accepted req/s) {s['keepup']:.3f}, last event {s['tail_ms']:.0f} ms "
-                            "after the load" if s.get("keepup") else ""))
+            lines.append(
+                f"{labels[key]}: worker ran every event ({s['failed_events']} not done); "
+                f"end to end {s['worker_events_per_s']:.0f} events/s "
+                "(load start -> queue empty)"
+                + (
+                    f"; keep-up ratio (events/s load start -> last handled, over "
+                    f"accepted req/s) {s['keepup']:.3f}, last event {s['tail_ms']:.0f} ms "
+                    "after the load"
+                    if s.get("keepup")
+                    else ""
+                )
+            )
     lines.append("")
     for key, ratios in results["ratios"].items():
-        lines.append(f"ratio {labels[key]} / minimal insert, req/s per round: "
-                     + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {median(ratios):.2f}")
+        lines.append(
+            f"ratio {labels[key]} / minimal insert, req/s per round: "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f"; median {median(ratios):.2f}"
+        )
     lines.append("")
     for key, ratios in results["cpu_ratios"].items():
-        lines.append(f"CPU ratio minimal insert / {labels[key]} (server + PostgreSQL CPU per "
-                     "request under load; a rate ratio on a CPU-bound machine): "
-                     + ", ".join(f"{r:.2f}" for r in ratios) + f"; median {median(ratios):.2f}")
+        lines.append(
+            f"CPU ratio minimal insert / {labels[key]} (server + PostgreSQL CPU per "
+            "request under load; a rate ratio on a CPU-bound machine): "
+            + ", ".join(f"{r:.2f}" for r in ratios)
+            + f"; median {median(ratios):.2f}"
+        )
     lines.append("")
     for key, p in results["pickup"].items():
-        lines.append(f"pickup {labels[key]} at {results['pickup_rate']:g}/s: "
-                     f"POST -> handler start p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
-                     f"max {p['max_ms']:.2f} ms ({p['handled']}/{p['events']} handled)")
+        lines.append(
+            f"pickup {labels[key]} at {results['pickup_rate']:g}/s: "
+            f"POST -> handler start p50 {p['p50_ms']:.2f} ms, p99 {p['p99_ms']:.2f} ms, "
+            f"max {p['max_ms']:.2f} ms ({p['handled']}/{p['events']} handled)"
+        )
     lines.append("")
     for goal, (met, text) in results["goals"].items():
         lines.append(f"goal {goal}: {'MET' if met else 'NOT MET'} ({text})")
@@ -571,16 +635,20 @@ def goals(results: dict[str, Any]) -> dict[str, tuple[bool, str]]:
         out[f"ratio >= 0.8 ({how})"] = (ratio >= GOAL_RATIO, f"{ratio:.2f}")
         out[f"p99 < 50 ms at {results['connections']} connections ({how})"] = (
             service["p99_ms"] < GOAL_P99_MS,
-            f"median {service['p99_ms']:.2f} ms, worst {service['worst_p99_ms']:.2f} ms")
+            f"median {service['p99_ms']:.2f} ms, worst {service['worst_p99_ms']:.2f} ms",
+        )
         if service.get("keepup"):
             out[f"end-to-end events/s >= accepted req/s ({how})"] = (
                 service["keepup"] >= 0.995,
                 f"ratio {service['keepup']:.3f} (2 decimals: {service['keepup']:.2f}); the last "
-                f"event ran {service['tail_ms']:.0f} ms after the load ended")
+                f"event ran {service['tail_ms']:.0f} ms after the load ended",
+            )
     pick = results["pickup"].get("wizesync-pg")
     if pick:
-        out["pickup p50 < 20 ms at 100/s"] = (pick["p50_ms"] < GOAL_PICKUP_P50_MS,
-                                              f"{pick['p50_ms']:.2f} ms")
+        out["pickup p50 < 20 ms at 100/s"] = (
+            pick["p50_ms"] < GOAL_PICKUP_P50_MS,
+            f"{pick['p50_ms']:.2f} ms",
+        )
     return out
 
 
@@ -604,9 +672,11 @@ def _variant(text: str) -> tuple[str, Path, str | None]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="wizesync ingest benchmark (see the module docstring)")
-    p.add_argument("--postgres-url", default=os.environ.get("WIZESYNC_BENCH_POSTGRES_URL",
-                                                            DEFAULT_ADMIN_URL),
-                   help="a database to connect to for CREATE/DROP DATABASE of the scratch one")
+    p.add_argument(
+        "--postgres-url",
+        default=os.environ.get("WIZESYNC_BENCH_POSTGRES_URL", DEFAULT_ADMIN_URL),
+        help="a database to connect to for CREATE/DROP DATABASE of the scratch one",
+    )
     p.add_argument("--connections", type=int, default=32)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--requests", type=int, default=20000, help="per round, at most")
@@ -616,18 +686,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pickup-seconds", type=float, default=10.0)
     p.add_argument("--loadgen", choices=("auto", "wrk", "python"), default="auto")
     p.add_argument("--no-sqlite", action="store_true", help="skip the SQLite row")
-    p.add_argument("--no-api-only", action="store_true",
-                   help="skip the row of the API alone (WORKER=off, events run afterwards)")
-    p.add_argument("--src", type=_src, help="serve the wizesync package in this folder (a copy "
-                                             "of src/) instead of the installed one")
+    p.add_argument(
+        "--no-api-only",
+        action="store_true",
+        help="skip the row of the API alone (WORKER=off, events run afterwards)",
+    )
+    p.add_argument(
+        "--src",
+        type=_src,
+        help="serve the wizesync package in this folder (a copy "
+        "of src/) instead of the installed one",
+    )
     p.add_argument("--json", type=Path, help="also write every figure to this file")
     p.add_argument("--keep", action="store_true", help="keep the work folder (logs)")
-    p.add_argument("--variant", action="append", default=[], type=_variant,
-                   metavar="LABEL=SRC[@off]",
-                   help="A/B: also serve the wizesync package found in SRC (a copy of src/), "
-                        "on its own database, in the same rounds")
-    p.add_argument("--variant-worker", choices=("inprocess", "off"), default="inprocess",
-                   help="WORKER of the --variant targets")
+    p.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        type=_variant,
+        metavar="LABEL=SRC[@off]",
+        help="A/B: also serve the wizesync package found in SRC (a copy of src/), "
+        "on its own database, in the same rounds",
+    )
+    p.add_argument(
+        "--variant-worker",
+        choices=("inprocess", "off"),
+        default="inprocess",
+        help="WORKER of the --variant targets",
+    )
     args = p.parse_args(argv)
     if args.loadgen == "wrk" and not loadgen.wrk_available():
         p.error("--loadgen wrk: wrk is not installed (apt-get install wrk)")
@@ -638,8 +724,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM unwinds like Ctrl-C, so the servers stop and the scratch databases are dropped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    tool = "wrk" if args.loadgen == "wrk" or (args.loadgen == "auto"
-                                              and loadgen.wrk_available()) else "python"
+    tool = (
+        "wrk"
+        if args.loadgen == "wrk" or (args.loadgen == "auto" and loadgen.wrk_available())
+        else "python"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="wizesync-bench-"))
     admin = plain_dsn(args.postgres_url)
     secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
@@ -653,38 +742,85 @@ def main(argv: list[str] | None = None) -> int:
         return with_database(args.postgres_url, name, driver)
 
     results: dict[str, Any] = {
-        "machine": machine(), "loadgen": tool, "connections": args.connections,
-        "rounds": args.rounds, "requests": args.requests, "seconds": args.seconds,
-        "pickup_rate": args.pickup_rate, "labels": {}, "summary": {}, "pickup": {},
+        "machine": machine(),
+        "loadgen": tool,
+        "connections": args.connections,
+        "rounds": args.rounds,
+        "requests": args.requests,
+        "seconds": args.seconds,
+        "pickup_rate": args.pickup_rate,
+        "labels": {},
+        "summary": {},
+        "pickup": {},
         "per_round": {},
     }
     try:
         results["postgres"] = asyncio.run(_admin(admin, "SHOW server_version"))
         log(f"work folder {workdir}, load generator {tool}")
         servers = [
-            Server("bare", "bare FastAPI (parse only)", uvicorn_cmd("anchors:bare_app"),
-                   base_env(), "/openapi.json", workdir),
-            Server("insert", "minimal asyncpg INSERT", uvicorn_cmd("anchors:insert_app"),
-                   base_env(ANCHOR_DATABASE_URL=new_database("postgresql")),
-                   "/openapi.json", workdir, db_name=databases[-1]),
-            wizesync_server("wizesync-pg", "wizesync (PostgreSQL)",
-                            new_database("postgresql+asyncpg"), workdir, secret, src=args.src),
+            Server(
+                "bare",
+                "bare FastAPI (parse only)",
+                uvicorn_cmd("anchors:bare_app"),
+                base_env(),
+                "/openapi.json",
+                workdir,
+            ),
+            Server(
+                "insert",
+                "minimal asyncpg INSERT",
+                uvicorn_cmd("anchors:insert_app"),
+                base_env(ANCHOR_DATABASE_URL=new_database("postgresql")),
+                "/openapi.json",
+                workdir,
+                db_name=databases[-1],
+            ),
+            wizesync_server(
+                "wizesync-pg",
+                "wizesync (PostgreSQL)",
+                new_database("postgresql+asyncpg"),
+                workdir,
+                secret,
+                src=args.src,
+            ),
         ]
         if not args.no_api_only:
-            servers.append(wizesync_server(
-                "wizesync-pg-api", "wizesync API alone (PostgreSQL, WORKER=off)",
-                new_database("postgresql+asyncpg"), workdir, secret, src=args.src,
-                worker="off"))
+            servers.append(
+                wizesync_server(
+                    "wizesync-pg-api",
+                    "wizesync API alone (PostgreSQL, WORKER=off)",
+                    new_database("postgresql+asyncpg"),
+                    workdir,
+                    secret,
+                    src=args.src,
+                    worker="off",
+                )
+            )
         for n, (label, src, worker) in enumerate(args.variant):
             worker = worker or args.variant_worker
             suffix = ", WORKER=off" if worker == "off" else ""
-            servers.append(wizesync_server(f"variant-{n}", f"{label} (PostgreSQL{suffix})",
-                                           new_database("postgresql+asyncpg"), workdir, secret,
-                                           src=src, worker=worker))
+            servers.append(
+                wizesync_server(
+                    f"variant-{n}",
+                    f"{label} (PostgreSQL{suffix})",
+                    new_database("postgresql+asyncpg"),
+                    workdir,
+                    secret,
+                    src=src,
+                    worker=worker,
+                )
+            )
         if not args.no_sqlite:
-            servers.append(wizesync_server(
-                "wizesync-sqlite", "wizesync (SQLite)",
-                f"sqlite+aiosqlite:///{workdir / 'bench.db'}", workdir, secret, src=args.src))
+            servers.append(
+                wizesync_server(
+                    "wizesync-sqlite",
+                    "wizesync (SQLite)",
+                    f"sqlite+aiosqlite:///{workdir / 'bench.db'}",
+                    workdir,
+                    secret,
+                    src=args.src,
+                )
+            )
         results["labels"] = {server.key: server.label for server in servers}
         postgres_targets = [s for s in servers if s.key != "wizesync-sqlite"]
         per_round = run_targets(postgres_targets, secret, args, "pg")
@@ -693,23 +829,36 @@ def main(argv: list[str] | None = None) -> int:
         results["pickup"] = pickups(servers, secret, args)
         results["per_round"] = per_round
         results["summary"] = {key: summarise(rounds) for key, rounds in per_round.items()}
-        compared = {key: rounds for key, rounds in per_round.items()
-                    if key.startswith(("wizesync-pg", "variant-"))}
+        compared = {
+            key: rounds
+            for key, rounds in per_round.items()
+            if key.startswith(("wizesync-pg", "variant-"))
+        }
         # Per round, so each ratio compares runs minutes apart, never across rounds.
         results["ratios"] = {
-            key: [round(s["rps"] / i["rps"], 3)
-                  for s, i in zip(rounds, per_round["insert"], strict=True)]
+            key: [
+                round(s["rps"] / i["rps"], 3)
+                for s, i in zip(rounds, per_round["insert"], strict=True)
+            ]
             for key, rounds in compared.items()
         }
         results["cpu_ratios"] = {
-            key: [round((i["server_cpu_ms"] + i["db_cpu_ms"])
-                        / max(1e-9, s["server_cpu_ms"] + s["db_cpu_ms"]), 3)
-                  for s, i in zip(rounds, per_round["insert"], strict=True)]
+            key: [
+                round(
+                    (i["server_cpu_ms"] + i["db_cpu_ms"])
+                    / max(1e-9, s["server_cpu_ms"] + s["db_cpu_ms"]),
+                    3,
+                )
+                for s, i in zip(rounds, per_round["insert"], strict=True)
+            ]
             for key, rounds in compared.items()
         }
         results["goals"] = goals(results)
-        errors = {s.key: sum('"level": "error"' in ln for ln in s.log_file.read_text().split("\n"))
-                  for s in servers if s.database_url}
+        errors = {
+            s.key: sum('"level": "error"' in ln for ln in s.log_file.read_text().split("\n"))
+            for s in servers
+            if s.database_url
+        }
         results["service_error_lines"] = errors
         print(report(results))
         if any(errors.values()):

@@ -176,8 +176,13 @@ async def closed_loop(
 
 
 async def paced(
-    host: str, port: int, records: list[tuple[str, bytes]], rate: float, seconds: float,
-    sent_log: Path, connections: int = 8,
+    host: str,
+    port: int,
+    records: list[tuple[str, bytes]],
+    rate: float,
+    seconds: float,
+    sent_log: Path,
+    connections: int = 8,
 ) -> Result:
     """Open loop: request i goes out at start + i/rate, whatever happened to the others."""
     result, sent = Result(), []
@@ -230,11 +235,24 @@ def run_wrk(
 ) -> dict[str, Any]:
     """Closed loop with wrk: one thread (each thread would replay the whole file)."""
     cmd = [
-        "wrk", "-t", "1", "-c", str(connections), "-d", f"{max_seconds:g}s", "--timeout", "10s",
-        "-s", str(REPLAY_LUA), f"http://127.0.0.1:{port}{path}", "--", str(file),
+        "wrk",
+        "-t",
+        "1",
+        "-c",
+        str(connections),
+        "-d",
+        f"{max_seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(REPLAY_LUA),
+        f"http://127.0.0.1:{port}{path}",
+        "--",
+        str(file),
     ]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 60,
-                          check=False)
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=max_seconds + 60, check=False
+    )
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCHJSON ")), None)
     if done.returncode != 0 or line is None:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
@@ -248,11 +266,22 @@ def run_wrk(
 
 def run_python(port: int, file: Path, connections: int, max_seconds: float) -> dict[str, Any]:
     """Closed loop with this module's client, in its own process (never the server's loop)."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "closed", "--port", str(port),
-           "--requests", str(file), "--connections", str(connections),
-           "--max-seconds", str(max_seconds)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=max_seconds + 120,
-                          check=False)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "closed",
+        "--port",
+        str(port),
+        "--requests",
+        str(file),
+        "--connections",
+        str(connections),
+        "--max-seconds",
+        str(max_seconds),
+    ]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, timeout=max_seconds + 120, check=False
+    )
     if done.returncode != 0:
         raise RuntimeError(f"load generator failed: {done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -267,11 +296,22 @@ def closed_load(
 
 
 def run_paced(port: int, file: Path, rate: float, seconds: float, sent_log: Path) -> dict[str, Any]:
-    cmd = [sys.executable, str(Path(__file__).resolve()), "paced", "--port", str(port),
-           "--requests", str(file), "--rate", str(rate), "--seconds", str(seconds),
-           "--sent", str(sent_log)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120,
-                          check=False)
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "paced",
+        "--port",
+        str(port),
+        "--requests",
+        str(file),
+        "--rate",
+        str(rate),
+        "--seconds",
+        str(seconds),
+        "--sent",
+        str(sent_log),
+    ]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=seconds + 120, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"paced load generator failed: {done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -303,8 +343,9 @@ def main(argv: list[str] | None = None) -> None:
 
     records = read_requests(args.requests)
     if args.mode == "closed":
-        work = closed_loop(args.host, args.port, [raw for _, raw in records],
-                           args.connections, args.max_seconds)
+        work = closed_loop(
+            args.host, args.port, [raw for _, raw in records], args.connections, args.max_seconds
+        )
     else:
         work = paced(args.host, args.port, records, args.rate, args.seconds, args.sent)
     try:

@@ -20,12 +20,31 @@ LOCK = ROOT / "requirements.lock"
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
-        command = [sys.executable, "-m", "pip_audit", "-r", str(LOCK), "--require-hashes",
-                   "--disable-pip", "--progress-spinner", "off", "--timeout", "20",
-                   "-f", "json", "-o", str(report)]
+        command = [
+            sys.executable,
+            "-m",
+            "pip_audit",
+            "-r",
+            str(LOCK),
+            "--require-hashes",
+            "--disable-pip",
+            "--progress-spinner",
+            "off",
+            "--timeout",
+            "20",
+            "-f",
+            "json",
+            "-o",
+            str(report),
+        ]
         try:
-            run = subprocess.run(command, capture_output=True, text=True, timeout=300,  # noqa: S603
-                                 check=False)
+            run = subprocess.run(  # noqa: S603
+                command,
+                capture_output=True,
+                text=True,
+                timeout=300,
+                check=False,
+            )
         except subprocess.TimeoutExpired:
             print("pip-audit: SKIPPED, the vulnerability database did not answer in 300 s")
             return 0
@@ -40,13 +59,18 @@ def main() -> int:
     vulnerable = [d for d in dependencies if d.get("vulns")]
     skipped = [d for d in dependencies if d.get("skip_reason")]
     for dep in vulnerable:
-        ids = ", ".join(v["id"] + (f" (fixed in {', '.join(v['fix_versions'])})"
-                                   if v.get("fix_versions") else "") for v in dep["vulns"])
+        ids = ", ".join(
+            v["id"]
+            + (f" (fixed in {', '.join(v['fix_versions'])})" if v.get("fix_versions") else "")
+            for v in dep["vulns"]
+        )
         print(f"VULNERABLE {dep['name']} {dep['version']}: {ids}")
     audited = len(dependencies) - len(skipped)
     if skipped and not audited:
-        print(f"pip-audit: SKIPPED, the vulnerability database knows none of the "
-              f"{len(skipped)} locked releases (offline, or a mirror newer than it)")
+        print(
+            f"pip-audit: SKIPPED, the vulnerability database knows none of the "
+            f"{len(skipped)} locked releases (offline, or a mirror newer than it)"
+        )
         return 0
     if skipped:
         names = ", ".join(f"{d['name']} {d.get('version', '')}".strip() for d in skipped)

@@ -23,8 +23,17 @@ from wizesync.inbox.context import PermanentFailure, record_outbound_call
 from wizesync.inbox.registry import HandlerRegistry
 
 SUMMARY_KEYS = {
-    "id", "source", "event_id", "type", "ordering_key", "status", "attempts", "next_attempt_at",
-    "received_at", "handled_at", "last_error",
+    "id",
+    "source",
+    "event_id",
+    "type",
+    "ordering_key",
+    "status",
+    "attempts",
+    "next_attempt_at",
+    "received_at",
+    "handled_at",
+    "last_error",
 }
 
 
@@ -81,7 +90,9 @@ async def test_event_list_filters_by_status_source_and_limit(mixed_inbox) -> Non
     assert await ids_of(client, status="dead") == []
     assert await ids_of(client, limit=2) == [ids["ghl_quarantined"], ids["ghl_queued"]]
     assert await ids_of(client, before_id=ids["ghl_queued"]) == [
-        ids["wizehire_ignored"], ids["wizehire_queued"]]
+        ids["wizehire_ignored"],
+        ids["wizehire_queued"],
+    ]
 
 
 async def test_event_list_rejects_an_unknown_status_or_source(mixed_inbox) -> None:
@@ -140,8 +151,7 @@ async def test_event_detail_shows_every_attempt_with_its_outbound_calls(client_f
 
 async def test_unknown_event_is_a_404_problem(client_factory, settings) -> None:
     client = await client_factory(make_settings(settings.database_url, worker="off"))
-    for request in (client.get("/admin/events/987654"),
-                    client.post("/admin/events/987654/replay")):
+    for request in (client.get("/admin/events/987654"), client.post("/admin/events/987654/replay")):
         response = await request
         assert response.status_code == 404
         assert response.headers["content-type"] == PROBLEM_JSON
@@ -201,8 +211,7 @@ async def test_replaying_a_queued_event_is_a_409_conflict(mixed_inbox) -> None:
     response = await client.post(f"/admin/events/{event_id}/replay")
     assert response.status_code == 409
     assert response.headers["content-type"] == PROBLEM_JSON
-    assert response.json()["detail"] == (
-        f"event {event_id} is queued; only finished events replay")
+    assert response.json()["detail"] == (f"event {event_id} is queued; only finished events replay")
     assert (await client.get(f"/admin/events/{event_id}")).json()["status"] == "queued"
 
 
@@ -235,16 +244,18 @@ async def test_admin_routes_require_the_bearer_token_when_it_is_set(
         make_settings(settings.database_url, worker="off", admin_token=token)
     )
     for method, path in ADMIN_ROUTES:
-        for headers in ({}, {"Authorization": "Bearer not-it"},
-                        {"Authorization": token}, {"Authorization": f"Bearer {token}x"}):
+        for headers in (
+            {},
+            {"Authorization": "Bearer not-it"},
+            {"Authorization": token},
+            {"Authorization": f"Bearer {token}x"},
+        ):
             response = await client.request(method, path, headers=headers)
             assert response.status_code == 401, (method, path, headers)
             assert response.headers["content-type"] == PROBLEM_JSON
             assert response.headers["www-authenticate"] == "Bearer"
             assert token not in response.text
-        response = await client.request(
-            method, path, headers={"Authorization": f"Bearer {token}"}
-        )
+        response = await client.request(method, path, headers={"Authorization": f"Bearer {token}"})
         # Past the gate: the route itself answers (404 for the event that does not exist).
         assert response.status_code in (200, 404), (method, path, response.text)
         if response.status_code == 404:

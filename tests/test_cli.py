@@ -99,11 +99,13 @@ def test_migrate_against_an_unreachable_database_fails_in_words(cli_env) -> None
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["serve"], ["worker"], ["events", "list"]])
-def test_a_production_config_error_exits_2_naming_the_variable(
-    cli_env, command: list[str]
-) -> None:
-    env = {**cli_env, "WIZESYNC_ENV": "production", "ADMIN_TOKEN": "a-real-admin-token",
-           "WIZEHIRE_WEBHOOK_SECRET": "whsec_cHJvZHVjdGlvbi1zZWNyZXQtMTIzNA=="}
+def test_a_production_config_error_exits_2_naming_the_variable(cli_env, command: list[str]) -> None:
+    env = {
+        **cli_env,
+        "WIZESYNC_ENV": "production",
+        "ADMIN_TOKEN": "a-real-admin-token",
+        "WIZEHIRE_WEBHOOK_SECRET": "whsec_cHJvZHVjdGlvbi1zZWNyZXQtMTIzNA==",
+    }
     result = run_cli(env, *command)
     assert result.exit_code == 2
     text = words(result)
@@ -203,9 +205,12 @@ def test_doctor_says_all_is_well_in_words(cli_env, database_url: str) -> None:
     assert result.exit_code == 0, words(result)
     text = words(result)
     shown = make_url(database_url).render_as_string(hide_password=True)
-    for line in (f"✓ database: connected to {shown}", "✓ migrations: at head",
-                 "✓ wizehire webhook secret: 1 secret(s) usable",
-                 "✓ ghl webhook key: Ed25519 public key loads"):
+    for line in (
+        f"✓ database: connected to {shown}",
+        "✓ migrations: at head",
+        "✓ wizehire webhook secret: 1 secret(s) usable",
+        "✓ ghl webhook key: Ed25519 public key loads",
+    ):
         assert line in text
     assert "✗" not in text
 
@@ -243,10 +248,13 @@ def test_doctor_reports_a_postgres_database_never_migrated(cli_env, postgres_url
 
 
 def test_doctor_reports_keys_that_do_not_load(cli_env, sqlite_url: str) -> None:
-    env = {**cli_env, "DATABASE_URL": sqlite_url,
-           "GHL_WEBHOOK_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n"
-                                     "-----END PUBLIC KEY-----\n",
-           "WIZEHIRE_WEBHOOK_SECRET": "whsec_%%%not-base64-7719"}
+    env = {
+        **cli_env,
+        "DATABASE_URL": sqlite_url,
+        "GHL_WEBHOOK_PUBLIC_KEY": "-----BEGIN PUBLIC KEY-----\nbm90IGEga2V5\n"
+        "-----END PUBLIC KEY-----\n",
+        "WIZEHIRE_WEBHOOK_SECRET": "whsec_%%%not-base64-7719",
+    }
     result = run_cli(env, "doctor")
     assert result.exit_code == 1
     text = words(result)
@@ -273,7 +281,8 @@ def test_doctor_reports_a_production_config_error(cli_env, sqlite_url: str) -> N
     result = run_cli(env, "doctor")
     assert result.exit_code == 1
     assert "✗ configuration: refusing to start in production: ADMIN_TOKEN is required" in words(
-        result)
+        result
+    )
     assert_no_traceback(result)
 
 
@@ -285,13 +294,19 @@ def served(cli_env, tmp_path: Path) -> Iterator[str]:
     """`wizesync serve` in development mode on SQLite, on a free port; yields its base URL."""
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not SERVICE_VARIABLES.match(name)}
-    env.update(WIZESYNC_ENV="development", DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/s.db",
-               LOG_LEVEL="INFO")
+    env.update(
+        WIZESYNC_ENV="development",
+        DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path}/s.db",
+        LOG_LEVEL="INFO",
+    )
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "wizesync", "serve", "--port", str(port), "--migrate"],
-            cwd=tmp_path / "workdir", env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=tmp_path / "workdir",
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -322,8 +337,9 @@ def served(cli_env, tmp_path: Path) -> Iterator[str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("event_type", "source"), [("order.created", "wizehire"),
-                                                   ("OrderCreate", "ghl")])
+@pytest.mark.parametrize(
+    ("event_type", "source"), [("order.created", "wizehire"), ("OrderCreate", "ghl")]
+)
 def test_trigger_sends_a_signed_event_to_a_running_service(
     cli_env, served: str, event_type: str, source: str
 ) -> None:
@@ -343,15 +359,22 @@ def test_trigger_of_an_unknown_event_type_lists_the_valid_ones(cli_env) -> None:
     assert result.exit_code == 2
     text = words(result)
     assert "unknown event type 'order.exploded'" in text
-    for valid in ("order.created", "order.updated", "refund.requested", "OrderCreate",
-                  "InvoicePaid", "UNINSTALL"):
+    for valid in (
+        "order.created",
+        "order.updated",
+        "refund.requested",
+        "OrderCreate",
+        "InvoicePaid",
+        "UNINSTALL",
+    ):
         assert valid in text
     assert_no_traceback(result)
 
 
 def test_trigger_says_when_the_service_is_not_running(cli_env) -> None:
-    result = run_cli(cli_env, "trigger", "order.created", "--url",
-                     f"http://127.0.0.1:{closed_port()}")
+    result = run_cli(
+        cli_env, "trigger", "order.created", "--url", f"http://127.0.0.1:{closed_port()}"
+    )
     assert result.exit_code == 1
     assert "could not reach" in words(result)
     assert_no_traceback(result)

@@ -116,7 +116,8 @@ def test_dev_settings_work_out_of_the_box(monkeypatch: pytest.MonkeyPatch, tmp_p
         env = dict(dev[name]["environment"])
         # The container's /etc/wizesync is the mounted deploy/dev.
         env["GHL_WEBHOOK_PUBLIC_KEY"] = str(
-            ROOT / "deploy/dev" / Path(env["GHL_WEBHOOK_PUBLIC_KEY"]).name)
+            ROOT / "deploy/dev" / Path(env["GHL_WEBHOOK_PUBLIC_KEY"]).name
+        )
         settings = _settings_from(env, monkeypatch, tmp_path)
         assert settings.wizesync_env == "development", name
         assert settings.database_url.endswith("@postgres:5432/wizesync"), name

@@ -55,8 +55,11 @@ CONTRACT_VARIABLES: dict[str, tuple[str, str, Any]] = {
     "GHL_CLIENT_ID": ("ghl_client_id", "ghl-client", None),
     "GHL_CLIENT_SECRET": ("ghl_client_secret", "ghl-client-secret", None),
     "GHL_REDIRECT_URI": ("ghl_redirect_uri", "https://sync.example/oauth/ghl/callback", None),
-    "GHL_AUTHORIZE_URL": ("ghl_authorize_url",
-                          "https://marketplace.leadconnectorhq.com/oauth/chooselocation", None),
+    "GHL_AUTHORIZE_URL": (
+        "ghl_authorize_url",
+        "https://marketplace.leadconnectorhq.com/oauth/chooselocation",
+        None,
+    ),
     "GHL_PRIVATE_TOKEN": ("ghl_private_token", "pit-from-env", None),
     "GHL_LOCATION_ID": ("ghl_location_id", "Z4Bxl8J4SaPEPLq9IQ8g", None),
     "GHL_WEBHOOK_PUBLIC_KEY": ("ghl_webhook_public_key", GHL_ED25519_PUBLIC_KEY, None),
@@ -69,8 +72,13 @@ CONTRACT_VARIABLES: dict[str, tuple[str, str, Any]] = {
     "RECONCILE_CRON": ("reconcile_cron", "30 3 * * *", None),
 }
 WORKER_TUNING = [
-    "WORKER_CONCURRENCY", "WORKER_LEASE_SECONDS", "WORKER_POLL_SECONDS", "WORKER_MAX_ATTEMPTS",
-    "WORKER_BACKOFF_BASE_SECONDS", "WORKER_BACKOFF_MAX_SECONDS", "WORKER_HANDLER_MODULES",
+    "WORKER_CONCURRENCY",
+    "WORKER_LEASE_SECONDS",
+    "WORKER_POLL_SECONDS",
+    "WORKER_MAX_ATTEMPTS",
+    "WORKER_BACKOFF_BASE_SECONDS",
+    "WORKER_BACKOFF_MAX_SECONDS",
+    "WORKER_HANDLER_MODULES",
 ]
 
 
@@ -82,8 +90,9 @@ def rsa_public_pem() -> str:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
-    return key.public_bytes(serialization.Encoding.PEM,
-                            serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
 
 
 def whsec() -> str:
@@ -167,7 +176,8 @@ def test_development_runs_with_no_configuration_on_marked_development_values(
     assert settings.ghl_api_url == "https://services.leadconnectorhq.com"
     assert settings.ghl_api_version == "2021-07-28"
     assert settings.ghl_authorize_url == (
-        "https://marketplace.gohighlevel.com/v2/oauth/chooselocation")
+        "https://marketplace.gohighlevel.com/v2/oauth/chooselocation"
+    )
     assert settings.ghl_webhook_rsa_public_key is None
     assert settings.worker == "inprocess"
     assert settings.poll_interval_seconds == 300
@@ -196,78 +206,136 @@ def test_the_default_ghl_key_is_the_one_ghl_publishes(clean_env: Path) -> None:
 REFUSALS = {
     "missing ADMIN_TOKEN": ({"admin_token": None}, "ADMIN_TOKEN is required"),
     "empty ADMIN_TOKEN": ({"admin_token": ""}, "ADMIN_TOKEN is required"),
-    "development ADMIN_TOKEN": ({"admin_token": DEV_ADMIN_TOKEN},
-                                "ADMIN_TOKEN is a development placeholder"),
-    "placeholder ADMIN_TOKEN": ({"admin_token": "change-me"},
-                                "ADMIN_TOKEN is a development placeholder"),
-    "missing WIZEHIRE_WEBHOOK_SECRET": ({"wizehire_webhook_secret": None},
-                                        "WIZEHIRE_WEBHOOK_SECRET is required"),
-    "blank WIZEHIRE_WEBHOOK_SECRET": ({"wizehire_webhook_secret": "  "},
-                                      "WIZEHIRE_WEBHOOK_SECRET is required"),
-    "development WIZEHIRE_WEBHOOK_SECRET": ({"wizehire_webhook_secret": DEV_WIZEHIRE_SECRET},
-                                            "WIZEHIRE_WEBHOOK_SECRET is a development"),
+    "development ADMIN_TOKEN": (
+        {"admin_token": DEV_ADMIN_TOKEN},
+        "ADMIN_TOKEN is a development placeholder",
+    ),
+    "placeholder ADMIN_TOKEN": (
+        {"admin_token": "change-me"},
+        "ADMIN_TOKEN is a development placeholder",
+    ),
+    "missing WIZEHIRE_WEBHOOK_SECRET": (
+        {"wizehire_webhook_secret": None},
+        "WIZEHIRE_WEBHOOK_SECRET is required",
+    ),
+    "blank WIZEHIRE_WEBHOOK_SECRET": (
+        {"wizehire_webhook_secret": "  "},
+        "WIZEHIRE_WEBHOOK_SECRET is required",
+    ),
+    "development WIZEHIRE_WEBHOOK_SECRET": (
+        {"wizehire_webhook_secret": DEV_WIZEHIRE_SECRET},
+        "WIZEHIRE_WEBHOOK_SECRET is a development",
+    ),
     "development secret in a rotation": (
         {"wizehire_webhook_secret": f"{whsec()} {DEV_WIZEHIRE_SECRET}"},
-        "WIZEHIRE_WEBHOOK_SECRET is a development"),
+        "WIZEHIRE_WEBHOOK_SECRET is a development",
+    ),
     "missing WIZEHIRE_API_URL": ({"wizehire_api_url": None}, "WIZEHIRE_API_URL is required"),
-    "localhost WIZEHIRE_API_URL": ({"wizehire_api_url": "http://localhost:8010/wizehire"},
-                                   "WIZEHIRE_API_URL points at a sandbox"),
-    "sandbox WIZEHIRE_API_URL": ({"wizehire_api_url": "https://sandbox.wizehire.com"},
-                                 "WIZEHIRE_API_URL points at a sandbox"),
-    "sandbox GHL_API_URL": ({"ghl_api_url": "http://127.0.0.1:8010/ghl"},
-                            "GHL_API_URL points at a sandbox"),
+    "localhost WIZEHIRE_API_URL": (
+        {"wizehire_api_url": "http://localhost:8010/wizehire"},
+        "WIZEHIRE_API_URL points at a sandbox",
+    ),
+    "sandbox WIZEHIRE_API_URL": (
+        {"wizehire_api_url": "https://sandbox.wizehire.com"},
+        "WIZEHIRE_API_URL points at a sandbox",
+    ),
+    "sandbox GHL_API_URL": (
+        {"ghl_api_url": "http://127.0.0.1:8010/ghl"},
+        "GHL_API_URL points at a sandbox",
+    ),
     "http GHL_REDIRECT_URI": (
         {"ghl_redirect_uri": "http://sync.example.com/oauth/ghl/callback"},
-        "GHL_REDIRECT_URI must be https"),
+        "GHL_REDIRECT_URI must be https",
+    ),
     "OAuth without TOKEN_ENCRYPTION_KEY": (
-        {"ghl_client_id": "app-id", "ghl_client_secret": "app-secret",
-         "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback"},
-        "TOKEN_ENCRYPTION_KEY is required in OAuth mode"),
+        {
+            "ghl_client_id": "app-id",
+            "ghl_client_secret": "app-secret",
+            "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback",
+        },
+        "TOKEN_ENCRYPTION_KEY is required in OAuth mode",
+    ),
     # --- hardening: endpoints, database, secret strength, half-given OAuth ---
-    "http WIZEHIRE_API_URL": ({"wizehire_api_url": "http://api.wizehire.com"},
-                              "WIZEHIRE_API_URL must be https"),
-    "[::1] WIZEHIRE_API_URL": ({"wizehire_api_url": "https://[::1]/wizehire"},
-                               "WIZEHIRE_API_URL points at a loopback address"),
-    "legacy-spelled loopback": ({"wizehire_api_url": "https://2130706433/"},
-                                "WIZEHIRE_API_URL points at a loopback address"),
+    "http WIZEHIRE_API_URL": (
+        {"wizehire_api_url": "http://api.wizehire.com"},
+        "WIZEHIRE_API_URL must be https",
+    ),
+    "[::1] WIZEHIRE_API_URL": (
+        {"wizehire_api_url": "https://[::1]/wizehire"},
+        "WIZEHIRE_API_URL points at a loopback address",
+    ),
+    "legacy-spelled loopback": (
+        {"wizehire_api_url": "https://2130706433/"},
+        "WIZEHIRE_API_URL points at a loopback address",
+    ),
     "private WIZEHIRE_TOKEN_URL": (
-        {"wizehire_token_url": "https://10.1.2.3/token", "wizehire_client_id": "c",
-         "wizehire_client_secret": "s"}, "WIZEHIRE_TOKEN_URL points at a private address"),
-    "link-local GHL_AUTHORIZE_URL": ({"ghl_authorize_url": "https://169.254.169.254/x"},
-                                     "GHL_AUTHORIZE_URL points at a link-local address"),
-    "http SLACK_WEBHOOK_URL": ({"slack_webhook_url": "http://hooks.slack.com/services/T/B/x"},
-                               "SLACK_WEBHOOK_URL must be https"),
+        {
+            "wizehire_token_url": "https://10.1.2.3/token",
+            "wizehire_client_id": "c",
+            "wizehire_client_secret": "s",
+        },
+        "WIZEHIRE_TOKEN_URL points at a private address",
+    ),
+    "link-local GHL_AUTHORIZE_URL": (
+        {"ghl_authorize_url": "https://169.254.169.254/x"},
+        "GHL_AUTHORIZE_URL points at a link-local address",
+    ),
+    "http SLACK_WEBHOOK_URL": (
+        {"slack_webhook_url": "http://hooks.slack.com/services/T/B/x"},
+        "SLACK_WEBHOOK_URL must be https",
+    ),
     "mapped loopback SLACK_WEBHOOK_URL": (
         {"slack_webhook_url": "https://[::ffff:127.0.0.1]/services/T/B/x"},
-        "SLACK_WEBHOOK_URL points at a loopback address"),
-    "sandbox STRIPE_API_BASE": ({"stripe_api_base": "http://127.0.0.1:8010/stripe"},
-                                "STRIPE_API_BASE must be https"),
-    "loopback NMI_API_URL": ({"nmi_api_url": "https://127.0.0.1/nmi/api/transact.php"},
-                             "NMI_API_URL points at a loopback address"),
-    "private AUTHNET_API_URL": ({"authnet_api_url": "https://192.168.1.5/xml/v1/request.api"},
-                                "AUTHNET_API_URL points at a private address"),
-    "SQLite": ({"database_url": "sqlite+aiosqlite:///./wizesync.db"},
-               "DATABASE_URL is SQLite"),
+        "SLACK_WEBHOOK_URL points at a loopback address",
+    ),
+    "sandbox STRIPE_API_BASE": (
+        {"stripe_api_base": "http://127.0.0.1:8010/stripe"},
+        "STRIPE_API_BASE must be https",
+    ),
+    "loopback NMI_API_URL": (
+        {"nmi_api_url": "https://127.0.0.1/nmi/api/transact.php"},
+        "NMI_API_URL points at a loopback address",
+    ),
+    "private AUTHNET_API_URL": (
+        {"authnet_api_url": "https://192.168.1.5/xml/v1/request.api"},
+        "AUTHNET_API_URL points at a private address",
+    ),
+    "SQLite": ({"database_url": "sqlite+aiosqlite:///./wizesync.db"}, "DATABASE_URL is SQLite"),
     "short ADMIN_TOKEN": ({"admin_token": "x" * 31}, "ADMIN_TOKEN must be at least 32"),
     "non-ASCII ADMIN_TOKEN": ({"admin_token": "é" * 40}, "ADMIN_TOKEN must be at least 32"),
     "short WIZEHIRE_WEBHOOK_SECRET": (
         {"wizehire_webhook_secret": "whsec_" + base64.b64encode(b"x" * 23).decode()},
-        "at least 24 bytes"),
-    "sandbox GHL_WEBHOOK_PUBLIC_KEY": ({"ghl_webhook_public_key": SANDBOX_GHL_PUBLIC_KEY_PEM},
-                                       "GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key"),
-    "development TOKEN_ENCRYPTION_KEY": ({"token_encryption_key": DEV_TOKEN_KEY},
-                                         "is the development key"),
+        "at least 24 bytes",
+    ),
+    "sandbox GHL_WEBHOOK_PUBLIC_KEY": (
+        {"ghl_webhook_public_key": SANDBOX_GHL_PUBLIC_KEY_PEM},
+        "GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key",
+    ),
+    "development TOKEN_ENCRYPTION_KEY": (
+        {"token_encryption_key": DEV_TOKEN_KEY},
+        "is the development key",
+    ),
     "malformed TOKEN_ENCRYPTION_KEY": (
         {"token_encryption_key": f"{Fernet.generate_key().decode()},not-a-key"},
-        "key #2 is not a Fernet key"),
-    "OAuth half given": ({"ghl_client_id": "app-id", "token_encryption_key": FERNET},
-                         "GHL OAuth settings are half given"),
+        "key #2 is not a Fernet key",
+    ),
+    "OAuth half given": (
+        {"ghl_client_id": "app-id", "token_encryption_key": FERNET},
+        "GHL OAuth settings are half given",
+    ),
     "OAuth without GHL_APP_ID": (
-        {"ghl_client_id": "app-id", "ghl_client_secret": "app-secret",
-         "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback",
-         "token_encryption_key": FERNET}, "GHL_APP_ID missing"),
-    "Wizehire OAuth half given": ({"wizehire_client_id": "wz-client"},
-                                  "Wizehire OAuth settings are half given"),
+        {
+            "ghl_client_id": "app-id",
+            "ghl_client_secret": "app-secret",
+            "ghl_redirect_uri": "https://sync.example.com/oauth/ghl/callback",
+            "token_encryption_key": FERNET,
+        },
+        "GHL_APP_ID missing",
+    ),
+    "Wizehire OAuth half given": (
+        {"wizehire_client_id": "wz-client"},
+        "Wizehire OAuth settings are half given",
+    ),
 }
 
 
@@ -288,33 +356,44 @@ def test_production_from_the_environment_lists_every_missing_secret(
     with pytest.raises((ValidationError, ConfigError)) as caught:
         Settings()
     text = str(caught.value)
-    for message in ("ADMIN_TOKEN is required", "WIZEHIRE_WEBHOOK_SECRET is required",
-                    "WIZEHIRE_API_URL is required"):
+    for message in (
+        "ADMIN_TOKEN is required",
+        "WIZEHIRE_WEBHOOK_SECRET is required",
+        "WIZEHIRE_API_URL is required",
+    ):
         assert message in text
 
 
 def test_a_good_production_config_is_accepted(clean_env: Path) -> None:
     settings = Settings(**good_production())
     assert settings.is_production
-    oauth = Settings(**good_production(
-        ghl_client_id="app-id", ghl_client_secret="app-secret",
-        ghl_redirect_uri="https://sync.example.com/oauth/ghl/callback",
-        ghl_app_id="ve9EPM428h8vShlRW1KT", token_encryption_key=FERNET,
-        slack_webhook_url="https://hooks.slack.com/services/T/B/x",
-    ))
+    oauth = Settings(
+        **good_production(
+            ghl_client_id="app-id",
+            ghl_client_secret="app-secret",
+            ghl_redirect_uri="https://sync.example.com/oauth/ghl/callback",
+            ghl_app_id="ve9EPM428h8vShlRW1KT",
+            token_encryption_key=FERNET,
+            slack_webhook_url="https://hooks.slack.com/services/T/B/x",
+        )
+    )
     assert oauth.ghl_client_id == "app-id"
     assert not settings.api_docs_enabled
     assert Settings(**good_production(expose_api_docs=True)).api_docs_enabled
-    sqlite = Settings(**good_production(database_url="sqlite+aiosqlite:///./w.db",
-                                        allow_sqlite_in_production=True))
+    sqlite = Settings(
+        **good_production(
+            database_url="sqlite+aiosqlite:///./w.db", allow_sqlite_in_production=True
+        )
+    )
     assert sqlite.database_url.startswith("sqlite")
 
 
 async def test_a_good_production_config_starts_and_trusts_no_sandbox_key(
     client_factory, database_url: str, engine
 ) -> None:
-    values = good_production(database_url=database_url, worker="off",
-                             allow_sqlite_in_production=True)
+    values = good_production(
+        database_url=database_url, worker="off", allow_sqlite_in_production=True
+    )
     values.pop("_env_file")
     values["ghl_webhook_public_key"] = GHL_ED25519_PUBLIC_KEY
     client = await client_factory(make_settings(**values))
@@ -356,21 +435,28 @@ async def test_ghl_public_key_may_be_a_path_to_a_pem_file(
 ) -> None:
     private = Ed25519PrivateKey.generate()
     pem_file = tmp_path / "ghl-key.pem"
-    pem_file.write_bytes(private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    pem_file.write_bytes(
+        private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
     private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()).decode()
-    values = good_production(database_url=database_url, worker="off",
-                             ghl_webhook_public_key=str(pem_file),
-                             allow_sqlite_in_production=True)
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    values = good_production(
+        database_url=database_url,
+        worker="off",
+        ghl_webhook_public_key=str(pem_file),
+        allow_sqlite_in_production=True,
+    )
     values.pop("_env_file")
     settings = make_settings(**values)
     assert settings.ghl_public_key_pem == pem_file.read_text()
     client = await client_factory(settings)
     body = samples_body()
-    response = await client.post("/webhooks/ghl", content=body,
-                                 headers=ghl_headers(body, private_pem))
+    response = await client.post(
+        "/webhooks/ghl", content=body, headers=ghl_headers(body, private_pem)
+    )
     assert response.status_code == 202, response.text
 
 
@@ -427,8 +513,11 @@ def test_env_example_as_a_dotenv_is_production_and_refuses_until_filled_in(
     (clean_env / ".env").write_text((ROOT / ".env.example").read_text())
     with pytest.raises((ValidationError, ConfigError)) as caught:
         Settings()
-    for message in ("ADMIN_TOKEN is required", "WIZEHIRE_WEBHOOK_SECRET is required",
-                    "DATABASE_URL is SQLite"):
+    for message in (
+        "ADMIN_TOKEN is required",
+        "WIZEHIRE_WEBHOOK_SECRET is required",
+        "DATABASE_URL is SQLite",
+    ):
         assert message in str(caught.value)
     monkeypatch.setenv("WIZESYNC_ENV", "development")  # the environment wins over .env
     settings = Settings()
@@ -483,15 +572,17 @@ def test_compose_runs_postgres_migrate_api_and_worker_with_health_checks() -> No
 def test_dockerfile_installs_the_package_and_runs_as_a_non_root_user() -> None:
     text = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.splitlines()]
-    assert any(re.match(r"FROM python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}$", line)
-               for line in lines), "the base image is pinned by digest"
+    assert any(
+        re.match(r"FROM python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}$", line) for line in lines
+    ), "the base image is pinned by digest"
     assert "pip install --require-hashes -r requirements-runtime.lock" in text
     assert "pip install --no-deps ." in text
     assert "WIZESYNC_ENV=production" in text
     users = [line.split()[1] for line in lines if line.startswith("USER ")]
     assert users and users[-1] not in ("root", "0")
     assert lines[[i for i, line in enumerate(lines) if line.startswith("ENTRYPOINT")][-1]] == (
-        'ENTRYPOINT ["wizesync"]')
+        'ENTRYPOINT ["wizesync"]'
+    )
     ignored = (ROOT / ".dockerignore").read_text().split()
     for name in (".env", ".venv", ".git", "*.db"):
         assert name in ignored, name

@@ -36,16 +36,19 @@ def by_name(results: list[tuple[bool, str, str]]) -> dict[str, tuple[bool, str]]
 
 
 def pit_settings(database_url: str, **overrides: Any) -> Any:
-    values: dict[str, Any] = {"ghl_api_url": GHL, "ghl_private_token": "pit-doctor-token",
-                              "ghl_location_id": PIT_LOCATION, "wizehire_api_url": WIZEHIRE,
-                              "wizehire_api_key": "wh-doctor-key"}
+    values: dict[str, Any] = {
+        "ghl_api_url": GHL,
+        "ghl_private_token": "pit-doctor-token",
+        "ghl_location_id": PIT_LOCATION,
+        "wizehire_api_url": WIZEHIRE,
+        "wizehire_api_key": "wh-doctor-key",
+    }
     values.update(overrides)
     return make_settings(database_url, **values)
 
 
 def wizehire_ok() -> None:
-    respx.get(ORDERS).mock(return_value=httpx.Response(200, json={"data": [],
-                                                                  "next_cursor": None}))
+    respx.get(ORDERS).mock(return_value=httpx.Response(200, json={"data": [], "next_cursor": None}))
 
 
 # --- Private Integration Token: one cheap call ---------------------------------------------------
@@ -56,8 +59,11 @@ async def test_a_working_private_token_and_wizehire_pass(database_url, engine) -
     ghl = respx.get(WHITELABEL).mock(return_value=httpx.Response(200, json={"providers": []}))
     wizehire_ok()
     checks = by_name(await run_checks(pit_settings(database_url)))
-    assert checks["ghl token"] == (True, "the Private Integration Token works for location "
-                                         f"{PIT_LOCATION} (0 white-label provider(s))")
+    assert checks["ghl token"] == (
+        True,
+        "the Private Integration Token works for location "
+        f"{PIT_LOCATION} (0 white-label provider(s))",
+    )
     assert checks["wizehire api"] == (True, f"{WIZEHIRE} answers GET /v1/orders (api_key auth)")
     assert all(ok for ok, _ in checks.values()), checks
     [call] = ghl.calls
@@ -69,17 +75,27 @@ async def test_a_working_private_token_and_wizehire_pass(database_url, engine) -
     assert orders.request.headers["Authorization"] == "Bearer wh-doctor-key"
 
 
-@pytest.mark.parametrize(("status", "body", "said"), [
-    (401, {"statusCode": 401, "message": "The token is not authorized for this scope."},
-     "the token is not allowed to use this endpoint: it needs the scope "
-     "payments/integration.readonly"),
-    (401, {"statusCode": 401, "message": "Invalid JWT"},
-     "GHL does not accept the credentials: GHL rejected the Private Integration Token"),
-    (503, {"statusCode": 503, "message": "Service Unavailable"}, "GHL failed with 503"),
-])
+@pytest.mark.parametrize(
+    ("status", "body", "said"),
+    [
+        (
+            401,
+            {"statusCode": 401, "message": "The token is not authorized for this scope."},
+            "the token is not allowed to use this endpoint: it needs the scope "
+            "payments/integration.readonly",
+        ),
+        (
+            401,
+            {"statusCode": 401, "message": "Invalid JWT"},
+            "GHL does not accept the credentials: GHL rejected the Private Integration Token",
+        ),
+        (503, {"statusCode": 503, "message": "Service Unavailable"}, "GHL failed with 503"),
+    ],
+)
 @respx.mock
-async def test_a_private_token_problem_is_said_in_words(database_url, engine, status, body,
-                                                        said) -> None:
+async def test_a_private_token_problem_is_said_in_words(
+    database_url, engine, status, body, said
+) -> None:
     respx.get(WHITELABEL).mock(return_value=httpx.Response(status, json=body))
     wizehire_ok()
     ok, message = by_name(await run_checks(pit_settings(database_url)))["ghl token"]
@@ -92,26 +108,38 @@ async def test_a_private_token_problem_is_said_in_words(database_url, engine, st
 async def test_an_unreachable_ghl_is_said_in_words(database_url, engine) -> None:
     from tests.support.processes import free_port
 
-    settings = pit_settings(database_url, ghl_api_url=f"http://127.0.0.1:{free_port()}/ghl",
-                            wizehire_api_url="http://wizehire-doctor.invalid")
+    settings = pit_settings(
+        database_url,
+        ghl_api_url=f"http://127.0.0.1:{free_port()}/ghl",
+        wizehire_api_url="http://wizehire-doctor.invalid",
+    )
     checks = by_name(await run_checks(settings))
     assert checks["ghl token"][0] is False
     assert "cannot reach GHL: the connection was refused" in checks["ghl token"][1]
-    assert checks["wizehire api"] == (False, "http://wizehire-doctor.invalid: cannot reach it: "
-                                             "the host name does not resolve (DNS)")
+    assert checks["wizehire api"] == (
+        False,
+        "http://wizehire-doctor.invalid: cannot reach it: the host name does not resolve (DNS)",
+    )
 
 
 # --- Wizehire -------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("answer", "said"), [
-    (httpx.Response(401, json={"title": "Unauthorized", "detail": "bad key"}),
-     "Wizehire refused the credentials (401): bad key; check WIZEHIRE_API_KEY"),
-    (httpx.ReadTimeout("slow"), "cannot reach it: no answer in time (timeout)"),
-    (httpx.Response(404, json={"detail": "no such route"}),
-     "GET /v1/orders is not there (404): is WIZEHIRE_API_URL the API's base URL?"),
-    (httpx.Response(200, json={"orders": "?"}), "the answer is not the contract's orders page"),
-])
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            httpx.Response(401, json={"title": "Unauthorized", "detail": "bad key"}),
+            "Wizehire refused the credentials (401): bad key; check WIZEHIRE_API_KEY",
+        ),
+        (httpx.ReadTimeout("slow"), "cannot reach it: no answer in time (timeout)"),
+        (
+            httpx.Response(404, json={"detail": "no such route"}),
+            "GET /v1/orders is not there (404): is WIZEHIRE_API_URL the API's base URL?",
+        ),
+        (httpx.Response(200, json={"orders": "?"}), "the answer is not the contract's orders page"),
+    ],
+)
 @respx.mock
 async def test_wizehire_problems_are_said_in_words(database_url, engine, answer, said) -> None:
     respx.get(WHITELABEL).mock(return_value=httpx.Response(200, json={"providers": []}))
@@ -139,13 +167,24 @@ async def test_wizehire_without_credentials_names_the_variables(database_url, en
 # --- OAuth installations: what the database holds -------------------------------------------------
 
 
-async def install(sessionmaker, cipher: TokenCipher, location_id: str, *,
-                  scopes: str | None = ALL_SCOPES, expires_in: float = 3600) -> None:
-    tokens = StoredTokens(cipher.encrypt(f"at-{location_id}"), cipher.encrypt(f"rt-{location_id}"),
-                          utcnow() + timedelta(seconds=expires_in), scopes)
+async def install(
+    sessionmaker,
+    cipher: TokenCipher,
+    location_id: str,
+    *,
+    scopes: str | None = ALL_SCOPES,
+    expires_in: float = 3600,
+) -> None:
+    tokens = StoredTokens(
+        cipher.encrypt(f"at-{location_id}"),
+        cipher.encrypt(f"rt-{location_id}"),
+        utcnow() + timedelta(seconds=expires_in),
+        scopes,
+    )
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_location(session, location_id=location_id, company_id=None,
-                                       tokens=tokens)
+        await ghl_repo.upsert_location(
+            session, location_id=location_id, company_id=None, tokens=tokens
+        )
 
 
 @respx.mock
@@ -156,8 +195,9 @@ async def test_healthy_installations_pass_with_their_expiry_and_scopes(
     cipher = TokenCipher([KEY_OLD])
     await install(sessionmaker, cipher, LOCATION)
     await install(sessionmaker, cipher, LOCATION_2, expires_in=-60)
-    settings = oauth_settings(database_url, wizehire_api_url=WIZEHIRE,
-                              wizehire_api_key="wh-doctor-key")
+    settings = oauth_settings(
+        database_url, wizehire_api_url=WIZEHIRE, wizehire_api_key="wh-doctor-key"
+    )
     checks = by_name(await run_checks(settings))
     ok, message = checks[f"ghl location {LOCATION}"]
     assert ok and "access token valid for" in message
@@ -179,13 +219,17 @@ async def test_each_installation_problem_is_said_in_words(database_url, sessionm
     async with sessionmaker.begin() as session:
         row = await ghl_repo.get_installation(session, "LocNeedsReauth000001")
         assert row is not None
-        await ghl_repo.mark_needs_reauth(session, [row.id],
-                                         "Invalid grant: refresh token is invalid")
-        await session.execute(update(GhlInstallation)
-                              .where(GhlInstallation.location_id == LOCATION_2)
-                              .values(inactive_until=utcnow() + timedelta(minutes=5)))
-    settings = oauth_settings(database_url, wizehire_api_url=WIZEHIRE,
-                              wizehire_api_key="wh-doctor-key")
+        await ghl_repo.mark_needs_reauth(
+            session, [row.id], "Invalid grant: refresh token is invalid"
+        )
+        await session.execute(
+            update(GhlInstallation)
+            .where(GhlInstallation.location_id == LOCATION_2)
+            .values(inactive_until=utcnow() + timedelta(minutes=5))
+        )
+    settings = oauth_settings(
+        database_url, wizehire_api_url=WIZEHIRE, wizehire_api_key="wh-doctor-key"
+    )
     checks = by_name(await run_checks(settings))
 
     ok, message = checks[f"ghl location {LOCATION}"]
@@ -196,16 +240,20 @@ async def test_each_installation_problem_is_said_in_words(database_url, sessionm
     ok, message = checks["ghl location LocUnreadable0000001"]
     assert not ok and "do not decrypt with TOKEN_ENCRYPTION_KEY" in message
     ok, message = checks["ghl location LocNeedsReauth000001"]
-    assert not ok and message == ("needs re-authorisation: Invalid grant: refresh token is "
-                                  "invalid; install the app again (`wizesync ghl install-url`)")
+    assert not ok and message == (
+        "needs re-authorisation: Invalid grant: refresh token is "
+        "invalid; install the app again (`wizesync ghl install-url`)"
+    )
 
 
-async def test_oauth_mode_with_nothing_installed_says_how_to_install(database_url,
-                                                                     engine) -> None:
+async def test_oauth_mode_with_nothing_installed_says_how_to_install(database_url, engine) -> None:
     with respx.mock:
         wizehire_ok()
-        checks = by_name(await run_checks(oauth_settings(
-            database_url, wizehire_api_url=WIZEHIRE, wizehire_api_key="k")))
+        checks = by_name(
+            await run_checks(
+                oauth_settings(database_url, wizehire_api_url=WIZEHIRE, wizehire_api_key="k")
+            )
+        )
     ok, message = checks["ghl installations"]
     assert not ok and "no GHL location is installed yet" in message
 
@@ -214,12 +262,23 @@ async def test_oauth_mode_with_nothing_installed_says_how_to_install(database_ur
 
 
 def test_doctor_exits_1_and_says_the_scope_problem(cli_env, sqlite_url) -> None:  # noqa: F811
-    env = {**cli_env, "DATABASE_URL": sqlite_url, "WIZESYNC_ENV": "test", "GHL_API_URL": GHL,
-           "GHL_PRIVATE_TOKEN": "pit-doctor-token", "GHL_LOCATION_ID": PIT_LOCATION,
-           "WIZEHIRE_API_URL": WIZEHIRE, "WIZEHIRE_API_KEY": "wh-doctor-key"}
+    env = {
+        **cli_env,
+        "DATABASE_URL": sqlite_url,
+        "WIZESYNC_ENV": "test",
+        "GHL_API_URL": GHL,
+        "GHL_PRIVATE_TOKEN": "pit-doctor-token",
+        "GHL_LOCATION_ID": PIT_LOCATION,
+        "WIZEHIRE_API_URL": WIZEHIRE,
+        "WIZEHIRE_API_KEY": "wh-doctor-key",
+    }
     with respx.mock:
-        respx.get(WHITELABEL).mock(return_value=httpx.Response(401, json={
-            "statusCode": 401, "message": "The token is not authorized for this scope."}))
+        respx.get(WHITELABEL).mock(
+            return_value=httpx.Response(
+                401,
+                json={"statusCode": 401, "message": "The token is not authorized for this scope."},
+            )
+        )
         wizehire_ok()
         result = run_cli(env, "doctor")
     assert result.exit_code == 1
@@ -231,8 +290,10 @@ def test_doctor_exits_1_and_says_the_scope_problem(cli_env, sqlite_url) -> None:
     assert_no_traceback(result)
 
 
-def test_doctor_outside_development_without_ghl_says_what_to_set(cli_env,  # noqa: F811
-                                                                 sqlite_url) -> None:
+def test_doctor_outside_development_without_ghl_says_what_to_set(
+    cli_env,  # noqa: F811
+    sqlite_url,
+) -> None:
     env = {**cli_env, "DATABASE_URL": sqlite_url, "WIZESYNC_ENV": "test"}
     result = run_cli(env, "doctor")
     assert result.exit_code == 1

@@ -51,14 +51,13 @@ async def post_ghl(client: httpx.AsyncClient, body: bytes, headers: dict[str, st
 
 async def row(sessionmaker: Any, event_id: int) -> InboxEvent:
     async with sessionmaker() as session:
-        return (await session.execute(
-            select(InboxEvent).where(InboxEvent.id == event_id)
-        )).scalar_one()
+        return (
+            await session.execute(select(InboxEvent).where(InboxEvent.id == event_id))
+        ).scalar_one()
 
 
 async def wait_done(sessionmaker: Any, event_id: int) -> InboxEvent:
-    return await wait_for_status(sessionmaker, event_id, EventStatus.DONE.value,
-                                 timeout=DEADLINE)
+    return await wait_for_status(sessionmaker, event_id, EventStatus.DONE.value, timeout=DEADLINE)
 
 
 def settle_of(event: InboxEvent) -> float:
@@ -71,7 +70,8 @@ async def post_order_create(
     """A service with this settle time and a `Runs` handler, and one GHL OrderCreate posted."""
     runs = Runs()
     client = await client_factory(
-        make_settings(database_url, ghl_webhook_settle_seconds=settle), registry=runs.registry)
+        make_settings(database_url, ghl_webhook_settle_seconds=settle), registry=runs.registry
+    )
     body, headers = ghl_request(samples.ghl_event("OrderCreate"))
     return runs, client, await post_ghl(client, body, headers)
 
@@ -128,7 +128,8 @@ async def test_the_in_process_worker_is_woken_when_the_ghl_webhook_falls_due(
     runs = Runs()
     client = await client_factory(
         make_settings(database_url, worker_poll_seconds=60, ghl_webhook_settle_seconds=settle),
-        registry=runs.registry)
+        registry=runs.registry,
+    )
     await asyncio.wait_for(idle.wait(), DEADLINE)  # the first claim found nothing
 
     body, headers = ghl_request(samples.ghl_event("OrderCreate"))
@@ -139,8 +140,9 @@ async def test_the_in_process_worker_is_woken_when_the_ghl_webhook_falls_due(
 
 
 async def test_worker_wake_after_wakes_later_not_now(database_url, engine, sessionmaker):
-    worker = Worker(settings=make_settings(database_url), sessionmaker=sessionmaker,
-                    registry=HandlerRegistry())
+    worker = Worker(
+        settings=make_settings(database_url), sessionmaker=sessionmaker, registry=HandlerRegistry()
+    )
     worker.wake(0.3)
     assert not worker._wake.is_set()  # scheduled, not now
     await asyncio.wait_for(worker._wake.wait(), DEADLINE)
@@ -157,7 +159,8 @@ async def test_wizehire_webhook_is_due_at_once_whatever_the_ghl_settle_time(
 ):
     runs = Runs()
     client = await client_factory(
-        make_settings(database_url, ghl_webhook_settle_seconds=1.0), registry=runs.registry)
+        make_settings(database_url, ghl_webhook_settle_seconds=1.0), registry=runs.registry
+    )
     body, headers = wizehire_request(samples.wizehire_event("order.created"))
     response = await client.post(WIZEHIRE_URL, content=body, headers=headers)
     assert response.status_code == 202, response.text
@@ -184,7 +187,8 @@ async def test_duplicate_ghl_delivery_does_not_move_the_due_time(
 ):
     # No worker: the row keeps the state the first delivery gave it.
     client = await client_factory(
-        make_settings(database_url, worker="off", ghl_webhook_settle_seconds=5.0))
+        make_settings(database_url, worker="off", ghl_webhook_settle_seconds=5.0)
+    )
     event = samples.ghl_event("OrderCreate")
     body, headers = ghl_request(event)
     event_id = await post_ghl(client, body, headers)

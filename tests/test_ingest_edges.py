@@ -43,12 +43,22 @@ async def test_sender_disconnecting_mid_body_is_rejected_not_a_500(
         sent.append(message)
 
     scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
-        "scheme": "http", "path": "/webhooks/wizehire", "raw_path": b"/webhooks/wizehire",
-        "query_string": b"", "root_path": "", "client": ("127.0.0.1", 40000),
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/webhooks/wizehire",
+        "raw_path": b"/webhooks/wizehire",
+        "query_string": b"",
+        "root_path": "",
+        "client": ("127.0.0.1", 40000),
         "server": ("test", 80),
-        "headers": [(b"host", b"test"), (b"content-type", b"application/json"),
-                    (b"content-length", b"400")],
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", b"application/json"),
+            (b"content-length", b"400"),
+        ],
     }
     before = _rejected("client_disconnected")
     async with app.router.lifespan_context(app):
@@ -70,8 +80,7 @@ async def test_pooled_connection_terminated_by_the_server_is_replaced_not_used(
 ) -> None:
     engine = create_engine(postgres_url, pool_size=1)
     sessionmaker = create_sessionmaker(engine)
-    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(
-        hide_password=False)
+    dsn = make_url(postgres_url).set(drivername="postgresql").render_as_string(hide_password=False)
     admin = await asyncpg.connect(dsn)
     try:
         async with sessionmaker() as session:

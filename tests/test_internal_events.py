@@ -16,8 +16,13 @@ from wizesync.inbox.replay import replay
 
 async def _queue(sessionmaker, event_id: str, key: str | None = "wizehire:order:o1") -> int | None:
     async with sessionmaker.begin() as session:
-        return await internal.enqueue(session, type_="test.follow_up", event_id=event_id,
-                                      ordering_key=key, payload={"sync_order_id": 7})
+        return await internal.enqueue(
+            session,
+            type_="test.follow_up",
+            event_id=event_id,
+            ordering_key=key,
+            payload={"sync_order_id": 7},
+        )
 
 
 async def test_the_same_follow_up_is_queued_once(database_url, sessionmaker) -> None:
@@ -28,8 +33,11 @@ async def test_the_same_follow_up_is_queued_once(database_url, sessionmaker) -> 
     assert first is not None and other is not None and first != other
     assert again is None
     async with sessionmaker() as session:
-        rows = (await session.execute(
-            select(InboxEvent).where(InboxEvent.source == Source.INTERNAL))).scalars().all()
+        rows = (
+            (await session.execute(select(InboxEvent).where(InboxEvent.source == Source.INTERNAL)))
+            .scalars()
+            .all()
+        )
     assert sorted(r.event_id for r in rows) == ["follow:1", "follow:2"]
     row = next(r for r in rows if r.event_id == "follow:1")
     assert row.status == EventStatus.QUEUED
@@ -43,8 +51,9 @@ async def test_rolled_back_work_queues_nothing(database_url, sessionmaker) -> No
 
     try:
         async with sessionmaker.begin() as session:
-            await internal.enqueue(session, type_="test.follow_up", event_id="follow:x",
-                                   ordering_key=None, payload={})
+            await internal.enqueue(
+                session, type_="test.follow_up", event_id="follow:x", ordering_key=None, payload={}
+            )
             raise Boom
     except Boom:
         pass
@@ -61,8 +70,13 @@ async def test_follow_up_waits_behind_its_key_runs_and_replays(database_url, ses
         seen.append("webhook")
         # Queued by the handler, in its own unit of work, on the same key: runs after this one.
         async with ctx.unit_of_work() as session:
-            await internal.enqueue(session, type_="test.follow_up", event_id="follow:run",
-                                   ordering_key=ctx.event.ordering_key, payload={"n": 1})
+            await internal.enqueue(
+                session,
+                type_="test.follow_up",
+                event_id="follow:run",
+                ordering_key=ctx.event.ordering_key,
+                payload={"n": 1},
+            )
 
     async def follow_up(ctx: EventContext) -> None:
         assert ctx.event.source == Source.INTERNAL
@@ -75,8 +89,9 @@ async def test_follow_up_waits_behind_its_key_runs_and_replays(database_url, ses
     async with running_worker(make_settings(database_url), sessionmaker, registry):
         await wait_for_status(sessionmaker, first, EventStatus.DONE)
         async with sessionmaker() as session:
-            follow_id = await session.scalar(select(InboxEvent.id).where(
-                InboxEvent.event_id == "follow:run"))
+            follow_id = await session.scalar(
+                select(InboxEvent.id).where(InboxEvent.event_id == "follow:run")
+            )
         assert follow_id is not None
         await wait_for_status(sessionmaker, follow_id, EventStatus.DONE)
         assert await replay(sessionmaker, follow_id) == EventStatus.QUEUED

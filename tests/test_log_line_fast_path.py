@@ -17,16 +17,19 @@ def _record(msg: str, **extra: object) -> logging.LogRecord:
     return record
 
 
-@pytest.mark.parametrize("extra", [
-    {"detail": "Authorization: Bearer abc.def.ghi"},
-    {"detail": "secret whsec_QUJDREVGR0hJSktMTU5PUA=="},
-    {"url": "postgresql://user:hunter2@db/x"},
-    {"token": "plain-value"},
-    {"client_secret": None},
-    {"nested": {"password": "p", "ok": "v"}},
-    {"items": ["Bearer xyz", 3]},
-    {"inbox_id": 7, "outcome": "accepted", "type": "order.created"},
-])
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"detail": "Authorization: Bearer abc.def.ghi"},
+        {"detail": "secret whsec_QUJDREVGR0hJSktMTU5PUA=="},
+        {"url": "postgresql://user:hunter2@db/x"},
+        {"token": "plain-value"},
+        {"client_secret": None},
+        {"nested": {"password": "p", "ok": "v"}},
+        {"items": ["Bearer xyz", 3]},
+        {"inbox_id": 7, "outcome": "accepted", "type": "order.created"},
+    ],
+)
 def test_a_line_is_what_full_redaction_gives(extra: dict[str, object]) -> None:
     line = json.loads(JsonFormatter().format(_record("webhook stored", **extra)))
     for key, value in extra.items():
@@ -44,5 +47,6 @@ def test_timestamp_is_utc_iso_with_milliseconds() -> None:
     record.created = 1_764_288_000.1234
     stamp = json.loads(JsonFormatter().format(record))["ts"]
     assert stamp == datetime.fromtimestamp(1_764_288_000.1234, UTC).isoformat(
-        timespec="milliseconds")
+        timespec="milliseconds"
+    )
     assert stamp.endswith(".123+00:00")

@@ -24,8 +24,11 @@ TOUCHED = ("", "uvicorn", "uvicorn.error", "uvicorn.access", "httpx", "httpcore"
 def json_logs() -> Iterator[Callable[[str], None]]:
     """`configure(level)` installs the service's logging; returns a reader of what it wrote."""
     saved = {
-        name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
-               logging.getLogger(name).propagate)
+        name: (
+            logging.getLogger(name).handlers[:],
+            logging.getLogger(name).level,
+            logging.getLogger(name).propagate,
+        )
         for name in TOUCHED
     }
 
@@ -76,8 +79,7 @@ async def test_a_record_logged_in_a_handler_names_its_event(
     json_logs("INFO")
     client = await client_factory(registry=registry)
     body, headers = wizehire_request(order_event(), event_id="msg_logged_event")
-    inbox_id = (await client.post("/webhooks/wizehire", content=body, headers=headers)
-                ).json()["id"]
+    inbox_id = (await client.post("/webhooks/wizehire", content=body, headers=headers)).json()["id"]
     await wait_for_status(client, inbox_id, "done")
     _, records = captured(capfd)
     inside = next(r for r in records if r["msg"] == "creating the GHL invoice")
@@ -98,8 +100,10 @@ async def test_a_record_logged_in_a_handler_names_its_event(
 SECRET_TEXTS = {
     "bearer token": ("Authorization: Bearer eyJhbGciOi.J9abc-_x~+/=", "eyJhbGciOi"),
     "whsec secret": ("secret is whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "MfKQ9r8GKYq"),
-    "webhook signature": ("webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
-                          "g0hM9SsE"),
+    "webhook signature": (
+        "webhook-signature: v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=",
+        "g0hM9SsE",
+    ),
     "access token in a query": ("GET /x?access_token=at-12345&y=1", "at-12345"),
     "refresh token in JSON": ('{"refresh_token": "rt-67890", "scope": "a b"}', "rt-67890"),
     "client_secret in a form": ("client_id=c&client_secret=cs-13579&grant_type=x", "cs-13579"),
@@ -116,17 +120,25 @@ def test_secrets_in_text_are_redacted(case: str) -> None:
 
 def test_redaction_keeps_what_is_not_secret() -> None:
     assert redact_text("Authorization: Bearer abc") == f"Authorization: Bearer {REDACTED}"
-    assert redact_text("postgresql+asyncpg://u:p@db/wz") == f"postgresql+asyncpg://u:{REDACTED}@db/wz"
+    assert (
+        redact_text("postgresql+asyncpg://u:p@db/wz") == f"postgresql+asyncpg://u:{REDACTED}@db/wz"
+    )
     assert redact_text("order wh_ord_1001 paid 149.00 USD") == "order wh_ord_1001 paid 149.00 USD"
 
 
 def test_secret_keys_are_redacted_at_any_depth() -> None:
     value = {
-        "client_secret": "cs-1", "access_token": "at-2", "password": "pw-3",
-        "headers": {"Authorization": "Bearer at-4", "Content-Type": "application/json",
-                    "webhook-signature": "v1,abc"},
+        "client_secret": "cs-1",
+        "access_token": "at-2",
+        "password": "pw-3",
+        "headers": {
+            "Authorization": "Bearer at-4",
+            "Content-Type": "application/json",
+            "webhook-signature": "v1,abc",
+        },
         "calls": [{"url": "https://x/?access_token=at-5", "refresh_token": "rt-6"}],
-        "status": 200, "order_id": "wh_ord_1",
+        "status": 200,
+        "order_id": "wh_ord_1",
     }
     cleaned = json.dumps(redact(value))
     for secret in ("cs-1", "at-2", "pw-3", "at-4", "v1,abc", "at-5", "rt-6"):
@@ -138,8 +150,11 @@ def test_secret_keys_are_redacted_at_any_depth() -> None:
 def test_the_formatter_redacts_messages_extras_and_tracebacks(json_logs, capfd) -> None:
     json_logs("INFO")
     log = logging.getLogger("wizesync.test")
-    log.info("token exchange: %s", "grant_type=refresh_token&refresh_token=rt-xyz-1",
-             extra={"client_secret": "cs-xyz-2", "request": {"Authorization": "Bearer at-xyz-3"}})
+    log.info(
+        "token exchange: %s",
+        "grant_type=refresh_token&refresh_token=rt-xyz-1",
+        extra={"client_secret": "cs-xyz-2", "request": {"Authorization": "Bearer at-xyz-3"}},
+    )
     try:
         raise RuntimeError("GHL said no to Bearer at-xyz-4")
     except RuntimeError:
@@ -172,31 +187,50 @@ async def test_debug_logs_of_a_whole_webhook_and_its_processing_hold_no_secret(
     }
     db_password = "db-password-debug-1f77"
     if is_postgres:  # trust auth: the password is sent, and ignored by the server
-        database_url = make_url(database_url).set(password=db_password).render_as_string(
-            hide_password=False)
+        database_url = (
+            make_url(database_url).set(password=db_password).render_as_string(hide_password=False)
+        )
     registry = HandlerRegistry()
 
     @registry.on("wizehire", "order.created")
     async def handle(ctx: Any) -> None:
         # What an HTTP client logs at DEBUG around a token refresh and an API call.
         log = logging.getLogger("wizesync.ghl.client")
-        log.debug("POST /oauth/token", extra={"form": {
-            "client_id": "app", "client_secret": secrets["ghl_client_secret"],
-            "grant_type": "refresh_token", "refresh_token": refresh_token}})
-        log.debug("token answer %s", json.dumps(
-            {"access_token": access_token, "refresh_token": refresh_token, "expires_in": 86399}))
-        log.debug("GET https://services.leadconnectorhq.com/payments/orders",
-                  extra={"headers": {"Authorization": f"Bearer {access_token}",
-                                     "Version": "2021-07-28"}})
-        log.debug("PATCH wizehire", extra={"headers": {
-            "Authorization": f"Bearer {secrets['wizehire_api_key']}"}})
+        log.debug(
+            "POST /oauth/token",
+            extra={
+                "form": {
+                    "client_id": "app",
+                    "client_secret": secrets["ghl_client_secret"],
+                    "grant_type": "refresh_token",
+                    "refresh_token": refresh_token,
+                }
+            },
+        )
+        log.debug(
+            "token answer %s",
+            json.dumps(
+                {"access_token": access_token, "refresh_token": refresh_token, "expires_in": 86399}
+            ),
+        )
+        log.debug(
+            "GET https://services.leadconnectorhq.com/payments/orders",
+            extra={"headers": {"Authorization": f"Bearer {access_token}", "Version": "2021-07-28"}},
+        )
+        log.debug(
+            "PATCH wizehire",
+            extra={"headers": {"Authorization": f"Bearer {secrets['wizehire_api_key']}"}},
+        )
 
     json_logs("DEBUG")
     # A Private Integration Token names its location (not a secret, so not in `secrets`).
-    settings = make_settings(database_url, log_level="DEBUG",
-                             ghl_location_id="LocDebug000000000001",
-                             ghl_api_url="https://ghl.invalid",  # never the real GHL
-                             **secrets)
+    settings = make_settings(
+        database_url,
+        log_level="DEBUG",
+        ghl_location_id="LocDebug000000000001",
+        ghl_api_url="https://ghl.invalid",  # never the real GHL
+        **secrets,
+    )
     client = await client_factory(settings, registry=registry)
     admin = {"Authorization": f"Bearer {secrets['admin_token']}"}
 
@@ -205,8 +239,9 @@ async def test_debug_logs_of_a_whole_webhook_and_its_processing_hold_no_secret(
     assert response.status_code == 202, response.text
     inbox_id = response.json()["id"]
     forged = dict(headers, **{"webhook-id": "msg_forged"})
-    assert (await client.post("/webhooks/wizehire", content=body, headers=forged)
-            ).status_code == 401
+    assert (
+        await client.post("/webhooks/wizehire", content=body, headers=forged)
+    ).status_code == 401
     await wait_for_status(client, inbox_id, "done", headers=admin)
     assert (await client.get(f"/admin/events/{inbox_id}", headers=admin)).status_code == 200
     assert (await client.get("/sync-status", headers=admin)).status_code == 200
@@ -214,22 +249,31 @@ async def test_debug_logs_of_a_whole_webhook_and_its_processing_hold_no_secret(
     text, records = captured(capfd)
     assert any(r["msg"] == "PATCH wizehire" for r in records), "the DEBUG records are captured"
     signature = headers["webhook-signature"].split(",", 1)[1]
-    leaks = [*secrets.values(), webhook_secret.removeprefix("whsec_"), signature,
-             access_token, refresh_token, db_password]
+    leaks = [
+        *secrets.values(),
+        webhook_secret.removeprefix("whsec_"),
+        signature,
+        access_token,
+        refresh_token,
+        db_password,
+    ]
     for secret in leaks:
         assert secret not in text, f"{secret!r} leaked into the logs"
     # And everything written is a JSON line (nothing bypasses the redacting formatter), about
     # the service rather than every cursor operation of the SQLite driver.
-    assert not [line for line in text.splitlines() if line.strip() and not
-                line.lstrip().startswith("{")]
+    assert not [
+        line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("{")
+    ]
     assert not [r for r in records if r["logger"] == "aiosqlite"]
 
 
 def test_uvicorn_lines_carry_no_ansi_colour_copy(json_logs, capfd) -> None:
     json_logs("INFO")
     logging.getLogger("uvicorn.error").info(
-        "Started server process [%d]", 42,
-        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"})
+        "Started server process [%d]",
+        42,
+        extra={"color_message": "Started server process [\x1b[36m%d\x1b[0m]"},
+    )
     _, [record] = captured(capfd)
     assert record["logger"] == "uvicorn.error" and record["msg"] == "Started server process [42]"
     assert "color_message" not in record

@@ -55,8 +55,10 @@ def test_no_file_gives_defaults_routed_to_the_configured_location():
         ("payment_status: {succeeded: done}", "payment_status.succeeded"),
         ("refunds: {executor: 'Stripe!'}", "refunds.executor"),
         ("refunds: {gateways: {default: {stripe: {api_key: sk_live_x}}}}", "refunds.gateways"),
-        ("refunds: {gateways: {default: {stripe: {api_key_env: 'not a name'}}}}",
-         "refunds.gateways.default.stripe.api_key_env"),
+        (
+            "refunds: {gateways: {default: {stripe: {api_key_env: 'not a name'}}}}",
+            "refunds.gateways.default.stripe.api_key_env",
+        ),
         ("locatoins: {default: x}", "locatoins"),
     ],
 )

@@ -292,15 +292,17 @@ def test_online_check_covers_every_location_orders_are_routed_to(
 def test_check_names_an_executor_this_build_does_not_have(tmp_path) -> None:
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("refunds: {executor: paypal}\n")
-    result = run({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db"}, "mapping", "check",
-                 str(mapping))
+    result = run(
+        {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db"}, "mapping", "check", str(mapping)
+    )
     assert result.exit_code == 1
     assert "unknown refund executor 'paypal'" in words(result)
     assert "stripe" in words(result)  # the known names, gateway plug-ins included
 
 
 def test_check_lists_the_gateway_executors(tmp_path) -> None:
-    result = run({"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db"}, "mapping", "check",
-                 str(EXAMPLE))
+    result = run(
+        {"DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path}/w.db"}, "mapping", "check", str(EXAMPLE)
+    )
     assert result.exit_code == 0, words(result)
     assert "authorize_net, auto, manual, nmi, stripe" in words(result)

@@ -114,8 +114,10 @@ async def test_ready_is_503_on_a_database_never_migrated(
         body = response.json()
         assert body["checks"]["database"] == "ok"
         assert body["checks"]["migrations"]["current"] is None
-        assert any(r.startswith("migrations are not at head") and "wizesync migrate" in r
-                   for r in body["reasons"]), body
+        assert any(
+            r.startswith("migrations are not at head") and "wizesync migrate" in r
+            for r in body["reasons"]
+        ), body
     finally:
         if cleanup:
             await asyncio.to_thread(drop_postgres_database, cleanup)
@@ -172,7 +174,12 @@ async def test_sync_status_reports_queue_flows_and_dead_letters(client_factory) 
     body = response.json()
 
     assert body["queue"]["counts"] == {
-        "queued": 0, "running": 0, "retry": 0, "done": 2, "dead": 1, "ignored": 0,
+        "queued": 0,
+        "running": 0,
+        "retry": 0,
+        "done": 2,
+        "dead": 1,
+        "ignored": 0,
         "quarantined": 0,
     }
     assert body["queue"]["oldest_queued_age_seconds"] == 0
@@ -213,8 +220,9 @@ async def test_sync_status_counts_queued_events_and_their_age(client_factory, se
 
 async def test_dead_letters_list_the_twenty_newest(client_factory) -> None:
     client = await client_factory(registry=ok_and_dying_registry())
-    ids = [(await post_wizehire(client, order_event("order.updated"))).json()["id"]
-           for _ in range(22)]
+    ids = [
+        (await post_wizehire(client, order_event("order.updated"))).json()["id"] for _ in range(22)
+    ]
 
     async def all_dead() -> bool:
         statuses = await event_statuses(client)
@@ -273,8 +281,9 @@ async def test_metrics_count_webhooks_and_read_the_queue_from_the_database(
         await post_wizehire(client, order_event())
     body, headers = wizehire_request(order_event())
     headers["webhook-signature"] = "v1,AAAA"
-    assert (await client.post("/webhooks/wizehire", content=body, headers=headers)
-            ).status_code == 401
+    assert (
+        await client.post("/webhooks/wizehire", content=body, headers=headers)
+    ).status_code == 401
 
     response = await client.get("/metrics")
     assert response.status_code == 200
@@ -283,16 +292,29 @@ async def test_metrics_count_webhooks_and_read_the_queue_from_the_database(
     assert "# TYPE wizesync_webhooks_total counter" in text
     assert "# TYPE wizesync_queue_events gauge" in text
     accepted = dict(source="wizehire", outcome="accepted")
-    assert metric_value(text, "wizesync_webhooks_total", **accepted) - metric_value(
-        before, "wizesync_webhooks_total", **accepted) == 3
+    assert (
+        metric_value(text, "wizesync_webhooks_total", **accepted)
+        - metric_value(before, "wizesync_webhooks_total", **accepted)
+        == 3
+    )
     rejected = dict(source="wizehire", outcome="rejected", reason="bad_signature")
-    assert metric_value(text, "wizesync_webhooks_total", **rejected) - metric_value(
-        before, "wizesync_webhooks_total", **rejected) == 1
+    assert (
+        metric_value(text, "wizesync_webhooks_total", **rejected)
+        - metric_value(before, "wizesync_webhooks_total", **rejected)
+        == 1
+    )
     # The gauge is the database's truth at scrape time, for every status.
     assert metric_value(text, "wizesync_queue_events", status="queued") == 3
     assert metric_value(text, "wizesync_queue_events", status="done") == 0
     assert {s.labels["status"] for s in metric_samples(text, "wizesync_queue_events")} >= {
-        "queued", "running", "retry", "done", "dead", "ignored", "quarantined"}
+        "queued",
+        "running",
+        "retry",
+        "done",
+        "dead",
+        "ignored",
+        "quarantined",
+    }
 
 
 async def test_metrics_show_pickup_and_handler_latency_after_an_event_ran(client_factory) -> None:
@@ -366,14 +388,17 @@ async def test_an_unexpected_error_is_a_500_problem_without_a_stack_trace(settin
         raise RuntimeError("internal detail whsec_c2VjcmV0c2VjcmV0")
 
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-    async with app.router.lifespan_context(app), httpx.AsyncClient(
-        transport=transport, base_url="http://test"
-    ) as client:
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://test") as client,
+    ):
         response = await client.get("/explode")
     assert response.status_code == 500
     assert response.headers["content-type"] == PROBLEM_JSON
     assert response.json() == {
-        "type": "about:blank", "title": "Internal Server Error", "status": 500,
+        "type": "about:blank",
+        "title": "Internal Server Error",
+        "status": 500,
         "detail": "an unexpected error occurred",
     }
     assert "Traceback" not in response.text and "whsec_" not in response.text

@@ -89,9 +89,7 @@ async def test_events_of_different_keys_or_without_a_key_run_at_the_same_time(
         await wait_all_done(sessionmaker, ids)
 
 
-async def test_an_events_retry_holds_back_the_rest_of_its_key(
-    database_url, sessionmaker
-) -> None:
+async def test_an_events_retry_holds_back_the_rest_of_its_key(database_url, sessionmaker) -> None:
     """Arrival order holds across retries: the second event waits for the first to succeed."""
     run_log = RunLog()
 
@@ -109,11 +107,18 @@ async def test_an_events_retry_holds_back_the_rest_of_its_key(
     assert run_log.starts_by_key() == {"order-1": [first, first, first, second]}
 
 
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(plan=st.lists(
-    st.tuples(st.sampled_from(["a", "b", "c", None]), st.booleans()), min_size=1, max_size=14,
-))
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    plan=st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", None]), st.booleans()),
+        min_size=1,
+        max_size=14,
+    )
+)
 async def test_any_interleaving_of_keys_keeps_each_keys_order(
     database_url, sessionmaker, plan: list[tuple[str | None, bool]]
 ) -> None:
@@ -173,10 +178,15 @@ async def test_two_workers_keep_each_keys_order_and_run_every_event_once(
     try:
         settings_ = make_settings(database_url, worker_concurrency=4)
         async with (
-            running_worker(settings_, sessionmaker, registry_for(handler_of("a")),
-                           worker_id="worker-a"),
-            running_worker(settings_, create_sessionmaker(second_engine),
-                           registry_for(handler_of("b")), worker_id="worker-b"),
+            running_worker(
+                settings_, sessionmaker, registry_for(handler_of("a")), worker_id="worker-a"
+            ),
+            running_worker(
+                settings_,
+                create_sessionmaker(second_engine),
+                registry_for(handler_of("b")),
+                worker_id="worker-b",
+            ),
         ):
             events = await wait_all_done(sessionmaker, all_ids)
     finally:

@@ -16,16 +16,22 @@ LEASE = 60.0
 EXPIRED = -1.0  # a lease that ran out the moment it was granted: a crashed worker
 
 
-async def claim(sessionmaker, worker_id: str = "w1", *, limit: int = 10,
-                lease: float = LEASE) -> list[ClaimedEvent]:
+async def claim(
+    sessionmaker, worker_id: str = "w1", *, limit: int = 10, lease: float = LEASE
+) -> list[ClaimedEvent]:
     async with sessionmaker.begin() as session:
         return await inbox_repo.claim_due(
             session, worker_id=worker_id, lease_seconds=lease, limit=limit
         )
 
 
-async def finish(sessionmaker, event: ClaimedEvent, worker_id: str = "w1",
-                 outcome: EventStatus = EventStatus.DONE, **kwargs) -> bool:
+async def finish(
+    sessionmaker,
+    event: ClaimedEvent,
+    worker_id: str = "w1",
+    outcome: EventStatus = EventStatus.DONE,
+    **kwargs,
+) -> bool:
     async with sessionmaker.begin() as session:
         return await inbox_repo.finish_attempt(
             session, event=event, worker_id=worker_id, outcome=outcome, **kwargs
@@ -98,8 +104,9 @@ async def test_event_behind_a_waiting_retry_of_its_key_is_not_claimable(sessionm
     second = await add_event(sessionmaker, key="A")
     [claimed] = await claim(sessionmaker)
     later = utcnow() + timedelta(hours=1)
-    assert await finish(sessionmaker, claimed, outcome=EventStatus.RETRY, error="boom",
-                        next_attempt_at=later)
+    assert await finish(
+        sessionmaker, claimed, outcome=EventStatus.RETRY, error="boom", next_attempt_at=later
+    )
 
     # The first waits for its retry time; the second must wait for the first.
     assert await claim(sessionmaker) == []
@@ -155,8 +162,12 @@ async def test_event_waits_while_a_later_event_of_its_key_runs(sessionmaker) -> 
 
 
 async def test_events_that_are_not_queued_are_never_claimed(sessionmaker) -> None:
-    for status in (EventStatus.IGNORED, EventStatus.QUARANTINED, EventStatus.DONE,
-                   EventStatus.DEAD):
+    for status in (
+        EventStatus.IGNORED,
+        EventStatus.QUARANTINED,
+        EventStatus.DONE,
+        EventStatus.DEAD,
+    ):
         await add_event(sessionmaker, key="A", status=status)
     assert await claim(sessionmaker) == []
     queued = await add_event(sessionmaker, key="A")
@@ -334,15 +345,20 @@ async def test_requeue_puts_a_finished_event_back_due_now(sessionmaker) -> None:
 
 
 async def test_requeue_can_bring_a_reread_type_key_and_payload(sessionmaker) -> None:
-    event_id = await add_event(sessionmaker, type_="unknown", status=EventStatus.QUARANTINED,
-                               payload={"broken": True})
+    event_id = await add_event(
+        sessionmaker, type_="unknown", status=EventStatus.QUARANTINED, payload={"broken": True}
+    )
     async with sessionmaker.begin() as session:
         row = await inbox_repo.lock_for_replay(session, event_id)
         assert row is not None
-        await inbox_repo.requeue(session, row, type_="order.updated", ordering_key="wh_ord_9",
-                                 payload={"fixed": True})
+        await inbox_repo.requeue(
+            session, row, type_="order.updated", ordering_key="wh_ord_9", payload={"fixed": True}
+        )
 
     row = await load(sessionmaker, event_id)
     assert (row.status, row.type, row.ordering_key, row.payload) == (
-        EventStatus.QUEUED, "order.updated", "wh_ord_9", {"fixed": True}
+        EventStatus.QUEUED,
+        "order.updated",
+        "wh_ord_9",
+        {"fixed": True},
     )

@@ -33,7 +33,9 @@ def test_decorator_registers_one_handler_for_several_types() -> None:
     assert registry.get("ghl", "InvoicePaid") is _refunds
     assert ("wizehire", "order.updated") in registry
     assert registry.keys() == [
-        ("ghl", "InvoicePaid"), ("wizehire", "order.created"), ("wizehire", "order.updated"),
+        ("ghl", "InvoicePaid"),
+        ("wizehire", "order.created"),
+        ("wizehire", "order.updated"),
     ]
 
 

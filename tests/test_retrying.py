@@ -116,9 +116,7 @@ async def test_warns_before_each_sleep_with_the_fields_in_order(
     caplog.set_level(logging.WARNING, logger=LOGGER.name)
     sleep = Waits()
     attempt, _ = failing(Flaky(delay=1.23456, status=429), Flaky(delay=2.0))
-    retrying = policy(
-        sleep, error_fields=("trace_id", "missing"), extra={"idempotency_key": "k-1"}
-    )
+    retrying = policy(sleep, error_fields=("trace_id", "missing"), extra={"idempotency_key": "k-1"})
     assert await retrying(attempt) == "ok"
     records = [r for r in caplog.records if r.name == LOGGER.name]
     assert [r.getMessage() for r in records] == [MESSAGE, MESSAGE]
@@ -126,10 +124,26 @@ async def test_warns_before_each_sleep_with_the_fields_in_order(
     standard = {*vars(logging.makeLogRecord({})), "message", "asctime"}
     fields = [{k: v for k, v in vars(r).items() if k not in standard} for r in records]
     assert [list(f.items()) for f in fields] == [
-        [("method", "GET"), ("path", "/things"), ("error", "Flaky"), ("status", 429),
-         ("trace_id", "tr-1"), ("missing", None), ("attempt", 1), ("wait_s", 1.235),
-         ("idempotency_key", "k-1")],
-        [("method", "GET"), ("path", "/things"), ("error", "Flaky"), ("status", 503),
-         ("trace_id", "tr-1"), ("missing", None), ("attempt", 2), ("wait_s", 2.0),
-         ("idempotency_key", "k-1")],
+        [
+            ("method", "GET"),
+            ("path", "/things"),
+            ("error", "Flaky"),
+            ("status", 429),
+            ("trace_id", "tr-1"),
+            ("missing", None),
+            ("attempt", 1),
+            ("wait_s", 1.235),
+            ("idempotency_key", "k-1"),
+        ],
+        [
+            ("method", "GET"),
+            ("path", "/things"),
+            ("error", "Flaky"),
+            ("status", 503),
+            ("trace_id", "tr-1"),
+            ("missing", None),
+            ("attempt", 2),
+            ("wait_s", 2.0),
+            ("idempotency_key", "k-1"),
+        ],
     ]

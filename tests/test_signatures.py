@@ -57,7 +57,8 @@ def test_wizehire_signature_made_by_the_sandbox_signer_verifies() -> None:
     headers = wizehire_headers(SECRET, BODY, event_id="msg_trigger")
     assert WizehireVerifier([SECRET]).verify(BODY, headers) == "msg_trigger"
     assert headers["webhook-signature"] == standard_webhooks_signature(
-        SECRET, "msg_trigger", headers["webhook-timestamp"], BODY)
+        SECRET, "msg_trigger", headers["webhook-timestamp"], BODY
+    )
 
 
 def test_wizehire_header_with_several_signatures_verifies_if_any_matches() -> None:
@@ -90,9 +91,7 @@ def test_wizehire_verifier_refuses_to_exist_without_a_secret() -> None:
     ("offset", "reason"),
     [(-301, "stale_timestamp"), (+301, "stale_timestamp"), (-3600 * 24, "stale_timestamp")],
 )
-def test_wizehire_timestamp_more_than_five_minutes_off_is_refused(
-    offset: int, reason: str
-) -> None:
+def test_wizehire_timestamp_more_than_five_minutes_off_is_refused(offset: int, reason: str) -> None:
     # Signed with the right secret: only the time is wrong; every secret is tried in vain.
     body, headers = wizehire_signed(BODY, SECRET, timestamp=time.time() + offset)
     assert reason_of(WizehireVerifier([new_whsec(), SECRET]).verify, body, headers) == reason
@@ -131,7 +130,8 @@ def test_wizehire_non_utf8_body_with_the_right_hmac_is_authentic() -> None:
     body = b"\xff\xfe" + BODY
     _, headers = wizehire_signed(BODY, SECRET)
     headers["webhook-signature"] = standard_webhooks_signature(
-        SECRET, headers["webhook-id"], headers["webhook-timestamp"], body)
+        SECRET, headers["webhook-id"], headers["webhook-timestamp"], body
+    )
     assert WizehireVerifier([SECRET]).verify(body, headers) == headers["webhook-id"]
     _, unsigned = wizehire_signed(BODY, SECRET)  # the signature of other bytes
     assert reason_of(WizehireVerifier([SECRET]).verify, body, unsigned) == "bad_signature"
@@ -143,16 +143,20 @@ def test_wizehire_non_utf8_body_with_the_right_hmac_is_authentic() -> None:
     timestamp=st.one_of(st.text(max_size=30), st.integers().map(str), st.floats().map(str)),
     signature=st.one_of(
         st.text(max_size=80),
-        st.lists(st.tuples(st.sampled_from(["v1", "v2", "", "v1a"]), st.text(max_size=50)),
-                 max_size=3).map(lambda sigs: " ".join(f"{v},{s}" for v, s in sigs)),
+        st.lists(
+            st.tuples(st.sampled_from(["v1", "v2", "", "v1a"]), st.text(max_size=50)), max_size=3
+        ).map(lambda sigs: " ".join(f"{v},{s}" for v, s in sigs)),
     ),
     body=st.binary(max_size=200),
 )
 def test_wizehire_verifier_never_raises_anything_but_signature_error(
     webhook_id: str, timestamp: str, signature: str, body: bytes
 ) -> None:
-    headers = {"webhook-id": webhook_id, "webhook-timestamp": timestamp,
-               "webhook-signature": signature}
+    headers = {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signature,
+    }
     try:
         WizehireVerifier([SECRET, new_whsec()]).verify(body, headers)
     except SignatureError:
@@ -230,17 +234,26 @@ def test_ghl_key_loaders_refuse_the_wrong_kind_of_key() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    ghl=st.one_of(st.none(), st.text(max_size=120),
-                  st.binary(max_size=90).map(lambda b: base64.b64encode(b).decode())),
-    legacy=st.one_of(st.none(), st.text(max_size=120),
-                     st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode())),
+    ghl=st.one_of(
+        st.none(),
+        st.text(max_size=120),
+        st.binary(max_size=90).map(lambda b: base64.b64encode(b).decode()),
+    ),
+    legacy=st.one_of(
+        st.none(),
+        st.text(max_size=120),
+        st.binary(max_size=300).map(lambda b: base64.b64encode(b).decode()),
+    ),
     body=st.binary(max_size=200),
 )
 def test_ghl_verifier_never_raises_anything_but_signature_error(
     ghl: str | None, legacy: str | None, body: bytes
 ) -> None:
-    headers = {name: value for name, value in
-               (("x-ghl-signature", ghl), ("x-wh-signature", legacy)) if value is not None}
+    headers = {
+        name: value
+        for name, value in (("x-ghl-signature", ghl), ("x-wh-signature", legacy))
+        if value is not None
+    }
     try:
         ghl_verifier(rsa=True).verify(body, headers)
     except SignatureError:
@@ -282,8 +295,11 @@ def test_production_trusts_only_the_configured_key_not_the_sandbox_one() -> None
 
 @pytest.mark.parametrize("env", ["development", "test"])
 def test_the_running_in_process_sandbox_makes_its_key_trusted_too(env: str) -> None:
-    settings = Settings(_env_file=None, wizesync_env=env,  # type: ignore[arg-type]
-                        ghl_webhook_public_key=KEY.public_pem)
+    settings = Settings(
+        _env_file=None,
+        wizesync_env=env,  # type: ignore[arg-type]
+        ghl_webhook_public_key=KEY.public_pem,
+    )
     _, verifier = build_verifiers(settings, sandbox_running=True)
 
     assert verifier.verify(BODY, ghl_headers(BODY)) == "ed25519"

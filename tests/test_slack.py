@@ -39,7 +39,8 @@ async def test_notice_is_posted_as_text():
         route = respx.post(URL).respond(200, text="ok")
         before = _sent("sent")
         await SlackNotifier(http, URL, min_interval=0).post(
-            Notice("Order wh_ord_1 is now paid", ("amount: 149.00 USD",)))
+            Notice("Order wh_ord_1 is now paid", ("amount: 149.00 USD",))
+        )
         assert route.call_count == 1
         text = route.calls[0].request.read().decode()
         assert "wh_ord_1" in text and "149.00" in text
@@ -119,9 +120,16 @@ class _Ctx:
 
 
 def _notice_event(notice: Notice) -> ClaimedEvent:
-    return ClaimedEvent(id=1, source="internal", event_id=notice_event_id(notice),
-                        type="slack.notify", ordering_key="slack", attempt=1,
-                        payload=notice_payload(notice), received_at=datetime.now(UTC))
+    return ClaimedEvent(
+        id=1,
+        source="internal",
+        event_id=notice_event_id(notice),
+        type="slack.notify",
+        ordering_key="slack",
+        attempt=1,
+        payload=notice_payload(notice),
+        received_at=datetime.now(UTC),
+    )
 
 
 async def _run_handler(status: int, **response: Any) -> None:
@@ -174,8 +182,16 @@ def test_event_id_is_the_key_and_long_keys_stay_distinct_and_short():
 
 
 def test_a_death_is_told_once_and_again_after_a_replay_dies_again():
-    event = ClaimedEvent(id=7, source="wizehire", event_id="e", type="order.created",
-                         ordering_key="k", attempt=3, payload={}, received_at=datetime.now(UTC))
+    event = ClaimedEvent(
+        id=7,
+        source="wizehire",
+        event_id="e",
+        type="order.created",
+        ordering_key="k",
+        attempt=3,
+        payload={},
+        received_at=datetime.now(UTC),
+    )
     first = dead_event_notice(event, "unmapped SKU X\ntraceback ...")
     assert first.lines[0] == "reason: unmapped SKU X"
     assert "wizesync events replay 7" in first.text()
@@ -185,13 +201,22 @@ def test_a_death_is_told_once_and_again_after_a_replay_dies_again():
 
 
 def test_an_alert_pages_once_an_hour():
-    event = ClaimedEvent(id=7, source="ghl", event_id="e", type="OrderCreate",
-                         ordering_key="k", attempt=1, payload={}, received_at=datetime.now(UTC))
+    event = ClaimedEvent(
+        id=7,
+        source="ghl",
+        event_id="e",
+        type="OrderCreate",
+        ordering_key="k",
+        attempt=1,
+        payload={},
+        received_at=datetime.now(UTC),
+    )
     text = "A GHL installation needs re-authorisation"
     at_10 = alert_notice(text, event, datetime(2026, 11, 27, 10, 5, tzinfo=UTC))
     at_1059 = alert_notice(text, event, datetime(2026, 11, 27, 10, 59, tzinfo=UTC))
     at_11 = alert_notice(text, event, datetime(2026, 11, 27, 11, 0, tzinfo=UTC))
-    at_10_other_event = alert_notice(text, replace(event, id=8),
-                                     datetime(2026, 11, 27, 10, 30, tzinfo=UTC))
+    at_10_other_event = alert_notice(
+        text, replace(event, id=8), datetime(2026, 11, 27, 10, 30, tzinfo=UTC)
+    )
     assert at_10.key == at_1059.key == at_10_other_event.key
     assert at_11.key != at_10.key

@@ -30,19 +30,22 @@ async def queue(sessionmaker: Any, services: Any, notice: Notice) -> bool:
         return await queue_notice(session, services, notice)
 
 
-NOTICE = Notice("Refund needs a human: 10.00 USD on Wizehire order wh_ord_1",
-                ("Refund: wh_ref_1",), key="refund-manual:wh_ref_1", severity="action")
+NOTICE = Notice(
+    "Refund needs a human: 10.00 USD on Wizehire order wh_ord_1",
+    ("Refund: wh_ref_1",),
+    key="refund-manual:wh_ref_1",
+    severity="action",
+)
 
 
-async def test_a_slack_outage_delays_the_message_and_it_goes_out_once(
-    database_url, sessionmaker
-):
+async def test_a_slack_outage_delays_the_message_and_it_goes_out_once(database_url, sessionmaker):
     slack = ScriptedSlack(script=[lambda: httpx.Response(500, text="oops")])
     services = services_for(slack)
     assert await queue(sessionmaker, services, NOTICE)
     (row,) = await notice_rows(sessionmaker)
-    async with running_worker(make_settings(database_url), sessionmaker,
-                              notice_registry()) as worker:
+    async with running_worker(
+        make_settings(database_url), sessionmaker, notice_registry()
+    ) as worker:
         worker.services = services
         done = await wait_for_status(sessionmaker, row.id, EventStatus.DONE)
     assert done.attempts == 2
@@ -52,9 +55,7 @@ async def test_a_slack_outage_delays_the_message_and_it_goes_out_once(
     assert "wh_ord_1" in message and "wh_ref_1" in message
 
 
-async def test_the_same_notice_queued_twice_is_one_row_and_one_message(
-    database_url, sessionmaker
-):
+async def test_the_same_notice_queued_twice_is_one_row_and_one_message(database_url, sessionmaker):
     slack = ScriptedSlack()
     services = services_for(slack)
     before = slack_module.SENT.labels("deduplicated")._value.get()
@@ -62,28 +63,32 @@ async def test_the_same_notice_queued_twice_is_one_row_and_one_message(
     assert await queue(sessionmaker, services, NOTICE)  # a re-run: Slack still gets it, once
     assert slack_module.SENT.labels("deduplicated")._value.get() == before + 1
     (row,) = await notice_rows(sessionmaker)
-    async with running_worker(make_settings(database_url), sessionmaker,
-                              notice_registry()) as worker:
+    async with running_worker(
+        make_settings(database_url), sessionmaker, notice_registry()
+    ) as worker:
         worker.services = services
         await wait_for_status(sessionmaker, row.id, EventStatus.DONE)
     assert len(slack.accepted) == 1
 
 
 async def test_a_429_waits_for_slacks_retry_after(database_url, sessionmaker):
-    slack = ScriptedSlack(script=[
-        lambda: httpx.Response(429, headers={"Retry-After": "120"}, text="rate_limited")])
+    slack = ScriptedSlack(
+        script=[lambda: httpx.Response(429, headers={"Retry-After": "120"}, text="rate_limited")]
+    )
     services = services_for(slack)
     await queue(sessionmaker, services, NOTICE)
     (row,) = await notice_rows(sessionmaker)
     before = utcnow()
-    async with running_worker(make_settings(database_url), sessionmaker,
-                              notice_registry()) as worker:
+    async with running_worker(
+        make_settings(database_url), sessionmaker, notice_registry()
+    ) as worker:
         worker.services = services
         waiting = await wait_for_status(sessionmaker, row.id, EventStatus.RETRY)
     after = utcnow()
     assert waiting.next_attempt_at is not None
-    assert before + timedelta(seconds=120) <= waiting.next_attempt_at \
-        <= after + timedelta(seconds=120)
+    assert (
+        before + timedelta(seconds=120) <= waiting.next_attempt_at <= after + timedelta(seconds=120)
+    )
     assert "429" in (waiting.last_error or "")
     assert slack.accepted == []
 
@@ -96,8 +101,9 @@ async def test_a_refused_webhook_is_dead_in_words_and_not_told_about(
     await queue(sessionmaker, services, NOTICE)
     (row,) = await notice_rows(sessionmaker)
     with caplog.at_level(logging.ERROR, logger="wizesync.inbox.worker"):
-        async with running_worker(make_settings(database_url), sessionmaker,
-                                  notice_registry()) as worker:
+        async with running_worker(
+            make_settings(database_url), sessionmaker, notice_registry()
+        ) as worker:
             worker.services = services
             dead = await wait_for_status(sessionmaker, row.id, EventStatus.DEAD)
     # stop() waited for the attempt, its notice included: still the one row.

@@ -30,8 +30,9 @@ def _handled_registry(done: asyncio.Event) -> HandlerRegistry:
     return registry
 
 
-async def test_webhook_wakes_the_in_process_worker_without_polling(database_url, engine,
-                                                                    client_factory):
+async def test_webhook_wakes_the_in_process_worker_without_polling(
+    database_url, engine, client_factory
+):
     settings = make_settings(database_url, worker_poll_seconds=60)
     done = asyncio.Event()
     client = await client_factory(settings, registry=_handled_registry(done))
@@ -47,16 +48,24 @@ async def test_separate_worker_wakes_on_postgres_notify(database_url, is_postgre
         pytest.skip("LISTEN/NOTIFY is PostgreSQL's; SQLite deployments run the worker in-process")
     settings = make_settings(database_url, worker_poll_seconds=60)
     done = asyncio.Event()
-    worker = Worker(settings=settings, sessionmaker=sessionmaker,
-                    registry=_handled_registry(done))
+    worker = Worker(settings=settings, sessionmaker=sessionmaker, registry=_handled_registry(done))
     worker.start()
     try:
         await asyncio.sleep(1.0)  # the LISTEN connection is up and the first claim found nothing
         # Another process's INSERT, as far as this worker can tell: no wake() is called.
         async with sessionmaker.begin() as session:
-            await inbox_repo.insert_event(session, NewEvent(
-                source=Source.WIZEHIRE, event_id="notify-1", type="order.created",
-                ordering_key="k", status=EventStatus.QUEUED, raw_body=b"{}", payload={}))
+            await inbox_repo.insert_event(
+                session,
+                NewEvent(
+                    source=Source.WIZEHIRE,
+                    event_id="notify-1",
+                    type="order.created",
+                    ordering_key="k",
+                    status=EventStatus.QUEUED,
+                    raw_body=b"{}",
+                    payload={},
+                ),
+            )
         await asyncio.wait_for(done.wait(), DEADLINE)
     finally:
         await worker.stop()

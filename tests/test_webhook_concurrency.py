@@ -90,8 +90,12 @@ def _request(variant: str) -> tuple[str, str, str, bytes, dict[str, str]]:
 
 @pytest.mark.parametrize("variant", ["wizehire", "ghl-webhook-id", "ghl-body-hash"])
 async def test_same_event_posted_50_times_concurrently_is_stored_and_handled_once(
-    client_factory: Any, database_url: str, engine: AsyncEngine, sessionmaker: Any,
-    pool_watch: PoolWatch, variant: str,
+    client_factory: Any,
+    database_url: str,
+    engine: AsyncEngine,
+    sessionmaker: Any,
+    pool_watch: PoolWatch,
+    variant: str,
 ) -> None:
     source, event_type, url, body, headers = _request(variant)
     runs: Counter[int] = Counter()
@@ -103,14 +107,16 @@ async def test_same_event_posted_50_times_concurrently_is_stored_and_handled_onc
     registry = HandlerRegistry()
     registry.add(source, event_type, count_runs)
     client: httpx.AsyncClient = await client_factory(
-        make_settings(database_url, wizehire_webhook_secret=SECRET,
-                      ghl_webhook_public_key=KEY.public_pem),
+        make_settings(
+            database_url, wizehire_webhook_secret=SECRET, ghl_webhook_public_key=KEY.public_pem
+        ),
         registry=registry,
     )
     before = await webhook_counts(client)
 
-    posts = [asyncio.create_task(client.post(url, content=body, headers=headers))
-             for _ in range(COPIES)]
+    posts = [
+        asyncio.create_task(client.post(url, content=body, headers=headers)) for _ in range(COPIES)
+    ]
     pool_watch.tasks.update(posts)
     answers = await asyncio.gather(*posts)
 
@@ -136,18 +142,23 @@ async def test_same_event_posted_50_times_concurrently_is_stored_and_handled_onc
 
 
 async def test_different_events_posted_concurrently_are_each_stored_once(
-    client_factory: Any, database_url: str, engine: AsyncEngine, sessionmaker: Any,
+    client_factory: Any,
+    database_url: str,
+    engine: AsyncEngine,
+    sessionmaker: Any,
 ) -> None:
     """The dedupe keys on the event id only: 25 distinct events, each sent twice, all at once."""
     client: httpx.AsyncClient = await client_factory(
-        make_settings(database_url, worker="off", wizehire_webhook_secret=SECRET))
-    requests = [wizehire_signed(samples.wizehire_event("order.created"), SECRET)
-                for _ in range(25)]
+        make_settings(database_url, worker="off", wizehire_webhook_secret=SECRET)
+    )
+    requests = [wizehire_signed(samples.wizehire_event("order.created"), SECRET) for _ in range(25)]
 
-    answers = await asyncio.gather(*(
-        client.post("/webhooks/wizehire", content=body, headers=headers)
-        for body, headers in requests * 2
-    ))
+    answers = await asyncio.gather(
+        *(
+            client.post("/webhooks/wizehire", content=body, headers=headers)
+            for body, headers in requests * 2
+        )
+    )
 
     assert Counter(r.status_code for r in answers) == {202: 25, 200: 25}
     assert await stored_total(sessionmaker) == 25

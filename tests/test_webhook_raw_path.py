@@ -55,8 +55,12 @@ def postgres_only(is_postgres: bool) -> None:
 
 @pytest.fixture
 def quiet_settings(database_url: str, engine: Any) -> Settings:
-    return make_settings(database_url, worker="off", wizehire_webhook_secret=SECRET,
-                         ghl_webhook_public_key=KEY.public_pem)
+    return make_settings(
+        database_url,
+        worker="off",
+        wizehire_webhook_secret=SECRET,
+        ghl_webhook_public_key=KEY.public_pem,
+    )
 
 
 def _wizehire(payload: Any, event_id: str, **changes: Any) -> Request:
@@ -91,27 +95,48 @@ def _rows(tag: str) -> list[tuple[str, list[Request]]]:
     return [
         ("queued", [_wizehire(_order(tag), f"q_{tag}")]),
         ("duplicate", [_wizehire(duplicate, f"d_{tag}"), _wizehire(duplicate, f"d_{tag}")]),
-        ("id reused, other body", [_wizehire(duplicate, f"r_{tag}"),
-                                   _wizehire(reused, f"r_{tag}")]),
+        (
+            "id reused, other body",
+            [_wizehire(duplicate, f"r_{tag}"), _wizehire(reused, f"r_{tag}")],
+        ),
         ("ignored", [_wizehire({"type": "order.archived", "data": {}}, f"i_{tag}")]),
         ("quarantined 422", [_wizehire(quarantined, f"x_{tag}")]),
         ("not JSON body", [_wizehire(b"{not json", f"nj_{tag}")]),
-        ("bad signature", [_wizehire(_order(tag), f"s_{tag}", **{
-            "webhook-signature": "v1,AAAA"})]),
+        ("bad signature", [_wizehire(_order(tag), f"s_{tag}", **{"webhook-signature": "v1,AAAA"})]),
         ("missing headers", [("POST", WIZEHIRE, b"{}", {"content-type": "application/json"})]),
-        ("declared too large", [("POST", WIZEHIRE, b"{}", {
-            "content-type": "application/json", "content-length": str(MIB + 1)})]),
+        (
+            "declared too large",
+            [
+                (
+                    "POST",
+                    WIZEHIRE,
+                    b"{}",
+                    {"content-type": "application/json", "content-length": str(MIB + 1)},
+                )
+            ],
+        ),
         ("too large", [_wizehire(b"[" + b" " * MIB + b"]", f"big_{tag}")]),
         # No content-length: the size is only known while reading.
-        ("too large, streamed", [("POST", WIZEHIRE, [b"[" + b" " * (MIB // 2)] * 3, {
-            "content-type": "application/json"})]),
+        (
+            "too large, streamed",
+            [
+                (
+                    "POST",
+                    WIZEHIRE,
+                    [b"[" + b" " * (MIB // 2)] * 3,
+                    {"content-type": "application/json"},
+                )
+            ],
+        ),
         ("content type", [not_json]),
         ("ghl queued", [_ghl(ghl_order)]),
         ("ghl duplicate", [_ghl(ghl_order)]),
         ("ghl stale", [_ghl(stale)]),
         ("ghl unsigned", [("POST", GHL, b"{}", {"content-type": "application/json"})]),
-        ("ghl bad signature", [_ghl(samples.ghl_event("OrderCreate"),
-                                    **{"x-ghl-signature": "AAAA"})]),
+        (
+            "ghl bad signature",
+            [_ghl(samples.ghl_event("OrderCreate"), **{"x-ghl-signature": "AAAA"})],
+        ),
         ("GET (FastAPI's 405)", [("GET", WIZEHIRE, b"", {})]),
     ]
 
@@ -131,12 +156,17 @@ def _normalised(response: httpx.Response) -> tuple[int, str, str | None, Any]:
     if isinstance(content, dict) and "detail" in content:
         # A stale timestamp's skew in seconds grows while the test runs.
         content["detail"] = re.sub(r"\d+ s away", "N s away", content["detail"])
-    return (response.status_code, response.headers["content-type"],
-            response.headers.get("retry-after"), content)
+    return (
+        response.status_code,
+        response.headers["content-type"],
+        response.headers.get("retry-after"),
+        content,
+    )
 
 
-async def _answers(client: httpx.AsyncClient, rows: list[tuple[str, list[Request]]]
-                   ) -> dict[str, tuple[int, str, str | None, Any]]:
+async def _answers(
+    client: httpx.AsyncClient, rows: list[tuple[str, list[Request]]]
+) -> dict[str, tuple[int, str, str | None, Any]]:
     out = {}
     for name, requests in rows:
         for method, path, body, headers in requests:
@@ -146,8 +176,9 @@ async def _answers(client: httpx.AsyncClient, rows: list[tuple[str, list[Request
     return out
 
 
-async def _client(client_factory: Any, settings: Settings, *, raw: bool,
-                  monkeypatch: pytest.MonkeyPatch) -> httpx.AsyncClient:
+async def _client(
+    client_factory: Any, settings: Settings, *, raw: bool, monkeypatch: pytest.MonkeyPatch
+) -> httpx.AsyncClient:
     from wizesync.app import WizesyncApp
 
     monkeypatch.setattr(WizesyncApp, "raw_webhooks", raw)
@@ -155,7 +186,9 @@ async def _client(client_factory: Any, settings: Settings, *, raw: bool,
 
 
 async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
-    client_factory: Any, quiet_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    client_factory: Any,
+    quiet_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     served: list[str] = []
     import wizesync.app as app_module
@@ -169,36 +202,52 @@ async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
     monkeypatch.setattr(app_module, "serve_webhook", spy)
     fastapi = await _answers(
         await _client(client_factory, quiet_settings, raw=False, monkeypatch=monkeypatch),
-        _rows("fastapi"))
+        _rows("fastapi"),
+    )
     assert served == []
     raw = await _answers(
         await _client(client_factory, quiet_settings, raw=True, monkeypatch=monkeypatch),
-        _rows("raw"))
+        _rows("raw"),
+    )
 
     assert raw == fastapi
     assert len(served) == 19  # every POST of the rows (duplicates post twice), not the GET
-    expected = {"queued": 202, "duplicate": 200, "id reused, other body": 409, "ignored": 202,
-                "quarantined 422": 422,
-                "not JSON body": 422, "bad signature": 401, "missing headers": 401,
-                "declared too large": 413, "too large": 413, "too large, streamed": 413,
-                "content type": 415,
-                "ghl queued": 202, "ghl duplicate": 200, "ghl stale": 401, "ghl unsigned": 401,
-                "ghl bad signature": 401, "GET (FastAPI's 405)": 405}
+    expected = {
+        "queued": 202,
+        "duplicate": 200,
+        "id reused, other body": 409,
+        "ignored": 202,
+        "quarantined 422": 422,
+        "not JSON body": 422,
+        "bad signature": 401,
+        "missing headers": 401,
+        "declared too large": 413,
+        "too large": 413,
+        "too large, streamed": 413,
+        "content type": 415,
+        "ghl queued": 202,
+        "ghl duplicate": 200,
+        "ghl stale": 401,
+        "ghl unsigned": 401,
+        "ghl bad signature": 401,
+        "GET (FastAPI's 405)": 405,
+    }
     assert {name: answer[0] for name, answer in raw.items()} == expected
     assert raw["queued"][1] == "application/json"
     assert raw["bad signature"][1] == "application/problem+json"
 
 
 async def test_raw_path_database_unreachable_is_503_problem_with_retry_after(
-    client_factory: Any, database_url: str, tmp_path: Any,
+    client_factory: Any,
+    database_url: str,
+    tmp_path: Any,
 ) -> None:
     if database_url.startswith("postgresql"):
         # Nothing listens on port 1: the pool's connect fails at once.
         down = make_url(database_url).set(port=1).render_as_string(hide_password=False)
     else:
         down = f"sqlite+aiosqlite:///{tmp_path}/missing/dir/wizesync.db"
-    client = await client_factory(make_settings(down, worker="off",
-                                                wizehire_webhook_secret=SECRET))
+    client = await client_factory(make_settings(down, worker="off", wizehire_webhook_secret=SECRET))
     method, path, body, headers = _wizehire(_order("down"), "down_1")
 
     response = await client.request(method, path, content=body, headers=headers)
@@ -210,7 +259,9 @@ async def test_raw_path_database_unreachable_is_503_problem_with_retry_after(
 @pytest.mark.postgres_only
 @pytest.mark.usefixtures("postgres_only")
 async def test_connection_lost_during_the_driver_insert_is_503_then_recovers(
-    client_factory: Any, quiet_settings: Settings, sessionmaker: Any,
+    client_factory: Any,
+    quiet_settings: Settings,
+    sessionmaker: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = await client_factory(quiet_settings)
@@ -234,7 +285,9 @@ async def test_connection_lost_during_the_driver_insert_is_503_then_recovers(
 @pytest.mark.postgres_only
 @pytest.mark.usefixtures("postgres_only")
 async def test_driver_errors_other_than_connection_loss_are_a_500_not_a_503(
-    client_factory: Any, quiet_settings: Settings, monkeypatch: pytest.MonkeyPatch,
+    client_factory: Any,
+    quiet_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     client = await client_factory(quiet_settings)
 
@@ -262,16 +315,33 @@ def test_driver_connection_loss_counts_as_database_unavailable() -> None:
 
 EVENTS: list[Callable[[str], NewEvent]] = [
     lambda event_id: NewEvent(
-        source="wizehire", event_id=event_id, type="order.created",
-        ordering_key="wizehire:order:1", status=EventStatus.QUEUED, raw_body=b'{"a": 1.50}',
-        payload={"a": 1.5, "nested": {"list": [1, "x", None]}, "text": "caf\u00e9"}),
+        source="wizehire",
+        event_id=event_id,
+        type="order.created",
+        ordering_key="wizehire:order:1",
+        status=EventStatus.QUEUED,
+        raw_body=b'{"a": 1.50}',
+        payload={"a": 1.5, "nested": {"list": [1, "x", None]}, "text": "caf\u00e9"},
+    ),
     lambda event_id: NewEvent(
-        source="ghl", event_id=event_id, type="ContactCreate", ordering_key=None,
-        status=EventStatus.IGNORED, raw_body=b"{}", payload={}),
+        source="ghl",
+        event_id=event_id,
+        type="ContactCreate",
+        ordering_key=None,
+        status=EventStatus.IGNORED,
+        raw_body=b"{}",
+        payload={},
+    ),
     lambda event_id: NewEvent(
-        source="wizehire", event_id=event_id, type="unknown", ordering_key=None,
-        status=EventStatus.QUARANTINED, raw_body=b"\xff not json", payload=None,
-        last_error="body: body is not JSON"),
+        source="wizehire",
+        event_id=event_id,
+        type="unknown",
+        ordering_key=None,
+        status=EventStatus.QUARANTINED,
+        raw_body=b"\xff not json",
+        payload=None,
+        last_error="body: body is not JSON",
+    ),
 ]
 
 
@@ -279,7 +349,9 @@ EVENTS: list[Callable[[str], NewEvent]] = [
 @pytest.mark.usefixtures("postgres_only")
 @pytest.mark.parametrize("make", EVENTS, ids=["queued", "ignored", "quarantined"])
 async def test_driver_insert_stores_the_row_the_orm_insert_stores(
-    engine: Any, sessionmaker: Any, make: Callable[[str], NewEvent],
+    engine: Any,
+    sessionmaker: Any,
+    make: Callable[[str], NewEvent],
 ) -> None:
     orm_id = f"orm_{uuid.uuid4().hex}"
     driver_id = f"drv_{uuid.uuid4().hex}"
@@ -293,17 +365,42 @@ async def test_driver_insert_stores_the_row_the_orm_insert_stores(
     assert existing.body_sha256 == hashlib.sha256(make(driver_id).raw_body).hexdigest()
 
     # `head` is the key's line (the first of two events of one key heads it), not the path's.
-    columns = [c for c in InboxEvent.__table__.columns
-               if c.name not in ("id", "event_id", "next_attempt_at", "received_at",
-                                 "updated_at", "handled_at", "head")]
+    columns = [
+        c
+        for c in InboxEvent.__table__.columns
+        if c.name
+        not in (
+            "id",
+            "event_id",
+            "next_attempt_at",
+            "received_at",
+            "updated_at",
+            "handled_at",
+            "head",
+        )
+    ]
     async with engine.connect() as conn:
-        rows = (await conn.execute(
-            select(*columns, InboxEvent.handled_at.is_(None), InboxEvent.id)
-            .where(InboxEvent.id.in_([first, second])).order_by(InboxEvent.id))).all()
+        rows = (
+            await conn.execute(
+                select(*columns, InboxEvent.handled_at.is_(None), InboxEvent.id)
+                .where(InboxEvent.id.in_([first, second]))
+                .order_by(InboxEvent.id)
+            )
+        ).all()
         # JSON null is not SQL NULL: both paths must store the same one.
-        kinds = (await conn.execute(text(
-            "SELECT jsonb_typeof(payload) FROM inbox_events WHERE id IN (:a, :b) ORDER BY id"),
-            {"a": first, "b": second})).scalars().all()
+        kinds = (
+            (
+                await conn.execute(
+                    text(
+                        "SELECT jsonb_typeof(payload) FROM inbox_events"
+                        " WHERE id IN (:a, :b) ORDER BY id"
+                    ),
+                    {"a": first, "b": second},
+                )
+            )
+            .scalars()
+            .all()
+        )
     orm_row, driver_row = (tuple(row)[:-1] for row in rows)
     assert driver_row == orm_row
     assert kinds[0] == kinds[1]

@@ -161,9 +161,14 @@ async def test_without_webhook_id_the_raw_body_hash_dedupes(
 async def test_unhandled_event_type_is_stored_as_ignored(
     client: httpx.AsyncClient, sessionmaker: Any
 ) -> None:
-    payload = {"type": "ContactCreate", "timestamp": iso(datetime.now(UTC)),
-               "webhookId": "wh-contact-1", "id": "nmFmQEsNgz6AVpgLVUJ0",
-               "locationId": "ve9EPM428h8vShlRW1KT", "email": "pat@example.com"}
+    payload = {
+        "type": "ContactCreate",
+        "timestamp": iso(datetime.now(UTC)),
+        "webhookId": "wh-contact-1",
+        "id": "nmFmQEsNgz6AVpgLVUJ0",
+        "locationId": "ve9EPM428h8vShlRW1KT",
+        "email": "pat@example.com",
+    }
     body, headers = ghl_signed(payload, KEY)
 
     response = await client.post(URL, content=body, headers=headers)
@@ -176,6 +181,7 @@ async def test_unhandled_event_type_is_stored_as_ignored(
 
 
 # --- not JSON / not the schema: 202 quarantined (GHL would only retry a 4xx) -------------------
+
 
 def _no_id() -> bytes:
     event = order_create()
@@ -199,8 +205,11 @@ def _no_id() -> bytes:
     ids=["no-id", "numeric-id", "long-id", "truncated", "not-utf8", "array", "no-type"],
 )
 async def test_event_not_matching_its_schema_is_202_quarantined_and_stored(
-    client: httpx.AsyncClient, sessionmaker: Any, make_body: Callable[[], bytes],
-    event_type: str, error_loc: str,
+    client: httpx.AsyncClient,
+    sessionmaker: Any,
+    make_body: Callable[[], bytes],
+    event_type: str,
+    error_loc: str,
 ) -> None:
     body, headers = ghl_signed(make_body(), KEY)
 
@@ -299,14 +308,13 @@ async def test_bad_signature_is_401_and_stores_nothing(
 
     assert_problem(response, 401)
     assert await stored_total(sessionmaker) == 0
-    assert counts_delta(before, await webhook_counts(client)) == {
-        ("ghl", "rejected", reason): 1.0
-    }
+    assert counts_delta(before, await webhook_counts(client)) == {("ghl", "rejected", reason): 1.0}
 
 
 @pytest.mark.parametrize("offset_minutes", [-6, +6, -60 * 24], ids=["stale", "future", "a-day"])
-@pytest.mark.parametrize("event_type", ["OrderCreate", "ContactCreate"],
-                         ids=["handled", "unhandled"])
+@pytest.mark.parametrize(
+    "event_type", ["OrderCreate", "ContactCreate"], ids=["handled", "unhandled"]
+)
 async def test_body_timestamp_more_than_five_minutes_off_is_401(
     client: httpx.AsyncClient, sessionmaker: Any, offset_minutes: int, event_type: str
 ) -> None:
@@ -338,7 +346,8 @@ async def test_configured_key_may_be_a_path_to_a_pem_file(
     pem_file = tmp_path / "ghl.pem"
     pem_file.write_text(KEY.public_pem)
     client = await client_factory(
-        make_settings(database_url, worker="off", ghl_webhook_public_key=str(pem_file)))
+        make_settings(database_url, worker="off", ghl_webhook_public_key=str(pem_file))
+    )
 
     body, headers = ghl_signed(order_create(), KEY)
     assert (await client.post(URL, content=body, headers=headers)).status_code == 202
@@ -393,8 +402,9 @@ async def test_legacy_rsa_signature_is_accepted_only_when_its_key_is_configured(
     client_factory: Any, database_url: str, engine: Any, sessionmaker: Any
 ) -> None:
     rsa_key, other_rsa = RsaTestKey.generate(), RsaTestKey.generate()
-    with_rsa = await client_factory(production_settings(
-        database_url, ghl_webhook_rsa_public_key=rsa_key.public_pem))
+    with_rsa = await client_factory(
+        production_settings(database_url, ghl_webhook_rsa_public_key=rsa_key.public_pem)
+    )
     without_rsa = await client_factory(production_settings(database_url))
 
     body, headers = ghl_rsa_signed(order_create(), rsa_key)
@@ -438,7 +448,7 @@ async def test_body_over_one_mib_is_413_and_stores_nothing(
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 64 * 1024):
-            yield body[start:start + 64 * 1024]
+            yield body[start : start + 64 * 1024]
 
     content: Any = chunks() if streamed else body
     response = await client.post(URL, content=content, headers=headers)
@@ -468,7 +478,10 @@ async def test_content_type_not_json_is_415_and_stores_nothing(
 
 
 async def test_database_unavailable_is_503_with_retry_after_then_recovers(
-    client_factory: Any, database_url: str, is_postgres: bool, tmp_path: Path,
+    client_factory: Any,
+    database_url: str,
+    is_postgres: bool,
+    tmp_path: Path,
     sessionmaker: Any,
 ) -> None:
     outage: PostgresOutage | SqliteOutage
@@ -480,7 +493,8 @@ async def test_database_unavailable_is_503_with_retry_after_then_recovers(
     try:
         # The in-process worker runs too: it must survive the outage, not crash the app.
         client = await client_factory(
-            make_settings(outage.url, ghl_webhook_public_key=KEY.public_pem))
+            make_settings(outage.url, ghl_webhook_public_key=KEY.public_pem)
+        )
         if is_postgres:
             body, headers = ghl_signed(order_create(), KEY)
             assert (await client.post(URL, content=body, headers=headers)).status_code == 202

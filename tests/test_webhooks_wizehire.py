@@ -97,8 +97,9 @@ async def test_same_webhook_id_again_answers_duplicate_and_stores_nothing_new(
 
     # A redelivery is signed afresh (new timestamp), with the same body (tests/
     # test_webhook_conflicts.py: another body under the id is a 409).
-    body, headers = wizehire_signed(first_body, SECRET, event_id="msg_dup",
-                                    timestamp=time.time() - 30)
+    body, headers = wizehire_signed(
+        first_body, SECRET, event_id="msg_dup", timestamp=time.time() - 30
+    )
     again = await client.post(URL, content=body, headers=headers)
     assert again.status_code == 200, again.text
     assert again.json() == {"id": first.json()["id"], "status": "duplicate"}
@@ -114,8 +115,11 @@ async def test_same_webhook_id_again_answers_duplicate_and_stores_nothing_new(
 async def test_unhandled_event_type_is_stored_as_ignored(
     client: httpx.AsyncClient, sessionmaker: Any
 ) -> None:
-    payload = {"type": "customer.updated", "timestamp": "2026-11-27T12:00:00Z",
-               "data": {"customer": {"id": "c_1"}}}
+    payload = {
+        "type": "customer.updated",
+        "timestamp": "2026-11-27T12:00:00Z",
+        "data": {"customer": {"id": "c_1"}},
+    }
     body, headers = wizehire_signed(payload, SECRET)
 
     response = await client.post(URL, content=body, headers=headers)
@@ -151,8 +155,16 @@ _BAD_REFUND["data"]["refund"]["reason_code"] = "because"
         # Signed bytes that are not UTF-8: authentic, so stored, but not JSON.
         (b"\xff" + json.dumps(order_event()).encode(), "body", "unknown"),
     ],
-    ids=["items-off", "bad-currency", "no-email", "bad-reason", "truncated", "array", "no-type",
-         "non-utf8"],
+    ids=[
+        "items-off",
+        "bad-currency",
+        "no-email",
+        "bad-reason",
+        "truncated",
+        "array",
+        "no-type",
+        "non-utf8",
+    ],
 )
 async def test_event_not_matching_its_schema_answers_422_and_is_quarantined(
     client: httpx.AsyncClient, sessionmaker: Any, body: bytes, error_loc: str, event_type: str
@@ -293,8 +305,9 @@ async def test_rotated_secrets_are_both_accepted_and_a_retired_one_is_not(
     client_factory: Any, database_url: str, engine: Any, sessionmaker: Any
 ) -> None:
     new, old, retired = new_whsec(), new_whsec(), new_whsec()
-    client = await client_factory(make_settings(
-        database_url, worker="off", wizehire_webhook_secret=f"{new} {old}"))
+    client = await client_factory(
+        make_settings(database_url, worker="off", wizehire_webhook_secret=f"{new} {old}")
+    )
 
     for secret in (new, old):
         body, headers = wizehire_signed(order_event(), secret)
@@ -304,8 +317,9 @@ async def test_rotated_secrets_are_both_accepted_and_a_retired_one_is_not(
     assert_problem(await client.post(URL, content=body, headers=headers), 401)
 
     # Rotation finished: only the new secret is listed, and the old one stops working.
-    after = await client_factory(make_settings(
-        database_url, worker="off", wizehire_webhook_secret=new))
+    after = await client_factory(
+        make_settings(database_url, worker="off", wizehire_webhook_secret=new)
+    )
     body, headers = wizehire_signed(order_event(), old)
     assert_problem(await after.post(URL, content=body, headers=headers), 401)
     assert await stored_total(sessionmaker) == 2
@@ -339,7 +353,7 @@ async def test_body_over_one_mib_is_413_and_stores_nothing(
 
     async def chunks() -> AsyncIterator[bytes]:
         for start in range(0, len(body), 64 * 1024):
-            yield body[start:start + 64 * 1024]
+            yield body[start : start + 64 * 1024]
 
     content: Any = chunks() if streamed else body
     response = await client.post(URL, content=content, headers=headers)
@@ -377,7 +391,10 @@ async def test_json_content_type_with_charset_is_accepted(client: httpx.AsyncCli
 
 
 async def test_database_unavailable_is_503_with_retry_after_then_recovers(
-    client_factory: Any, database_url: str, is_postgres: bool, tmp_path: Path,
+    client_factory: Any,
+    database_url: str,
+    is_postgres: bool,
+    tmp_path: Path,
     sessionmaker: Any,
 ) -> None:
     outage: PostgresOutage | SqliteOutage

@@ -73,8 +73,12 @@ async def test_successful_handler_marks_event_done(database_url, sessionmaker) -
     assert attempt.outcome == EventStatus.DONE
     assert attempt.error is None
     assert attempt.outbound_calls == [
-        {"method": "PATCH", "url": "https://wizehire.test/v1/orders/o1/sync", "status": 200,
-         "ms": 12.3}
+        {
+            "method": "PATCH",
+            "url": "https://wizehire.test/v1/orders/o1/sync",
+            "status": 200,
+            "ms": 12.3,
+        }
     ]
 
 
@@ -101,8 +105,9 @@ async def test_handler_failing_once_is_retried_after_backoff_then_done(
     database_url, sessionmaker
 ) -> None:
     base, cap = 0.3, 1.0  # first retry waits between 0.15 and 0.3 s
-    settings = make_settings(database_url, worker_backoff_base_seconds=base,
-                             worker_backoff_max_seconds=cap)
+    settings = make_settings(
+        database_url, worker_backoff_base_seconds=base, worker_backoff_max_seconds=cap
+    )
     handle = failing_first(1, RuntimeError("GHL said 502"))
     event_id = await add_event(sessionmaker)
 
@@ -184,7 +189,9 @@ async def test_event_failing_every_time_dies_out_of_attempts(database_url, sessi
     assert event.attempts == 3
     assert event.last_error == "out of attempts (3): ConnectionError: wizehire unreachable"
     assert [a.outcome for a in event.attempt_log] == [
-        EventStatus.RETRY, EventStatus.RETRY, EventStatus.DEAD
+        EventStatus.RETRY,
+        EventStatus.RETRY,
+        EventStatus.DEAD,
     ]
 
 
@@ -247,15 +254,23 @@ async def test_replay_of_an_unknown_event_is_none(sessionmaker) -> None:
 async def test_replay_of_a_quarantined_event_rereads_its_body(sessionmaker) -> None:
     """After the sender's data (or our schema) is fixed, the stored body classifies anew."""
     good = samples.wizehire_event("refund.requested", "wh_ord_5")
-    fixed = await add_event(sessionmaker, type_="unknown", status=EventStatus.QUARANTINED,
-                            payload=good)
-    broken = await add_event(sessionmaker, type_="unknown", status=EventStatus.QUARANTINED,
-                             payload={"type": "order.created"}, raw_body=b'{"type": "order.c')
+    fixed = await add_event(
+        sessionmaker, type_="unknown", status=EventStatus.QUARANTINED, payload=good
+    )
+    broken = await add_event(
+        sessionmaker,
+        type_="unknown",
+        status=EventStatus.QUARANTINED,
+        payload={"type": "order.created"},
+        raw_body=b'{"type": "order.c',
+    )
 
     assert await replay(sessionmaker, fixed) == EventStatus.QUEUED
     row = await load(sessionmaker, fixed)
     assert (row.status, row.type, row.ordering_key) == (
-        EventStatus.QUEUED, "refund.requested", "wizehire:order:wh_ord_5"
+        EventStatus.QUEUED,
+        "refund.requested",
+        "wizehire:order:wh_ord_5",
     )
     with pytest.raises(ValueError, match="still cannot be handled: body: body is not JSON"):
         await replay(sessionmaker, broken)
@@ -337,7 +352,8 @@ async def test_stop_releases_a_handler_past_its_grace_and_another_worker_finishe
         event = await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
     assert finished == [2]
     assert [(a.worker_id, a.outcome) for a in event.attempt_log] == [
-        ("first", "released"), ("second", EventStatus.DONE)
+        ("first", "released"),
+        ("second", EventStatus.DONE),
     ]
 
 
@@ -377,12 +393,14 @@ def _true_when(predicate):  # type: ignore[no-untyped-def]
 
 
 async def test_heartbeat_row_appears_and_is_marked_stopped(database_url, sessionmaker) -> None:
-    worker = new_worker(make_settings(database_url), sessionmaker, HandlerRegistry(),
-                        worker_id="beating-worker")
+    worker = new_worker(
+        make_settings(database_url), sessionmaker, HandlerRegistry(), worker_id="beating-worker"
+    )
     worker.start()
     try:
-        row = await wait_until(lambda: heartbeat_row(sessionmaker, "beating-worker"),
-                               what="the worker's heartbeat row")
+        row = await wait_until(
+            lambda: heartbeat_row(sessionmaker, "beating-worker"), what="the worker's heartbeat row"
+        )
         assert row.stopped_at is None
         assert row.last_seen_at >= row.started_at
         async with sessionmaker() as session:
@@ -408,13 +426,15 @@ async def test_event_of_a_crashed_worker_is_run_again_after_its_lease_expires(
     assert claimed.id == event_id
 
     handle = failing_first(0, RuntimeError())
-    async with running_worker(make_settings(database_url), sessionmaker, registry_with(handle),
-                              worker_id="survivor"):
+    async with running_worker(
+        make_settings(database_url), sessionmaker, registry_with(handle), worker_id="survivor"
+    ):
         event = await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
 
     assert handle.calls == [2]
     assert [(a.worker_id, a.outcome) for a in event.attempt_log] == [
-        ("crashed", "lost"), ("survivor", EventStatus.DONE)
+        ("crashed", "lost"),
+        ("survivor", EventStatus.DONE),
     ]
 
 
@@ -446,8 +466,12 @@ async def test_late_finish_of_a_lapsed_attempt_does_not_close_the_retry_in_the_s
         await asyncio.wait_for(proceed[ctx.event.attempt].wait(), HANDLER_WAIT)
 
     event_id = await add_event(sessionmaker)
-    worker = new_worker(make_settings(database_url, worker_lease_seconds=3), sessionmaker,
-                        registry_with(handle), worker_id="lapsed")
+    worker = new_worker(
+        make_settings(database_url, worker_lease_seconds=3),
+        sessionmaker,
+        registry_with(handle),
+        worker_id="lapsed",
+    )
     worker.start()
     try:
         await asyncio.wait_for(started[2].wait(), HANDLER_WAIT)
@@ -460,7 +484,9 @@ async def test_late_finish_of_a_lapsed_attempt_does_not_close_the_retry_in_the_s
 
         event = await wait_until(first_attempt_returned, what="attempt 1 to finish late")
         assert (event.status, event.lease_owner, event.attempts) == (
-            EventStatus.RUNNING, "lapsed", 2
+            EventStatus.RUNNING,
+            "lapsed",
+            2,
         )
         assert event.attempt_log[1].outcome is None
         assert worker.in_flight == 1  # attempt 2 is still tracked (heartbeat, shutdown)
@@ -488,8 +514,9 @@ async def test_worker_survives_a_failed_claim_and_carries_on(
 
     monkeypatch.setattr(inbox_repo, "claim_due", flaky_claim)
     event_id = await add_event(sessionmaker)
-    async with running_worker(make_settings(database_url), sessionmaker,
-                              registry_with(failing_first(0, RuntimeError()))):
+    async with running_worker(
+        make_settings(database_url), sessionmaker, registry_with(failing_first(0, RuntimeError()))
+    ):
         event = await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
 
     assert failures == ["claim"]
@@ -511,8 +538,9 @@ async def test_worker_started_while_the_database_is_away_still_works(
 
     monkeypatch.setattr(heartbeat_repo, "beat", flaky_beat)
     event_id = await add_event(sessionmaker)
-    async with running_worker(make_settings(database_url), sessionmaker,
-                              registry_with(failing_first(0, RuntimeError()))):
+    async with running_worker(
+        make_settings(database_url), sessionmaker, registry_with(failing_first(0, RuntimeError()))
+    ):
         await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
     assert failures == ["beat"]
 
@@ -525,8 +553,9 @@ async def test_idle_worker_waits_for_a_wake_instead_of_spinning_on_blocked_event
     await add_event(sessionmaker, key="A")
     async with sessionmaker.begin() as session:
         await inbox_repo.claim_due(session, worker_id="elsewhere", lease_seconds=600, limit=1)
-    worker = new_worker(make_settings(database_url, worker_poll_seconds=7), sessionmaker,
-                        HandlerRegistry())
+    worker = new_worker(
+        make_settings(database_url, worker_poll_seconds=7), sessionmaker, HandlerRegistry()
+    )
 
     assert await worker._idle_timeout() == 7
 
@@ -538,10 +567,14 @@ async def test_idle_worker_sleeps_until_the_next_retry_falls_due(
     async with sessionmaker.begin() as session:
         [claimed] = await inbox_repo.claim_due(session, worker_id="w", lease_seconds=60, limit=1)
         await inbox_repo.finish_attempt(
-            session, event=claimed, worker_id="w", outcome=EventStatus.RETRY,
+            session,
+            event=claimed,
+            worker_id="w",
+            outcome=EventStatus.RETRY,
             next_attempt_at=utcnow() + timedelta(seconds=3),
         )
-    worker = new_worker(make_settings(database_url, worker_poll_seconds=60), sessionmaker,
-                        HandlerRegistry())
+    worker = new_worker(
+        make_settings(database_url, worker_poll_seconds=60), sessionmaker, HandlerRegistry()
+    )
 
     assert 0 < await worker._idle_timeout() <= 3.01

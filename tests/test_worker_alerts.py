@@ -50,8 +50,11 @@ async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_d
         if calls["n"] == 1:
             raise RetryLater("GHL busy", 0.05)
         if calls["n"] <= 3:
-            raise RetryLater("install needs re-authorisation", 0.05,
-                             alert="A GHL installation needs re-authorisation")
+            raise RetryLater(
+                "install needs re-authorisation",
+                0.05,
+                alert="A GHL installation needs re-authorisation",
+            )
 
     slack = ScriptedSlack()
     started_hour = f"{utcnow():%Y-%m-%dT%H}"
@@ -66,10 +69,13 @@ async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_d
     # Two alerting attempts, one notice (the same hour); the plain retry said nothing.
     hours = 1 if f"{utcnow():%Y-%m-%dT%H}" == started_hour else 2  # a run across o'clock
     assert 1 <= len(rows) <= hours
-    assert all(r.event_id.startswith(
-        "slack:alert:A GHL installation needs re-authorisation:") for r in rows)
+    assert all(
+        r.event_id.startswith("slack:alert:A GHL installation needs re-authorisation:")
+        for r in rows
+    )
     assert slack.accepted and all(
-        "A GHL installation needs re-authorisation" in m for m in slack.accepted)
+        "A GHL installation needs re-authorisation" in m for m in slack.accepted
+    )
 
 
 async def test_without_a_slack_webhook_a_dead_event_queues_nothing(database_url, sessionmaker):

@@ -46,8 +46,12 @@ class WizesyncApp(FastAPI):
     raw_webhooks = True
 
     def _doc_paths(self) -> tuple[str | None, ...]:
-        return (self.openapi_url, self.docs_url, self.redoc_url,
-                self.swagger_ui_oauth2_redirect_url)
+        return (
+            self.openapi_url,
+            self.docs_url,
+            self.redoc_url,
+            self.swagger_ui_oauth2_redirect_url,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in self._doc_paths():
@@ -58,8 +62,12 @@ class WizesyncApp(FastAPI):
 
                 await Problem(404, "Not Found").response()(scope, receive, send)
                 return
-        if (self.raw_webhooks and scope["type"] == "http" and scope["method"] == "POST"
-                and not scope.get("root_path")):
+        if (
+            self.raw_webhooks
+            and scope["type"] == "http"
+            and scope["method"] == "POST"
+            and not scope.get("root_path")
+        ):
             webhook = WEBHOOKS.get(scope["path"])
             if webhook is not None:
                 scope["app"] = self
@@ -92,9 +100,11 @@ def create_app(
             ghl_http=ghl_http,
         )
         if not conf.is_production:
-            log.warning("DEVELOPMENT MODE: development secrets"
-                        + (" and the sandbox GHL webhook key" if dev is not None else "")
-                        + " are accepted; never expose this instance")
+            log.warning(
+                "DEVELOPMENT MODE: development secrets"
+                + (" and the sandbox GHL webhook key" if dev is not None else "")
+                + " are accepted; never expose this instance"
+            )
         worker = services = None
         if conf.worker == "inprocess":
             handlers = registry or load_handlers(conf.handler_modules)
@@ -103,16 +113,23 @@ def create_app(
                 dev.adopt(services)
             poller = build_poller(conf, sessionmaker, services)
             scheduler = build_scheduler(conf, sessionmaker, services, ghl_http, app)
-            worker = Worker(settings=conf, sessionmaker=sessionmaker, registry=handlers,
-                            services=services, companions=[poller.run, scheduler.run])
+            worker = Worker(
+                settings=conf,
+                sessionmaker=sessionmaker,
+                registry=handlers,
+                services=services,
+                companions=[poller.run, scheduler.run],
+            )
             state.wake_worker = worker.wake
             state.worker_id = worker.worker_id
             worker.start()
         state.providers = ProviderDirectory.from_settings(
-            conf, sessionmaker, ghl_http, tokens=services.tokens if services else None)
+            conf, sessionmaker, ghl_http, tokens=services.tokens if services else None
+        )
         app.state.wizesync = state
-        app.state.insights = build_app_insights(conf, sessionmaker, ghl_http,
-                                                services=services, sandbox=dev)
+        app.state.insights = build_app_insights(
+            conf, sessionmaker, ghl_http, services=services, sandbox=dev
+        )
         try:
             yield
         finally:

@@ -54,11 +54,17 @@ def serve(
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
     migrate: Annotated[bool, typer.Option(help="run migrations first")] = False,
     workers: Annotated[int, typer.Option(help="uvicorn worker processes")] = 1,
-    log_format: Annotated[str | None, typer.Option(
-        help="json or console; auto: console on a terminal unless LOG_FORMAT is set")] = None,
-    expose_development: Annotated[bool, typer.Option(
-        help="serve a non-production service on a non-loopback interface anyway",
-        envvar="WIZESYNC_EXPOSE_DEVELOPMENT")] = False,
+    log_format: Annotated[
+        str | None,
+        typer.Option(help="json or console; auto: console on a terminal unless LOG_FORMAT is set"),
+    ] = None,
+    expose_development: Annotated[
+        bool,
+        typer.Option(
+            help="serve a non-production service on a non-loopback interface anyway",
+            envvar="WIZESYNC_EXPOSE_DEVELOPMENT",
+        ),
+    ] = False,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
     import uvicorn
@@ -68,16 +74,23 @@ def serve(
 
     settings = _settings()
     if not settings.is_production and not is_loopback_host(host) and not expose_development:
-        err.print(f"[red]refusing to serve {settings.wizesync_env} on {host}:[/red] it accepts "
-                  "development secrets; bind to 127.0.0.1, set WIZESYNC_ENV=production, or pass "
-                  "--expose-development (WIZESYNC_EXPOSE_DEVELOPMENT=1) if you mean it")
+        err.print(
+            f"[red]refusing to serve {settings.wizesync_env} on {host}:[/red] it accepts "
+            "development secrets; bind to 127.0.0.1, set WIZESYNC_ENV=production, or pass "
+            "--expose-development (WIZESYNC_EXPOSE_DEVELOPMENT=1) if you mean it"
+        )
         raise typer.Exit(2)
     configure_logging(settings.log_level, _log_format(settings, log_format))
     if migrate:
         _migrate(settings)
     uvicorn.run(
-        "wizesync.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_config=None, access_log=settings.log_level.upper() == "DEBUG",
+        "wizesync.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_config=None,
+        access_log=settings.log_level.upper() == "DEBUG",
         timeout_graceful_shutdown=30,
     )
 
@@ -85,11 +98,20 @@ def serve(
 @app.command()
 def worker(
     grace: Annotated[float, typer.Option(help="seconds in-flight work gets on SIGTERM")] = 20.0,
-    check: Annotated[bool, typer.Option("--check", help="exit 0 if a worker on this host has a "
-                                        "fresh heartbeat, else 1 (a healthcheck)")] = False,
-    metrics_port: Annotated[int, typer.Option(help="serve this process's Prometheus metrics on "
-                                              "this port (0: off)",
-                                              envvar="WORKER_METRICS_PORT")] = 0,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="exit 0 if a worker on this host has a fresh heartbeat, else 1 (a healthcheck)",
+        ),
+    ] = False,
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            help="serve this process's Prometheus metrics on this port (0: off)",
+            envvar="WORKER_METRICS_PORT",
+        ),
+    ] = 0,
     metrics_host: Annotated[str, typer.Option(help="interface for --metrics-port")] = "0.0.0.0",
 ) -> None:
     """Run a worker process (use with WORKER=off on the API)."""
@@ -145,8 +167,10 @@ async def _run_worker(settings: Settings, grace: float) -> None:
         sessionmaker=sessionmaker,
         registry=load_handlers(settings.handler_modules),
         services=services,
-        companions=[build_poller(settings, sessionmaker, services).run,
-                    build_scheduler(settings, sessionmaker, services, http).run],
+        companions=[
+            build_poller(settings, sessionmaker, services).run,
+            build_scheduler(settings, sessionmaker, services, http).run,
+        ],
     )
     loop = asyncio.get_running_loop()
     stopping: list[asyncio.Task[None]] = []
@@ -207,15 +231,20 @@ def events_list(
 
     async def run(sessionmaker: Any) -> Any:
         async with sessionmaker() as session:
-            return await inbox_repo.list_events(session, status=status, source=source,
-                                                limit=limit)
+            return await inbox_repo.list_events(session, status=status, source=source, limit=limit)
 
     rows = asyncio.run(_with_session(run))
     table = Table("id", "source", "type", "status", "attempts", "received", "last error")
     for e in rows:
-        table.add_row(str(e.id), e.source, e.type, e.status, str(e.attempts),
-                      e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
-                      (e.last_error or "")[:60])
+        table.add_row(
+            str(e.id),
+            e.source,
+            e.type,
+            e.status,
+            str(e.attempts),
+            e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (e.last_error or "")[:60],
+        )
     console.print(table)
 
 
@@ -236,9 +265,15 @@ def events_show(event_id: int) -> None:
     out = event_summary(event) | {
         "payload": event.payload,
         "attempt_log": [
-            {"attempt": a.attempt, "worker_id": a.worker_id, "started_at": a.started_at,
-             "finished_at": a.finished_at, "outcome": a.outcome, "error": a.error,
-             "outbound_calls": a.outbound_calls or []}
+            {
+                "attempt": a.attempt,
+                "worker_id": a.worker_id,
+                "started_at": a.started_at,
+                "finished_at": a.finished_at,
+                "outcome": a.outcome,
+                "error": a.error,
+                "outbound_calls": a.outbound_calls or [],
+            }
             for a in event.attempt_log
         ],
     }
@@ -281,13 +316,19 @@ events_app.command("purge")(events_purge)
 
 @app.command()
 def trigger(
-    event_type: Annotated[str, typer.Argument(help="e.g. order.created, refund.requested, "
-                                                   "OrderCreate, InvoicePaid")],
-    url: Annotated[str, typer.Option(help="base URL of the running service",
-                                     envvar="WIZESYNC_URL")] = "http://127.0.0.1:8000",
+    event_type: Annotated[
+        str, typer.Argument(help="e.g. order.created, refund.requested, OrderCreate, InvoicePaid")
+    ],
+    url: Annotated[
+        str, typer.Option(help="base URL of the running service", envvar="WIZESYNC_URL")
+    ] = "http://127.0.0.1:8000",
     order_id: Annotated[str | None, typer.Option(help="order id to use")] = None,
-    secret: Annotated[str | None, typer.Option(help="Wizehire secret (default: configured)",
-                                               envvar="TRIGGER_WIZEHIRE_SECRET")] = None,
+    secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Wizehire secret (default: configured)", envvar="TRIGGER_WIZEHIRE_SECRET"
+        ),
+    ] = None,
 ) -> None:
     """Send a correctly signed sample event to a running service, like `stripe trigger`. With a
     sandbox (`make run`'s built-in one, or `wizesync sandbox`) the sample names its location and
@@ -301,11 +342,14 @@ def trigger(
     settings = _settings()
     try:
         with httpx.Client(timeout=10) as client:
-            built = build(event_type, settings=settings, service_url=url, order_id=order_id,
-                          http=client)
+            built = build(
+                event_type, settings=settings, service_url=url, order_id=order_id, http=client
+            )
     except KeyError:
-        err.print(f"unknown event type {event_type!r}; one of: "
-                  + ", ".join(samples.WIZEHIRE_TYPES + samples.GHL_TYPES))
+        err.print(
+            f"unknown event type {event_type!r}; one of: "
+            + ", ".join(samples.WIZEHIRE_TYPES + samples.GHL_TYPES)
+        )
         raise typer.Exit(2) from None
     except (TriggerError, httpx.HTTPError) as exc:
         err.print(f"[red]cannot build the sample:[/red] {exc}")
@@ -333,12 +377,22 @@ def trigger(
 
 @app.command()
 def doctor(
-    go_live: Annotated[bool, typer.Option("--go-live", help="also what production needs, and a "
-                                          "signed webhook round trip through --url")] = False,
-    url: Annotated[str, typer.Option(help="the running service (--go-live)",
-                                     envvar="WIZESYNC_URL")] = "http://127.0.0.1:8000",
-    test_order: Annotated[bool, typer.Option("--test-order", help="--go-live: also a sample "
-                                             "order through the sandbox (staging)")] = False,
+    go_live: Annotated[
+        bool,
+        typer.Option(
+            "--go-live",
+            help="also what production needs, and a signed webhook round trip through --url",
+        ),
+    ] = False,
+    url: Annotated[
+        str, typer.Option(help="the running service (--go-live)", envvar="WIZESYNC_URL")
+    ] = "http://127.0.0.1:8000",
+    test_order: Annotated[
+        bool,
+        typer.Option(
+            "--test-order", help="--go-live: also a sample order through the sandbox (staging)"
+        ),
+    ] = False,
 ) -> None:
     """Check configuration, database, migrations, webhook keys, GHL tokens and scopes, and
     Wizehire's API; say what is wrong in words. `--go-live`: the production checklist
@@ -351,8 +405,11 @@ def doctor(
     except (ValidationError, ConfigError) as exc:
         err.print(f"[red]✗ configuration:[/red] {_config_message(exc)}")
         raise typer.Exit(1) from None
-    results = asyncio.run(run_go_live(settings, service_url=url, test_order=test_order)
-                          if go_live else run_checks(settings))
+    results = asyncio.run(
+        run_go_live(settings, service_url=url, test_order=test_order)
+        if go_live
+        else run_checks(settings)
+    )
     for ok, name, message in results:
         mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
         console.print(f"{mark} {name}: {message}")
@@ -367,8 +424,9 @@ app.add_typer(mapping_app, name="mapping")
 
 # --- ghl ---------------------------------------------------------------------------------------
 
-ghl_app = typer.Typer(help="HighLevel: the install link, catalog, white-label providers",
-                      no_args_is_help=True)
+ghl_app = typer.Typer(
+    help="HighLevel: the install link, catalog, white-label providers", no_args_is_help=True
+)
 app.add_typer(ghl_app, name="ghl")
 ghl_app.add_typer(providers_app, name="providers")
 ghl_app.command("catalog")(ghl_catalog)
@@ -376,8 +434,9 @@ ghl_app.command("catalog")(ghl_catalog)
 
 @ghl_app.command("install-url")
 def ghl_install_url(
-    user_type: Annotated[str, typer.Option(
-        help="Location (sub-account install) or Company (agency install)")] = "Location",
+    user_type: Annotated[
+        str, typer.Option(help="Location (sub-account install) or Company (agency install)")
+    ] = "Location",
 ) -> None:
     """Print a GHL install link with a fresh one-time state (valid 10 minutes, usable once)."""
     from wizesync.ghl.installs import STATE_TTL, new_state
@@ -388,9 +447,11 @@ def ghl_install_url(
         raise typer.Exit(2)
     settings = _settings()
     if not (settings.ghl_client_id and settings.ghl_redirect_uri):
-        err.print("[red]OAuth mode is not configured:[/red] set GHL_CLIENT_ID, "
-                  "GHL_CLIENT_SECRET and GHL_REDIRECT_URI (the app's redirect URI, "
-                  "https://<this service>/oauth/ghl/callback)")
+        err.print(
+            "[red]OAuth mode is not configured:[/red] set GHL_CLIENT_ID, "
+            "GHL_CLIENT_SECRET and GHL_REDIRECT_URI (the app's redirect URI, "
+            "https://<this service>/oauth/ghl/callback)"
+        )
         raise typer.Exit(2)
 
     async def run(sessionmaker: Any) -> str:
@@ -413,16 +474,25 @@ def ghl_install_url(
 def sandbox(
     host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="ONE port for both fakes")] = 8010,
-    service_url: Annotated[str, typer.Option(help="base URL of the service that receives the "
-                                                  "signed webhooks ('' for none)")] =
-        "http://127.0.0.1:8000",
-    wizehire_secret: Annotated[str | None, typer.Option(
-        help="Standard Webhooks secret for Wizehire events (default: the development secret)",
-        envvar="SANDBOX_WIZEHIRE_SECRET")] = None,
-    webhooks: Annotated[str, typer.Option(help="send | hold | off: what happens to webhooks "
-                                               "on state changes")] = "send",
-    seed: Annotated[bool, typer.Option("--seed/--empty",
-                                       help="start with a demo location and products")] = True,
+    service_url: Annotated[
+        str,
+        typer.Option(
+            help="base URL of the service that receives the signed webhooks ('' for none)"
+        ),
+    ] = "http://127.0.0.1:8000",
+    wizehire_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Standard Webhooks secret for Wizehire events (default: the development secret)",
+            envvar="SANDBOX_WIZEHIRE_SECRET",
+        ),
+    ] = None,
+    webhooks: Annotated[
+        str, typer.Option(help="send | hold | off: what happens to webhooks on state changes")
+    ] = "send",
+    seed: Annotated[
+        bool, typer.Option("--seed/--empty", help="start with a demo location and products")
+    ] = True,
 ) -> None:
     """Run the fake GHL and fake Wizehire on one port: GHL at /ghl, Wizehire at /wizehire, the
     control plane at /_sandbox (see /docs). Development only."""
@@ -431,8 +501,14 @@ def sandbox(
     if webhooks not in ("send", "hold", "off"):
         err.print("--webhooks must be send, hold or off")
         raise typer.Exit(2)
-    run(host=host, port=port, service_url=service_url, wizehire_secret=wizehire_secret,
-        webhooks=webhooks, seed=seed)
+    run(
+        host=host,
+        port=port,
+        service_url=service_url,
+        wizehire_secret=wizehire_secret,
+        webhooks=webhooks,
+        seed=seed,
+    )
 
 
 def main() -> None:

@@ -140,9 +140,7 @@ def mapping_check(
         raise typer.Exit(1)
     cli.console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
     cli.console.print_json(mapping.model_dump_json())
-    cli.console.print(
-        f"refund executors this build knows: {', '.join(known)}", highlight=False
-    )
+    cli.console.print(f"refund executors this build knows: {', '.join(known)}", highlight=False)
     if online:
         _check_online(settings, mapping)
 

@@ -56,7 +56,10 @@ class ConfigError(ValueError):
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
         env_ignore_empty=True,  # `FOO=` in a .env or compose file means unset, not ""
     )
 
@@ -149,6 +152,7 @@ class Settings(BaseSettings):
     @classmethod
     def _cron_or_off(cls, value: str) -> str:
         return check_cron(value)
+
     # --- hardening (not in the contract; see docs/SECURITY.md) ---------------------------------
     # Production refuses SQLite (one file, no replicas, `synchronous=NORMAL`) unless this says
     # the operator knows; `/docs` and `/openapi.json` are served in production only when asked.
@@ -158,8 +162,10 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _development_defaults_and_production_guard(self) -> Settings:
         # PEM paths are read now, so a bad one stops the start with the variable's name.
-        for variable, pem in (("GHL_WEBHOOK_PUBLIC_KEY", "ghl_public_key_pem"),
-                              ("GHL_WEBHOOK_RSA_PUBLIC_KEY", "ghl_rsa_public_key_pem")):
+        for variable, pem in (
+            ("GHL_WEBHOOK_PUBLIC_KEY", "ghl_public_key_pem"),
+            ("GHL_WEBHOOK_RSA_PUBLIC_KEY", "ghl_rsa_public_key_pem"),
+        ):
             try:
                 getattr(self, pem)
             except ConfigError as exc:
@@ -167,9 +173,7 @@ class Settings(BaseSettings):
         if self.wizesync_env == "production":
             problems = self.production_problems()
             if problems:
-                raise ConfigError(
-                    "refusing to start in production: " + "; ".join(problems)
-                )
+                raise ConfigError("refusing to start in production: " + "; ".join(problems))
             return self
         # Development and test: fill what is missing with marked development values.
         if self.wizehire_webhook_secret is None:
@@ -224,45 +228,59 @@ class Settings(BaseSettings):
 
         problems: list[str] = []
         slack = self.slack_webhook_url.get_secret_value() if self.slack_webhook_url else None
-        for variable, url in (("WIZEHIRE_API_URL", self.wizehire_api_url),
-                              ("WIZEHIRE_TOKEN_URL", self.wizehire_token_url),
-                              ("GHL_API_URL", self.ghl_api_url),
-                              ("GHL_AUTHORIZE_URL", self.ghl_authorize_url),
-                              ("SLACK_WEBHOOK_URL", slack),
-                              # Refund gateways move money: never a test server in production.
-                              ("STRIPE_API_BASE", self.stripe_api_base),
-                              ("NMI_API_URL", self.nmi_api_url),
-                              ("AUTHNET_API_URL", self.authnet_api_url)):
+        for variable, url in (
+            ("WIZEHIRE_API_URL", self.wizehire_api_url),
+            ("WIZEHIRE_TOKEN_URL", self.wizehire_token_url),
+            ("GHL_API_URL", self.ghl_api_url),
+            ("GHL_AUTHORIZE_URL", self.ghl_authorize_url),
+            ("SLACK_WEBHOOK_URL", slack),
+            # Refund gateways move money: never a test server in production.
+            ("STRIPE_API_BASE", self.stripe_api_base),
+            ("NMI_API_URL", self.nmi_api_url),
+            ("AUTHNET_API_URL", self.authnet_api_url),
+        ):
             why = url_problem(url) if url else None
             if why and not (variable == "WIZEHIRE_API_URL" and _is_sandbox_url(url or "")):
                 # (A sandbox URL has its own message above.) Slack's URL holds its secret.
                 shown = "the Slack URL" if variable == "SLACK_WEBHOOK_URL" else url
                 problems.append(f"{variable} {why.replace(str(url), str(shown))}")
         if self.database_url.startswith("sqlite") and not self.allow_sqlite_in_production:
-            problems.append("DATABASE_URL is SQLite: production runs on PostgreSQL (set "
-                            "ALLOW_SQLITE_IN_PRODUCTION=true to accept one file on one disk)")
+            problems.append(
+                "DATABASE_URL is SQLite: production runs on PostgreSQL (set "
+                "ALLOW_SQLITE_IN_PRODUCTION=true to accept one file on one disk)"
+            )
         token = self.admin_token.get_secret_value() if self.admin_token else ""
         if token and (len(token) < 32 or not token.isascii() or not token.isprintable()):
             problems.append("ADMIN_TOKEN must be at least 32 printable ASCII characters")
         for secret in self.wizehire_webhook_secrets:
             if _whsec_key_bytes(secret) < 24:
-                problems.append("WIZEHIRE_WEBHOOK_SECRET: each secret needs a key of at least "
-                                "24 bytes (the base64 after the prefix: 24+ random bytes)")
+                problems.append(
+                    "WIZEHIRE_WEBHOOK_SECRET: each secret needs a key of at least "
+                    "24 bytes (the base64 after the prefix: 24+ random bytes)"
+                )
                 break
         from wizesync.sandbox.keys import is_sandbox_key
 
         if is_sandbox_key(self.ghl_public_key_pem):
-            problems.append("GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key (its private half is "
-                            "public): use GHL's published key")
+            problems.append(
+                "GHL_WEBHOOK_PUBLIC_KEY is the sandbox's key (its private half is "
+                "public): use GHL's published key"
+            )
         problems.extend(_token_key_problems(self.token_encryption_key))
-        oauth = {"GHL_CLIENT_ID": self.ghl_client_id, "GHL_CLIENT_SECRET": self.ghl_client_secret,
-                 "GHL_REDIRECT_URI": self.ghl_redirect_uri, "GHL_APP_ID": self.ghl_app_id}
+        oauth = {
+            "GHL_CLIENT_ID": self.ghl_client_id,
+            "GHL_CLIENT_SECRET": self.ghl_client_secret,
+            "GHL_REDIRECT_URI": self.ghl_redirect_uri,
+            "GHL_APP_ID": self.ghl_app_id,
+        }
         if any(oauth.values()) and not all(oauth.values()):
             missing = ", ".join(name for name, value in oauth.items() if not value)
             problems.append(f"GHL OAuth settings are half given: {missing} missing")
-        wizehire = {"WIZEHIRE_TOKEN_URL": self.wizehire_token_url,
-                    "WIZEHIRE_CLIENT_ID": self.wizehire_client_id,
-                    "WIZEHIRE_CLIENT_SECRET": self.wizehire_client_secret}
+        wizehire = {
+            "WIZEHIRE_TOKEN_URL": self.wizehire_token_url,
+            "WIZEHIRE_CLIENT_ID": self.wizehire_client_id,
+            "WIZEHIRE_CLIENT_SECRET": self.wizehire_client_secret,
+        }
         if any(wizehire.values()) and not all(wizehire.values()):
             missing = ", ".join(name for name, value in wizehire.items() if not value)
             problems.append(f"Wizehire OAuth settings are half given: {missing} missing")
@@ -319,8 +337,10 @@ def _token_key_problems(value: SecretStr | None) -> list[str]:
         except ValueError:
             raw = b""
         if len(raw) != 32:
-            problems.append(f"TOKEN_ENCRYPTION_KEY: key #{position} is not a Fernet key "
-                            "(32 url-safe base64 bytes)")
+            problems.append(
+                f"TOKEN_ENCRYPTION_KEY: key #{position} is not a Fernet key "
+                "(32 url-safe base64 bytes)"
+            )
         elif key == DEV_TOKEN_KEY:
             problems.append(f"TOKEN_ENCRYPTION_KEY: key #{position} is the development key")
     return problems

@@ -26,8 +26,10 @@ async def run_checks(settings: Settings) -> list[Check]:
 def _environment(settings: Settings) -> Check:
     if settings.is_production:
         return True, "environment", "production (all required secrets present)"
-    return True, "environment", (
-        f"{settings.wizesync_env}: development secrets and the sandbox GHL key are accepted"
+    return (
+        True,
+        "environment",
+        (f"{settings.wizesync_env}: development secrets and the sandbox GHL key are accepted"),
     )
 
 
@@ -53,8 +55,13 @@ async def _database(settings: Settings) -> list[Check]:
     if current is None:
         out.append((False, "migrations", "the database has no schema yet: run `wizesync migrate`"))
     elif current != head:
-        out.append((False, "migrations",
-                    f"database at {current}, code expects {head}: run `wizesync migrate`"))
+        out.append(
+            (
+                False,
+                "migrations",
+                f"database at {current}, code expects {head}: run `wizesync migrate`",
+            )
+        )
     else:
         out.append((True, "migrations", f"at head ({head})"))
     return out
@@ -71,11 +78,21 @@ def _webhook_keys(settings: Settings) -> list[Check]:
     try:
         for secret in secrets:
             Webhook(secret)
-        out.append((bool(secrets), "wizehire webhook secret",
-                    f"{len(secrets)} secret(s) usable" if secrets else "none configured"))
+        out.append(
+            (
+                bool(secrets),
+                "wizehire webhook secret",
+                f"{len(secrets)} secret(s) usable" if secrets else "none configured",
+            )
+        )
     except Exception as exc:
-        out.append((False, "wizehire webhook secret",
-                    f"WIZEHIRE_WEBHOOK_SECRET is not a valid whsec_ secret: {exc}"))
+        out.append(
+            (
+                False,
+                "wizehire webhook secret",
+                f"WIZEHIRE_WEBHOOK_SECRET is not a valid whsec_ secret: {exc}",
+            )
+        )
     try:
         load_ed25519(settings.ghl_public_key_pem)
         out.append((True, "ghl webhook key", "Ed25519 public key loads"))
@@ -87,6 +104,7 @@ def _webhook_keys(settings: Settings) -> list[Check]:
             load_rsa(pem or "")
             out.append((True, "ghl legacy RSA key", "loads; X-WH-Signature is accepted"))
         except (ValueError, ConfigError) as exc:
-            out.append((False, "ghl legacy RSA key",
-                        f"GHL_WEBHOOK_RSA_PUBLIC_KEY does not load: {exc}"))
+            out.append(
+                (False, "ghl legacy RSA key", f"GHL_WEBHOOK_RSA_PUBLIC_KEY does not load: {exc}")
+            )
     return out

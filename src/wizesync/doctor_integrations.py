@@ -31,13 +31,25 @@ async def ghl_checks(settings: Settings, database_ok: bool) -> list[Check]:
     if mode == "oauth":
         return await _installations(settings, database_ok)
     if plan(settings) is not None:
-        return [(True, "ghl", "no GHL credentials: in development the service runs against its "
-                              f"built-in sandbox (served at {MOUNT_PATH}); set "
-                              "GHL_PRIVATE_TOKEN and GHL_LOCATION_ID, or GHL_CLIENT_ID, to use "
-                              "a real GHL")]
-    return [(False, "ghl", "GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID "
-                           "(Private Integration Token), or GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
-                           "GHL_REDIRECT_URI (OAuth app)")]
+        return [
+            (
+                True,
+                "ghl",
+                "no GHL credentials: in development the service runs against its "
+                f"built-in sandbox (served at {MOUNT_PATH}); set "
+                "GHL_PRIVATE_TOKEN and GHL_LOCATION_ID, or GHL_CLIENT_ID, to use "
+                "a real GHL",
+            )
+        ]
+    return [
+        (
+            False,
+            "ghl",
+            "GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID "
+            "(Private Integration Token), or GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
+            "GHL_REDIRECT_URI (OAuth app)",
+        )
+    ]
 
 
 async def _pit_call(settings: Settings) -> Check:
@@ -53,18 +65,36 @@ async def _pit_call(settings: Settings) -> Check:
     assert settings.ghl_private_token is not None
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         # One request: the shared budget is not worth a database round trip here.
-        client = GhlClient(http, base_url=settings.ghl_api_url, version=settings.ghl_api_version,
-                           tokens=StaticTokenProvider(settings.ghl_private_token, location),
-                           limiter=InMemoryRateLimiter(), max_attempts=1, timeout=TIMEOUT)
+        client = GhlClient(
+            http,
+            base_url=settings.ghl_api_url,
+            version=settings.ghl_api_version,
+            tokens=StaticTokenProvider(settings.ghl_private_token, location),
+            limiter=InMemoryRateLimiter(),
+            max_attempts=1,
+            timeout=TIMEOUT,
+        )
         try:
             page = await client.list_whitelabel_providers(location)
         except GhlError as exc:
-            return False, name, (f"Private Integration Token for location {location} at "
-                                 f"{settings.ghl_api_url}: {ghl_problem(exc)}")
+            return (
+                False,
+                name,
+                (
+                    f"Private Integration Token for location {location} at "
+                    f"{settings.ghl_api_url}: {ghl_problem(exc)}"
+                ),
+            )
         except ValueError as exc:
             return False, name, f"GHL_LOCATION_ID: {exc}"
-    return True, name, (f"the Private Integration Token works for location {location} "
-                        f"({len(page.items)} white-label provider(s))")
+    return (
+        True,
+        name,
+        (
+            f"the Private Integration Token works for location {location} "
+            f"({len(page.items)} white-label provider(s))"
+        ),
+    )
 
 
 async def _installations(settings: Settings, database_ok: bool) -> list[Check]:
@@ -87,9 +117,15 @@ async def _installations(settings: Settings, database_ok: bool) -> list[Check]:
     finally:
         await engine.dispose()
     if not rows:
-        return [(False, "ghl installations", "no GHL location is installed yet: open "
-                                             "/oauth/ghl/install on the service or run "
-                                             "`wizesync ghl install-url`")]
+        return [
+            (
+                False,
+                "ghl installations",
+                "no GHL location is installed yet: open "
+                "/oauth/ghl/install on the service or run "
+                "`wizesync ghl install-url`",
+            )
+        ]
     return [_installation(row, cipher) for row in rows]
 
 
@@ -101,22 +137,46 @@ def _installation(row: Any, cipher: Any) -> Check:
     agency = row.location_id is None
     name = f"ghl agency {row.company_id}" if agency else f"ghl location {row.location_id}"
     if row.uninstalled_at is not None:
-        return True, name, (f"uninstalled on {row.uninstalled_at:%Y-%m-%d %H:%M} UTC: nothing is "
-                            "synced for it (install again to resume)")
+        return (
+            True,
+            name,
+            (
+                f"uninstalled on {row.uninstalled_at:%Y-%m-%d %H:%M} UTC: nothing is "
+                "synced for it (install again to resume)"
+            ),
+        )
     if row.needs_reauth:
-        return False, name, (f"needs re-authorisation: {row.reauth_reason or 'refresh failed'}; "
-                             "install the app again (`wizesync ghl install-url`)")
+        return (
+            False,
+            name,
+            (
+                f"needs re-authorisation: {row.reauth_reason or 'refresh failed'}; "
+                "install the app again (`wizesync ghl install-url`)"
+            ),
+        )
     now = utcnow()
     if row.inactive_until is not None and row.inactive_until > now:
-        return False, name, ("GHL says the location is not active (a paused sub-account); "
-                             f"token calls resume after {row.inactive_until:%Y-%m-%d %H:%M} UTC")
+        return (
+            False,
+            name,
+            (
+                "GHL says the location is not active (a paused sub-account); "
+                f"token calls resume after {row.inactive_until:%Y-%m-%d %H:%M} UTC"
+            ),
+        )
     try:
         for ciphertext in (row.access_token_enc, row.refresh_token_enc):
             if ciphertext is not None:
                 cipher.decrypt(ciphertext)
     except TokenDecryptError:
-        return False, name, ("its stored tokens do not decrypt with TOKEN_ENCRYPTION_KEY: put "
-                             "back the key they were stored with (after the new one)")
+        return (
+            False,
+            name,
+            (
+                "its stored tokens do not decrypt with TOKEN_ENCRYPTION_KEY: put "
+                "back the key they were stored with (after the new one)"
+            ),
+        )
     if row.refresh_token_enc is None and (agency or row.company_id is None):
         return False, name, "no refresh token is stored: install the app again"
     notes = [_expiry(row, now)]
@@ -126,8 +186,14 @@ def _installation(row: Any, cipher: Any) -> Check:
         if row.scopes is None:
             notes.append("GHL did not say which scopes were granted")
         elif missing:
-            return False, name, (f"missing scopes {', '.join(missing)}: add them to the app in "
-                                 "the GHL marketplace and install it again")
+            return (
+                False,
+                name,
+                (
+                    f"missing scopes {', '.join(missing)}: add them to the app in "
+                    "the GHL marketplace and install it again"
+                ),
+            )
         else:
             notes.append(f"all {len(SCOPES)} scopes granted")
     return True, name, "; ".join(notes)
@@ -138,8 +204,10 @@ def _expiry(row: Any, now: Any) -> str:
         return "no access token yet: one is minted by the agency install on first use"
     left = row.expires_at - now
     if left <= timedelta(0):
-        return (f"access token expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: it is renewed "
-                "on the next call")
+        return (
+            f"access token expired at {row.expires_at:%Y-%m-%d %H:%M} UTC: it is renewed "
+            "on the next call"
+        )
     hours = left.total_seconds() / 3600
     return f"access token valid for {hours:.1f} h more (renewed ahead of expiry)"
 
@@ -156,8 +224,14 @@ async def wizehire_check(settings: Settings) -> Check:
     name = "wizehire api"
     dev = plan(settings)
     if dev is not None and dev.wizehire:
-        return True, name, ("not configured: in development the service uses the built-in "
-                            f"sandbox's fake Wizehire ({MOUNT_PATH}/wizehire)")
+        return (
+            True,
+            name,
+            (
+                "not configured: in development the service uses the built-in "
+                f"sandbox's fake Wizehire ({MOUNT_PATH}/wizehire)"
+            ),
+        )
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:
         try:
             client = build_wizehire_client(settings, http, max_attempts=1, timeout=TIMEOUT)
@@ -175,8 +249,10 @@ def wizehire_problem(exc: Any) -> str:
     from wizesync.wizehire import errors as e
 
     if isinstance(exc, e.WizehireAuthError):
-        return (f"Wizehire refused the credentials ({exc.status or 'token endpoint'}): "
-                f"{exc.detail}; check WIZEHIRE_API_KEY or the client credentials")
+        return (
+            f"Wizehire refused the credentials ({exc.status or 'token endpoint'}): "
+            f"{exc.detail}; check WIZEHIRE_API_KEY or the client credentials"
+        )
     if isinstance(exc, e.WizehireUnavailable):
         from wizesync.networds import connection_problem
 

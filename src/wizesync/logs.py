@@ -36,14 +36,28 @@ _SECRET_VALUES = [
 # Something every pattern above needs (looked for case-folded, so a superset): most log strings
 # have none of it and skip the substitutions, which cost more than the rest of a log line.
 # Plain substring tests: a case-insensitive regex alternation costs several times more.
-_SECRET_MARKERS = ("bearer", "whsec_", "v1,", "token", "client_secret", "://", "code=", "state=",
-                   "basic", "eyj", "api_key", "api-key", "apikey")
+_SECRET_MARKERS = (
+    "bearer",
+    "whsec_",
+    "v1,",
+    "token",
+    "client_secret",
+    "://",
+    "code=",
+    "state=",
+    "basic",
+    "eyj",
+    "api_key",
+    "api-key",
+    "apikey",
+)
 
 
 def _maybe_secret(text: str) -> bool:
     # casefold, not lower: the patterns' re.I matching also folds e.g. the long s to "s".
     folded = text.casefold()
     return any(marker in folded for marker in _SECRET_MARKERS)
+
 
 REDACTED = "[redacted]"
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -59,8 +73,11 @@ def redact_text(text: str) -> str:
         return text
     for pattern in _SECRET_VALUES:
         text = pattern.sub(
-            lambda m: (m.group(1) if m.lastindex else "") + REDACTED
-            + (m.group(2) if m.lastindex and m.lastindex >= 2 else ""),
+            lambda m: (
+                (m.group(1) if m.lastindex else "")
+                + REDACTED
+                + (m.group(2) if m.lastindex and m.lastindex >= 2 else "")
+            ),
             text,
         )
     return text

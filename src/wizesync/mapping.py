@@ -95,7 +95,8 @@ class Refunds(_Strict):
                 if wrong:
                     raise ValueError(
                         f"{where}.{gateway}: {', '.join(wrong)}: credentials are named by "
-                        "environment variable (fields ending in _env), never written here")
+                        "environment variable (fields ending in _env), never written here"
+                    )
         return value
 
     def credential_names(self, location_id: str, gateway: str) -> dict[str, str] | None:
@@ -149,7 +150,10 @@ def load_mapping(path: str | None, *, default_location: str | None = None) -> Ma
         raise MappingError(f"mapping file {path}: " + "; ".join(problems)) from None
     if mapping.locations.default is None and default_location:
         mapping = mapping.model_copy(
-            update={"locations": Locations(default=default_location,
-                                           accounts=mapping.locations.accounts)}
+            update={
+                "locations": Locations(
+                    default=default_location, accounts=mapping.locations.accounts
+                )
+            }
         )
     return mapping

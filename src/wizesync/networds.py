@@ -10,8 +10,14 @@ import socket
 
 import httpx
 
-_DNS = ("name or service not known", "nodename nor servname", "name resolution",
-        "getaddrinfo", "no address associated", "temporary failure in name")
+_DNS = (
+    "name or service not known",
+    "nodename nor servname",
+    "name resolution",
+    "getaddrinfo",
+    "no address associated",
+    "temporary failure in name",
+)
 
 
 def connection_problem(exc: BaseException) -> str:
@@ -22,8 +28,7 @@ def connection_problem(exc: BaseException) -> str:
         current = current.__cause__ or current.__context__
     if any(isinstance(e, httpx.TimeoutException | TimeoutError) for e in chain):
         return "no answer in time (timeout)"
-    if any(isinstance(e, socket.gaierror) or any(s in str(e).lower() for s in _DNS)
-           for e in chain):
+    if any(isinstance(e, socket.gaierror) or any(s in str(e).lower() for s in _DNS) for e in chain):
         return "the host name does not resolve (DNS)"
     if any(isinstance(e, ConnectionRefusedError) or "refused" in str(e).lower() for e in chain):
         return "the connection was refused (nothing listens at that address)"

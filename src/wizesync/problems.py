@@ -84,8 +84,9 @@ def install_handlers(app: FastAPI) -> None:
         errors = [
             {"loc": ".".join(str(p) for p in e["loc"]), "msg": e["msg"]} for e in exc.errors()
         ]
-        return Problem(422, "Unprocessable Content", "the request is invalid",
-                       errors=errors).response()
+        return Problem(
+            422, "Unprocessable Content", "the request is invalid", errors=errors
+        ).response()
 
     async def _database(request: Request, exc: Exception) -> JSONResponse:
         return problem_for_error(exc, request.method, request.url.path).response()
@@ -105,8 +106,9 @@ def internal_error() -> Problem:
     return Problem(500, "Internal Server Error", "an unexpected error occurred")
 
 
-def problem_for_error(exc: Exception, method: str, path: str, *,
-                      unavailable: bool | None = None) -> Problem:
+def problem_for_error(
+    exc: Exception, method: str, path: str, *, unavailable: bool | None = None
+) -> Problem:
     """What an unexpected exception answers, logged: 503 + Retry-After when the database is not
     answering (`unavailable` overrides the guess for driver errors the caller classified), a
     plain 500 otherwise. Shared by the exception handlers and the raw webhook path."""

@@ -45,8 +45,10 @@ class ReencryptReport:
             )
         if key_count > 1 and not self.unreadable:
             older = ", ".join(f"#{n}" for n in range(2, key_count + 1))
-            out.append(f"every token is under key #1 now: key(s) {older} can be removed from "
-                       "TOKEN_ENCRYPTION_KEY")
+            out.append(
+                f"every token is under key #1 now: key(s) {older} can be removed from "
+                "TOKEN_ENCRYPTION_KEY"
+            )
         return out
 
 

@@ -211,12 +211,16 @@ def _no_order(order_id: str | None, what: str, *, paid: bool = False) -> str:
 
 
 def _ghl(
-    event_type: str, sandbox: Sandbox | None, location: str, object_id: str | None,
+    event_type: str,
+    sandbox: Sandbox | None,
+    location: str,
+    object_id: str | None,
     app_id: str | None = None,
 ) -> Built:
     if sandbox is None or event_type in ("INSTALL", "UNINSTALL"):
-        return Built("ghl", samples.ghl_event(event_type, object_id, location_id=location,
-                                              app_id=app_id))
+        return Built(
+            "ghl", samples.ghl_event(event_type, object_id, location_id=location, app_id=app_id)
+        )
     envelope = samples.ghl_event(event_type, location_id=location)
     head = {k: envelope[k] for k in ("type", "timestamp", "webhookId")}
     if event_type.startswith("Order"):

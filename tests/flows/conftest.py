@@ -96,8 +96,9 @@ class RoutingTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         transport = self.routes.get(request.url.host)
         if transport is None:
-            raise httpx.ConnectError(f"no route to {request.url.host} in flow tests",
-                                     request=request)
+            raise httpx.ConnectError(
+                f"no route to {request.url.host} in flow tests", request=request
+            )
         raw = await request.aread()
         self.sent.append((request.method, request.url.path, _body_of(raw)))
         # ASGITransport ignores timeouts; a real network would not: enforce the read timeout.
@@ -136,28 +137,47 @@ def default_mapping(**orders: Any) -> Mapping:
             PLAN_SKU: Product(price_id=PLAN_PRICE_ID, product_id=PLAN_PRODUCT_ID),
         },
         orders=Orders(**orders),
-        fulfillment=Fulfillment(notify_customer=True, carrier="Wizehire",
-                                tracking_url=TRACKING_URL),
+        fulfillment=Fulfillment(
+            notify_customer=True, carrier="Wizehire", tracking_url=TRACKING_URL
+        ),
     )
 
 
 def build_flow_services(
-    settings: Settings, http: httpx.AsyncClient, mapping: Mapping, *,
-    limiter: RateLimiter | None = None, sleep: Callable[[float], Any] = fast_sleep,
+    settings: Settings,
+    http: httpx.AsyncClient,
+    mapping: Mapping,
+    *,
+    limiter: RateLimiter | None = None,
+    sleep: Callable[[float], Any] = fast_sleep,
     ghl_timeout: httpx.Timeout | None = None,
 ) -> Services:
     """A `Services` like `build_services` makes, but on the routed client and a PIT token."""
     # No location pinned: the sandbox accepts the token for every PIT location it seeds.
     tokens = StaticTokenProvider(DEFAULT_PRIVATE_TOKEN)
     limiter = limiter or InMemoryRateLimiter(sleep=sleep)
-    ghl = GhlClient(http, base_url=GHL_BASE_URL, version=settings.ghl_api_version,
-                    tokens=tokens, limiter=limiter, sleep=sleep,
-                    **({"timeout": ghl_timeout} if ghl_timeout else {}))
-    wizehire = WizehireClient(http, base_url=WIZEHIRE_BASE_URL,
-                              auth=ApiKeyAuth(WIZEHIRE_API_KEY), sleep=sleep)
-    return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
-                    slack=SlackNotifier(http, SLACK_URL, min_interval=0.0),
-                    wizehire_client=wizehire, http=http)
+    ghl = GhlClient(
+        http,
+        base_url=GHL_BASE_URL,
+        version=settings.ghl_api_version,
+        tokens=tokens,
+        limiter=limiter,
+        sleep=sleep,
+        **({"timeout": ghl_timeout} if ghl_timeout else {}),
+    )
+    wizehire = WizehireClient(
+        http, base_url=WIZEHIRE_BASE_URL, auth=ApiKeyAuth(WIZEHIRE_API_KEY), sleep=sleep
+    )
+    return Services(
+        settings=settings,
+        ghl=ghl,
+        tokens=tokens,
+        limiter=limiter,
+        mapping=mapping,
+        slack=SlackNotifier(http, SLACK_URL, min_interval=0.0),
+        wizehire_client=wizehire,
+        http=http,
+    )
 
 
 @dataclass
@@ -182,34 +202,66 @@ class FlowKit:
         order.update(overrides)
         return order
 
-    async def deliver(self, event_type: str, body: dict[str, Any], *, source: str = "wizehire",
-                      event_id: str | None = None) -> int:
+    async def deliver(
+        self,
+        event_type: str,
+        body: dict[str, Any],
+        *,
+        source: str = "wizehire",
+        event_id: str | None = None,
+    ) -> int:
         """Store an event through the real ingest path (as the webhook route does after the
         signature check); returns its inbox id (the existing one for a duplicate)."""
         raw = json.dumps(body).encode()
-        classified = (classify_wizehire(raw) if source == "wizehire" else classify_ghl(raw)[0])
+        classified = classify_wizehire(raw) if source == "wizehire" else classify_ghl(raw)[0]
         assert classified.type == event_type, classified
         assert classified.status == EventStatus.QUEUED, classified.errors
-        stored = await ingest.store(self.sessionmaker, source=source,
-                                    event_id=event_id or f"evt_{uuid.uuid4().hex}",
-                                    raw_body=raw, classified=classified)
+        stored = await ingest.store(
+            self.sessionmaker,
+            source=source,
+            event_id=event_id or f"evt_{uuid.uuid4().hex}",
+            raw_body=raw,
+            classified=classified,
+        )
         return stored.id
 
-    async def deliver_order(self, event_type: str, order: dict[str, Any], *,
-                            event_id: str | None = None, timestamp: str | None = None) -> int:
-        body = {"type": event_type, "timestamp": timestamp or now_iso(),
-                "data": {"order": order}}
+    async def deliver_order(
+        self,
+        event_type: str,
+        order: dict[str, Any],
+        *,
+        event_id: str | None = None,
+        timestamp: str | None = None,
+    ) -> int:
+        body = {"type": event_type, "timestamp": timestamp or now_iso(), "data": {"order": order}}
         return await self.deliver(event_type, body, event_id=event_id)
 
     # --- running -----------------------------------------------------------------------------
-    def context(self, *, attempt: int = 1, source: str = "test", event_type: str = "test",
-                payload: Any = None) -> EventContext:
+    def context(
+        self,
+        *,
+        attempt: int = 1,
+        source: str = "test",
+        event_type: str = "test",
+        payload: Any = None,
+    ) -> EventContext:
         """An EventContext outside any stored event, for calling flow functions directly."""
-        event = ClaimedEvent(id=0, source=source, event_id=f"ctx_{uuid.uuid4().hex}",
-                             type=event_type, ordering_key=None, attempt=attempt,
-                             payload=payload or {}, received_at=datetime.now(UTC))
-        return EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker,
-                            services=self.services)
+        event = ClaimedEvent(
+            id=0,
+            source=source,
+            event_id=f"ctx_{uuid.uuid4().hex}",
+            type=event_type,
+            ordering_key=None,
+            attempt=attempt,
+            payload=payload or {},
+            received_at=datetime.now(UTC),
+        )
+        return EventContext(
+            event=event,
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            services=self.services,
+        )
 
     async def invoke(self, inbox_id: int, *, attempt: int = 1) -> None:
         """Run the event's handler once, directly (no lease, no outcome recorded): exceptions
@@ -217,16 +269,31 @@ class FlowKit:
         row = await load(self.sessionmaker, inbox_id)
         handler = self.registry.get(row.source, row.type)
         assert handler is not None, f"no handler for {row.source} {row.type}"
-        event = ClaimedEvent(id=row.id, source=row.source, event_id=row.event_id, type=row.type,
-                             ordering_key=row.ordering_key, attempt=attempt,
-                             payload=row.payload, received_at=row.received_at)
-        ctx = EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker,
-                           services=self.services)
+        event = ClaimedEvent(
+            id=row.id,
+            source=row.source,
+            event_id=row.event_id,
+            type=row.type,
+            ordering_key=row.ordering_key,
+            attempt=attempt,
+            payload=row.payload,
+            received_at=row.received_at,
+        )
+        ctx = EventContext(
+            event=event,
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            services=self.services,
+        )
         await handler(ctx)
 
     def worker(self) -> Worker:
-        worker = Worker(settings=self.settings, sessionmaker=self.sessionmaker,
-                        registry=self.registry, services=self.services)
+        worker = Worker(
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            registry=self.registry,
+            services=self.services,
+        )
         self.workers.append(worker)
         return worker
 
@@ -241,6 +308,7 @@ class FlowKit:
 
     async def wait_finished(self, *inbox_ids: int, timeout: float = 60.0) -> list[InboxEvent]:
         """Until every event is done or dead (poll, generous deadline)."""
+
         async def check() -> list[InboxEvent] | None:
             rows = [await load(self.sessionmaker, i) for i in inbox_ids]
             final = (EventStatus.DONE.value, EventStatus.DEAD.value)
@@ -265,11 +333,19 @@ class FlowKit:
     async def wait_notices_sent(self, timeout: float = 60.0) -> None:
         async def check() -> bool:
             async with self.sessionmaker() as session:
-                pending = (await session.execute(
-                    select(func.count()).select_from(InboxEvent).where(
-                        InboxEvent.source == "internal", InboxEvent.type == "slack.notify",
-                        InboxEvent.status.not_in([EventStatus.DONE.value,
-                                                  EventStatus.DEAD.value])))).scalar_one()
+                pending = (
+                    await session.execute(
+                        select(func.count())
+                        .select_from(InboxEvent)
+                        .where(
+                            InboxEvent.source == "internal",
+                            InboxEvent.type == "slack.notify",
+                            InboxEvent.status.not_in(
+                                [EventStatus.DONE.value, EventStatus.DEAD.value]
+                            ),
+                        )
+                    )
+                ).scalar_one()
             return pending == 0
 
         await wait_until(check, what="the queued Slack notices to be posted", timeout=timeout)
@@ -296,9 +372,13 @@ class FlowKit:
         """JSON bodies the service sent to the fake GHL, e.g. `("POST", "*/fulfillments")`
         (path globbed without the `/ghl` prefix)."""
         assert self.transport is not None
-        return [body for verb, path, body in self.transport.sent
-                if verb == method and path.startswith("/ghl/")
-                and fnmatch.fnmatchcase(path.removeprefix("/ghl"), path_glob)]
+        return [
+            body
+            for verb, path, body in self.transport.sent
+            if verb == method
+            and path.startswith("/ghl/")
+            and fnmatch.fnmatchcase(path.removeprefix("/ghl"), path_glob)
+        ]
 
     def contacts(self) -> list[dict[str, Any]]:
         return [c for c in self.sb.store.contacts.values() if c["locationId"] == self.location_id]
@@ -316,12 +396,16 @@ class FlowKit:
         return list(self.sb.store.fulfillments.get(ghl_order_id, []))
 
     def transactions(self, entity_id: str | None = None) -> list[dict[str, Any]]:
-        return [t for t in self.sb.store.transactions.values()
-                if entity_id is None or t.get("entityId") == entity_id]
+        return [
+            t
+            for t in self.sb.store.transactions.values()
+            if entity_id is None or t.get("entityId") == entity_id
+        ]
 
     # --- fake Wizehire state -----------------------------------------------------------------
-    def wizehire_calls(self, *, method: str | None = None, path: str | None = None
-                       ) -> list[dict[str, Any]]:
+    def wizehire_calls(
+        self, *, method: str | None = None, path: str | None = None
+    ) -> list[dict[str, Any]]:
         """Every call the fake Wizehire received (method, path, headers, body, answer)."""
         return self.sb.wizehire.find_calls(method=method, path=path)
 
@@ -363,35 +447,55 @@ def flow_ghl_timeout() -> httpx.Timeout | None:
 
 @pytest.fixture
 async def flow(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession],
-    sandbox_config: SandboxConfig, flow_mapping: Mapping,
-    flow_settings_overrides: dict[str, Any], flow_limiter: RateLimiter | None,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    sandbox_config: SandboxConfig,
+    flow_mapping: Mapping,
+    flow_settings_overrides: dict[str, Any],
+    flow_limiter: RateLimiter | None,
     flow_ghl_timeout: httpx.Timeout | None,
 ) -> AsyncIterator[FlowKit]:
     values: dict[str, Any] = {
-        "wizehire_api_url": WIZEHIRE_BASE_URL, "wizehire_api_key": WIZEHIRE_API_KEY,
-        "ghl_api_url": GHL_BASE_URL, "slack_webhook_url": SLACK_URL, "worker_max_attempts": 8,
+        "wizehire_api_url": WIZEHIRE_BASE_URL,
+        "wizehire_api_key": WIZEHIRE_API_KEY,
+        "ghl_api_url": GHL_BASE_URL,
+        "slack_webhook_url": SLACK_URL,
+        "worker_max_attempts": 8,
     }
     settings = make_settings(database_url, **{**values, **flow_settings_overrides})
     slack = SlackRecorder()
     async with AsyncExitStack() as stack:
         sb = Sandbox.build(sandbox_config)
         app = create_sandbox_app(sandbox=sb, seed=True)
-        transport = RoutingTransport({
-            SANDBOX_HOST: httpx.ASGITransport(app=app),
-            "slack.test": httpx.MockTransport(slack.handle),
-        })
+        transport = RoutingTransport(
+            {
+                SANDBOX_HOST: httpx.ASGITransport(app=app),
+                "slack.test": httpx.MockTransport(slack.handle),
+            }
+        )
         http = await stack.enter_async_context(httpx.AsyncClient(transport=transport))
         sb.outbox.http = http
         await stack.enter_async_context(app.router.lifespan_context(app))
         control = await stack.enter_async_context(
-            httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                              base_url=f"http://{SANDBOX_HOST}"))
-        services = build_flow_services(settings, http, flow_mapping, limiter=flow_limiter,
-                                       ghl_timeout=flow_ghl_timeout)
-        kit = FlowKit(settings=settings, sessionmaker=sessionmaker, sb=sb, sandbox_app=app,
-                      http=http, control=control, services=services, slack=slack,
-                      registry=load_handlers([]), transport=transport)
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url=f"http://{SANDBOX_HOST}"
+            )
+        )
+        services = build_flow_services(
+            settings, http, flow_mapping, limiter=flow_limiter, ghl_timeout=flow_ghl_timeout
+        )
+        kit = FlowKit(
+            settings=settings,
+            sessionmaker=sessionmaker,
+            sb=sb,
+            sandbox_app=app,
+            http=http,
+            control=control,
+            services=services,
+            slack=slack,
+            registry=load_handlers([]),
+            transport=transport,
+        )
         try:
             yield kit
         finally:

@@ -20,16 +20,20 @@ async def advance_events(flow: FlowKit) -> list[InboxEvent]:
     """Every `order.advance` in the inbox, oldest first."""
     async with flow.sessionmaker() as session:
         rows = await session.execute(
-            select(InboxEvent).where(InboxEvent.source == "internal", InboxEvent.type == ADVANCE)
-            .order_by(InboxEvent.id))
+            select(InboxEvent)
+            .where(InboxEvent.source == "internal", InboxEvent.type == ADVANCE)
+            .order_by(InboxEvent.id)
+        )
         return list(rows.scalars().all())
 
 
 async def attempts_of(flow: FlowKit, inbox_id: int) -> list[EventAttempt]:
     async with flow.sessionmaker() as session:
         rows = await session.execute(
-            select(EventAttempt).where(EventAttempt.event_id == inbox_id)
-            .order_by(EventAttempt.attempt))
+            select(EventAttempt)
+            .where(EventAttempt.event_id == inbox_id)
+            .order_by(EventAttempt.attempt)
+        )
         return list(rows.scalars().all())
 
 
@@ -41,8 +45,9 @@ async def wait_advances_finished(flow: FlowKit, timeout: float = 60.0) -> list[I
     return await wait_until(check, what="order.advance events to finish", timeout=timeout)
 
 
-async def process_with_advances(flow: FlowKit, *inbox_ids: int,
-                                timeout: float = 60.0) -> list[InboxEvent]:
+async def process_with_advances(
+    flow: FlowKit, *inbox_ids: int, timeout: float = 60.0
+) -> list[InboxEvent]:
     """A real Worker until these events are finished and so is every `order.advance` (which
     they queue in their own transaction, so it exists once they are done) and the Slack notices
     queued meanwhile; these events."""

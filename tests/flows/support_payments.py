@@ -22,33 +22,50 @@ class Synced:
     sync_id: int
 
 
-async def checkout(flow: FlowKit, *, outcome: str = "pending", price_id: str = BOOST_PRICE_ID
-                   ) -> dict[str, Any]:
+async def checkout(
+    flow: FlowKit, *, outcome: str = "pending", price_id: str = BOOST_PRICE_ID
+) -> dict[str, Any]:
     """A customer buys through a GHL checkout (sandbox control plane); the whole answer."""
-    answer = await flow.control.post("/_sandbox/ghl/checkout", json={
-        "location_id": LOCATION_ID, "items": [{"price_id": price_id, "qty": 1}],
-        "contact": {"email": f"buyer-{uuid.uuid4().hex[:6]}@example.com", "firstName": "Pat"},
-        "outcome": outcome,
-    })
+    answer = await flow.control.post(
+        "/_sandbox/ghl/checkout",
+        json={
+            "location_id": LOCATION_ID,
+            "items": [{"price_id": price_id, "qty": 1}],
+            "contact": {"email": f"buyer-{uuid.uuid4().hex[:6]}@example.com", "firstName": "Pat"},
+            "outcome": outcome,
+        },
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()
 
 
-async def synced_checkout(flow: FlowKit, *, outcome: str = "pending", plan: bool = False
-                          ) -> Synced:
+async def synced_checkout(flow: FlowKit, *, outcome: str = "pending", plan: bool = False) -> Synced:
     """A GHL checkout order, and the Wizehire order naming it (`ghl_order_id`) run through the
     real order flow: the sync record points at the GHL order and Wizehire got its first sync."""
-    bought = await checkout(flow, outcome=outcome, price_id=PLAN_PRICE_ID if plan else
-                            BOOST_PRICE_ID)
+    bought = await checkout(
+        flow, outcome=outcome, price_id=PLAN_PRICE_ID if plan else BOOST_PRICE_ID
+    )
     ghl_order = bought["order"]
-    overrides: dict[str, Any] = {"ghl_order_id": ghl_order["_id"],
-                                 "status": "paid" if outcome == "paid" else "pending"}
+    overrides: dict[str, Any] = {
+        "ghl_order_id": ghl_order["_id"],
+        "status": "paid" if outcome == "paid" else "pending",
+    }
     if plan:
-        overrides.update(amount="99.00", items=[{"sku": PLAN_SKU, "name": "Hiring plan",
-                                                 "quantity": 1, "unit_amount": "99.00"}])
+        overrides.update(
+            amount="99.00",
+            items=[{"sku": PLAN_SKU, "name": "Hiring plan", "quantity": 1, "unit_amount": "99.00"}],
+        )
     else:
-        overrides.update(items=[{"sku": SAMPLE_SKU, "name": "Job ad boost, 30 days",
-                                 "quantity": 1, "unit_amount": "149.00"}])
+        overrides.update(
+            items=[
+                {
+                    "sku": SAMPLE_SKU,
+                    "name": "Job ad boost, 30 days",
+                    "quantity": 1,
+                    "unit_amount": "149.00",
+                }
+            ]
+        )
     order = flow.order(**overrides)
     (event,) = await flow.process(await flow.deliver_order("order.created", order))
     assert event.status == EventStatus.DONE, event.last_error
@@ -60,7 +77,8 @@ async def synced_checkout(flow: FlowKit, *, outcome: str = "pending", plan: bool
 async def pay_in_ghl(flow: FlowKit, ghl_order_id: str) -> None:
     """The customer pays the open GHL order (an offline payment recorded in GHL)."""
     ok = await flow.services.ghl.record_order_payment(
-        LOCATION_ID, ghl_order_id, m.RecordOrderPayment(mode="cash", notes="paid at the desk"))
+        LOCATION_ID, ghl_order_id, m.RecordOrderPayment(mode="cash", notes="paid at the desk")
+    )
     assert ok
 
 
@@ -77,12 +95,16 @@ def outbox_mark(flow: FlowKit) -> int:
     return len(flow.sb.outbox.deliveries)
 
 
-def ghl_webhooks(flow: FlowKit, since: int = 0, *, types: tuple[str, ...] = ()
-                 ) -> list[dict[str, Any]]:
+def ghl_webhooks(
+    flow: FlowKit, since: int = 0, *, types: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     """Bodies of the GHL webhooks the fake GHL recorded after `since` (not delivered: webhooks
     are off in flow tests, the test decides what arrives, when, and how often)."""
-    found = [d.payload for d in list(flow.sb.outbox.deliveries.values())[since:]
-             if d.source == "ghl" and d.type not in ("InvoiceCreate",)]
+    found = [
+        d.payload
+        for d in list(flow.sb.outbox.deliveries.values())[since:]
+        if d.source == "ghl" and d.type not in ("InvoiceCreate",)
+    ]
     return [p for p in found if not types or p["type"] in types]
 
 
@@ -109,8 +131,9 @@ def last_sync(flow: FlowKit, wizehire_order_id: str) -> dict[str, Any]:
 
 def poller(flow: FlowKit, **kwargs: Any) -> Poller:
     kwargs.setdefault("overlap", timedelta(minutes=10))
-    return Poller(settings=flow.settings, sessionmaker=flow.sessionmaker,
-                  services=flow.services, **kwargs)
+    return Poller(
+        settings=flow.settings, sessionmaker=flow.sessionmaker, services=flow.services, **kwargs
+    )
 
 
 async def advance_ghl_clock(flow: FlowKit, seconds: float) -> None:

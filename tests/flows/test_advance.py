@@ -49,8 +49,12 @@ SERVICE_HOST = "service.test"
 
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
-    return SandboxConfig(service_url=f"http://{SERVICE_HOST}", webhooks="send",
-                         webhook_retry_seconds=0.05, fault_seed=1234)
+    return SandboxConfig(
+        service_url=f"http://{SERVICE_HOST}",
+        webhooks="send",
+        webhook_retry_seconds=0.05,
+        fault_seed=1234,
+    )
 
 
 @pytest.fixture
@@ -80,15 +84,20 @@ def received(flow: FlowKit) -> list[int]:
         if request.url.path != "/webhooks/ghl":
             return httpx.Response(202)
         raw = request.content
-        stored = await ingest.store(flow.sessionmaker, source="ghl",
-                                    event_id=json.loads(raw)["webhookId"], raw_body=raw,
-                                    classified=classify_ghl(raw)[0])
+        stored = await ingest.store(
+            flow.sessionmaker,
+            source="ghl",
+            event_id=json.loads(raw)["webhookId"],
+            raw_body=raw,
+            classified=classify_ghl(raw)[0],
+        )
         ids.append(stored.id)
         return httpx.Response(202, json={"id": stored.id})
 
     flow.transport.routes[SERVICE_HOST] = httpx.MockTransport(receive)
     flow.transport.routes[SANDBOX_HOST] = _DrainingTransport(
-        flow, flow.transport.routes[SANDBOX_HOST])
+        flow, flow.transport.routes[SANDBOX_HOST]
+    )
     return ids
 
 
@@ -114,14 +123,16 @@ async def test_invoice_paid_in_ghl_gets_its_order_fulfilled_without_a_wizehire_e
 
         # The customer pays the invoice in GHL: GHL makes the order and tells us by webhook.
         await flow.services.ghl.record_invoice_payment(
-            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash"))
+            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash")
+        )
 
         async def fulfilled() -> bool:
             record = await flow.sync_order(order["id"])
             wizehire = flow.wizehire_order(order["id"]) or {}
             sync = wizehire.get("ghl_sync") or {}
-            return bool(record and record.ghl_fulfillment_id
-                        and sync.get("payment_status") == "paid")
+            return bool(
+                record and record.ghl_fulfillment_id and sync.get("payment_status") == "paid"
+            )
 
         await wait_until(fulfilled, what="the GHL order fulfilled and Wizehire told paid")
         events = await flow.wait_finished(*received)
@@ -129,25 +140,36 @@ async def test_invoice_paid_in_ghl_gets_its_order_fulfilled_without_a_wizehire_e
 
     assert {e.type for e in events} >= {"InvoicePaid", "OrderCreate"}
     assert {e.status for e in [*events, *advances]} == {EventStatus.DONE}, [
-        e.last_error for e in [*events, *advances]]
+        e.last_error for e in [*events, *advances]
+    ]
     (ghl_order,) = flow.orders()
     assert ghl_order["source"]["id"] == invoice["_id"]
     (fulfillment,) = flow.fulfillments(ghl_order["_id"])
     record = await flow.sync_order(order["id"])
     assert record is not None
     assert (record.ghl_order_id, record.ghl_order_source, record.ghl_fulfillment_id) == (
-        ghl_order["_id"], "invoice", fulfillment["_id"])
+        ghl_order["_id"],
+        "invoice",
+        fulfillment["_id"],
+    )
     assert record.wizehire_status == "pending"  # Wizehire sent nothing new
     body = flow.order_syncs(order["id"])[-1]["body"]
     assert (body["payment_status"], body["amount_paid"], body["ghl_fulfillment_id"]) == (
-        "paid", "149.00", fulfillment["_id"])
-    assert [b["payment_status"] for b in [c["body"] for c in flow.order_syncs(order["id"])
-                                          if not c.get("replayed")]] == ["pending", "paid"]
+        "paid",
+        "149.00",
+        fulfillment["_id"],
+    )
+    assert [
+        b["payment_status"]
+        for b in [c["body"] for c in flow.order_syncs(order["id"]) if not c.get("replayed")]
+    ] == ["pending", "paid"]
     assert all(a.ordering_key == f"wizehire:order:{order['id']}" for a in advances)
     async with flow.sessionmaker() as session:
-        wizehire_events = (await session.execute(
-            select(func.count()).select_from(InboxEvent).where(
-                InboxEvent.source == "wizehire"))).scalar_one()
+        wizehire_events = (
+            await session.execute(
+                select(func.count()).select_from(InboxEvent).where(InboxEvent.source == "wizehire")
+            )
+        ).scalar_one()
     assert wizehire_events == 1
 
 
@@ -175,15 +197,18 @@ async def test_webhooks_of_an_order_being_made_cost_no_ghl_request_a_later_one_r
         assert datetime.fromisoformat(cause["received_at"]) <= record.ghl_checked_at
     (ghl_order,) = flow.orders()
     assert len(flow.fulfillments(ghl_order["_id"])) == 1
-    assert [c["body"]["payment_status"] for c in flow.order_syncs(order["id"])
-            if not c.get("replayed")] == ["paid"]
+    assert [
+        c["body"]["payment_status"] for c in flow.order_syncs(order["id"]) if not c.get("replayed")
+    ] == ["paid"]
 
     # GHL tells us about the order again after that refresh: this one reads GHL.
     before = ghl_request_count(flow)
     checked_before = record.ghl_checked_at
     status_update = next(e for e in events if e.type == "OrderStatusUpdate")
-    event = await run_ghl(flow, {k: v for k, v in payload_of(status_update).items()
-                                 if k not in ("timestamp", "webhookId")})
+    event = await run_ghl(
+        flow,
+        {k: v for k, v in payload_of(status_update).items() if k not in ("timestamp", "webhookId")},
+    )
 
     assert event.status == EventStatus.DONE, event.last_error
     latest = (await advance_events(flow))[-1]
@@ -212,7 +237,8 @@ class TestOneAdvancePerGhlEvent:
         (invoice,) = flow.invoices(order["id"])
         mark = outbox_mark(flow)
         await flow.services.ghl.record_invoice_payment(
-            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash"))
+            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash")
+        )
         (paid,) = ghl_webhooks(flow, mark, types=("InvoicePaid",))
         inbox_id = await deliver_ghl(flow, paid)
 
@@ -251,7 +277,8 @@ class TestOneAdvancePerGhlEvent:
         assert created.status == EventStatus.DONE, created.last_error
         (invoice,) = flow.invoices(order["id"])
         await flow.services.ghl.record_invoice_payment(
-            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash"))
+            LOCATION_ID, invoice["_id"], m.RecordInvoicePayment(mode="cash")
+        )
 
         result = await poller(flow).poll_location(LOCATION_ID, force=True)
         assert result is not None and result.error is None, result
@@ -269,7 +296,9 @@ class TestOneAdvancePerGhlEvent:
         record = await flow.sync_order(order["id"])
         assert record is not None
         assert (record.ghl_order_id, record.ghl_fulfillment_id) == (
-            ghl_order["_id"], fulfillment["_id"])
+            ghl_order["_id"],
+            fulfillment["_id"],
+        )
         assert flow.order_syncs(order["id"])[-1]["body"]["payment_status"] == "paid"
 
 
@@ -305,15 +334,15 @@ class TestAdvanceKeepsTheRefreshsWork:
         stored = await stored_refund(flow, refund_id)
         assert stored is not None and stored.status == "succeeded"
         body = flow.order_syncs(synced.wizehire_order_id)[-1]["body"]
-        assert (body["payment_status"], body["amount_refunded"]) == (
-            "partially_refunded", "49.00")
+        assert (body["payment_status"], body["amount_refunded"]) == ("partially_refunded", "49.00")
 
     async def test_subscription_cancelled_in_ghl_is_mirrored_by_the_next_webhooks_advance(
         self, flow: FlowKit
     ) -> None:
         synced = await synced_checkout(flow, outcome="paid", plan=True)
-        (sub,) = [s for s in flow.sb.store.subscriptions.values()
-                  if s["entityId"] == synced.ghl_order_id]
+        (sub,) = [
+            s for s in flow.sb.store.subscriptions.values() if s["entityId"] == synced.ghl_order_id
+        ]
         answer = await flow.control.post(f"/_sandbox/ghl/subscriptions/{sub['_id']}/cancel")
         assert answer.status_code == 200, answer.text
 

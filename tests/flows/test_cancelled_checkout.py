@@ -25,15 +25,30 @@ async def test_cancelled_order_matched_to_a_checkout_reports_what_was_captured(
     flow: FlowKit, outcome: str, expected: str
 ) -> None:
     email = f"matched-{outcome}@example.com"
-    answer = await flow.control.post("/_sandbox/ghl/checkout", json={
-        "location_id": LOCATION_ID, "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
-        "contact": {"email": email, "firstName": "Pat"}, "outcome": outcome})
+    answer = await flow.control.post(
+        "/_sandbox/ghl/checkout",
+        json={
+            "location_id": LOCATION_ID,
+            "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
+            "contact": {"email": email, "firstName": "Pat"},
+            "outcome": outcome,
+        },
+    )
     assert answer.status_code == 201, answer.text
     ghl_order = answer.json()["order"]
     base = flow.order(status="paid" if outcome == "paid" else "pending")
-    order = {**base, "customer": {**base["customer"], "email": email},
-             "items": [{"sku": SAMPLE_SKU, "name": "Job ad boost, 30 days", "quantity": 1,
-                        "unit_amount": "149.00"}]}
+    order = {
+        **base,
+        "customer": {**base["customer"], "email": email},
+        "items": [
+            {
+                "sku": SAMPLE_SKU,
+                "name": "Job ad boost, 30 days",
+                "quantity": 1,
+                "unit_amount": "149.00",
+            }
+        ],
+    }
     created = await flow.deliver_order("order.created", order)
     cancelled = await flow.deliver_order("order.updated", {**order, "status": "cancelled"})
 
@@ -50,7 +65,8 @@ async def test_cancelled_order_matched_to_a_checkout_reports_what_was_captured(
     bodies = [c["body"] for c in flow.order_syncs(order["id"]) if not c.get("replayed")]
     assert bodies[-1]["payment_status"] == expected
     assert [b["payment_status"] for b in bodies] == (
-        ["pending", "cancelled"] if expected == "cancelled" else ["paid"])
+        ["pending", "cancelled"] if expected == "cancelled" else ["paid"]
+    )
 
 
 # --- the pure rules ----------------------------------------------------------------------------
@@ -59,24 +75,34 @@ MAPPING = Mapping()
 
 
 def _order(status: str = "pending") -> m.Order:
-    return m.Order.model_validate({"_id": "o1", "amount": 149, "currency": "USD",
-                                   "status": status})
+    return m.Order.model_validate({"_id": "o1", "amount": 149, "currency": "USD", "status": status})
 
 
 def _txn(status: str, refunded: str = "0") -> m.Transaction:
-    return m.Transaction.model_validate({
-        "_id": f"t_{status}", "amount": 149, "amountRefunded": refunded, "currency": "USD",
-        "status": status, "entityId": "o1", "entityType": "order",
-        "createdAt": "2026-11-27T12:00:00Z"})
+    return m.Transaction.model_validate(
+        {
+            "_id": f"t_{status}",
+            "amount": 149,
+            "amountRefunded": refunded,
+            "currency": "USD",
+            "status": status,
+            "entityId": "o1",
+            "entityType": "order",
+            "createdAt": "2026-11-27T12:00:00Z",
+        }
+    )
 
 
-@pytest.mark.parametrize(("transactions", "expected"), [
-    ([], "cancelled"),
-    ([_txn("pending")], "cancelled"),
-    ([_txn("failed")], "cancelled"),
-    ([_txn("succeeded")], "paid"),
-    ([_txn("succeeded", "149")], "refunded"),
-])
+@pytest.mark.parametrize(
+    ("transactions", "expected"),
+    [
+        ([], "cancelled"),
+        ([_txn("pending")], "cancelled"),
+        ([_txn("failed")], "cancelled"),
+        ([_txn("succeeded")], "paid"),
+        ([_txn("succeeded", "149")], "refunded"),
+    ],
+)
 def test_wizehire_cancelled_counts_only_when_nothing_was_captured(
     transactions: list[m.Transaction], expected: str
 ) -> None:
@@ -86,27 +112,36 @@ def test_wizehire_cancelled_counts_only_when_nothing_was_captured(
 
 
 def _record(**values: Any) -> SyncOrder:
-    base: dict[str, Any] = {"wizehire_order_id": "wh_1", "account_id": "a", "currency": "USD",
-                            "amount": Decimal("149.00"), "wizehire_status": "pending",
-                            "order_snapshot": {}, "ghl_location_id": LOCATION_ID}
+    base: dict[str, Any] = {
+        "wizehire_order_id": "wh_1",
+        "account_id": "a",
+        "currency": "USD",
+        "amount": Decimal("149.00"),
+        "wizehire_status": "pending",
+        "order_snapshot": {},
+        "ghl_location_id": LOCATION_ID,
+    }
     return SyncOrder(**{**base, **values})
 
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize(("values", "expected"), [
-    ({"ghl_order_id": "o", "ghl_fulfillment_id": "f"}, True),
-    ({"ghl_order_id": "o"}, False),  # the fulfillment is still to make
-    ({"ghl_invoice_id": "i", "payment_status": "pending"}, True),  # unpaid: GHL has no order
-    ({"ghl_invoice_id": "i", "payment_status": "paid"}, False),  # paid: find its order
-    ({"ghl_invoice_id": "i", "wizehire_status": "paid"}, False),
-    ({"wizehire_status": "cancelled", "ghl_order_id": "o"}, True),  # a checkout: left alone
-    ({"wizehire_status": "cancelled", "ghl_invoice_id": "i"}, False),  # to void
-    ({"wizehire_status": "cancelled", "ghl_invoice_id": "i", "invoice_voided_at": NOW}, True),
-    ({"wizehire_status": "cancelled", "invoice_requested_at": NOW}, False),
-    ({"ghl_location_id": None}, False),
-])
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"ghl_order_id": "o", "ghl_fulfillment_id": "f"}, True),
+        ({"ghl_order_id": "o"}, False),  # the fulfillment is still to make
+        ({"ghl_invoice_id": "i", "payment_status": "pending"}, True),  # unpaid: GHL has no order
+        ({"ghl_invoice_id": "i", "payment_status": "paid"}, False),  # paid: find its order
+        ({"ghl_invoice_id": "i", "wizehire_status": "paid"}, False),
+        ({"wizehire_status": "cancelled", "ghl_order_id": "o"}, True),  # a checkout: left alone
+        ({"wizehire_status": "cancelled", "ghl_invoice_id": "i"}, False),  # to void
+        ({"wizehire_status": "cancelled", "ghl_invoice_id": "i", "invoice_voided_at": NOW}, True),
+        ({"wizehire_status": "cancelled", "invoice_requested_at": NOW}, False),
+        ({"ghl_location_id": None}, False),
+    ],
+)
 def test_nothing_left_for_the_order_flow(values: dict[str, Any], expected: bool) -> None:
     assert nothing_left(_record(**values)) is expected
 

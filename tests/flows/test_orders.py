@@ -22,10 +22,13 @@ def assert_one_fulfillment(flow: FlowKit, ghl_order_id: str, wizehire_order_id: 
     assert len(fulfillments) == 1
     (fulfillment,) = fulfillments
     assert [(i["price"]["_id"], i["qty"]) for i in fulfillment["items"]] == [(BOOST_PRICE_ID, 1)]
-    assert fulfillment["trackings"] == [{
-        "trackingNumber": wizehire_order_id, "shippingCarrier": "Wizehire",
-        "trackingUrl": f"https://app.wizehire.com/orders/{wizehire_order_id}",
-    }]
+    assert fulfillment["trackings"] == [
+        {
+            "trackingNumber": wizehire_order_id,
+            "shippingCarrier": "Wizehire",
+            "trackingUrl": f"https://app.wizehire.com/orders/{wizehire_order_id}",
+        }
+    ]
     (sent,) = flow.ghl_requests("POST", f"/payments/orders/{ghl_order_id}/fulfillments")
     assert sent["notifyCustomer"] is True
     assert sent["items"] == [{"priceId": BOOST_PRICE_ID, "qty": 1}]
@@ -40,7 +43,8 @@ def assert_synced(flow: FlowKit, wizehire_order_id: str, **expected: Any) -> dic
         assert body[name] == value, (name, body)
     state = {k: v for k, v in body.items() if k != "synced_at"}
     assert calls[0]["idempotency_key"] == idempotency_key(
-        wizehire_order_id, "sync", state_digest(state))
+        wizehire_order_id, "sync", state_digest(state)
+    )
     assert body["synced_at"].endswith("Z")
     return body
 
@@ -63,17 +67,25 @@ class TestInvoiceStrategy:
         assert invoice["name"] == f"Wizehire order {order['id']}"
         assert invoice["status"] == "paid"
         assert invoice["contactDetails"]["id"] == contacts[0]["id"]
-        assert [(i["priceId"], i["productId"], i["qty"], i["amount"])
-                for i in invoice["invoiceItems"]] == [(BOOST_PRICE_ID, BOOST_PRODUCT_ID, 1, 149)]
+        assert [
+            (i["priceId"], i["productId"], i["qty"], i["amount"]) for i in invoice["invoiceItems"]
+        ] == [(BOOST_PRICE_ID, BOOST_PRODUCT_ID, 1, 149)]
         (ghl_order,) = flow.orders()
         assert ghl_order["source"]["type"] == "invoice"
         assert ghl_order["source"]["id"] == invoice["_id"]
         assert_one_fulfillment(flow, ghl_order["_id"], order["id"])
         (txn,) = flow.transactions(ghl_order["_id"])
         body = assert_synced(
-            flow, order["id"], ghl_location_id=LOCATION_ID, ghl_order_id=ghl_order["_id"],
-            ghl_invoice_id=invoice["_id"], payment_status="paid", amount_paid="149.00",
-            amount_refunded="0.00", currency="USD", ghl_transaction_ids=[txn["_id"]],
+            flow,
+            order["id"],
+            ghl_location_id=LOCATION_ID,
+            ghl_order_id=ghl_order["_id"],
+            ghl_invoice_id=invoice["_id"],
+            payment_status="paid",
+            amount_paid="149.00",
+            amount_refunded="0.00",
+            currency="USD",
+            ghl_transaction_ids=[txn["_id"]],
         )
         assert body["ghl_fulfillment_id"] == flow.fulfillments(ghl_order["_id"])[0]["_id"]
         wizehire_side = flow.wizehire_order(order["id"])
@@ -82,9 +94,12 @@ class TestInvoiceStrategy:
 
         record = await flow.sync_order(order["id"])
         assert record is not None
-        assert (record.ghl_contact_id, record.ghl_invoice_id, record.ghl_order_id,
-                record.ghl_order_source) == (contacts[0]["id"], invoice["_id"],
-                                             ghl_order["_id"], "invoice")
+        assert (
+            record.ghl_contact_id,
+            record.ghl_invoice_id,
+            record.ghl_order_id,
+            record.ghl_order_source,
+        ) == (contacts[0]["id"], invoice["_id"], ghl_order["_id"], "invoice")
         assert record.invoice_payment_recorded_at is not None
         assert record.last_synced_state == {k: v for k, v in body.items() if k != "synced_at"}
         assert record.last_error is None
@@ -114,13 +129,19 @@ class TestInvoiceStrategy:
         assert flow.slack.matching(f"Order {order['id']}: payment status pending -> paid")
 
 
-async def _checkout(flow: FlowKit, *, email: str = CUSTOMER_EMAIL, outcome: str = "paid"
-                    ) -> dict[str, Any]:
+async def _checkout(
+    flow: FlowKit, *, email: str = CUSTOMER_EMAIL, outcome: str = "paid"
+) -> dict[str, Any]:
     """A customer buys the boost through a GHL checkout (funnel), outside the service."""
-    answer = await flow.control.post("/_sandbox/ghl/checkout", json={
-        "location_id": LOCATION_ID, "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
-        "contact": {"email": email, "firstName": "Pat"}, "outcome": outcome,
-    })
+    answer = await flow.control.post(
+        "/_sandbox/ghl/checkout",
+        json={
+            "location_id": LOCATION_ID,
+            "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
+            "contact": {"email": email, "firstName": "Pat"},
+            "outcome": outcome,
+        },
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["order"]
 
@@ -138,8 +159,15 @@ async def test_match_strategy_uses_the_checkout_order(flow: FlowKit) -> None:
     assert len(flow.contacts()) == 1
     assert_one_fulfillment(flow, checkout["_id"], order["id"])
     (txn,) = flow.transactions(checkout["_id"])
-    assert_synced(flow, order["id"], ghl_order_id=checkout["_id"], ghl_invoice_id=None,
-                  payment_status="paid", amount_paid="149.00", ghl_transaction_ids=[txn["_id"]])
+    assert_synced(
+        flow,
+        order["id"],
+        ghl_order_id=checkout["_id"],
+        ghl_invoice_id=None,
+        payment_status="paid",
+        amount_paid="149.00",
+        ghl_transaction_ids=[txn["_id"]],
+    )
     record = await flow.sync_order(order["id"])
     assert record is not None and record.ghl_order_source == "matched"
 
@@ -163,8 +191,9 @@ async def test_explicit_ghl_order_id_is_verified_and_used(flow: FlowKit) -> None
 async def test_account_table_routes_to_its_location(flow: FlowKit) -> None:
     other = flow.sb.store.add_location(name="Other plumbing", pit=True)["id"]
     mapping = flow.services.mapping
-    flow.services.mapping = mapping.model_copy(update={"locations": mapping.locations.model_copy(
-        update={"accounts": {"acct_77": other}})})
+    flow.services.mapping = mapping.model_copy(
+        update={"locations": mapping.locations.model_copy(update={"accounts": {"acct_77": other}})}
+    )
     order = flow.order(account_id="acct_77")
 
     (event,) = await flow.process(await flow.deliver_order("order.created", order))

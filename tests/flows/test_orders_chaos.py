@@ -19,8 +19,9 @@ RATE = 1 / 3
 @pytest.fixture
 def sandbox_config() -> SandboxConfig:
     # A short rate-limit window so the injected 429s ask for a short wait.
-    return SandboxConfig(service_url=None, webhooks="off", fault_seed=20261127,
-                         ghl_rate_limit_interval_ms=300)
+    return SandboxConfig(
+        service_url=None, webhooks="off", fault_seed=20261127, ghl_rate_limit_interval_ms=300
+    )
 
 
 @pytest.fixture
@@ -45,8 +46,13 @@ def inject_chaos(flow: FlowKit) -> None:
         {"method": "GET", "path": "/ghl/invoices*", "timeout": True, "hang_seconds": 3},
         {"method": "POST", "path": "/ghl/contacts/*", "status": 429},
         {"method": "POST", "path": "/ghl/invoices*", "status": 500, "phase": "after"},
-        {"method": "POST", "path": "/ghl/payments/*", "timeout": True, "hang_seconds": 3,
-         "phase": "after"},
+        {
+            "method": "POST",
+            "path": "/ghl/payments/*",
+            "timeout": True,
+            "hang_seconds": 3,
+            "phase": "after",
+        },
         {"method": "GET", "path": "/ghl/*", "status": 429},
         {"method": "PATCH", "path": "/wizehire/*", "status": 503, "phase": "after"},
     ]
@@ -57,14 +63,18 @@ def inject_chaos(flow: FlowKit) -> None:
 async def test_flaky_ghl_every_event_done_no_duplicates(flow: FlowKit) -> None:
     matched = []
     for n in range(2):  # two customers bought through a GHL checkout first
-        answer = await flow.control.post("/_sandbox/ghl/checkout", json={
-            "location_id": LOCATION_ID, "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
-            "contact": {"email": f"checkout{n}@example.com"}, "outcome": "paid"})
+        answer = await flow.control.post(
+            "/_sandbox/ghl/checkout",
+            json={
+                "location_id": LOCATION_ID,
+                "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
+                "contact": {"email": f"checkout{n}@example.com"},
+                "outcome": "paid",
+            },
+        )
         matched.append(answer.json()["order"]["_id"])
-    orders = [customer_order(flow, f"checkout{n}@example.com", f"+1555555020{n}")
-              for n in range(2)]
-    orders += [customer_order(flow, f"buyer{n}@example.com", f"+1555555030{n}")
-               for n in range(4)]
+    orders = [customer_order(flow, f"checkout{n}@example.com", f"+1555555020{n}") for n in range(2)]
+    orders += [customer_order(flow, f"buyer{n}@example.com", f"+1555555030{n}") for n in range(4)]
     inject_chaos(flow)
     ids = []
     for order in orders:
@@ -74,7 +84,8 @@ async def test_flaky_ghl_every_event_done_no_duplicates(flow: FlowKit) -> None:
     events = await flow.process(*ids, timeout=180)
 
     assert [e.status for e in events] == [EventStatus.DONE] * len(ids), [
-        e.last_error for e in events if e.status != EventStatus.DONE]
+        e.last_error for e in events if e.status != EventStatus.DONE
+    ]
     assert sum(r.hits for r in flow.sb.faults.rules) > 10  # the chaos really happened
     flow.clear_faults()
     assert len(flow.contacts()) == len(orders)

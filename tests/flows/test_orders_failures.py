@@ -15,19 +15,26 @@ from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
 
 
 async def _checkout(flow: FlowKit, email: str = "pat@example.com") -> dict[str, Any]:
-    answer = await flow.control.post("/_sandbox/ghl/checkout", json={
-        "location_id": LOCATION_ID, "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
-        "contact": {"email": email}, "outcome": "paid",
-    })
+    answer = await flow.control.post(
+        "/_sandbox/ghl/checkout",
+        json={
+            "location_id": LOCATION_ID,
+            "items": [{"price_id": BOOST_PRICE_ID, "qty": 1}],
+            "contact": {"email": email},
+            "outcome": "paid",
+        },
+    )
     assert answer.status_code == 201, answer.text
     return answer.json()["order"]
 
 
 def _unknown_sku_order(flow: FlowKit) -> dict[str, Any]:
-    return flow.order(items=[
-        {"sku": "JOB-BOOST-30", "name": "Boost", "quantity": 1, "unit_amount": "100.00"},
-        {"sku": "MYSTERY-SKU", "name": "Mystery", "quantity": 1, "unit_amount": "49.00"},
-    ])
+    return flow.order(
+        items=[
+            {"sku": "JOB-BOOST-30", "name": "Boost", "quantity": 1, "unit_amount": "100.00"},
+            {"sku": "MYSTERY-SKU", "name": "Mystery", "quantity": 1, "unit_amount": "49.00"},
+        ]
+    )
 
 
 async def test_unmapped_sku_goes_dead_naming_it_and_replays_after_a_mapping_fix(
@@ -45,8 +52,10 @@ async def test_unmapped_sku_goes_dead_naming_it_and_replays_after_a_mapping_fix(
     record = await flow.sync_order(order["id"])
     assert record is not None and "MYSTERY-SKU" in (record.last_error or "")
 
-    products = {**flow.services.mapping.products,
-                "MYSTERY-SKU": Product(price_id=BOOST_PRICE_ID, product_id=BOOST_PRODUCT_ID)}
+    products = {
+        **flow.services.mapping.products,
+        "MYSTERY-SKU": Product(price_id=BOOST_PRICE_ID, product_id=BOOST_PRODUCT_ID),
+    }
     flow.services.mapping = flow.services.mapping.model_copy(update={"products": products})
     assert await replay(flow.sessionmaker, inbox_id) == "queued"
     (event,) = await flow.process(inbox_id)
@@ -126,8 +135,11 @@ class TestMatchOnly:
 
 async def test_explicit_order_with_another_amount_goes_dead(flow: FlowKit) -> None:
     checkout = await _checkout(flow)
-    order = flow.order(ghl_order_id=checkout["_id"], amount="99.00", items=[
-        {"sku": "JOB-BOOST-30", "name": "Boost", "quantity": 1, "unit_amount": "99.00"}])
+    order = flow.order(
+        ghl_order_id=checkout["_id"],
+        amount="99.00",
+        items=[{"sku": "JOB-BOOST-30", "name": "Boost", "quantity": 1, "unit_amount": "99.00"}],
+    )
 
     (event,) = await flow.process(await flow.deliver_order("order.created", order))
 
@@ -172,8 +184,9 @@ class TestInvoiceNeverBecomesAnOrder:
 
         assert event.status == EventStatus.DEAD
         (invoice,) = flow.invoices()
-        assert (f"GHL never showed an order for its paid invoice {invoice['_id']}"
-                in (event.last_error or ""))
+        assert f"GHL never showed an order for its paid invoice {invoice['_id']}" in (
+            event.last_error or ""
+        )
         assert "gave up after 3 attempts" in event.last_error
         assert invoice["status"] == "paid"
         assert len(flow.transactions(invoice["_id"])) == 1  # paid once, not once per attempt
@@ -224,9 +237,7 @@ class TestCancellation:
         assert record.payment_status == "paid"
         assert flow.order_syncs(order["id"])[-1]["body"]["payment_status"] == "paid"
 
-    async def test_cancelled_before_anything_was_made_creates_nothing(
-        self, flow: FlowKit
-    ) -> None:
+    async def test_cancelled_before_anything_was_made_creates_nothing(self, flow: FlowKit) -> None:
         order = flow.order(status="cancelled")
 
         (event,) = await flow.process(await flow.deliver_order("order.created", order))

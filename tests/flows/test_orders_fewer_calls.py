@@ -62,8 +62,9 @@ async def test_fulfillment_refused_with_the_invoice_prices_is_sent_with_the_orde
 ) -> None:
     """GHL refuses the mapped prices (4xx: nothing created): the order is read, and the
     fulfillment is sent again with the items GHL's order lists."""
-    rule = flow.fault(path="/ghl/payments/orders/*/fulfillments", method="POST", status=422,
-                      times=1)
+    rule = flow.fault(
+        path="/ghl/payments/orders/*/fulfillments", method="POST", status=422, times=1
+    )
     order = flow.order()
     inbox_id = await flow.deliver_order("order.created", order)
 
@@ -71,9 +72,11 @@ async def test_fulfillment_refused_with_the_invoice_prices_is_sent_with_the_orde
 
     assert rule.hits == 1
     calls = ghl_calls_until_fulfilled(flow, fulfillment_posts=2)
-    assert calls[-3:] == ["POST /payments/orders/{id}/fulfillments",
-                          "GET /payments/orders/{id}",
-                          "POST /payments/orders/{id}/fulfillments"]
+    assert calls[-3:] == [
+        "POST /payments/orders/{id}/fulfillments",
+        "GET /payments/orders/{id}",
+        "POST /payments/orders/{id}/fulfillments",
+    ]
     assert_one_of_each(flow, order["id"])
 
 

@@ -23,8 +23,7 @@ def assert_one_of_each(flow: FlowKit, wizehire_order_id: str) -> None:
     (invoice,) = flow.invoices(wizehire_order_id)
     assert invoice["status"] == "paid"
     (ghl_order,) = flow.orders()
-    assert ghl_order["source"] == {"type": "invoice", "id": invoice["_id"],
-                                   "name": invoice["name"]}
+    assert ghl_order["source"] == {"type": "invoice", "id": invoice["_id"], "name": invoice["name"]}
     assert len(flow.transactions(ghl_order["_id"])) == 1  # the payment was recorded once
     assert len(flow.fulfillments(ghl_order["_id"])) == 1
     syncs = flow.order_syncs(wizehire_order_id)
@@ -59,8 +58,7 @@ async def test_same_webhook_id_twice_is_one_event(flow: FlowKit) -> None:
 async def test_created_then_updated_makes_one_of_each(flow: FlowKit) -> None:
     order = flow.order()
     created = await flow.deliver_order("order.created", order)
-    updated = await flow.deliver_order(
-        "order.updated", {**order, "metadata": {"note": "edited"}})
+    updated = await flow.deliver_order("order.updated", {**order, "metadata": {"note": "edited"}})
 
     events = await flow.process(created, updated)
 
@@ -72,8 +70,9 @@ async def test_created_then_updated_makes_one_of_each(flow: FlowKit) -> None:
 
 async def test_late_older_event_does_not_undo_a_newer_one(flow: FlowKit) -> None:
     order = flow.order(status="pending")
-    newer = await flow.deliver_order("order.updated", {**order, "status": "paid"},
-                                     timestamp="2026-11-27T12:05:00Z")
+    newer = await flow.deliver_order(
+        "order.updated", {**order, "status": "paid"}, timestamp="2026-11-27T12:05:00Z"
+    )
     older = await flow.deliver_order("order.created", order, timestamp="2026-11-27T12:00:00Z")
 
     await flow.process(newer, older)
@@ -84,12 +83,15 @@ async def test_late_older_event_does_not_undo_a_newer_one(flow: FlowKit) -> None
     assert_one_of_each(flow, order["id"])
 
 
-@pytest.mark.parametrize(("path", "method"), [
-    ("/ghl/invoices/", "POST"),
-    ("/ghl/invoices/*/record-payment", "POST"),
-    ("/ghl/payments/orders/*/fulfillments", "POST"),
-    ("/wizehire/v1/orders/*/sync", "PATCH"),
-])
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [
+        ("/ghl/invoices/", "POST"),
+        ("/ghl/invoices/*/record-payment", "POST"),
+        ("/ghl/payments/orders/*/fulfillments", "POST"),
+        ("/wizehire/v1/orders/*/sync", "PATCH"),
+    ],
+)
 async def test_answer_lost_after_the_work_is_done_creates_nothing_twice(
     flow: FlowKit, path: str, method: str
 ) -> None:
@@ -116,19 +118,24 @@ def _fulfilled(flow: FlowKit, order_id: str) -> bool:
     return any(flow.fulfillments(o["_id"]) for o in flow.orders())
 
 
-@pytest.mark.parametrize(("path", "done", "lost"), [
-    ("/ghl/invoices/", _invoice_exists, "ghl_invoice_id"),
-    ("/ghl/invoices/*/record-payment", _invoice_paid, "invoice_payment_recorded_at"),
-    ("/ghl/payments/orders/*/fulfillments", _fulfilled, "ghl_fulfillment_id"),
-], ids=["invoice-created", "payment-recorded", "fulfillment-created"])
+@pytest.mark.parametrize(
+    ("path", "done", "lost"),
+    [
+        ("/ghl/invoices/", _invoice_exists, "ghl_invoice_id"),
+        ("/ghl/invoices/*/record-payment", _invoice_paid, "invoice_payment_recorded_at"),
+        ("/ghl/payments/orders/*/fulfillments", _fulfilled, "ghl_fulfillment_id"),
+    ],
+    ids=["invoice-created", "payment-recorded", "fulfillment-created"],
+)
 async def test_worker_killed_mid_step_resumes_without_duplicates(
     flow: FlowKit, path: str, done: object, lost: str
 ) -> None:
     """GHL does the work and then never answers; the worker is killed (its attempt cancelled,
     the event handed back) before anything of the answer reaches the sync record. A new worker
     finishes the order with one invoice and one fulfillment."""
-    rule = flow.fault(path=path, method="POST", timeout=True, hang_seconds=120,
-                      phase="after", times=1)
+    rule = flow.fault(
+        path=path, method="POST", timeout=True, hang_seconds=120, phase="after", times=1
+    )
     order = flow.order()
     inbox_id = await flow.deliver_order("order.created", order)
 

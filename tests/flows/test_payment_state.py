@@ -18,19 +18,34 @@ from wizesync.mapping import Mapping
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
-def txn(tid: str, amount: str | float, status: str = "succeeded", refunded: str | float = 0,
-        currency: str = "USD", minutes: int = 0) -> m.Transaction:
-    return m.Transaction.model_validate({
-        "_id": tid, "amount": amount, "amountRefunded": refunded, "status": status,
-        "currency": currency, "entityType": "order", "entityId": "o1",
-        "createdAt": (T0 + timedelta(minutes=minutes)).isoformat(),
-    })
+def txn(
+    tid: str,
+    amount: str | float,
+    status: str = "succeeded",
+    refunded: str | float = 0,
+    currency: str = "USD",
+    minutes: int = 0,
+) -> m.Transaction:
+    return m.Transaction.model_validate(
+        {
+            "_id": tid,
+            "amount": amount,
+            "amountRefunded": refunded,
+            "status": status,
+            "currency": currency,
+            "entityType": "order",
+            "entityId": "o1",
+            "createdAt": (T0 + timedelta(minutes=minutes)).isoformat(),
+        }
+    )
 
 
-def order(amount: str | float = "149.00", status: str = "completed",
-          currency: str = "USD") -> m.Order:
-    return m.Order.model_validate({"_id": "o1", "amount": amount, "currency": currency,
-                                   "status": status})
+def order(
+    amount: str | float = "149.00", status: str = "completed", currency: str = "USD"
+) -> m.Order:
+    return m.Order.model_validate(
+        {"_id": "o1", "amount": amount, "currency": currency, "status": status}
+    )
 
 
 MAPPING = Mapping()
@@ -51,14 +66,17 @@ def test_part_refunded_transaction_is_partially_refunded() -> None:
     state = compute_payment_state([txn("t1", "149.00", refunded="49.00")], order(), MAPPING)
     assert state.payment_status == "partially_refunded"
     assert (state.amount_paid, state.amount_refunded, state.refundable) == (
-        Decimal("149.00"), Decimal("49.00"), Decimal("100.00"))
+        Decimal("149.00"),
+        Decimal("49.00"),
+        Decimal("100.00"),
+    )
     assert state.by_transaction["t1"].amount_refunded == Decimal("49.00")
 
 
 def test_every_transaction_refunded_in_full_is_refunded() -> None:
     state = compute_payment_state(
-        [txn("t1", 100, refunded=100), txn("t2", 49, refunded=49, minutes=1)],
-        order(), MAPPING)
+        [txn("t1", 100, refunded=100), txn("t2", 49, refunded=49, minutes=1)], order(), MAPPING
+    )
     assert state.payment_status == "refunded"
     assert state.amount_refunded == Decimal("149.00")
     assert state.refundable == Decimal("0.00")
@@ -71,8 +89,9 @@ def test_status_refunded_without_amount_counts_as_fully_refunded() -> None:
 
 
 def test_only_failed_transactions_is_failed() -> None:
-    state = compute_payment_state([txn("t1", 149, status="failed")], order(status="pending"),
-                                  MAPPING)
+    state = compute_payment_state(
+        [txn("t1", 149, status="failed")], order(status="pending"), MAPPING
+    )
     assert state.payment_status == "failed"
     assert state.amount_paid == Decimal("0.00")
     assert state.refundable == Decimal("0.00")
@@ -80,15 +99,20 @@ def test_only_failed_transactions_is_failed() -> None:
 
 def test_failed_then_succeeded_retry_is_paid() -> None:
     state = compute_payment_state(
-        [txn("t2", 149, minutes=5), txn("t1", 149, status="failed")], order(), MAPPING)
+        [txn("t2", 149, minutes=5), txn("t1", 149, status="failed")], order(), MAPPING
+    )
     assert state.payment_status == "paid"
     assert state.amount_paid == Decimal("149.00")
     assert state.transaction_ids == ["t1", "t2"]  # oldest first, whatever GHL's list order
 
 
 def test_pending_transaction_or_none_is_pending() -> None:
-    assert compute_payment_state([txn("t1", 149, status="pending")], order(status="pending"),
-                                 MAPPING).payment_status == "pending"
+    assert (
+        compute_payment_state(
+            [txn("t1", 149, status="pending")], order(status="pending"), MAPPING
+        ).payment_status
+        == "pending"
+    )
     assert compute_payment_state([], order(status="pending"), MAPPING).payment_status == "pending"
     assert compute_payment_state([], None, MAPPING).currency is None
 
@@ -112,23 +136,39 @@ def test_mixed_currencies_are_refused() -> None:
 
 
 def test_amounts_are_decimals_and_float_noise_does_not_change_the_state() -> None:
-    a = compute_payment_state([txn("t1", 0.1), txn("t2", 0.2, minutes=1)], order(amount="0.3"),
-                              MAPPING)
+    a = compute_payment_state(
+        [txn("t1", 0.1), txn("t2", 0.2, minutes=1)], order(amount="0.3"), MAPPING
+    )
     assert isinstance(a.amount_paid, Decimal)
     assert a.amount_paid == Decimal("0.30")
     assert a.payment_status == "paid"
-    b = compute_payment_state([txn("t2", "0.20", minutes=1), txn("t1", "0.10")],
-                              order(amount=0.3), MAPPING)
+    b = compute_payment_state(
+        [txn("t2", "0.20", minutes=1), txn("t1", "0.10")], order(amount=0.3), MAPPING
+    )
     assert a == b
 
 
 def test_mapping_payment_status_table_decides_the_translation() -> None:
-    mapping = Mapping(payment_status={"succeeded": "paid", "failed": "failed",
-                                      "refunded": "refunded", "authorized": "paid"})
-    assert compute_payment_state([txn("t1", 149, status="authorized")], order(),
-                                 mapping).payment_status == "paid"
-    assert compute_payment_state([txn("t1", 149, status="authorized")], order(),
-                                 MAPPING).payment_status == "pending"
+    mapping = Mapping(
+        payment_status={
+            "succeeded": "paid",
+            "failed": "failed",
+            "refunded": "refunded",
+            "authorized": "paid",
+        }
+    )
+    assert (
+        compute_payment_state(
+            [txn("t1", 149, status="authorized")], order(), mapping
+        ).payment_status
+        == "paid"
+    )
+    assert (
+        compute_payment_state(
+            [txn("t1", 149, status="authorized")], order(), MAPPING
+        ).payment_status
+        == "pending"
+    )
 
 
 def test_money_normalises_representations() -> None:

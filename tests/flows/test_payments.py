@@ -36,15 +36,13 @@ async def test_checkout_payment_made_after_the_sync_reaches_wizehire_as_paid(
     flow: FlowKit,
 ) -> None:
     synced = await synced_checkout(flow, outcome="pending")
-    assert [b["payment_status"] for b in sync_bodies(flow, synced.wizehire_order_id)] == [
-        "pending"]
+    assert [b["payment_status"] for b in sync_bodies(flow, synced.wizehire_order_id)] == ["pending"]
     mark = outbox_mark(flow)
 
     await pay_in_ghl(flow, synced.ghl_order_id)
     webhooks = ghl_webhooks(flow, mark)
     assert [w["type"] for w in webhooks] == ["OrderStatusUpdate"]
-    events = await process_with_advances(
-        flow, *[await deliver_ghl(flow, w) for w in webhooks])
+    events = await process_with_advances(flow, *[await deliver_ghl(flow, w) for w in webhooks])
 
     assert [e.status for e in events] == [EventStatus.DONE], [e.last_error for e in events]
     (txn,) = flow.transactions(synced.ghl_order_id)
@@ -60,8 +58,7 @@ async def test_checkout_payment_made_after_the_sync_reaches_wizehire_as_paid(
     assert record is not None
     assert (record.payment_status, record.ghl_transaction_ids) == ("paid", [txn["_id"]])
     assert record.ghl_checked_at is not None
-    assert flow.slack.matching(
-        f"Order {synced.wizehire_order_id}: payment status pending -> paid")
+    assert flow.slack.matching(f"Order {synced.wizehire_order_id}: payment status pending -> paid")
 
 
 class TestInvoicePaidInGhl:
@@ -78,21 +75,19 @@ class TestInvoicePaidInGhl:
 
     async def _pay(self, flow: FlowKit, invoice_id: str, amount: str | None = None) -> None:
         await flow.services.ghl.record_invoice_payment(
-            LOCATION_ID, invoice_id, m.RecordInvoicePayment(
-                mode="cash", amount=None if amount is None else Decimal(amount)))
+            LOCATION_ID,
+            invoice_id,
+            m.RecordInvoicePayment(mode="cash", amount=None if amount is None else Decimal(amount)),
+        )
 
-    async def test_invoice_paid_in_ghl_links_its_order_and_syncs_paid(
-        self, flow: FlowKit
-    ) -> None:
+    async def test_invoice_paid_in_ghl_links_its_order_and_syncs_paid(self, flow: FlowKit) -> None:
         wizehire_id, invoice = await self._unpaid_invoice_order(flow)
         mark = outbox_mark(flow)
         await self._pay(flow, invoice["_id"])
         webhooks = ghl_webhooks(flow, mark)
-        assert [w["type"] for w in webhooks] == ["InvoicePaid", "OrderCreate",
-                                                 "OrderStatusUpdate"]
+        assert [w["type"] for w in webhooks] == ["InvoicePaid", "OrderCreate", "OrderStatusUpdate"]
 
-        events = await process_with_advances(
-        flow, *[await deliver_ghl(flow, w) for w in webhooks])
+        events = await process_with_advances(flow, *[await deliver_ghl(flow, w) for w in webhooks])
 
         assert {e.status for e in events} == {EventStatus.DONE}, [e.last_error for e in events]
         (ghl_order,) = flow.orders()
@@ -101,13 +96,19 @@ class TestInvoicePaidInGhl:
         assert record is not None
         assert (record.ghl_order_id, record.ghl_order_source) == (ghl_order["_id"], "invoice")
         body = last_sync(flow, wizehire_id)
-        assert (body["payment_status"], body["amount_paid"], body["ghl_order_id"],
-                body["ghl_invoice_id"], body["ghl_transaction_ids"]) == (
-            "paid", "149.00", ghl_order["_id"], invoice["_id"], [txn["_id"]])
+        assert (
+            body["payment_status"],
+            body["amount_paid"],
+            body["ghl_order_id"],
+            body["ghl_invoice_id"],
+            body["ghl_transaction_ids"],
+        ) == ("paid", "149.00", ghl_order["_id"], invoice["_id"], [txn["_id"]])
         # The three webhooks' advances ran one after the other on the order's line: the first
         # made the fulfillment and the paid sync, the others found them done.
         assert [b["payment_status"] for b in applied_syncs(flow, wizehire_id)] == [
-            "pending", "paid"]
+            "pending",
+            "paid",
+        ]
         assert len(flow.fulfillments(ghl_order["_id"])) == 1
         assert record.ghl_fulfillment_id == flow.fulfillments(ghl_order["_id"])[0]["_id"]
         async with flow.sessionmaker() as session:
@@ -159,8 +160,11 @@ class TestInvoicePaidInGhl:
         assert last_sync(flow, wizehire_id)["ghl_order_id"] == flow.orders()[0]["_id"]
 
 
-@settings(max_examples=6, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=6,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(data=st.data())
 async def test_any_order_and_repetition_of_an_orders_events_converges(
     flow: FlowKit, data: st.DataObject
@@ -206,8 +210,13 @@ async def test_unknown_ghl_order_is_recorded_and_reported_once(flow: FlowKit) ->
 
 
 async def test_unknown_invoice_event_is_done_without_touching_wizehire(flow: FlowKit) -> None:
-    body = {"type": "InvoicePaid", "_id": uuid.uuid4().hex[:24], "altId": LOCATION_ID,
-            "altType": "location", "status": "paid"}
+    body = {
+        "type": "InvoicePaid",
+        "_id": uuid.uuid4().hex[:24],
+        "altId": LOCATION_ID,
+        "altType": "location",
+        "status": "paid",
+    }
 
     (event,) = await flow.process(await deliver_ghl(flow, body))
 

@@ -42,7 +42,10 @@ async def test_payment_whose_webhook_never_came_is_synced_by_the_poller(flow: Fl
     (txn,) = flow.transactions(synced.ghl_order_id)
     body = last_sync(flow, synced.wizehire_order_id)
     assert (body["payment_status"], body["amount_paid"], body["ghl_transaction_ids"]) == (
-        "paid", "149.00", [txn["_id"]])
+        "paid",
+        "149.00",
+        [txn["_id"]],
+    )
     row = await poller_row(flow)
     assert row.last_error is None and row.last_run_at is not None
     assert row.last_success_at is not None
@@ -77,7 +80,10 @@ async def test_refund_made_in_ghl_long_after_payment_is_noticed(flow: FlowKit) -
 
     body = last_sync(flow, synced.wizehire_order_id)
     assert (body["payment_status"], body["amount_paid"], body["amount_refunded"]) == (
-        "partially_refunded", "149.00", "49.00")
+        "partially_refunded",
+        "149.00",
+        "49.00",
+    )
 
     await refund_in_ghl(flow, synced.ghl_order_id)  # the rest
     await poller(flow).poll_location(LOCATION_ID, force=True)
@@ -85,7 +91,10 @@ async def test_refund_made_in_ghl_long_after_payment_is_noticed(flow: FlowKit) -
     body = last_sync(flow, synced.wizehire_order_id)
     assert (body["payment_status"], body["amount_refunded"]) == ("refunded", "149.00")
     assert [b["payment_status"] for b in sync_bodies(flow, synced.wizehire_order_id)] == [
-        "paid", "partially_refunded", "refunded"]
+        "paid",
+        "partially_refunded",
+        "refunded",
+    ]
     record = await flow.sync_order(synced.wizehire_order_id)
     assert record is not None and record.payment_status == "refunded"
 
@@ -167,8 +176,9 @@ class GatedPoller(Poller):
         self.entered = asyncio.Event()
         self.gate = asyncio.Event()
 
-    async def _poll(self, *args: object, **kwargs: object) -> tuple[
-            datetime | None, datetime | None]:
+    async def _poll(
+        self, *args: object, **kwargs: object
+    ) -> tuple[datetime | None, datetime | None]:
         self.entered.set()
         await self.gate.wait()
         return await super()._poll(*args, **kwargs)  # type: ignore[arg-type]
@@ -177,8 +187,12 @@ class GatedPoller(Poller):
 async def test_two_pollers_on_one_location_at_once_only_one_polls(flow: FlowKit) -> None:
     synced = await synced_checkout(flow, outcome="pending")
     await pay_in_ghl(flow, synced.ghl_order_id)
-    first = GatedPoller(settings=flow.settings, sessionmaker=flow.sessionmaker,
-                        services=flow.services, owner="poller-a")
+    first = GatedPoller(
+        settings=flow.settings,
+        sessionmaker=flow.sessionmaker,
+        services=flow.services,
+        owner="poller-a",
+    )
     second = poller(flow, owner="poller-b")
 
     listed_before = len(flow.ghl_requests("GET", "/payments/transactions"))
@@ -192,7 +206,9 @@ async def test_two_pollers_on_one_location_at_once_only_one_polls(flow: FlowKit)
 
     assert isinstance(result, PollResult) and result.error is None
     assert [b["payment_status"] for b in applied_syncs(flow, synced.wizehire_order_id)] == [
-        "pending", "paid"]
+        "pending",
+        "paid",
+    ]
     # Once a poller has run, the location is not due again for another interval.
     assert await second.poll_location(LOCATION_ID) is None
 
@@ -201,7 +217,8 @@ async def test_many_processes_racing_for_one_lease_get_exactly_one(flow: FlowKit
     async def take(owner: str) -> bool:
         async with flow.sessionmaker.begin() as session:
             state = await poller_repo.acquire_lease(
-                session, LOCATION_ID, owner=owner, lease_seconds=60)
+                session, LOCATION_ID, owner=owner, lease_seconds=60
+            )
         return state is not None
 
     won = await asyncio.gather(*(take(f"p{n}") for n in range(8)))
@@ -213,13 +230,14 @@ async def test_many_processes_racing_for_one_lease_get_exactly_one(flow: FlowKit
 
 async def test_an_expired_lease_can_be_taken_over(flow: FlowKit) -> None:
     async with flow.sessionmaker.begin() as session:
-        assert await poller_repo.acquire_lease(session, LOCATION_ID, owner="dead",
-                                               lease_seconds=-1)
+        assert await poller_repo.acquire_lease(session, LOCATION_ID, owner="dead", lease_seconds=-1)
     async with flow.sessionmaker.begin() as session:
-        assert await poller_repo.acquire_lease(session, LOCATION_ID, owner="alive",
-                                               lease_seconds=60)
-        assert not await poller_repo.extend_lease(session, LOCATION_ID, owner="dead",
-                                                  lease_seconds=60)
+        assert await poller_repo.acquire_lease(
+            session, LOCATION_ID, owner="alive", lease_seconds=60
+        )
+        assert not await poller_repo.extend_lease(
+            session, LOCATION_ID, owner="dead", lease_seconds=60
+        )
 
 
 async def test_poll_all_polls_each_location_with_sync_records_once_per_interval(
@@ -274,10 +292,16 @@ async def test_the_worker_runs_the_poller_beside_it_and_stops_it(flow: FlowKit) 
         finally:
             stopped.set()
 
-    worker = Worker(settings=flow.settings, sessionmaker=flow.sessionmaker,
-                    registry=flow.registry, services=flow.services, companions=[companion])
+    worker = Worker(
+        settings=flow.settings,
+        sessionmaker=flow.sessionmaker,
+        registry=flow.registry,
+        services=flow.services,
+        companions=[companion],
+    )
     worker.start()
     try:
+
         async def paid() -> bool | None:
             return last_sync(flow, synced.wizehire_order_id)["payment_status"] == "paid" or None
 

@@ -13,20 +13,35 @@ D = Decimal
 
 
 def _state(**txns: tuple[str, str, str]) -> PaymentState:
-    by_txn = {tid: TransactionState(amount=D(a), amount_refunded=D(r), status=s)
-              for tid, (a, r, s) in txns.items()}
+    by_txn = {
+        tid: TransactionState(amount=D(a), amount_refunded=D(r), status=s)
+        for tid, (a, r, s) in txns.items()
+    }
     captured = [t for t in by_txn.values() if t.status == "succeeded"]
     paid = sum((t.amount for t in captured), D(0))
     refunded = sum((t.amount_refunded for t in captured), D(0))
-    return PaymentState(payment_status="paid", amount_paid=paid, amount_refunded=refunded,
-                        currency="USD", transaction_ids=list(by_txn), refundable=paid - refunded,
-                        by_transaction=by_txn)
+    return PaymentState(
+        payment_status="paid",
+        amount_paid=paid,
+        amount_refunded=refunded,
+        currency="USD",
+        transaction_ids=list(by_txn),
+        refundable=paid - refunded,
+        by_transaction=by_txn,
+    )
 
 
-def _decide(amount: str, state: PaymentState, claims: list[Claim] | None = None,
-            currency: str = "USD") -> Accepted | Refused:
-    return decide(amount=D(amount), currency=currency, ghl_order_id="ord1", state=state,
-                  open_claims=claims or [], mapping=Mapping())
+def _decide(
+    amount: str, state: PaymentState, claims: list[Claim] | None = None, currency: str = "USD"
+) -> Accepted | Refused:
+    return decide(
+        amount=D(amount),
+        currency=currency,
+        ghl_order_id="ord1",
+        state=state,
+        open_claims=claims or [],
+        mapping=Mapping(),
+    )
 
 
 def test_refund_within_the_refundable_amount_is_accepted_on_its_transaction() -> None:
@@ -66,8 +81,9 @@ def test_refund_no_single_transaction_can_take_is_refused_with_a_way_out() -> No
     state = _state(t1=("100.00", "0", "succeeded"), t2=("49.00", "0", "succeeded"))
     verdict = _decide("120.00", state)
     assert isinstance(verdict, Refused)
-    assert "no single transaction" in verdict.reason and "100.00 on transaction t1" in \
-        verdict.reason
+    assert (
+        "no single transaction" in verdict.reason and "100.00 on transaction t1" in verdict.reason
+    )
 
 
 def test_settlement_goes_in_request_order_and_never_counts_money_twice() -> None:
@@ -75,8 +91,10 @@ def test_settlement_goes_in_request_order_and_never_counts_money_twice() -> None
     b = Claim(refund_id=2, transaction_id="t1", amount=D("20"), baseline=D("0"))
     # GHL shows 30 back: the first refund is covered, the second's slice moves behind it.
     plan = plan_settlement([a, b], _state(t1=("149", "30", "succeeded")))
-    assert [(s.refund_id, s.settled, s.baseline) for s in plan] == \
-        [(1, True, D("0")), (2, False, D("30"))]
+    assert [(s.refund_id, s.settled, s.baseline) for s in plan] == [
+        (1, True, D("0")),
+        (2, False, D("30")),
+    ]
     # Next pass with nothing new: the second stays open (the 30 belonged to the first).
     b_moved = Claim(refund_id=2, transaction_id="t1", amount=D("20"), baseline=D("30"))
     assert not plan_settlement([b_moved], _state(t1=("149", "30", "succeeded")))[0].settled

@@ -50,8 +50,7 @@ async def test_refund_above_the_refundable_amount_is_refused_with_a_reason(flow:
     assert "more than the 149.00 USD still refundable" in seen["failure_reason"]
     assert seen["ghl_transaction_id"] is None and seen["processed_at"] is None
     [call] = refund_calls(flow, "wh_ref_over")
-    assert call["headers"]["idempotency-key"] == idempotency_key("refund", "wh_ref_over",
-                                                                 "failed")
+    assert call["headers"]["idempotency-key"] == idempotency_key("refund", "wh_ref_over", "failed")
     assert not _human_messages(flow)
     stored = await stored_refund(flow, "wh_ref_over")
     assert stored is not None and stored.status == "failed"
@@ -67,7 +66,8 @@ async def test_refund_in_another_currency_is_refused(flow: FlowKit) -> None:
     seen = wizehire_refund(flow, "wh_ref_eur")
     assert seen is not None and seen["status"] == "failed"
     assert seen["failure_reason"] == (
-        f"the refund is in EUR but GHL order {order.ghl_order_id} was paid in USD")
+        f"the refund is in EUR but GHL order {order.ghl_order_id} was paid in USD"
+    )
     assert not _human_messages(flow)
 
 
@@ -84,16 +84,16 @@ async def test_refund_for_an_unknown_order_waits_then_fails_in_words(flow: FlowK
     seen = wizehire_refund(flow, "wh_ref_unknown")
     assert seen is not None and seen["status"] == "failed"
     assert "wh_ord_never_seen is unknown here" in seen["failure_reason"]
-    assert f"gave up after {flow.settings.worker_max_attempts} attempts" in \
-        seen["failure_reason"]
+    assert f"gave up after {flow.settings.worker_max_attempts} attempts" in seen["failure_reason"]
 
 
 async def test_refund_waits_for_its_order_sync_and_then_proceeds(flow: FlowKit) -> None:
     order = await paid_order(flow, "wh_ord_ref_late")
     async with flow.sessionmaker.begin() as session:  # the order flow has not reached GHL yet
         await sync_repo.set_fields(session, order.sync_id, ghl_order_id=None)
-    inbox_id = await request_refund(flow, refund_body(order.wizehire_order_id, "49.00",
-                                                      refund_id="wh_ref_late"))
+    inbox_id = await request_refund(
+        flow, refund_body(order.wizehire_order_id, "49.00", refund_id="wh_ref_late")
+    )
 
     with pytest.raises(RetryLater, match="has no GHL order yet"):
         await flow.invoke(inbox_id, attempt=1)
@@ -110,8 +110,13 @@ async def test_manual_refund_is_handed_to_a_human_then_settled_when_ghl_refunds(
 ) -> None:
     await register_provider(flow, title="Acme Payments")
     order = await paid_order(flow, "wh_ord_ref_ok")
-    body = refund_body(order.wizehire_order_id, "49.00", refund_id="wh_ref_ok",
-                       reason_code="service_issue", note="ad never went live")
+    body = refund_body(
+        order.wizehire_order_id,
+        "49.00",
+        refund_id="wh_ref_ok",
+        reason_code="service_issue",
+        note="ad never went live",
+    )
 
     [event] = await flow.process(await request_refund(flow, body))
 
@@ -122,8 +127,14 @@ async def test_manual_refund_is_handed_to_a_human_then_settled_when_ghl_refunds(
     assert seen["ghl_transaction_id"] == order.transaction_id
     assert seen["amount"] == "49.00" and seen["currency"] == "USD"
     [message] = _human_messages(flow)
-    for expected in ("wh_ord_ref_ok", order.ghl_order_id, order.transaction_id, "49.00 USD",
-                     "service_issue: ad never went live", "Acme Payments (nmi)"):
+    for expected in (
+        "wh_ord_ref_ok",
+        order.ghl_order_id,
+        order.transaction_id,
+        "49.00 USD",
+        "service_issue: ad never went live",
+        "Acme Payments (nmi)",
+    ):
         assert expected in message, (expected, message)
     stored = await stored_refund(flow, "wh_ref_ok")
     assert stored is not None and stored.notified_at is not None
@@ -138,8 +149,10 @@ async def test_manual_refund_is_handed_to_a_human_then_settled_when_ghl_refunds(
 
     seen = wizehire_refund(flow, "wh_ref_ok")
     assert seen is not None and seen["status"] == "succeeded" and seen["processed_at"]
-    assert [c["body"]["status"] for c in refund_calls(flow, "wh_ref_ok")] == \
-        ["manual_action_required", "succeeded"]
+    assert [c["body"]["status"] for c in refund_calls(flow, "wh_ref_ok")] == [
+        "manual_action_required",
+        "succeeded",
+    ]
     synced = _order_sync(flow, order.wizehire_order_id)
     assert synced["payment_status"] == "partially_refunded"
     assert synced["amount_refunded"] == "49.00"
@@ -148,8 +161,11 @@ async def test_manual_refund_is_handed_to_a_human_then_settled_when_ghl_refunds(
 
 async def test_slack_message_says_when_no_provider_is_registered(flow: FlowKit) -> None:
     order = await paid_order(flow, "wh_ord_ref_noprov")
-    await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_noprov")))
+    await flow.process(
+        await request_refund(
+            flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_noprov")
+        )
+    )
 
     [message] = _human_messages(flow)
     assert "Payment provider: none registered" in message
@@ -161,8 +177,11 @@ async def test_slack_message_goes_out_even_when_ghl_cannot_list_providers(
     order = await paid_order(flow, "wh_ord_ref_provfail")
     flow.fault(path="/ghl/payments/integrations/provider/whitelabel", method="GET", status=403)
 
-    [event] = await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_provfail")))
+    [event] = await flow.process(
+        await request_refund(
+            flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_provfail")
+        )
+    )
 
     assert event.status == "done", event.last_error
     [message] = _human_messages(flow)
@@ -197,9 +216,11 @@ async def test_partial_refunds_summing_to_the_total_settle_in_request_order(
 ) -> None:
     order = await paid_order(flow, "wh_ord_ref_parts")
     oid = order.wizehire_order_id
-    ids = [await request_refund(flow, refund_body(oid, "100.00", refund_id="wh_ref_p1")),
-           await request_refund(flow, refund_body(oid, "49.00", refund_id="wh_ref_p2")),
-           await request_refund(flow, refund_body(oid, "0.01", refund_id="wh_ref_p3"))]
+    ids = [
+        await request_refund(flow, refund_body(oid, "100.00", refund_id="wh_ref_p1")),
+        await request_refund(flow, refund_body(oid, "49.00", refund_id="wh_ref_p2")),
+        await request_refund(flow, refund_body(oid, "0.01", refund_id="wh_ref_p3")),
+    ]
     await flow.process(*ids)
 
     assert wizehire_refund(flow, "wh_ref_p1")["status"] == "manual_action_required"  # type: ignore[index]

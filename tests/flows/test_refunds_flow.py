@@ -29,8 +29,7 @@ from wizesync.mapping import Mapping, MappingError, Refunds
 
 
 def _poller(flow: FlowKit) -> Poller:
-    return Poller(settings=flow.settings, sessionmaker=flow.sessionmaker,
-                  services=flow.services)
+    return Poller(settings=flow.settings, sessionmaker=flow.sessionmaker, services=flow.services)
 
 
 def _order_sync(flow: FlowKit, wizehire_order_id: str) -> dict[str, Any]:
@@ -45,14 +44,18 @@ class TestAfterTheOrderFlow:
         return default_mapping(strategy="invoice")
 
     async def test_order_and_refund_together_end_refunded_once_the_poller_sees_it(
-        self, flow: FlowKit,
+        self,
+        flow: FlowKit,
     ) -> None:
         order = flow.order("wh_ord_full_1")
         order_event = await flow.deliver_order("order.created", order)
         # Sent right behind the order: it queues behind it (same ordering key).
-        refund_event = await request_refund(flow, refund_body(
-            order["id"], "149.00", refund_id="wh_ref_full_1", reason_code="duplicate",
-            note=None))
+        refund_event = await request_refund(
+            flow,
+            refund_body(
+                order["id"], "149.00", refund_id="wh_ref_full_1", reason_code="duplicate", note=None
+            ),
+        )
 
         events = await flow.process(order_event, refund_event)
 
@@ -87,12 +90,12 @@ class RecordingGateway:
     name: str = "test-gateway"
     sent: list[tuple[str, str, str]] = field(default_factory=list)
 
-    async def execute(self, ctx: Any, refund: RefundCase,
-                      order_state: PaymentState) -> ExecutorResult:
+    async def execute(
+        self, ctx: Any, refund: RefundCase, order_state: PaymentState
+    ) -> ExecutorResult:
         if refund.amount > order_state.by_transaction[refund.ghl_transaction_id].refundable:
             return ExecutorResult("failed", "the gateway says: amount too large")
-        self.sent.append((refund.wizehire_refund_id, refund.ghl_transaction_id,
-                          str(refund.amount)))
+        self.sent.append((refund.wizehire_refund_id, refund.ghl_transaction_id, str(refund.amount)))
         return ExecutorResult("pending")
 
 
@@ -109,17 +112,20 @@ register_executor("test-gateway", _gateway)
 class TestGatewayExecutor:
     @pytest.fixture
     def flow_mapping(self) -> Mapping:
-        return default_mapping().model_copy(
-            update={"refunds": Refunds(executor="test-gateway")})
+        return default_mapping().model_copy(update={"refunds": Refunds(executor="test-gateway")})
 
     async def test_executor_named_in_the_mapping_runs_and_the_poller_settles_it(
-        self, flow: FlowKit,
+        self,
+        flow: FlowKit,
     ) -> None:
         GATEWAY.sent.clear()
         order = await paid_order(flow, "wh_ord_gw")
 
-        await flow.process(await request_refund(flow, refund_body(
-            order.wizehire_order_id, "20.00", refund_id="wh_ref_gw")))
+        await flow.process(
+            await request_refund(
+                flow, refund_body(order.wizehire_order_id, "20.00", refund_id="wh_ref_gw")
+            )
+        )
 
         assert GATEWAY.sent == [("wh_ref_gw", order.transaction_id, "20.00")]
         assert wizehire_refund(flow, "wh_ref_gw")["status"] == "pending"  # type: ignore[index]
@@ -131,14 +137,19 @@ class TestGatewayExecutor:
         await _poller(flow).poll_all(force=True)
 
         assert wizehire_refund(flow, "wh_ref_gw")["status"] == "succeeded"  # type: ignore[index]
-        assert [c["body"]["status"] for c in refund_calls(flow, "wh_ref_gw")] == \
-            ["pending", "succeeded"]
+        assert [c["body"]["status"] for c in refund_calls(flow, "wh_ref_gw")] == [
+            "pending",
+            "succeeded",
+        ]
 
 
 def test_unknown_executor_name_is_refused_where_the_services_are_built() -> None:
     mapping = default_mapping().model_copy(update={"refunds": Refunds(executor="paypal")})
-    with pytest.raises(MappingError, match=r"refunds.executor: unknown refund executor "
-                                           r"'paypal'; known: authorize_net, auto, .*manual"):
+    with pytest.raises(
+        MappingError,
+        match=r"refunds.executor: unknown refund executor "
+        r"'paypal'; known: authorize_net, auto, .*manual",
+    ):
         check_refunds_mapping(mapping)
 
 
@@ -151,8 +162,11 @@ async def test_lost_wizehire_answer_is_retried_under_the_same_key_and_performed_
     order = await paid_order(flow, "wh_ord_lost")
     flow.fault(path="/wizehire/v1/refunds/*", method="PATCH", status=502, phase="after", times=1)
 
-    [event] = await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_lost")))
+    [event] = await flow.process(
+        await request_refund(
+            flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_lost")
+        )
+    )
 
     assert event.status == "done", event.last_error
     calls = refund_calls(flow, "wh_ref_lost")
@@ -168,8 +182,9 @@ async def test_wizehire_down_the_decision_waits_and_is_sent_on_the_next_run(
     flow: FlowKit,
 ) -> None:
     order = await paid_order(flow, "wh_ord_down")
-    inbox_id = await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_down"))
+    inbox_id = await request_refund(
+        flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_down")
+    )
     flow.fault(path="/wizehire/v1/refunds/*", method="PATCH", status=503)
 
     with pytest.raises(RetryLater, match="Wizehire refund wh_ref_down update"):
@@ -186,16 +201,20 @@ async def test_wizehire_down_the_decision_waits_and_is_sent_on_the_next_run(
     await flow.invoke(inbox_id, attempt=2)  # the event's retry finds nothing left to send
     await flow.send_notices()
     assert len(flow.slack.matching("Refund needs a human")) == 1
-    [performed] = [c for c in refund_calls(flow, "wh_ref_down")
-                   if c.get("response", {}).get("status") == 200]
+    [performed] = [
+        c for c in refund_calls(flow, "wh_ref_down") if c.get("response", {}).get("status") == 200
+    ]
     assert performed["body"]["status"] == "manual_action_required"
     assert len(wizehire_refund(flow, "wh_ref_down")["history"]) == 1  # type: ignore[index]
 
 
 async def test_settled_refund_wizehire_missed_is_found_and_sent_again(flow: FlowKit) -> None:
     order = await paid_order(flow, "wh_ord_missed")
-    await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "149.00", refund_id="wh_ref_missed")))
+    await flow.process(
+        await request_refund(
+            flow, refund_body(order.wizehire_order_id, "149.00", refund_id="wh_ref_missed")
+        )
+    )
     await refund_in_ghl(flow, order.transaction_id, "149.00")
     flow.fault(path="/wizehire/v1/refunds/*", method="PATCH", status=503)
 
@@ -205,8 +224,9 @@ async def test_settled_refund_wizehire_missed_is_found_and_sent_again(flow: Flow
     stored = await stored_refund(flow, "wh_ref_missed")
     assert stored is not None and stored.status == "succeeded" and stored.processed_at
     async with flow.sessionmaker() as session:
-        assert await refund_repo.sync_orders_with_unsent_refunds(
-            session, flow.location_id) == [order.sync_id]
+        assert await refund_repo.sync_orders_with_unsent_refunds(session, flow.location_id) == [
+            order.sync_id
+        ]
 
     flow.clear_faults()
     await refresh(flow, order)

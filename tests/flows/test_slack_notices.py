@@ -27,10 +27,15 @@ from wizesync.wizehire.events import Order
 
 async def notice_rows(flow: FlowKit) -> list[InboxEvent]:
     async with flow.sessionmaker() as session:
-        return list((await session.execute(
-            select(InboxEvent).where(InboxEvent.source == "internal",
-                                     InboxEvent.type == "slack.notify").order_by(InboxEvent.id)
-        )).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(InboxEvent)
+                    .where(InboxEvent.source == "internal", InboxEvent.type == "slack.notify")
+                    .order_by(InboxEvent.id)
+                )
+            ).scalars()
+        )
 
 
 def slack_answers_500_first(flow: FlowKit) -> list[int]:
@@ -54,9 +59,18 @@ async def test_a_refund_for_a_human_reaches_slack_through_an_outage(flow: FlowKi
     order = await paid_order(flow, "wh_ord_slack_500")
     answers = slack_answers_500_first(flow)
 
-    [event] = await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "49.00", refund_id="wh_ref_slack_500",
-        reason_code="service_issue", note="ad never went live")))
+    [event] = await flow.process(
+        await request_refund(
+            flow,
+            refund_body(
+                order.wizehire_order_id,
+                "49.00",
+                refund_id="wh_ref_slack_500",
+                reason_code="service_issue",
+                note="ad never went live",
+            ),
+        )
+    )
 
     assert event.status == EventStatus.DONE, event.last_error
     assert wizehire_refund(flow, "wh_ref_slack_500")["status"] == "manual_action_required"  # type: ignore[index]
@@ -66,15 +80,22 @@ async def test_a_refund_for_a_human_reaches_slack_through_an_outage(flow: FlowKi
     assert notice.ordering_key == "slack"
     assert answers == [500, 200]
     [message] = flow.slack.matching("Refund needs a human")
-    for expected in ("wh_ord_slack_500", order.ghl_order_id, order.transaction_id, "49.00 USD",
-                     "service_issue: ad never went live", "Acme Payments (nmi)"):
+    for expected in (
+        "wh_ord_slack_500",
+        order.ghl_order_id,
+        order.transaction_id,
+        "49.00 USD",
+        "service_issue: ad never went live",
+        "Acme Payments (nmi)",
+    ):
         assert expected in message, (expected, message)
 
 
 async def test_a_refund_run_again_tells_slack_once(flow: FlowKit) -> None:
     order = await paid_order(flow, "wh_ord_slack_twice")
-    inbox_id = await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_slack_twice"))
+    inbox_id = await request_refund(
+        flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_slack_twice")
+    )
     await flow.process(inbox_id)
     stored = await stored_refund(flow, "wh_ref_slack_twice")
     assert stored is not None and stored.notified_at is not None
@@ -95,8 +116,11 @@ async def test_without_a_slack_webhook_a_manual_refund_queues_nothing(flow: Flow
     flow.services.slack = SlackNotifier(flow.http, None)
     order = await paid_order(flow, "wh_ord_no_slack")
 
-    [event] = await flow.process(await request_refund(flow, refund_body(
-        order.wizehire_order_id, "10.00", refund_id="wh_ref_no_slack")))
+    [event] = await flow.process(
+        await request_refund(
+            flow, refund_body(order.wizehire_order_id, "10.00", refund_id="wh_ref_no_slack")
+        )
+    )
 
     assert event.status == EventStatus.DONE, event.last_error
     assert wizehire_refund(flow, "wh_ref_no_slack")["status"] == "manual_action_required"  # type: ignore[index]
@@ -117,13 +141,15 @@ async def test_each_status_change_is_told_once(flow: FlowKit) -> None:
     assert await notice_rows(flow) == []
 
     async with flow.sessionmaker.begin() as session:
-        await sync_repo.set_fields(session, sync_id, payment_status="paid",
-                                   amount_paid=Decimal("149.00"))
+        await sync_repo.set_fields(
+            session, sync_id, payment_status="paid", amount_paid=Decimal("149.00")
+        )
     await push_order_state(ctx, sync_id)
     assert await push_order_state(ctx, sync_id) is False  # a re-run: nothing new to tell
     async with flow.sessionmaker.begin() as session:
-        await sync_repo.set_fields(session, sync_id, payment_status="refunded",
-                                   amount_refunded=Decimal("149.00"))
+        await sync_repo.set_fields(
+            session, sync_id, payment_status="refunded", amount_refunded=Decimal("149.00")
+        )
     await push_order_state(ctx, sync_id)
 
     assert len(await notice_rows(flow)) == 2

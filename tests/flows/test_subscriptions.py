@@ -71,8 +71,9 @@ async def test_renewals_move_the_next_charge_without_changing_the_orders_amount(
     sub = subscription_of(flow, synced.ghl_order_id)
     first_due = last_sync(flow, synced.wizehire_order_id)["subscription"]["next_charge_at"]
 
-    answer = await flow.control.post(f"/_sandbox/ghl/subscriptions/{sub['_id']}/renew",
-                                     json={"outcome": "succeeded"})
+    answer = await flow.control.post(
+        f"/_sandbox/ghl/subscriptions/{sub['_id']}/renew", json={"outcome": "succeeded"}
+    )
     assert answer.status_code == 201, answer.text
     await poll(flow)
 
@@ -80,8 +81,9 @@ async def test_renewals_move_the_next_charge_without_changing_the_orders_amount(
     assert moment(body["subscription"]["next_charge_at"]) > moment(first_due)
     assert body["amount_paid"] == "99.00"  # the renewal belongs to the subscription
 
-    answer = await flow.control.post(f"/_sandbox/ghl/subscriptions/{sub['_id']}/renew",
-                                     json={"outcome": "failed"})
+    answer = await flow.control.post(
+        f"/_sandbox/ghl/subscriptions/{sub['_id']}/renew", json={"outcome": "failed"}
+    )
     assert answer.status_code == 201, answer.text
     await poll(flow)
 

@@ -37,7 +37,8 @@ async def test_unchanged_state_is_pushed_once(flow: FlowKit) -> None:
     assert body["ghl_location_id"] == flow.location_id
     state = {k: v for k, v in body.items() if k != "synced_at"}
     assert calls[0]["headers"]["idempotency-key"] == idempotency_key(
-        "wh_ord_push_1", "sync", state_digest(state))
+        "wh_ord_push_1", "sync", state_digest(state)
+    )
     row = await flow.sync_order("wh_ord_push_1")
     assert row is not None and row.last_synced_state == state and row.pending_sync_state is None
 
@@ -47,8 +48,9 @@ async def test_changed_state_is_pushed_again_and_slack_told(flow: FlowKit) -> No
     ctx = flow.context()
     await push_order_state(ctx, sync_id)
     async with flow.sessionmaker.begin() as session:
-        await sync_repo.set_fields(session, sync_id, payment_status="paid",
-                                   amount_paid=Decimal("149.00"))
+        await sync_repo.set_fields(
+            session, sync_id, payment_status="paid", amount_paid=Decimal("149.00")
+        )
 
     assert await push_order_state(ctx, sync_id) is True
 
@@ -64,8 +66,9 @@ async def test_retry_after_a_lost_answer_sends_the_same_body_and_key(flow: FlowK
     sync_id = await _record(flow, "wh_ord_push_3")
     ctx = flow.context()
     # Wizehire applies the PATCH, but the answer is lost (a 503 after the work), every try.
-    rule = flow.fault(path="/wizehire/v1/orders/*/sync", method="PATCH", status=503,
-                      phase="after", times=5)
+    rule = flow.fault(
+        path="/wizehire/v1/orders/*/sync", method="PATCH", status=503, phase="after", times=5
+    )
 
     with pytest.raises(RetryLater):
         await push_order_state(ctx, sync_id)

@@ -57,9 +57,13 @@ class FakeOAuthState:
 
 def _answer(subject: Subject, access: str, refresh: str | None) -> dict[str, Any]:
     body: dict[str, Any] = {
-        "access_token": access, "token_type": "Bearer", "expires_in": 86399,
-        "scope": "payments/orders.readonly invoices.write", "userType": subject.user_type,
-        "companyId": subject.company_id, "userId": "user0000000000000000001",
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": 86399,
+        "scope": "payments/orders.readonly invoices.write",
+        "userType": subject.user_type,
+        "companyId": subject.company_id,
+        "userId": "user0000000000000000001",
     }
     if refresh is not None:
         body["refresh_token"] = refresh
@@ -93,28 +97,45 @@ class _Handler(BaseHTTPRequestHandler):
                 subject = state.codes.pop(form.get("code", ""), None)
                 pair = state._issue(subject) if subject else None
             if subject is None or pair is None:
-                self._send(400, {"error": "invalid_grant",
-                                 "error_description": "Invalid grant: authorization code is "
-                                                      "invalid"})
+                self._send(
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Invalid grant: authorization code is invalid",
+                    },
+                )
             else:
                 self._send(200, _answer(subject, *pair))
         elif self.path.endswith("/oauth/locationToken"):
             self._location_token(state, form)
         else:
-            self._send(400, {"error": "unsupported_grant_type",
-                             "error_description": "not played by this fake"})
+            self._send(
+                400,
+                {"error": "unsupported_grant_type", "error_description": "not played by this fake"},
+            )
 
     def _refresh(self, state: FakeOAuthState, refresh: str) -> None:
         with state.lock:
             state.refresh_calls += 1
             subject = state.refresh_tokens.get(refresh)
             if subject is not None and subject.location_id in state.inactive_locations:
-                status, body = 400, {"statusCode": 400, "error": "Bad Request",
-                                     "error_description": "Location is not active"}
+                status, body = (
+                    400,
+                    {
+                        "statusCode": 400,
+                        "error": "Bad Request",
+                        "error_description": "Location is not active",
+                    },
+                )
             elif subject is None:
                 state.refreshes_rejected += 1
-                status, body = 400, {"error": "invalid_grant",
-                                     "error_description": "Invalid grant: refresh token is invalid"}
+                status, body = (
+                    400,
+                    {
+                        "error": "invalid_grant",
+                        "error_description": "Invalid grant: refresh token is invalid",
+                    },
+                )
             else:
                 del state.refresh_tokens[refresh]  # single use: dead from now on
                 state.refreshes_granted += 1
@@ -129,8 +150,10 @@ class _Handler(BaseHTTPRequestHandler):
             state.location_token_calls += 1
             agency = state.access_tokens.get(bearer)
             if agency is None or agency.user_type != "Company":
-                status, body = 401, {"statusCode": 401,
-                                     "message": "Invalid token: access token is invalid"}
+                status, body = (
+                    401,
+                    {"statusCode": 401, "message": "Invalid token: access token is invalid"},
+                )
             else:
                 subject = Subject("Location", form["locationId"], form["companyId"])
                 access = "at_" + secrets.token_hex(12)
@@ -153,8 +176,9 @@ class FakeOAuthServer:
     def __init__(self, latency: float = 0.3) -> None:
         self.state = FakeOAuthState(latency=latency)
         self._server = _Server(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True,
-                                        name="fake GHL OAuth")
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, daemon=True, name="fake GHL OAuth"
+        )
 
     @property
     def url(self) -> str:

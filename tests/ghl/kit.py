@@ -39,8 +39,9 @@ COMPANY = "cmp0000000000000000000c3"
 APP_ID = "app00000000000000000000e"  # the marketplace app's id, as INSTALL events name it
 
 
-def oauth_settings(database_url: str, api_url: str = "https://ghl.test",
-                   **overrides: object) -> Settings:
+def oauth_settings(
+    database_url: str, api_url: str = "https://ghl.test", **overrides: object
+) -> Settings:
     values: dict[str, object] = {
         "ghl_api_url": api_url,
         "ghl_client_id": CLIENT_ID,
@@ -55,50 +56,82 @@ def oauth_settings(database_url: str, api_url: str = "https://ghl.test",
 
 
 async def seed_location(
-    sessionmaker: async_sessionmaker[AsyncSession], cipher: TokenCipher, *,
-    location_id: str = LOCATION, access: str | None, refresh: str | None,
-    expires_in: float = 86399, company_id: str | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    *,
+    location_id: str = LOCATION,
+    access: str | None,
+    refresh: str | None,
+    expires_in: float = 86399,
+    company_id: str | None = None,
 ) -> None:
     tokens = None
     if access is not None:
         tokens = StoredTokens(
             access_enc=cipher.encrypt(access),
             refresh_enc=cipher.encrypt(refresh) if refresh else None,
-            expires_at=utcnow() + timedelta(seconds=expires_in), scopes="invoices.write",
+            expires_at=utcnow() + timedelta(seconds=expires_in),
+            scopes="invoices.write",
         )
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_location(session, location_id=location_id, company_id=company_id,
-                                       tokens=tokens)
+        await ghl_repo.upsert_location(
+            session, location_id=location_id, company_id=company_id, tokens=tokens
+        )
 
 
 async def seed_agency(
-    sessionmaker: async_sessionmaker[AsyncSession], cipher: TokenCipher, *,
-    access: str, refresh: str, expires_in: float = 86399, company_id: str = COMPANY,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    cipher: TokenCipher,
+    *,
+    access: str,
+    refresh: str,
+    expires_in: float = 86399,
+    company_id: str = COMPANY,
 ) -> None:
-    tokens = StoredTokens(cipher.encrypt(access), cipher.encrypt(refresh),
-                          utcnow() + timedelta(seconds=expires_in), "oauth.write")
+    tokens = StoredTokens(
+        cipher.encrypt(access),
+        cipher.encrypt(refresh),
+        utcnow() + timedelta(seconds=expires_in),
+        "oauth.write",
+    )
     async with sessionmaker.begin() as session:
         await ghl_repo.upsert_agency(session, company_id=company_id, tokens=tokens)
 
 
-async def installation(sessionmaker: async_sessionmaker[AsyncSession],
-                       location_id: str | None = LOCATION,
-                       company_id: str | None = None) -> GhlInstallation | None:
+async def installation(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    location_id: str | None = LOCATION,
+    company_id: str | None = None,
+) -> GhlInstallation | None:
     async with sessionmaker() as session:
         stmt = select(GhlInstallation)
         if location_id is not None:
             stmt = stmt.where(GhlInstallation.location_id == location_id)
         else:
-            stmt = stmt.where(GhlInstallation.company_id == company_id,
-                              GhlInstallation.location_id.is_(None))
+            stmt = stmt.where(
+                GhlInstallation.company_id == company_id, GhlInstallation.location_id.is_(None)
+            )
         return (await session.execute(stmt)).scalar_one_or_none()
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
     """A clean environment for our helper processes: nothing of the machine's wizesync config."""
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("WIZESYNC_", "WORKER", "DATABASE_URL", "GHL_", "WIZEHIRE_",
-                                "TOKEN_ENCRYPTION_KEY", "LOG_LEVEL", "ADMIN_TOKEN"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(
+            (
+                "WIZESYNC_",
+                "WORKER",
+                "DATABASE_URL",
+                "GHL_",
+                "WIZEHIRE_",
+                "TOKEN_ENCRYPTION_KEY",
+                "LOG_LEVEL",
+                "ADMIN_TOKEN",
+            )
+        )
+    }
     env.update(
         WIZESYNC_ENV="test",
         PYTHONPATH=os.pathsep.join([str(REPO_ROOT), str(REPO_ROOT / "src")]),
@@ -120,8 +153,12 @@ class Helper:
         self.log = log
         self._out = log.open("wb")
         self.popen = subprocess.Popen(
-            [PYTHON, "-m", f"tests.ghl.{module}", *args], cwd=REPO_ROOT, env=env,
-            stdout=self._out, stderr=subprocess.STDOUT, start_new_session=True,
+            [PYTHON, "-m", f"tests.ghl.{module}", *args],
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def output(self) -> str:
@@ -146,14 +183,25 @@ class Helper:
         self._out.close()
 
 
-async def run_together(module: str, args: list[str], env: dict[str, str], tmp_path: Path, *,
-                       processes: int = 2, done_timeout: float = 60.0) -> list[Any]:
+async def run_together(
+    module: str,
+    args: list[str],
+    env: dict[str, str],
+    tmp_path: Path,
+    *,
+    processes: int = 2,
+    done_timeout: float = 60.0,
+) -> list[Any]:
     """Start `processes` helpers of `module` with `args`, let them all go at once (the `--go`
     file), wait until each says "done", and return what each wrote to its `--out` file."""
     go = tmp_path / "go"
     helpers = [
-        Helper(module, [*args, "--go", str(go), "--out", str(tmp_path / f"{n}.json")],
-               env, tmp_path / f"proc{n}.log")
+        Helper(
+            module,
+            [*args, "--go", str(go), "--out", str(tmp_path / f"{n}.json")],
+            env,
+            tmp_path / f"proc{n}.log",
+        )
         for n in range(processes)
     ]
     try:

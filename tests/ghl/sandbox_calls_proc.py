@@ -36,9 +36,14 @@ async def main(args: argparse.Namespace) -> None:
     limiter = DbRateLimiter(create_sessionmaker(engine), settings)
     results: list[tuple[float, float, str]] = []
     async with httpx.AsyncClient(timeout=30) as http:
-        ghl = GhlClient(http, base_url=settings.ghl_api_url, version=settings.ghl_api_version,
-                        tokens=StaticTokenProvider(settings.ghl_private_token, location),
-                        limiter=limiter, max_rate_limit_wait=60.0)
+        ghl = GhlClient(
+            http,
+            base_url=settings.ghl_api_url,
+            version=settings.ghl_api_version,
+            tokens=StaticTokenProvider(settings.ghl_private_token, location),
+            limiter=limiter,
+            max_rate_limit_wait=60.0,
+        )
         print("ready", flush=True)
         go = Path(args.go)
         deadline = time.monotonic() + 120

@@ -26,17 +26,24 @@ from wizesync.ghl.errors import (
 from wizesync.ghl.limits import StaticTokenProvider
 
 ORDER_URL = f"{kit.BASE}/payments/orders/{ORDER_ID}"
-INVALID_TOKEN = {"statusCode": 401, "message": "Invalid token: access token is invalid",
-                 "error": "Unauthorized"}
+INVALID_TOKEN = {
+    "statusCode": 401,
+    "message": "Invalid token: access token is invalid",
+    "error": "Unauthorized",
+}
 
 
 def _invoice_body() -> m.CreateInvoice:
     return m.CreateInvoice(
-        name="Order 1001", currency="USD",
+        name="Order 1001",
+        currency="USD",
         items=[m.InvoiceItem(name="Job ad", currency="USD", amount=Decimal("10"), qty=1)],
-        contact_details=m.InvoiceContactDetails(id="seD4PfOuKoVMLkEZqohJ", name="Ada",
-                                                email="ada@example.com"),
-        issue_date="2024-01-23", sent_to=m.SentTo(email=["ada@example.com"]), live_mode=True,
+        contact_details=m.InvoiceContactDetails(
+            id="seD4PfOuKoVMLkEZqohJ", name="Ada", email="ada@example.com"
+        ),
+        issue_date="2024-01-23",
+        sent_to=m.SentTo(email=["ada@example.com"]),
+        live_mode=True,
     )
 
 
@@ -44,8 +51,15 @@ def _invoice_body() -> m.CreateInvoice:
     ("body", "trace_id"),
     [
         ({"statusCode": 404, "message": "Order not found", "error": "Not Found"}, None),
-        ({"status": 404, "message": "Order not found", "name": "NotFoundError",
-          "traceId": "8b1f-44c2"}, "8b1f-44c2"),
+        (
+            {
+                "status": 404,
+                "message": "Order not found",
+                "name": "NotFoundError",
+                "traceId": "8b1f-44c2",
+            },
+            "8b1f-44c2",
+        ),
     ],
     ids=["statusCode-shape", "status-name-traceId-shape"],
 )
@@ -65,8 +79,14 @@ async def test_missing_order_raises_not_found_with_either_body_shape(body, trace
 async def test_invoice_rejected_with_422_keeps_every_ghl_message_and_is_sent_once() -> None:
     messages = ["contactDetails.email must be an email", "items must contain at least 1 elements"]
     route = respx.post(f"{kit.BASE}/invoices/").respond(
-        422, json={"statusCode": 422, "message": messages, "error": "Unprocessable Entity",
-                   "traceId": "t-422"})
+        422,
+        json={
+            "statusCode": 422,
+            "message": messages,
+            "error": "Unprocessable Entity",
+            "traceId": "t-422",
+        },
+    )
     async with httpx.AsyncClient() as http:
         with pytest.raises(GhlValidationError) as caught:
             await kit.make_client(http).create_invoice(LOC, _invoice_body())
@@ -79,10 +99,12 @@ async def test_invoice_rejected_with_422_keeps_every_ghl_message_and_is_sent_onc
 @respx.mock
 async def test_expired_token_is_refreshed_once_and_the_call_succeeds() -> None:
     tokens = FakeTokens()
-    route = respx.get(ORDER_URL).mock(side_effect=[
-        httpx.Response(401, json=INVALID_TOKEN),
-        httpx.Response(200, json=kit.order()),
-    ])
+    route = respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(401, json=INVALID_TOKEN),
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         order = await kit.make_client(http, tokens=tokens).get_order(LOC, ORDER_ID)
     assert order.id == ORDER_ID
@@ -95,10 +117,12 @@ async def test_expired_token_is_refreshed_once_and_the_call_succeeds() -> None:
 async def test_expired_token_on_create_is_refreshed_and_resent_once() -> None:
     """A 401 means GHL did nothing, so resending a create after the refresh is safe."""
     tokens = FakeTokens()
-    route = respx.post(f"{kit.BASE}/invoices/").mock(side_effect=[
-        httpx.Response(401, json=INVALID_TOKEN),
-        httpx.Response(200, json=kit.invoice()),
-    ])
+    route = respx.post(f"{kit.BASE}/invoices/").mock(
+        side_effect=[
+            httpx.Response(401, json=INVALID_TOKEN),
+            httpx.Response(200, json=kit.invoice()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         created = await kit.make_client(http, tokens=tokens).create_invoice(LOC, _invoice_body())
     assert created.id == INVOICE_ID
@@ -120,9 +144,14 @@ async def test_token_still_rejected_after_refresh_raises_without_a_second_refres
 @respx.mock
 async def test_missing_scope_raises_scope_error_without_refreshing() -> None:
     tokens = FakeTokens()
-    route = respx.get(ORDER_URL).respond(401, json={
-        "statusCode": 401, "message": "The token is not authorized for this scope.",
-        "error": "Unauthorized"})
+    route = respx.get(ORDER_URL).respond(
+        401,
+        json={
+            "statusCode": 401,
+            "message": "The token is not authorized for this scope.",
+            "error": "Unauthorized",
+        },
+    )
     async with httpx.AsyncClient() as http:
         with pytest.raises(GhlScopeError):
             await kit.make_client(http, tokens=tokens).get_order(LOC, ORDER_ID)
@@ -142,8 +171,7 @@ async def test_rejected_private_integration_token_needs_a_human() -> None:
 
 @respx.mock
 async def test_paused_location_raises_location_inactive_with_a_delay() -> None:
-    respx.get(ORDER_URL).respond(400, json={"statusCode": 400,
-                                            "message": "Location is not active"})
+    respx.get(ORDER_URL).respond(400, json={"statusCode": 400, "message": "Location is not active"})
     async with httpx.AsyncClient() as http:
         with pytest.raises(GhlLocationInactive) as caught:
             await kit.make_client(http).get_order(LOC, ORDER_ID)
@@ -153,7 +181,8 @@ async def test_paused_location_raises_location_inactive_with_a_delay() -> None:
 @respx.mock
 async def test_server_error_on_create_carries_the_trace_id() -> None:
     respx.post(f"{kit.BASE}/invoices/").respond(
-        500, json={"status": 500, "message": "Internal error", "traceId": "abc-123"})
+        500, json={"status": 500, "message": "Internal error", "traceId": "abc-123"}
+    )
     async with httpx.AsyncClient() as http:
         with pytest.raises(GhlServerError) as caught:
             await kit.make_client(http).create_invoice(LOC, _invoice_body())

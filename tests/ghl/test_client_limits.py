@@ -111,8 +111,9 @@ async def test_wait_longer_than_max_wait_raises_rate_limited_instead_of_sleeping
 async def test_empty_daily_budget_pauses_the_location() -> None:
     t = FakeTime()
     limiter = _limiter(t, daily_pause=600.0)
-    await limiter.observe(LOC, 200, {"X-RateLimit-Daily-Remaining": "0",
-                                     "X-RateLimit-Remaining": "50"})
+    await limiter.observe(
+        LOC, 200, {"X-RateLimit-Daily-Remaining": "0", "X-RateLimit-Remaining": "50"}
+    )
     with pytest.raises(GhlRateLimited) as caught:
         await limiter.acquire(LOC)
     assert caught.value.delay == pytest.approx(600.0)
@@ -121,8 +122,9 @@ async def test_empty_daily_budget_pauses_the_location() -> None:
 async def test_junk_rate_limit_headers_are_ignored() -> None:
     t = FakeTime()
     limiter = _limiter(t, max_requests=5)
-    await limiter.observe(LOC, 200, {"X-RateLimit-Remaining": "lots",
-                                     "X-RateLimit-Daily-Remaining": ""})
+    await limiter.observe(
+        LOC, 200, {"X-RateLimit-Remaining": "lots", "X-RateLimit-Daily-Remaining": ""}
+    )
     assert limiter.remaining(LOC) == 5
 
 
@@ -144,8 +146,9 @@ def test_shipped_implementations_satisfy_the_protocols() -> None:
 async def test_smaller_limit_announced_by_ghl_tightens_that_location_only() -> None:
     t = FakeTime()
     limiter = _limiter(t, max_requests=100, interval=10.0)
-    await limiter.observe(LOC, 200, {"X-RateLimit-Max": "2",
-                                     "X-RateLimit-Interval-Milliseconds": "20000"})
+    await limiter.observe(
+        LOC, 200, {"X-RateLimit-Max": "2", "X-RateLimit-Interval-Milliseconds": "20000"}
+    )
     await limiter.acquire(LOC)
     await limiter.acquire(LOC)
     assert limiter.remaining(LOC) == 0 and limiter.remaining(OTHER) == 100

@@ -50,11 +50,14 @@ def test_upsert_without_email_or_phone_is_refused() -> None:
 
 def test_body_leaves_out_fields_not_given() -> None:
     body = m.CreateInvoice(
-        name="Order 1", currency="eur",
+        name="Order 1",
+        currency="eur",
         items=[m.InvoiceItem(name="Ad", currency="EUR", amount=Decimal("0.5"), qty=2)],
-        contact_details=m.InvoiceContactDetails(id="seD4PfOuKoVMLkEZqohJ", name="Ada",
-                                                email="ada@example.com"),
-        issue_date=date(2024, 2, 29), sent_to=m.SentTo(email=["ada@example.com"]),
+        contact_details=m.InvoiceContactDetails(
+            id="seD4PfOuKoVMLkEZqohJ", name="Ada", email="ada@example.com"
+        ),
+        issue_date=date(2024, 2, 29),
+        sent_to=m.SentTo(email=["ada@example.com"]),
         live_mode=False,
     ).to_body()
     assert body["currency"] == "EUR"
@@ -69,8 +72,9 @@ def test_body_leaves_out_fields_not_given() -> None:
         lambda: m.InvoiceItem(name="Ad", currency="USD", amount=Decimal("-1"), qty=1),
         lambda: m.FulfillmentItem(price_id=kit.PRICE_ID, qty=0),
         lambda: m.CreateFulfillment(items=[]),
-        lambda: m.RegisterWhitelabelProvider(unique_name="x", title="x", provider="stripe",
-                                             description="", image_url=""),
+        lambda: m.RegisterWhitelabelProvider(
+            unique_name="x", title="x", provider="stripe", description="", image_url=""
+        ),
         lambda: m.RecordOrderPaymentCard(type="visa", last4="42"),
     ],
     ids=["negative-amount", "zero-qty", "no-items", "unknown-provider", "short-last4"],

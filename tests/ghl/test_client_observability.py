@@ -24,13 +24,14 @@ async def test_every_attempt_is_recorded_as_an_outbound_call() -> None:
     calls: list[dict] = []
     reset = OUTBOUND_CALLS.set(calls)
     try:
-        respx.get(ORDER_URL).mock(side_effect=[
-            httpx.ReadTimeout("slow"),
-            httpx.Response(503),
-            httpx.Response(200, json=kit.order()),
-        ])
-        respx.post(f"{kit.BASE}/invoices/{kit.INVOICE_ID}/void").respond(
-            500, json={"message": "x"})
+        respx.get(ORDER_URL).mock(
+            side_effect=[
+                httpx.ReadTimeout("slow"),
+                httpx.Response(503),
+                httpx.Response(200, json=kit.order()),
+            ]
+        )
+        respx.post(f"{kit.BASE}/invoices/{kit.INVOICE_ID}/void").respond(500, json={"message": "x"})
         async with httpx.AsyncClient() as http:
             client = kit.make_client(http)
             await client.get_order(LOC, ORDER_ID)
@@ -40,7 +41,10 @@ async def test_every_attempt_is_recorded_as_an_outbound_call() -> None:
         OUTBOUND_CALLS.reset(reset)
 
     assert [(c["method"], c["status"]) for c in calls] == [
-        ("GET", None), ("GET", 503), ("GET", 200), ("POST", 500),
+        ("GET", None),
+        ("GET", 503),
+        ("GET", 200),
+        ("POST", 500),
     ]
     assert calls[0]["url"] == f"{ORDER_URL}?altId={LOC}&altType=location"
     assert calls[3]["url"] == f"{kit.BASE}/invoices/{kit.INVOICE_ID}/void"
@@ -53,7 +57,8 @@ async def test_outbound_call_log_leaves_out_the_email_searched_for() -> None:
     reset = OUTBOUND_CALLS.set(calls)
     try:
         route = respx.get(f"{kit.BASE}/contacts/search/duplicate").respond(
-            200, json={"contact": None})
+            200, json={"contact": None}
+        )
         async with httpx.AsyncClient() as http:
             assert await kit.make_client(http).find_contact_by_email(LOC, "ada@x.test") is None
     finally:
@@ -66,14 +71,15 @@ async def test_outbound_call_log_leaves_out_the_email_searched_for() -> None:
 async def test_no_token_appears_in_logs_at_debug(caplog: pytest.LogCaptureFixture) -> None:
     tokens = FakeTokens()
     secrets = ["tok-1-secret-value", "tok-2-secret-value"]
-    respx.get(ORDER_URL).mock(side_effect=[
-        httpx.Response(401, json=INVALID_TOKEN),                     # refresh
-        httpx.Response(429, headers={"Retry-After": "1"}),            # wait and retry
-        httpx.Response(500, json={"message": "boom", "traceId": "t"}),  # backoff and retry
-        httpx.Response(200, json=kit.order()),
-    ])
-    respx.post(f"{kit.BASE}/invoices/{kit.INVOICE_ID}/void").respond(
-        503, json={"message": "down"})
+    respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(401, json=INVALID_TOKEN),  # refresh
+            httpx.Response(429, headers={"Retry-After": "1"}),  # wait and retry
+            httpx.Response(500, json={"message": "boom", "traceId": "t"}),  # backoff and retry
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
+    respx.post(f"{kit.BASE}/invoices/{kit.INVOICE_ID}/void").respond(503, json={"message": "down"})
     caplog.set_level(logging.DEBUG)
     async with httpx.AsyncClient() as http:
         client = kit.make_client(http, tokens=tokens)

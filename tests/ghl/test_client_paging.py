@@ -108,7 +108,8 @@ async def test_max_items_stops_early() -> None:
 @respx.mock
 async def test_empty_list_asks_once() -> None:
     route = respx.get(f"{kit.BASE}/payments/orders").respond(
-        200, json={"data": [], "totalCount": 0})
+        200, json={"data": [], "totalCount": 0}
+    )
     async with httpx.AsyncClient() as http:
         orders = [o async for o in kit.make_client(http).iter_orders(LOC)]
     assert orders == [] and route.call_count == 1

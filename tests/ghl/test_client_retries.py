@@ -35,10 +35,12 @@ def _fulfillment() -> m.CreateFulfillment:
 @respx.mock
 async def test_rate_limited_read_waits_what_ghl_says_then_succeeds(headers, expected_wait) -> None:
     sleeps = Sleeps()
-    route = respx.get(ORDER_URL).mock(side_effect=[
-        httpx.Response(429, json=TOO_MANY, headers=headers),
-        httpx.Response(200, json=kit.order()),
-    ])
+    route = respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(429, json=TOO_MANY, headers=headers),
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         order = await kit.make_client(http, sleep=sleeps).get_order(LOC, ORDER_ID)
     assert order.id == ORDER_ID
@@ -61,10 +63,12 @@ async def test_rate_limit_longer_than_the_cap_is_handed_to_the_caller() -> None:
 @respx.mock
 async def test_rate_limited_create_is_sent_again_after_the_wait() -> None:
     sleeps = Sleeps()
-    route = respx.post(FULFILL_URL).mock(side_effect=[
-        httpx.Response(429, json=TOO_MANY, headers={"Retry-After": "2"}),
-        httpx.Response(200, json={"status": True, "data": kit.fulfillment()}),
-    ])
+    route = respx.post(FULFILL_URL).mock(
+        side_effect=[
+            httpx.Response(429, json=TOO_MANY, headers={"Retry-After": "2"}),
+            httpx.Response(200, json={"status": True, "data": kit.fulfillment()}),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         await kit.make_client(http, sleep=sleeps).create_fulfillment(LOC, ORDER_ID, _fulfillment())
     assert route.call_count == 2 and sleeps.waits == [2.0]
@@ -73,11 +77,13 @@ async def test_rate_limited_create_is_sent_again_after_the_wait() -> None:
 @respx.mock
 async def test_server_errors_on_a_read_are_retried_with_backoff() -> None:
     sleeps = Sleeps()
-    route = respx.get(ORDER_URL).mock(side_effect=[
-        httpx.Response(503, text="unavailable"),
-        httpx.Response(500, json={"statusCode": 500, "message": "Internal server error"}),
-        httpx.Response(200, json=kit.order()),
-    ])
+    route = respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(503, text="unavailable"),
+            httpx.Response(500, json={"statusCode": 500, "message": "Internal server error"}),
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         order = await kit.make_client(http, sleep=sleeps).get_order(LOC, ORDER_ID)
     assert order.amount == Decimal("150.1")
@@ -97,11 +103,13 @@ async def test_read_that_keeps_failing_gives_up_after_max_attempts() -> None:
 
 @respx.mock
 async def test_timed_out_read_is_retried() -> None:
-    route = respx.get(ORDER_URL).mock(side_effect=[
-        httpx.ReadTimeout("slow"),
-        httpx.ConnectError("refused"),
-        httpx.Response(200, json=kit.order()),
-    ])
+    route = respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.ReadTimeout("slow"),
+            httpx.ConnectError("refused"),
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         order = await kit.make_client(http).get_order(LOC, ORDER_ID)
     assert order.id == ORDER_ID and route.call_count == 3
@@ -109,10 +117,12 @@ async def test_timed_out_read_is_retried() -> None:
 
 @respx.mock
 async def test_contact_search_is_a_read_and_is_retried() -> None:
-    route = respx.post(f"{kit.BASE}/contacts/search").mock(side_effect=[
-        httpx.Response(502, text="bad gateway"),
-        httpx.Response(200, json={"contacts": [], "total": 0}),
-    ])
+    route = respx.post(f"{kit.BASE}/contacts/search").mock(
+        side_effect=[
+            httpx.Response(502, text="bad gateway"),
+            httpx.Response(200, json={"contacts": [], "total": 0}),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         found = await kit.make_client(http).search_contacts(LOC, m.SearchContacts(query="x"))
     assert found.total == 0 and route.call_count == 2
@@ -139,12 +149,14 @@ async def test_timed_out_create_fulfillment_is_not_retried() -> None:
     assert route.call_count == 1
 
 
-@pytest.mark.parametrize("failure", [httpx.Response(503), httpx.ReadTimeout("slow")],
-                         ids=["503", "timeout"])
+@pytest.mark.parametrize(
+    "failure", [httpx.Response(503), httpx.ReadTimeout("slow")], ids=["503", "timeout"]
+)
 @respx.mock
 async def test_record_invoice_payment_failure_is_not_retried(failure) -> None:
     route = respx.post(f"{kit.BASE}/invoices/{kit.INVOICE_ID}/record-payment").mock(
-        side_effect=[failure])
+        side_effect=[failure]
+    )
     async with httpx.AsyncClient() as http:
         with pytest.raises((GhlServerError, GhlTimeout)):
             await kit.make_client(http).record_invoice_payment(
@@ -156,13 +168,17 @@ async def test_record_invoice_payment_failure_is_not_retried(failure) -> None:
 @respx.mock
 async def test_every_attempt_takes_budget_and_reports_its_answer_to_the_limiter() -> None:
     limiter = RecordingLimiter()
-    respx.get(ORDER_URL).mock(side_effect=[
-        httpx.Response(429, json=TOO_MANY, headers={"Retry-After": "1"}),
-        httpx.Response(200, json=kit.order()),
-    ])
+    respx.get(ORDER_URL).mock(
+        side_effect=[
+            httpx.Response(429, json=TOO_MANY, headers={"Retry-After": "1"}),
+            httpx.Response(200, json=kit.order()),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         await kit.make_client(http, limiter=limiter).get_order(LOC, ORDER_ID)
     assert limiter.events == [
-        ("acquire", LOC, None), ("observe", LOC, 429),
-        ("acquire", LOC, None), ("observe", LOC, 200),
+        ("acquire", LOC, None),
+        ("observe", LOC, 429),
+        ("acquire", LOC, None),
+        ("observe", LOC, 200),
     ]

@@ -12,8 +12,14 @@ FULFILL = "/payments/orders/{orderId}/fulfillments"
 
 
 def _fulfillment_body(**over):
-    return {"altId": kit.LOC, "altType": "location", "trackings": [],
-            "items": [{"priceId": kit.PRICE_ID, "qty": 1}], "notifyCustomer": False, **over}
+    return {
+        "altId": kit.LOC,
+        "altType": "location",
+        "trackings": [],
+        "items": [{"priceId": kit.PRICE_ID, "qty": 1}],
+        "notifyCustomer": False,
+        **over,
+    }
 
 
 def test_request_check_accepts_the_documented_body_and_refuses_a_misspelt_key() -> None:
@@ -32,11 +38,13 @@ def test_request_check_accepts_the_documented_body_and_refuses_a_misspelt_key() 
 def test_response_check_allows_extra_fields_but_not_wrong_types() -> None:
     ghl_spec.require_spec_dir()
     path = "/payments/transactions/{transactionId}"
-    assert ghl_spec.validate_response("payments.json", "GET", path, 200,
-                                      kit.transaction(somethingNew=1))
+    assert ghl_spec.validate_response(
+        "payments.json", "GET", path, 200, kit.transaction(somethingNew=1)
+    )
     with pytest.raises(jsonschema.ValidationError):
-        ghl_spec.validate_response("payments.json", "GET", path, 200,
-                                   kit.transaction(amount="150.10"))
+        ghl_spec.validate_response(
+            "payments.json", "GET", path, 200, kit.transaction(amount="150.10")
+        )
 
 
 def test_response_check_resolves_refs_into_the_common_schemas() -> None:
@@ -44,8 +52,9 @@ def test_response_check_resolves_refs_into_the_common_schemas() -> None:
     error = {"statusCode": 422, "message": ["name should not be empty"], "error": "x"}
     assert ghl_spec.validate_response("invoices.json", "POST", "/invoices/", 422, error)
     with pytest.raises(jsonschema.ValidationError):
-        ghl_spec.validate_response("invoices.json", "POST", "/invoices/", 422,
-                                   {**error, "message": "not a list"})
+        ghl_spec.validate_response(
+            "invoices.json", "POST", "/invoices/", 422, {**error, "message": "not a list"}
+        )
 
 
 def test_unknown_path_fails_rather_than_passing_silently() -> None:

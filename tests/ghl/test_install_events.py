@@ -36,10 +36,21 @@ async def client(client_factory, database_url):  # type: ignore[no-untyped-def]
     return await client_factory(oauth_settings(database_url))
 
 
-async def deliver(client: httpx.AsyncClient, sessionmaker: Any, event_type: str, *,
-                  at: datetime | None = None, **ids: str) -> None:
-    payload = {"type": event_type, "appId": APP, "webhookId": str(uuid.uuid4()),
-               "timestamp": (at or datetime.now(UTC)).isoformat(), **ids}
+async def deliver(
+    client: httpx.AsyncClient,
+    sessionmaker: Any,
+    event_type: str,
+    *,
+    at: datetime | None = None,
+    **ids: str,
+) -> None:
+    payload = {
+        "type": event_type,
+        "appId": APP,
+        "webhookId": str(uuid.uuid4()),
+        "timestamp": (at or datetime.now(UTC)).isoformat(),
+        **ids,
+    }
     body, headers = ghl_request(payload)
     response = await client.post("/webhooks/ghl", content=body, headers=headers)
     assert response.status_code == 202, response.text
@@ -79,8 +90,13 @@ async def test_uninstall_drops_the_tokens_and_calls_then_need_an_install(
 
 async def test_a_late_uninstall_from_before_a_reinstall_changes_nothing(client, sessionmaker):
     await seed_location(sessionmaker, cipher, access="at_1", refresh="rt_1")  # installed now
-    await deliver(client, sessionmaker, "UNINSTALL", locationId=LOCATION,
-                  at=datetime.now(UTC) - timedelta(minutes=2))
+    await deliver(
+        client,
+        sessionmaker,
+        "UNINSTALL",
+        locationId=LOCATION,
+        at=datetime.now(UTC) - timedelta(minutes=2),
+    )
     row = await installation(sessionmaker)
     assert row is not None and row.uninstalled_at is None
     assert cipher.decrypt(row.access_token_enc or "") == "at_1"
@@ -89,18 +105,28 @@ async def test_a_late_uninstall_from_before_a_reinstall_changes_nothing(client, 
 async def test_a_late_install_does_not_undo_a_newer_uninstall(client, sessionmaker):
     await seed_location(sessionmaker, cipher, access="at_1", refresh="rt_1")
     await deliver(client, sessionmaker, "UNINSTALL", locationId=LOCATION)
-    await deliver(client, sessionmaker, "INSTALL", locationId=LOCATION,
-                  at=datetime.now(UTC) - timedelta(minutes=2))
+    await deliver(
+        client,
+        sessionmaker,
+        "INSTALL",
+        locationId=LOCATION,
+        at=datetime.now(UTC) - timedelta(minutes=2),
+    )
     row = await installation(sessionmaker)
     assert row is not None and row.uninstalled_at is not None
 
 
 async def test_an_agency_uninstall_ends_the_locations_it_minted_for(client, sessionmaker):
     await seed_agency(sessionmaker, cipher, access="at_c", refresh="rt_c")
-    await seed_location(sessionmaker, cipher, access="at_minted", refresh=None,
-                        company_id=COMPANY)
-    await seed_location(sessionmaker, cipher, location_id=LOCATION_2, access="at_own",
-                        refresh="rt_own", company_id=COMPANY)
+    await seed_location(sessionmaker, cipher, access="at_minted", refresh=None, company_id=COMPANY)
+    await seed_location(
+        sessionmaker,
+        cipher,
+        location_id=LOCATION_2,
+        access="at_own",
+        refresh="rt_own",
+        company_id=COMPANY,
+    )
 
     await deliver(client, sessionmaker, "UNINSTALL", companyId=COMPANY)
 

@@ -29,8 +29,9 @@ async def test_no_token_or_secret_is_logged_at_debug(
     caplog.set_level(logging.DEBUG)
     with FakeOAuthServer(latency=0) as fake:
         admin = "oauth-logs-admin-token-0123456789abcdef"
-        conf = oauth_settings(database_url, fake.url, log_level="DEBUG", worker="off",
-                              admin_token=admin)
+        conf = oauth_settings(
+            database_url, fake.url, log_level="DEBUG", worker="off", admin_token=admin
+        )
         client = await client_factory(conf)
         client.headers["Authorization"] = f"Bearer {admin}"
         client.base_url = httpx.URL("https://test")  # the install cookie is Secure
@@ -38,29 +39,45 @@ async def test_no_token_or_secret_is_logged_at_debug(
 
         install = await client.get("/oauth/ghl/install")
         state = parse_qs(urlsplit(install.headers["location"]).query)["state"][0]
-        done = await client.get("/oauth/ghl/callback",
-                                params={"code": "code-very-secret-1", "state": state})
+        done = await client.get(
+            "/oauth/ghl/callback", params={"code": "code-very-secret-1", "state": state}
+        )
         assert done.status_code == 200, done.text
-        first_access, first_refresh = fake.state.issued_access[-1], next(
-            iter(fake.state.refresh_tokens))
+        first_access, first_refresh = (
+            fake.state.issued_access[-1],
+            next(iter(fake.state.refresh_tokens)),
+        )
 
         async with httpx.AsyncClient() as http:
-            provider = DbTokenProvider(sessionmaker, GhlOAuth(http, conf),
-                                       TokenCipher.from_settings(conf), conf)
+            provider = DbTokenProvider(
+                sessionmaker, GhlOAuth(http, conf), TokenCipher.from_settings(conf), conf
+            )
             await provider.token_rejected(LOCATION, first_access)  # refresh over HTTP
             second_access = await provider.access_token(LOCATION)
             second_refresh = next(iter(fake.state.refresh_tokens))
             # Put the dead refresh token back and expire the access token: invalid_grant.
             async with sessionmaker.begin() as session:
-                await session.execute(update(GhlInstallation).values(
-                    refresh_token_enc=TokenCipher([KEY_OLD]).encrypt(first_refresh),
-                    expires_at=utcnow() - timedelta(seconds=1)))
+                await session.execute(
+                    update(GhlInstallation).values(
+                        refresh_token_enc=TokenCipher([KEY_OLD]).encrypt(first_refresh),
+                        expires_at=utcnow() - timedelta(seconds=1),
+                    )
+                )
             provider.forget(LOCATION)
             with pytest.raises(GhlNeedsReauth):
                 await provider.access_token(LOCATION)
 
-    secrets = [admin, CLIENT_SECRET, KEY_OLD, "code-very-secret-1", state, first_access,
-               first_refresh, second_access, second_refresh]
+    secrets = [
+        admin,
+        CLIENT_SECRET,
+        KEY_OLD,
+        "code-very-secret-1",
+        state,
+        first_access,
+        first_refresh,
+        second_access,
+        second_refresh,
+    ]
     formatter = JsonFormatter()
     # What the service writes: every record through its JSON formatter (uvicorn's access log
     # too, which would show the callback's query string).

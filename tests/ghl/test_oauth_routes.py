@@ -42,8 +42,9 @@ ADMIN = "oauth-routes-admin-token-0123456789abcdef"
 
 @pytest.fixture
 async def client(client_factory, database_url):  # type: ignore[no-untyped-def]
-    client = await client_factory(oauth_settings(database_url, API, worker="off",
-                                                 admin_token=ADMIN))
+    client = await client_factory(
+        oauth_settings(database_url, API, worker="off", admin_token=ADMIN)
+    )
     client.headers["Authorization"] = f"Bearer {ADMIN}"
     # The redirect URI is https, so the install cookie is Secure: the browser's side is https.
     client.base_url = httpx.URL("https://test")
@@ -57,12 +58,20 @@ async def start_install(client: httpx.AsyncClient, user_type: str = "Location") 
 
 
 def location_grant(access: str = "at_loc_plain", refresh: str = "rt_loc_plain") -> httpx.Response:
-    return httpx.Response(200, json={
-        "access_token": access, "token_type": "Bearer", "expires_in": 86399,
-        "refresh_token": refresh, "scope": "payments/orders.readonly invoices.write",
-        "userType": "Location", "locationId": LOCATION, "companyId": COMPANY,
-        "userId": "user0000000000000000001",
-    })
+    return httpx.Response(
+        200,
+        json={
+            "access_token": access,
+            "token_type": "Bearer",
+            "expires_in": 86399,
+            "refresh_token": refresh,
+            "scope": "payments/orders.readonly invoices.write",
+            "userType": "Location",
+            "locationId": LOCATION,
+            "companyId": COMPANY,
+            "userId": "user0000000000000000001",
+        },
+    )
 
 
 async def test_install_redirects_to_ghl_with_a_stored_one_time_state(client, sessionmaker):
@@ -85,15 +94,15 @@ async def test_install_redirects_to_ghl_with_a_stored_one_time_state(client, ses
     assert rows[0].expires_at - rows[0].created_at == timedelta(minutes=10)
     assert state not in repr([(r.state_hash, r.user_type) for r in rows])  # only its hash
 
-    again = parse_qs(urlsplit((await client.get("/oauth/ghl/install")).headers["location"])
-                     .query)["state"][0]
+    again = parse_qs(urlsplit((await client.get("/oauth/ghl/install")).headers["location"]).query)[
+        "state"
+    ][0]
     assert again != state
 
 
 async def test_install_without_oauth_configured_answers_a_problem(client_factory, database_url):
     client = await client_factory(make_settings(database_url, worker="off", admin_token=ADMIN))
-    response = await client.get("/oauth/ghl/install",
-                                headers={"Authorization": f"Bearer {ADMIN}"})
+    response = await client.get("/oauth/ghl/install", headers={"Authorization": f"Bearer {ADMIN}"})
     assert response.status_code == 503
     assert response.headers["content-type"] == "application/problem+json"
     assert "GHL_CLIENT_ID" in response.json()["detail"]
@@ -104,16 +113,25 @@ async def test_location_install_stores_the_pair_encrypted(client, sessionmaker):
     token_route = respx.post(f"{API}/oauth/token").mock(return_value=location_grant())
     state = await start_install(client)
 
-    response = await client.get("/oauth/ghl/callback", params={"code": "code-123",
-                                                               "state": state})
+    response = await client.get("/oauth/ghl/callback", params={"code": "code-123", "state": state})
 
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "installed", "user_type": "Location",
-                               "company_id": COMPANY, "locations": [LOCATION], "pending": {}}
+    assert response.json() == {
+        "status": "installed",
+        "user_type": "Location",
+        "company_id": COMPANY,
+        "locations": [LOCATION],
+        "pending": {},
+    }
     form = parse_qs(token_route.calls.last.request.content.decode())
-    assert form == {"grant_type": ["authorization_code"], "code": ["code-123"],
-                    "client_id": [CLIENT_ID], "client_secret": [CLIENT_SECRET],
-                    "user_type": ["Location"], "redirect_uri": [REDIRECT_URI]}
+    assert form == {
+        "grant_type": ["authorization_code"],
+        "code": ["code-123"],
+        "client_id": [CLIENT_ID],
+        "client_secret": [CLIENT_SECRET],
+        "user_type": ["Location"],
+        "redirect_uri": [REDIRECT_URI],
+    }
     row = await installation(sessionmaker)
     assert row is not None and row.auth_mode == "oauth" and row.user_type == "Location"
     assert row.company_id == COMPANY and not row.needs_reauth
@@ -154,10 +172,12 @@ async def test_a_state_works_once(client):
 async def test_concurrent_callbacks_with_one_state_exchange_one_code(client):
     token_route = respx.post(f"{API}/oauth/token").mock(return_value=location_grant())
     state = await start_install(client)
-    answers = await asyncio.gather(*(
-        client.get("/oauth/ghl/callback", params={"code": f"c{n}", "state": state})
-        for n in range(5)
-    ))
+    answers = await asyncio.gather(
+        *(
+            client.get("/oauth/ghl/callback", params={"code": f"c{n}", "state": state})
+            for n in range(5)
+        )
+    )
     assert sorted(a.status_code for a in answers) == [200, 400, 400, 400, 400]
     assert token_route.call_count == 1
 
@@ -167,10 +187,14 @@ async def test_an_expired_or_unknown_or_missing_state_is_400(client, sessionmake
     token_route = respx.post(f"{API}/oauth/token").mock(return_value=location_grant())
     state = await start_install(client)
     async with sessionmaker.begin() as session:
-        await session.execute(update(GhlOAuthState).values(
-            expires_at=utcnow() - timedelta(seconds=1)))
-    for params in ({"code": "c", "state": state}, {"code": "c", "state": "never-issued"},
-                   {"code": "c"}):
+        await session.execute(
+            update(GhlOAuthState).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+    for params in (
+        {"code": "c", "state": state},
+        {"code": "c", "state": "never-issued"},
+        {"code": "c"},
+    ):
         response = await client.get("/oauth/ghl/callback", params=params)
         assert response.status_code == 400, params
         assert response.headers["content-type"] == "application/problem+json"
@@ -180,37 +204,63 @@ async def test_an_expired_or_unknown_or_missing_state_is_400(client, sessionmake
 
 @respx.mock
 async def test_a_code_ghl_refuses_is_400_and_ghl_down_is_502(client, sessionmaker):
-    respx.post(f"{API}/oauth/token").mock(side_effect=[
-        httpx.Response(400, json={"error": "invalid_grant",
-                                  "error_description": "Invalid grant: authorization code is "
-                                                       "invalid"}),
-        httpx.Response(503, text="upstream down"),
-    ])
-    refused = await client.get("/oauth/ghl/callback",
-                               params={"code": "bad", "state": await start_install(client)})
+    respx.post(f"{API}/oauth/token").mock(
+        side_effect=[
+            httpx.Response(
+                400,
+                json={
+                    "error": "invalid_grant",
+                    "error_description": "Invalid grant: authorization code is invalid",
+                },
+            ),
+            httpx.Response(503, text="upstream down"),
+        ]
+    )
+    refused = await client.get(
+        "/oauth/ghl/callback", params={"code": "bad", "state": await start_install(client)}
+    )
     assert refused.status_code == 400 and "authorization code is invalid" in refused.text
-    down = await client.get("/oauth/ghl/callback",
-                            params={"code": "c", "state": await start_install(client)})
+    down = await client.get(
+        "/oauth/ghl/callback", params={"code": "c", "state": await start_install(client)}
+    )
     assert down.status_code == 502
     assert await installation(sessionmaker) is None
 
 
 @respx.mock
 async def test_agency_install_mints_a_token_per_approved_location(client, sessionmaker):
-    token_route = respx.post(f"{API}/oauth/token").mock(return_value=httpx.Response(200, json={
-        "access_token": "at_company_plain", "refresh_token": "rt_company_plain",
-        "expires_in": 86399, "scope": "oauth.write", "userType": "Company",
-        "companyId": COMPANY, "approvedLocations": [LOCATION, LOCATION_2],
-        "userId": "user0000000000000000001"}))
+    token_route = respx.post(f"{API}/oauth/token").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "access_token": "at_company_plain",
+                "refresh_token": "rt_company_plain",
+                "expires_in": 86399,
+                "scope": "oauth.write",
+                "userType": "Company",
+                "companyId": COMPANY,
+                "approvedLocations": [LOCATION, LOCATION_2],
+                "userId": "user0000000000000000001",
+            },
+        )
+    )
 
     def mint(request: httpx.Request) -> httpx.Response:
         location = parse_qs(request.content.decode())["locationId"][0]
         if location == LOCATION_2:
-            return httpx.Response(400, json={"statusCode": 400, "message":
-                                             "Location is not active"})
-        return httpx.Response(200, json={"access_token": "at_minted_plain", "expires_in": 86399,
-                                         "scope": "invoices.write", "locationId": location,
-                                         "userId": "user0000000000000000001"})
+            return httpx.Response(
+                400, json={"statusCode": 400, "message": "Location is not active"}
+            )
+        return httpx.Response(
+            200,
+            json={
+                "access_token": "at_minted_plain",
+                "expires_in": 86399,
+                "scope": "invoices.write",
+                "locationId": location,
+                "userId": "user0000000000000000001",
+            },
+        )
 
     mint_route = respx.post(f"{API}/oauth/locationToken").mock(side_effect=mint)
     state = await start_install(client, "Company")
@@ -223,8 +273,9 @@ async def test_agency_install_mints_a_token_per_approved_location(client, sessio
     assert body["locations"] == [LOCATION, LOCATION_2]
     assert "Location is not active" in body["pending"][LOCATION_2]
     assert parse_qs(token_route.calls.last.request.content.decode())["user_type"] == ["Company"]
-    assert all(c.request.headers["Authorization"] == "Bearer at_company_plain"
-               for c in mint_route.calls)
+    assert all(
+        c.request.headers["Authorization"] == "Bearer at_company_plain" for c in mint_route.calls
+    )
     cipher = TokenCipher([KEY_OLD])
     agency = await installation(sessionmaker, None, COMPANY)
     assert agency is not None and agency.user_type == "Company"
@@ -235,15 +286,17 @@ async def test_agency_install_mints_a_token_per_approved_location(client, sessio
     assert cipher.decrypt(minted.access_token_enc or "") == "at_minted_plain"
     pending = await installation(sessionmaker, LOCATION_2)
     assert pending is not None and pending.access_token_enc is None
-    assert_plaintext_nowhere(await raw_rows(sessionmaker), "at_company_plain",
-                             "rt_company_plain", "at_minted_plain")
+    assert_plaintext_nowhere(
+        await raw_rows(sessionmaker), "at_company_plain", "rt_company_plain", "at_minted_plain"
+    )
 
 
 @respx.mock
 async def test_sync_status_shows_each_installation_without_tokens(client):
     respx.post(f"{API}/oauth/token").mock(return_value=location_grant())
-    await client.get("/oauth/ghl/callback", params={"code": "c",
-                                                    "state": await start_install(client)})
+    await client.get(
+        "/oauth/ghl/callback", params={"code": "c", "state": await start_install(client)}
+    )
     status = await client.get("/sync-status")
     assert status.status_code == 200
     [entry] = status.json()["installations"]
@@ -255,19 +308,30 @@ async def test_sync_status_shows_each_installation_without_tokens(client):
 
 
 @respx.mock
-async def test_sync_status_shows_a_private_integration_token_location(client_factory,
-                                                                      database_url):
+async def test_sync_status_shows_a_private_integration_token_location(client_factory, database_url):
     respx.get(f"{API}/payments/integrations/provider/whitelabel").mock(
-        return_value=httpx.Response(200, json={"providers": []}))
-    client = await client_factory(make_settings(database_url, worker="off", ghl_api_url=API,
-                                                ghl_private_token="pit-secret-value",
-                                                ghl_location_id=LOCATION))
+        return_value=httpx.Response(200, json={"providers": []})
+    )
+    client = await client_factory(
+        make_settings(
+            database_url,
+            worker="off",
+            ghl_api_url=API,
+            ghl_private_token="pit-secret-value",
+            ghl_location_id=LOCATION,
+        )
+    )
     status = await client.get("/sync-status")
     [entry] = status.json()["installations"]
-    assert entry == {"location_id": LOCATION, "kind": "location", "auth_mode": "pit",
-                     "token_expires_at": None, "needs_reauth": False,
-                     "rate_limit": entry["rate_limit"],
-                     "whitelabel_provider": entry["whitelabel_provider"]}
+    assert entry == {
+        "location_id": LOCATION,
+        "kind": "location",
+        "auth_mode": "pit",
+        "token_expires_at": None,
+        "needs_reauth": False,
+        "rate_limit": entry["rate_limit"],
+        "whitelabel_provider": entry["whitelabel_provider"],
+    }
     assert entry["whitelabel_provider"]["status"] == "known"
     assert entry["whitelabel_provider"]["providers"] == []
     assert "pit-secret-value" not in status.text
@@ -277,9 +341,15 @@ async def test_cli_install_url_prints_a_link_with_a_usable_state(
     database_url, sessionmaker, monkeypatch, tmp_path
 ):
     monkeypatch.chdir(tmp_path)  # no stray .env
-    env = {"DATABASE_URL": database_url, "WIZESYNC_ENV": "test", "GHL_CLIENT_ID": CLIENT_ID,
-           "GHL_CLIENT_SECRET": CLIENT_SECRET, "GHL_REDIRECT_URI": REDIRECT_URI,
-           "GHL_AUTHORIZE_URL": AUTHORIZE, "COLUMNS": "400"}
+    env = {
+        "DATABASE_URL": database_url,
+        "WIZESYNC_ENV": "test",
+        "GHL_CLIENT_ID": CLIENT_ID,
+        "GHL_CLIENT_SECRET": CLIENT_SECRET,
+        "GHL_REDIRECT_URI": REDIRECT_URI,
+        "GHL_AUTHORIZE_URL": AUTHORIZE,
+        "COLUMNS": "400",
+    }
     from wizesync.cli import app
 
     result = await asyncio.to_thread(CliRunner().invoke, app, ["ghl", "install-url"], env=env)
@@ -293,6 +363,7 @@ async def test_cli_install_url_prints_a_link_with_a_usable_state(
     assert "https://wizesync.example.com/oauth/ghl/install" in result.stderr
 
     unconfigured = {k: v for k, v in env.items() if not k.startswith("GHL_")}
-    result = await asyncio.to_thread(CliRunner().invoke, app, ["ghl", "install-url"],
-                                     env=unconfigured)
+    result = await asyncio.to_thread(
+        CliRunner().invoke, app, ["ghl", "install-url"], env=unconfigured
+    )
     assert result.exit_code == 2 and "GHL_CLIENT_ID" in result.stderr

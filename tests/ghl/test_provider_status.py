@@ -28,10 +28,18 @@ PIT = {"Authorization": "Bearer pit-status-token", "Version": "2021-07-28"}
 
 
 def provider(name: str = "acme-pay") -> m.WhitelabelProvider:
-    return m.WhitelabelProvider.model_validate({
-        "_id": "65cb47dda50f4f13ced4b870", "altId": LOCATION, "altType": "location",
-        "title": "Acme", "route": name, "provider": "nmi", "description": "d",
-        "imageUrl": "https://example.com/i.png"})
+    return m.WhitelabelProvider.model_validate(
+        {
+            "_id": "65cb47dda50f4f13ced4b870",
+            "altId": LOCATION,
+            "altType": "location",
+            "title": "Acme",
+            "route": name,
+            "provider": "nmi",
+            "description": "d",
+            "imageUrl": "https://example.com/i.png",
+        }
+    )
 
 
 class Clock:
@@ -103,15 +111,17 @@ async def test_a_slow_read_never_holds_the_answer_and_is_shared() -> None:
     clock, read = Clock(), Reader()
     read.gate = asyncio.Event()
     directory = ProviderDirectory(read, ttl=300, wait=0.05, clock=clock)
-    first, second = await asyncio.gather(directory.lookup([LOCATION]),
-                                         directory.lookup([LOCATION, LOCATION]))
+    first, second = await asyncio.gather(
+        directory.lookup([LOCATION]), directory.lookup([LOCATION, LOCATION])
+    )
     for answer in (first, second):
         assert answer[LOCATION]["status"] == "unknown"
         assert "still reading from GHL" in answer[LOCATION]["reason"]
     assert read.reads == 1  # one read per location at a time
     read.gate.set()
-    await eventually(lambda: _status(directory, "known"), timeout=10, interval=0.01,
-                     what="the read to land")
+    await eventually(
+        lambda: _status(directory, "known"), timeout=10, interval=0.01, what="the read to land"
+    )
     # Expired and GHL slow again: the last answer, marked stale, not a wait.
     read.gate.clear()
     clock.now += 301
@@ -142,14 +152,19 @@ def sandbox_app(monkeypatch: pytest.MonkeyPatch) -> Any:
 
 @pytest.fixture
 def pit_settings(database_url: str, engine: object) -> Any:
-    return make_settings(database_url, worker="off", ghl_api_url="http://sandbox/ghl",
-                         ghl_private_token="pit-status-token",
-                         ghl_location_id=DEFAULT_LOCATION_ID)
+    return make_settings(
+        database_url,
+        worker="off",
+        ghl_api_url="http://sandbox/ghl",
+        ghl_private_token="pit-status-token",
+        ghl_location_id=DEFAULT_LOCATION_ID,
+    )
 
 
 async def sandbox_call(app: Any, method: str, path: str, **kwargs: Any) -> httpx.Response:
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sandbox") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
+    ) as http:
         return await http.request(method, path, **kwargs)
 
 
@@ -163,10 +178,21 @@ async def entry_of(client: httpx.AsyncClient, location_id: str) -> dict[str, Any
 async def test_sync_status_shows_the_locations_provider_and_caches_it(
     sandbox_app, pit_settings, client_factory
 ) -> None:
-    registered = await sandbox_call(sandbox_app, "POST", WHITELABEL, headers=PIT, json={
-        "altId": DEFAULT_LOCATION_ID, "altType": "location", "uniqueName": "acme-pay",
-        "title": "Acme Pay", "provider": "authorize-net", "description": "Cards",
-        "imageUrl": "https://example.com/acme.png"})
+    registered = await sandbox_call(
+        sandbox_app,
+        "POST",
+        WHITELABEL,
+        headers=PIT,
+        json={
+            "altId": DEFAULT_LOCATION_ID,
+            "altType": "location",
+            "uniqueName": "acme-pay",
+            "title": "Acme Pay",
+            "provider": "authorize-net",
+            "description": "Cards",
+            "imageUrl": "https://example.com/acme.png",
+        },
+    )
     assert registered.status_code == 200, registered.text
     client = await client_factory(pit_settings)
 
@@ -174,8 +200,11 @@ async def test_sync_status_shows_the_locations_provider_and_caches_it(
     shown = entry["whitelabel_provider"]
     assert shown["status"] == "known" and shown["read_at"]
     [p] = shown["providers"]
-    assert (p["provider"], p["unique_name"], p["title"]) == ("authorize-net", "acme-pay",
-                                                           "Acme Pay")
+    assert (p["provider"], p["unique_name"], p["title"]) == (
+        "authorize-net",
+        "acme-pay",
+        "Acme Pay",
+    )
     assert "pit-status-token" not in str(entry)
     hits = sandbox_app.state.sandbox.limiter.snapshot()[DEFAULT_LOCATION_ID]["today"]
     await entry_of(client, DEFAULT_LOCATION_ID)
@@ -185,8 +214,9 @@ async def test_sync_status_shows_the_locations_provider_and_caches_it(
 async def test_sync_status_says_unknown_with_the_reason_when_ghl_fails(
     sandbox_app, pit_settings, client_factory
 ) -> None:
-    fault = await sandbox_call(sandbox_app, "POST", "/_sandbox/faults",
-                               json={"path": WHITELABEL, "status": 503})
+    fault = await sandbox_call(
+        sandbox_app, "POST", "/_sandbox/faults", json={"path": WHITELABEL, "status": 503}
+    )
     assert fault.status_code in (200, 201), fault.text
     client = await client_factory(pit_settings)
 
@@ -199,10 +229,15 @@ async def test_sync_status_says_unknown_with_the_reason_when_ghl_fails(
     assert shown["reason"].startswith("GHL failed with 503")
 
 
-async def test_sync_status_answers_while_ghl_hangs(sandbox_app, pit_settings,
-                                                  client_factory) -> None:
-    await sandbox_call(sandbox_app, "POST", "/_sandbox/faults",
-                       json={"path": WHITELABEL, "timeout": True, "hang_seconds": 60})
+async def test_sync_status_answers_while_ghl_hangs(
+    sandbox_app, pit_settings, client_factory
+) -> None:
+    await sandbox_call(
+        sandbox_app,
+        "POST",
+        "/_sandbox/faults",
+        json={"path": WHITELABEL, "timeout": True, "hang_seconds": 60},
+    )
     client = await client_factory(pit_settings)
     shown = (await entry_of(client, DEFAULT_LOCATION_ID))["whitelabel_provider"]
     assert shown["status"] == "unknown"
@@ -215,13 +250,15 @@ async def test_locations_without_a_usable_token_are_not_read(
     cipher = TokenCipher([KEY_OLD])
     await seed_location(sessionmaker, cipher, access="at-1", refresh="rt-1")
     async with sessionmaker.begin() as session:
-        await ghl_repo.record_uninstall(session, location_id=LOCATION, company_id=None,
-                                        at=utcnow())
+        await ghl_repo.record_uninstall(session, location_id=LOCATION, company_id=None, at=utcnow())
     sent: list[httpx.Request] = []
 
     def recorder(settings: object, **_: object) -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(
-            lambda request: sent.append(request) or httpx.Response(500)))
+        return httpx.AsyncClient(
+            transport=httpx.MockTransport(
+                lambda request: sent.append(request) or httpx.Response(500)
+            )
+        )
 
     monkeypatch.setattr("wizesync.app.build_http_client", recorder)
     client = await client_factory(oauth_settings(database_url, worker="off"))

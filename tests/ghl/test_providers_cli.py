@@ -23,9 +23,18 @@ from wizesync.sandbox.settings import SandboxConfig
 SANDBOX = "http://sandbox"
 REAL_API = "https://ghl.test"
 WHITELABEL = "/payments/integrations/provider/whitelabel"
-GOOD = ["--provider", "nmi", "--unique-name", "acme-payments", "--title", "Acme Payments",
-        "--description", "Cards through Acme's NMI gateway",
-        "--image-url", "https://example.com/acme.png"]
+GOOD = [
+    "--provider",
+    "nmi",
+    "--unique-name",
+    "acme-payments",
+    "--title",
+    "Acme Payments",
+    "--description",
+    "Cards through Acme's NMI gateway",
+    "--image-url",
+    "https://example.com/acme.png",
+]
 
 
 def run(coro: Any) -> Any:
@@ -67,20 +76,31 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Any:
 @pytest.fixture
 def pit_env(cli_env: dict[str, str], database_url: str) -> dict[str, str]:  # noqa: F811
     run(_empty(database_url))
-    return {**cli_env, "DATABASE_URL": database_url, "WIZESYNC_ENV": "test",
-            "GHL_API_URL": f"{SANDBOX}/ghl", "GHL_PRIVATE_TOKEN": "pit-cli-token",
-            "GHL_LOCATION_ID": DEFAULT_LOCATION_ID}
+    return {
+        **cli_env,
+        "DATABASE_URL": database_url,
+        "WIZESYNC_ENV": "test",
+        "GHL_API_URL": f"{SANDBOX}/ghl",
+        "GHL_PRIVATE_TOKEN": "pit-cli-token",
+        "GHL_LOCATION_ID": DEFAULT_LOCATION_ID,
+    }
 
 
 def test_register_then_list_shows_the_provider(sandbox, pit_env) -> None:
-    result = run_cli(pit_env, "ghl", "providers", "register", "--location", DEFAULT_LOCATION_ID,
-                     *GOOD)
+    result = run_cli(
+        pit_env, "ghl", "providers", "register", "--location", DEFAULT_LOCATION_ID, *GOOD
+    )
     assert result.exit_code == 0, words(result)
     assert f"registered nmi provider acme-payments for location {DEFAULT_LOCATION_ID}" in words(
-        result)
+        result
+    )
     [stored] = sandbox.store.providers.values()
     assert (stored["altId"], stored["route"], stored["provider"], stored["title"]) == (
-        DEFAULT_LOCATION_ID, "acme-payments", "nmi", "Acme Payments")
+        DEFAULT_LOCATION_ID,
+        "acme-payments",
+        "nmi",
+        "Acme Payments",
+    )
     assert stored["imageUrl"] == "https://example.com/acme.png"
 
     listed = run_cli(pit_env, "ghl", "providers", "list")
@@ -100,15 +120,31 @@ def test_list_of_a_location_without_providers_says_none(sandbox, pit_env) -> Non
 
 
 def test_register_asks_for_what_is_missing(sandbox, pit_env) -> None:
-    answers = "\n".join(["",  # location: the PIT's location is offered as the default
-                         "stripe",  # not a choice: asked again
-                         "authorize-net", "acme-pay", "Acme", "Cards via Authorize.net",
-                         "https://example.com/a.png"]) + "\n"
+    answers = (
+        "\n".join(
+            [
+                "",  # location: the PIT's location is offered as the default
+                "stripe",  # not a choice: asked again
+                "authorize-net",
+                "acme-pay",
+                "Acme",
+                "Cards via Authorize.net",
+                "https://example.com/a.png",
+            ]
+        )
+        + "\n"
+    )
     result = run_cli_input(pit_env, answers, "ghl", "providers", "register")
     assert result.exit_code == 0, words(result)
     text = words(result)
-    for prompt in ("GHL location id", "Provider", "Unique name", "Title", "Description",
-                   "Image URL"):
+    for prompt in (
+        "GHL location id",
+        "Provider",
+        "Unique name",
+        "Title",
+        "Description",
+        "Image URL",
+    ):
         assert prompt in text
     assert f"[{DEFAULT_LOCATION_ID}]" in text  # the offered default
     assert "is not one of" in text  # click's answer to "stripe"
@@ -117,9 +153,24 @@ def test_register_asks_for_what_is_missing(sandbox, pit_env) -> None:
 
 
 def test_register_refuses_bad_input_in_words_and_asks_ghl_nothing(sandbox, pit_env) -> None:
-    result = run_cli(pit_env, "ghl", "providers", "register", "--location", DEFAULT_LOCATION_ID,
-                     "--provider", "stripe", "--unique-name", "Acme_Pay", "--title", " ",
-                     "--description", "d", "--image-url", "http://example.com/a.png")
+    result = run_cli(
+        pit_env,
+        "ghl",
+        "providers",
+        "register",
+        "--location",
+        DEFAULT_LOCATION_ID,
+        "--provider",
+        "stripe",
+        "--unique-name",
+        "Acme_Pay",
+        "--title",
+        " ",
+        "--description",
+        "d",
+        "--image-url",
+        "http://example.com/a.png",
+    )
     assert result.exit_code == 2
     text = words(result)
     assert "provider must be nmi or authorize-net, not 'stripe'" in text
@@ -140,11 +191,13 @@ def test_list_of_a_malformed_location_id_exits_2(sandbox, pit_env) -> None:
 
 
 def test_register_for_a_location_that_is_not_configured_exits_2(sandbox, pit_env) -> None:
-    result = run_cli(pit_env, "ghl", "providers", "register", "--location", "OtherLocation000001",
-                     *GOOD)
+    result = run_cli(
+        pit_env, "ghl", "providers", "register", "--location", "OtherLocation000001", *GOOD
+    )
     assert result.exit_code == 2
-    assert (f"location OtherLocation000001 is not configured here; configured: "
-            f"{DEFAULT_LOCATION_ID}") in words(result)
+    assert (
+        f"location OtherLocation000001 is not configured here; configured: {DEFAULT_LOCATION_ID}"
+    ) in words(result)
 
 
 def test_registering_the_same_name_twice_changes_nothing(sandbox, pit_env) -> None:
@@ -173,10 +226,16 @@ def test_without_ghl_configuration_it_says_what_to_set(cli_env, sqlite_url) -> N
 @pytest.fixture
 def oauth_env(cli_env: dict[str, str], database_url: str) -> dict[str, str]:  # noqa: F811
     run(_empty(database_url))
-    return {**cli_env, "DATABASE_URL": database_url, "WIZESYNC_ENV": "test",
-            "GHL_API_URL": REAL_API, "GHL_CLIENT_ID": CLIENT_ID,
-            "GHL_CLIENT_SECRET": CLIENT_SECRET, "GHL_REDIRECT_URI": REDIRECT_URI,
-            "TOKEN_ENCRYPTION_KEY": KEY_OLD}
+    return {
+        **cli_env,
+        "DATABASE_URL": database_url,
+        "WIZESYNC_ENV": "test",
+        "GHL_API_URL": REAL_API,
+        "GHL_CLIENT_ID": CLIENT_ID,
+        "GHL_CLIENT_SECRET": CLIENT_SECRET,
+        "GHL_REDIRECT_URI": REDIRECT_URI,
+        "TOKEN_ENCRYPTION_KEY": KEY_OLD,
+    }
 
 
 def seed_installs(database_url: str, *locations: str) -> None:
@@ -186,9 +245,13 @@ def seed_installs(database_url: str, *locations: str) -> None:
         engine = create_engine(database_url)
         try:
             for location in locations:
-                await seed_location(create_sessionmaker(engine), TokenCipher([KEY_OLD]),
-                                    location_id=location, access=f"at-{location}",
-                                    refresh=f"rt-{location}")
+                await seed_location(
+                    create_sessionmaker(engine),
+                    TokenCipher([KEY_OLD]),
+                    location_id=location,
+                    access=f"at-{location}",
+                    refresh=f"rt-{location}",
+                )
         finally:
             await engine.dispose()
 
@@ -196,15 +259,24 @@ def seed_installs(database_url: str, *locations: str) -> None:
 
 
 def provider_doc(location: str, name: str) -> dict[str, Any]:
-    return {"_id": "65cb47dda50f4f13ced4b870", "altId": location, "altType": "location",
-            "title": name.title(), "route": name, "provider": "authorize-net",
-            "description": "d", "imageUrl": "https://example.com/i.png",
-            "createdAt": "2026-11-27T10:00:00.000Z", "updatedAt": "2026-11-27T10:00:00.000Z"}
+    return {
+        "_id": "65cb47dda50f4f13ced4b870",
+        "altId": location,
+        "altType": "location",
+        "title": name.title(),
+        "route": name,
+        "provider": "authorize-net",
+        "description": "d",
+        "imageUrl": "https://example.com/i.png",
+        "createdAt": "2026-11-27T10:00:00.000Z",
+        "updatedAt": "2026-11-27T10:00:00.000Z",
+    }
 
 
 @respx.mock
-def test_list_covers_every_installed_location_and_names_a_missing_scope(oauth_env,
-                                                                         database_url) -> None:
+def test_list_covers_every_installed_location_and_names_a_missing_scope(
+    oauth_env, database_url
+) -> None:
     seed_installs(database_url, LOCATION, LOCATION_2)
 
     def answer(request: httpx.Request) -> httpx.Response:
@@ -212,27 +284,32 @@ def test_list_covers_every_installed_location_and_names_a_missing_scope(oauth_en
         assert request.headers["Version"] == "2021-07-28"
         if request.url.params["altId"] == LOCATION:
             return httpx.Response(200, json={"providers": [provider_doc(LOCATION, "west-pay")]})
-        return httpx.Response(401, json={"statusCode": 401,
-                                         "message": "The token is not authorized for this scope."})
+        return httpx.Response(
+            401, json={"statusCode": 401, "message": "The token is not authorized for this scope."}
+        )
 
     route = respx.get(f"{REAL_API}{WHITELABEL}").mock(side_effect=answer)
     result = run_cli(oauth_env, "ghl", "providers", "list")
     assert result.exit_code == 1
     text = words(result)
     assert "west-pay" in text and LOCATION in text
-    assert (f"✗ location {LOCATION_2}: the token is not allowed to use this endpoint: it needs "
-            "the scope payments/integration.readonly") in text
+    assert (
+        f"✗ location {LOCATION_2}: the token is not allowed to use this endpoint: it needs "
+        "the scope payments/integration.readonly"
+    ) in text
     assert route.call_count == 2
     assert "at-" not in text  # no token in the output
     assert_no_traceback(result)
 
 
 @respx.mock
-def test_a_register_whose_answer_is_lost_says_to_look_before_trying_again(oauth_env,
-                                                                          database_url) -> None:
+def test_a_register_whose_answer_is_lost_says_to_look_before_trying_again(
+    oauth_env, database_url
+) -> None:
     seed_installs(database_url, LOCATION)
-    respx.get(f"{REAL_API}{WHITELABEL}").mock(return_value=httpx.Response(
-        200, json={"providers": []}))
+    respx.get(f"{REAL_API}{WHITELABEL}").mock(
+        return_value=httpx.Response(200, json={"providers": []})
+    )
     created = respx.post(f"{REAL_API}{WHITELABEL}").mock(side_effect=httpx.ReadTimeout("slow"))
     result = run_cli(oauth_env, "ghl", "providers", "register", "--location", LOCATION, *GOOD)
     assert result.exit_code == 1

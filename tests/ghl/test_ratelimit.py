@@ -49,8 +49,9 @@ async def test_three_limiters_sharing_a_location_never_exceed_the_window(
     database_url, engine, other_engines, sessionmaker
 ):
     limit, window = 5, 0.4
-    conf = make_settings(database_url, ghl_rate_limit_max=limit,
-                         ghl_rate_limit_window_seconds=window)
+    conf = make_settings(
+        database_url, ghl_rate_limit_max=limit, ghl_rate_limit_window_seconds=window
+    )
     limiters = [DbRateLimiter(sm, conf) for sm in other_engines]
     sent: list[float] = []
 
@@ -78,8 +79,11 @@ async def test_a_429_pauses_the_location_for_retry_after_or_the_interval(
     database_url, engine, sessionmaker
 ):
     limiter = DbRateLimiter(sessionmaker, limited(database_url))
-    cases = [({"Retry-After": "30"}, 30.0), ({"X-RateLimit-Interval-Milliseconds": "20000"}, 20.0),
-             ({}, 10.0)]
+    cases = [
+        ({"Retry-After": "30"}, 30.0),
+        ({"X-RateLimit-Interval-Milliseconds": "20000"}, 20.0),
+        ({}, 10.0),
+    ]
     for n, (headers, pause) in enumerate(cases):
         location = f"{LOCATION[:-1]}{n}"
         await limiter.acquire(location)
@@ -126,8 +130,9 @@ async def test_a_remaining_count_our_ledger_explains_changes_nothing(
 async def test_a_lower_x_ratelimit_max_tightens_the_budget(database_url, engine, sessionmaker):
     limiter = DbRateLimiter(sessionmaker, limited(database_url))
     await limiter.acquire(LOCATION)
-    await limiter.observe(LOCATION, 200, {"X-RateLimit-Max": "3",
-                                          "X-RateLimit-Interval-Milliseconds": "10000"})
+    await limiter.observe(
+        LOCATION, 200, {"X-RateLimit-Max": "3", "X-RateLimit-Interval-Milliseconds": "10000"}
+    )
     await limiter.acquire(LOCATION)
     await limiter.acquire(LOCATION)
     with pytest.raises(GhlRateLimited):

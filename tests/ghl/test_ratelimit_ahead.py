@@ -41,11 +41,14 @@ async def test_a_small_limit_reserves_one_slot_at_a_time(database_url, engine, s
 
 
 async def test_three_limiters_reserving_ahead_never_exceed_the_window(
-    database_url, engine, other_engines  # noqa: F811
+    database_url,
+    engine,
+    other_engines,  # noqa: F811
 ):
     limit, window = 40, 0.6
-    conf = make_settings(database_url, ghl_rate_limit_max=limit,
-                         ghl_rate_limit_window_seconds=window)
+    conf = make_settings(
+        database_url, ghl_rate_limit_max=limit, ghl_rate_limit_window_seconds=window
+    )
     limiters = [DbRateLimiter(sm, conf) for sm in other_engines]
     sent: list[float] = []
 

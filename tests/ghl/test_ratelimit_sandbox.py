@@ -28,8 +28,22 @@ CALLS_PER_PROCESS = 150
 def sandbox_url(tmp_path: Path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "WIZEHIRE_"))}
-    proc = Proc("sandbox", ["sandbox", "--host", "127.0.0.1", "--port", str(port),
-                            "--service-url", "", "--webhooks", "off"], env, tmp_path)
+    proc = Proc(
+        "sandbox",
+        [
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--service-url",
+            "",
+            "--webhooks",
+            "off",
+        ],
+        env,
+        tmp_path,
+    )
     yield proc, f"http://127.0.0.1:{port}"
     proc.stop()
 
@@ -43,12 +57,19 @@ async def test_two_processes_make_300_calls_for_one_location_without_a_429(
         config = (await http.get("/_sandbox/config")).json()
         assert (config["ghl_rate_limit_max"], config["ghl_rate_limit_interval_ms"]) == (100, 10_000)
 
-        env = subprocess_env(DATABASE_URL=database_url, GHL_API_URL=f"{base}/ghl",
-                             GHL_PRIVATE_TOKEN=DEFAULT_PRIVATE_TOKEN,
-                             GHL_LOCATION_ID=DEFAULT_LOCATION_ID)
+        env = subprocess_env(
+            DATABASE_URL=database_url,
+            GHL_API_URL=f"{base}/ghl",
+            GHL_PRIVATE_TOKEN=DEFAULT_PRIVATE_TOKEN,
+            GHL_LOCATION_ID=DEFAULT_LOCATION_ID,
+        )
         per_process = await run_together(
-            "sandbox_calls_proc", ["--calls", str(CALLS_PER_PROCESS), "--concurrency", "10"],
-            env, tmp_path, done_timeout=240)
+            "sandbox_calls_proc",
+            ["--calls", str(CALLS_PER_PROCESS), "--concurrency", "10"],
+            env,
+            tmp_path,
+            done_timeout=240,
+        )
         state = (await http.get("/_sandbox/state")).json()
 
     outcomes = [outcome for calls in per_process for _, _, outcome in calls]

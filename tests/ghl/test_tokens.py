@@ -38,21 +38,28 @@ API = "https://ghl.test"
 
 
 def grant(access: str, refresh: str | None = None, **extra: object) -> dict[str, object]:
-    body: dict[str, object] = {"access_token": access, "token_type": "Bearer",
-                               "expires_in": 86399, "scope": "invoices.write",
-                               "userType": "Location", "locationId": LOCATION,
-                               "companyId": COMPANY}
+    body: dict[str, object] = {
+        "access_token": access,
+        "token_type": "Bearer",
+        "expires_in": 86399,
+        "scope": "invoices.write",
+        "userType": "Location",
+        "locationId": LOCATION,
+        "companyId": COMPANY,
+    }
     if refresh:
         body["refresh_token"] = refresh
     body.update(extra)
     return body
 
 
-INVALID_GRANT = httpx.Response(400, json={"error": "invalid_grant",
-                                          "error_description": "Invalid grant: refresh token is "
-                                                               "invalid"})
-INACTIVE = httpx.Response(400, json={"statusCode": 400, "error": "Bad Request",
-                                     "message": "Location is not active"})
+INVALID_GRANT = httpx.Response(
+    400,
+    json={"error": "invalid_grant", "error_description": "Invalid grant: refresh token is invalid"},
+)
+INACTIVE = httpx.Response(
+    400, json={"statusCode": 400, "error": "Bad Request", "message": "Location is not active"}
+)
 
 
 @pytest.fixture
@@ -72,16 +79,22 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def provider(sessionmaker: async_sessionmaker[AsyncSession], conf: Settings,
-             cipher: TokenCipher, http: httpx.AsyncClient) -> DbTokenProvider:
+def provider(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    conf: Settings,
+    cipher: TokenCipher,
+    http: httpx.AsyncClient,
+) -> DbTokenProvider:
     return DbTokenProvider(sessionmaker, GhlOAuth(http, conf), cipher, conf)
 
 
-def another_process(sessionmaker: async_sessionmaker[AsyncSession], conf: Settings,
-                    http: httpx.AsyncClient) -> DbTokenProvider:
+def another_process(
+    sessionmaker: async_sessionmaker[AsyncSession], conf: Settings, http: httpx.AsyncClient
+) -> DbTokenProvider:
     """A second provider: what another process would have (no shared memory)."""
-    return DbTokenProvider(sessionmaker, GhlOAuth(http, conf), TokenCipher.from_settings(conf),
-                           conf)
+    return DbTokenProvider(
+        sessionmaker, GhlOAuth(http, conf), TokenCipher.from_settings(conf), conf
+    )
 
 
 @respx.mock
@@ -98,7 +111,8 @@ async def test_a_token_near_expiry_is_refreshed_ahead_and_stored_before_use(
     provider, sessionmaker, cipher
 ):
     token_route = respx.post(f"{API}/oauth/token").mock(
-        return_value=httpx.Response(200, json=grant("at_new", "rt_2")))
+        return_value=httpx.Response(200, json=grant("at_new", "rt_2"))
+    )
     # Still valid for two minutes: inside the five-minute refresh margin.
     await seed_location(sessionmaker, cipher, access="at_old", refresh="rt_1", expires_in=120)
 
@@ -113,13 +127,15 @@ async def test_a_token_near_expiry_is_refreshed_ahead_and_stored_before_use(
     assert cipher.decrypt(row.refresh_token_enc or "") == "rt_2"
     assert row.expires_at is not None and row.expires_at > utcnow() + timedelta(hours=23)
     assert "at_new" not in (row.access_token_enc or "") and "rt_2" not in (
-        row.refresh_token_enc or "")
+        row.refresh_token_enc or ""
+    )
 
 
 @respx.mock
 async def test_concurrent_rejections_of_one_token_refresh_once(provider, sessionmaker, cipher):
     token_route = respx.post(f"{API}/oauth/token").mock(
-        return_value=httpx.Response(200, json=grant("at_new", "rt_2")))
+        return_value=httpx.Response(200, json=grant("at_new", "rt_2"))
+    )
     await seed_location(sessionmaker, cipher, access="at_old", refresh="rt_1")
 
     async def rejected_then_retry() -> str:
@@ -136,7 +152,8 @@ async def test_a_rejection_another_process_already_handled_uses_its_token(
     sessionmaker, conf, cipher, http
 ):
     token_route = respx.post(f"{API}/oauth/token").mock(
-        return_value=httpx.Response(200, json=grant("at_new", "rt_2")))
+        return_value=httpx.Response(200, json=grant("at_new", "rt_2"))
+    )
     await seed_location(sessionmaker, cipher, access="at_old", refresh="rt_1")
     first, second = (another_process(sessionmaker, conf, http) for _ in range(2))
     assert await second.access_token(LOCATION) == "at_old"  # cached in "process" two
@@ -208,8 +225,9 @@ async def test_an_inactive_location_backs_off_and_recovers_with_the_same_refresh
 
 async def _end_pause(sessionmaker: async_sessionmaker[AsyncSession]) -> None:
     async with sessionmaker.begin() as session:
-        await session.execute(update(GhlInstallation).values(
-            inactive_until=utcnow() - timedelta(seconds=1)))
+        await session.execute(
+            update(GhlInstallation).values(inactive_until=utcnow() - timedelta(seconds=1))
+        )
 
 
 @respx.mock
@@ -224,12 +242,17 @@ async def test_an_uninstalled_or_unknown_location_needs_an_install(provider, ses
 async def test_an_agency_location_token_is_minted_from_a_refreshed_company_token(
     provider, sessionmaker, cipher
 ):
-    token_route = respx.post(f"{API}/oauth/token").mock(return_value=httpx.Response(
-        200, json=grant("at_company_new", "rt_company_2", userType="Company", locationId=None)))
+    token_route = respx.post(f"{API}/oauth/token").mock(
+        return_value=httpx.Response(
+            200, json=grant("at_company_new", "rt_company_2", userType="Company", locationId=None)
+        )
+    )
     mint_route = respx.post(f"{API}/oauth/locationToken").mock(
-        return_value=httpx.Response(200, json=grant("at_location_minted")))
-    await seed_agency(sessionmaker, cipher, access="at_company_old", refresh="rt_company_1",
-                      expires_in=-5)
+        return_value=httpx.Response(200, json=grant("at_location_minted"))
+    )
+    await seed_agency(
+        sessionmaker, cipher, access="at_company_old", refresh="rt_company_1", expires_in=-5
+    )
     await seed_location(sessionmaker, cipher, access=None, refresh=None, company_id=COMPANY)
 
     assert await provider.access_token(LOCATION) == "at_location_minted"
@@ -277,9 +300,11 @@ async def test_key_rotation_reads_old_rows_and_rewrites_them_under_the_new_key(
     await seed_location(sessionmaker, old_only, access="at_1", refresh="rt_1", expires_in=-5)
     rotated = oauth_settings(database_url, API, token_encryption_key=f"{KEY_NEW}, {KEY_OLD}")
     respx.post(f"{API}/oauth/token").mock(
-        return_value=httpx.Response(200, json=grant("at_2", "rt_2")))
-    provider = DbTokenProvider(sessionmaker, GhlOAuth(http, rotated),
-                               TokenCipher.from_settings(rotated), rotated)
+        return_value=httpx.Response(200, json=grant("at_2", "rt_2"))
+    )
+    provider = DbTokenProvider(
+        sessionmaker, GhlOAuth(http, rotated), TokenCipher.from_settings(rotated), rotated
+    )
 
     assert await provider.access_token(LOCATION) == "at_2"  # the old-key refresh token opened
 
@@ -296,8 +321,9 @@ async def test_a_read_under_the_lock_moves_an_old_key_pair_to_the_new_key(
 ):
     await seed_location(sessionmaker, TokenCipher([KEY_OLD]), access="at_1", refresh="rt_1")
     rotated = oauth_settings(database_url, API, token_encryption_key=f"{KEY_NEW},{KEY_OLD}")
-    provider = DbTokenProvider(sessionmaker, GhlOAuth(http, rotated),
-                               TokenCipher.from_settings(rotated), rotated)
+    provider = DbTokenProvider(
+        sessionmaker, GhlOAuth(http, rotated), TokenCipher.from_settings(rotated), rotated
+    )
     assert await provider.access_token(LOCATION) == "at_1"
     row = await installation(sessionmaker)
     assert row is not None
@@ -307,8 +333,9 @@ async def test_a_read_under_the_lock_moves_an_old_key_pair_to_the_new_key(
 async def test_a_removed_key_is_reported_in_words_not_marked(sessionmaker, database_url, http):
     await seed_location(sessionmaker, TokenCipher([KEY_OLD]), access="at_1", refresh="rt_1")
     only_new = oauth_settings(database_url, API, token_encryption_key=KEY_NEW)
-    provider = DbTokenProvider(sessionmaker, GhlOAuth(http, only_new),
-                               TokenCipher.from_settings(only_new), only_new)
+    provider = DbTokenProvider(
+        sessionmaker, GhlOAuth(http, only_new), TokenCipher.from_settings(only_new), only_new
+    )
     with pytest.raises(GhlNeedsReauth, match="cannot be decrypted"):
         await provider.access_token(LOCATION)
     row = await installation(sessionmaker)
@@ -326,13 +353,12 @@ async def test_pit_mode_uses_the_static_token_and_oauth_mode_the_database(
 ):
     from tests.conftest import make_settings
 
-    pit = make_settings(database_url, ghl_private_token="pit-token-value",
-                        ghl_location_id=LOCATION)
+    pit = make_settings(database_url, ghl_private_token="pit-token-value", ghl_location_id=LOCATION)
     provider = build_token_provider(pit, sessionmaker, http)
     assert isinstance(provider, StaticTokenProvider)
     assert await provider.access_token(LOCATION) == "pit-token-value"
-    assert isinstance(build_token_provider(oauth_settings(database_url), sessionmaker, http),
-                      DbTokenProvider)
+    assert isinstance(
+        build_token_provider(oauth_settings(database_url), sessionmaker, http), DbTokenProvider
+    )
     with pytest.raises(ConfigError, match="GHL_LOCATION_ID"):
-        build_token_provider(make_settings(database_url, ghl_private_token="x"),
-                             sessionmaker, http)
+        build_token_provider(make_settings(database_url, ghl_private_token="x"), sessionmaker, http)

@@ -36,27 +36,37 @@ def fake_ghl() -> Iterator[FakeOAuthServer]:
         yield server
 
 
-async def _run_two(database_url: str, fake_ghl: FakeOAuthServer, tmp_path: Path, *,
-                   mode: str, stale: str = "") -> list[dict[str, str]]:
+async def _run_two(
+    database_url: str, fake_ghl: FakeOAuthServer, tmp_path: Path, *, mode: str, stale: str = ""
+) -> list[dict[str, str]]:
     env = subprocess_env(
-        DATABASE_URL=database_url, GHL_API_URL=fake_ghl.url, GHL_CLIENT_ID=CLIENT_ID,
-        GHL_CLIENT_SECRET=CLIENT_SECRET, GHL_REDIRECT_URI=REDIRECT_URI,
+        DATABASE_URL=database_url,
+        GHL_API_URL=fake_ghl.url,
+        GHL_CLIENT_ID=CLIENT_ID,
+        GHL_CLIENT_SECRET=CLIENT_SECRET,
+        GHL_REDIRECT_URI=REDIRECT_URI,
         TOKEN_ENCRYPTION_KEY=KEY_OLD,
     )
     per_process = await run_together(
-        "token_proc", ["--location", LOCATION, "--calls", str(CALLS), "--mode", mode,
-                       "--stale", stale], env, tmp_path)
+        "token_proc",
+        ["--location", LOCATION, "--calls", str(CALLS), "--mode", mode, "--stale", stale],
+        env,
+        tmp_path,
+    )
     return [result for results in per_process for result in results]
 
 
 async def test_two_processes_with_an_expired_token_refresh_exactly_once(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession],
-    fake_ghl: FakeOAuthServer, tmp_path: Path,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    fake_ghl: FakeOAuthServer,
+    tmp_path: Path,
 ) -> None:
     cipher = TokenCipher([KEY_OLD])
     _, refresh = fake_ghl.state.seed(Subject("Location", LOCATION, "cmp1"))
-    await seed_location(sessionmaker, cipher, access="at_expired_long_ago", refresh=refresh,
-                        expires_in=-60)
+    await seed_location(
+        sessionmaker, cipher, access="at_expired_long_ago", refresh=refresh, expires_in=-60
+    )
 
     results = await _run_two(database_url, fake_ghl, tmp_path, mode="expired")
 
@@ -72,8 +82,10 @@ async def test_two_processes_with_an_expired_token_refresh_exactly_once(
 
 
 async def test_two_processes_told_the_token_was_rejected_refresh_exactly_once(
-    database_url: str, sessionmaker: async_sessionmaker[AsyncSession],
-    fake_ghl: FakeOAuthServer, tmp_path: Path,
+    database_url: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    fake_ghl: FakeOAuthServer,
+    tmp_path: Path,
 ) -> None:
     cipher = TokenCipher([KEY_OLD])
     access, refresh = fake_ghl.state.seed(Subject("Location", LOCATION, "cmp1"))

@@ -21,6 +21,7 @@ def sandbox() -> Sandbox:
 @pytest.fixture
 async def client(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
     app = create_sandbox_app(sandbox=sandbox, seed=True)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sandbox") as http:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
+    ) as http:
         yield http

@@ -18,8 +18,22 @@ pytestmark = pytest.mark.slow
 def sandbox_proc(tmp_path):
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GHL_", "WIZEHIRE_"))}
-    proc = Proc("sandbox", ["sandbox", "--host", "127.0.0.1", "--port", str(port),
-                            "--service-url", "", "--webhooks", "off"], env, tmp_path)
+    proc = Proc(
+        "sandbox",
+        [
+            "sandbox",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--service-url",
+            "",
+            "--webhooks",
+            "off",
+        ],
+        env,
+        tmp_path,
+    )
     yield proc, f"http://127.0.0.1:{port}"
     proc.stop()
 
@@ -32,13 +46,13 @@ async def test_sandbox_command_serves_both_fakes(sandbox_proc):
         orders = await http.get("/ghl/payments/orders", headers=PIT, params=Q)
         assert orders.status_code == 200, orders.text
         assert orders.headers["x-ratelimit-max"] == "100"
-        wizehire = await http.get("/wizehire/v1/orders",
-                                  headers={"Authorization": "Bearer k"})
+        wizehire = await http.get("/wizehire/v1/orders", headers={"Authorization": "Bearer k"})
         assert wizehire.json() == {"data": [], "next_cursor": None}
 
-        await http.post("/_sandbox/faults", json={"path": "/ghl/payments/orders",
-                                                  "timeout": True, "hang_seconds": 30,
-                                                  "times": 1})
+        await http.post(
+            "/_sandbox/faults",
+            json={"path": "/ghl/payments/orders", "timeout": True, "hang_seconds": 30, "times": 1},
+        )
         with pytest.raises(httpx.ReadTimeout):
             await http.get("/ghl/payments/orders", headers=PIT, params=Q, timeout=0.5)
         after = await http.get("/ghl/payments/orders", headers=PIT, params=Q)

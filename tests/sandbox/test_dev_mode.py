@@ -21,12 +21,14 @@ from wizesync.sandbox import dev
 from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
 
 BANNER = "DEVELOPMENT: GHL and Wizehire are the built-in sandbox at /sandbox"
-PRODUCTION = {"wizesync_env": "production",
-              "admin_token": "admin-token-for-prod-test-81c2-0123456789",
-              "allow_sqlite_in_production": True,
-              "wizehire_webhook_secret": "whsec_cHJvZHVjdGlvbi1zZWNyZXQtZm9yLXRlc3RzLTk5",
-              "wizehire_api_url": "https://api.wizehire.example/v1",
-              "wizehire_api_key": "wh-prod-key"}
+PRODUCTION = {
+    "wizesync_env": "production",
+    "admin_token": "admin-token-for-prod-test-81c2-0123456789",
+    "allow_sqlite_in_production": True,
+    "wizehire_webhook_secret": "whsec_cHJvZHVjdGlvbi1zZWNyZXQtZm9yLXRlc3RzLTk5",
+    "wizehire_api_url": "https://api.wizehire.example/v1",
+    "wizehire_api_key": "wh-prod-key",
+}
 
 
 def development(database_url: str, **overrides: Any) -> Any:
@@ -65,13 +67,13 @@ async def test_a_sample_order_syncs_end_to_end_through_the_built_in_sandbox(
     assert response.status_code == 202, response.text
     await wait_for_status(client, response.json()["id"], "done")
 
-    ghl = (await client.get("/sandbox/_sandbox/state",
-                            params={"location_id": DEFAULT_LOCATION_ID})).json()["ghl"]
+    ghl = (
+        await client.get("/sandbox/_sandbox/state", params={"location_id": DEFAULT_LOCATION_ID})
+    ).json()["ghl"]
     [invoice] = ghl["invoices"]
     assert [i["priceId"] for i in invoice["invoiceItems"]] == [BOOST_PRICE_ID]
     [ghl_order] = ghl["orders"]
-    assert (ghl_order["source"]["type"], ghl_order["source"]["id"]) == ("invoice",
-                                                                        invoice["_id"])
+    assert (ghl_order["source"]["type"], ghl_order["source"]["id"]) == ("invoice", invoice["_id"])
     assert len(ghl["fulfillments"][ghl_order["_id"]]) == 1
     synced = (await client.get("/sandbox/_sandbox/wizehire/orders")).json()["data"]
     [wizehire_order] = [o for o in synced if o["id"] == order["id"]]
@@ -80,8 +82,9 @@ async def test_a_sample_order_syncs_end_to_end_through_the_built_in_sandbox(
 
     # The sandbox's own webhooks (InvoicePaid, OrderCreate, ...) reached this very service.
     async def delivered() -> bool:
-        rows = (await client.get("/sandbox/_sandbox/webhooks",
-                                 params={"source": "ghl"})).json()["data"]
+        rows = (await client.get("/sandbox/_sandbox/webhooks", params={"source": "ghl"})).json()[
+            "data"
+        ]
         return bool(rows) and all(r["status"] == "delivered" for r in rows)
 
     await eventually(delivered)
@@ -107,14 +110,13 @@ async def test_production_settings_never_start_the_sandbox(
 def test_the_sandbox_is_only_for_development_with_nothing_configured(database_url) -> None:
     assert dev.plan(development(database_url)) == dev.DevSandboxPlan(wizehire=True)
     assert dev.plan(make_settings(database_url)) is None  # WIZESYNC_ENV=test
-    assert dev.plan(development(database_url, ghl_private_token="pit",
-                                ghl_location_id="L1")) is None
+    assert (
+        dev.plan(development(database_url, ghl_private_token="pit", ghl_location_id="L1")) is None
+    )
     assert dev.plan(development(database_url, ghl_client_id="app")) is None
-    assert dev.plan(development(database_url,
-                                ghl_api_url="http://127.0.0.1:8010/ghl")) is None
+    assert dev.plan(development(database_url, ghl_api_url="http://127.0.0.1:8010/ghl")) is None
     # Wizehire configured: kept, only GHL is the sandbox.
-    own = development(database_url, wizehire_api_url="https://wh.example/api",
-                      wizehire_api_key="k")
+    own = development(database_url, wizehire_api_url="https://wh.example/api", wizehire_api_key="k")
     the_plan = dev.plan(own)
     assert the_plan == dev.DevSandboxPlan(wizehire=False)
     effective = dev.sandbox_settings(own, the_plan)
@@ -125,7 +127,11 @@ def test_the_sandbox_is_only_for_development_with_nothing_configured(database_ur
 def test_the_production_guard_refuses_the_sandbox_settings(database_url) -> None:
     effective = dev.sandbox_settings(development(database_url), dev.DevSandboxPlan(True))
     with pytest.raises(ValueError) as refused:  # pydantic wraps the guard's ConfigError
-        make_settings(database_url, **PRODUCTION,
-                      ghl_api_url=effective.ghl_api_url,
-                      ghl_private_token=SecretStr("pit"), ghl_location_id=DEFAULT_LOCATION_ID)
+        make_settings(
+            database_url,
+            **PRODUCTION,
+            ghl_api_url=effective.ghl_api_url,
+            ghl_private_token=SecretStr("pit"),
+            ghl_location_id=DEFAULT_LOCATION_ID,
+        )
     assert "GHL_API_URL points at a sandbox" in str(refused.value)

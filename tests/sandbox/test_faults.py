@@ -27,8 +27,10 @@ async def _fault(client, **rule):
 
 async def test_forced_503_on_a_path_pattern_for_a_number_of_times(client):
     await _fault(client, path="/ghl/payments/orders*", status=503, times=2)
-    codes = [(await client.get("/ghl/payments/orders", headers=PIT, params=Q)).status_code
-             for _ in range(3)]
+    codes = [
+        (await client.get("/ghl/payments/orders", headers=PIT, params=Q)).status_code
+        for _ in range(3)
+    ]
     assert codes == [503, 503, 200]
     other = await client.get("/ghl/payments/transactions", headers=PIT, params=Q)
     assert other.status_code == 200
@@ -56,8 +58,13 @@ async def test_error_after_the_work_leaves_the_effect_in_place(client):
     order_id = bought["order"]["_id"]
     path = f"/ghl/payments/orders/{order_id}/fulfillments"
     await _fault(client, path=path, method="POST", status=500, phase="after", times=1)
-    body = {"altId": LOC, "altType": "location", "notifyCustomer": False, "trackings": [],
-            "items": [{"priceId": BOOST_PRICE_ID, "qty": 1}]}
+    body = {
+        "altId": LOC,
+        "altType": "location",
+        "notifyCustomer": False,
+        "trackings": [],
+        "items": [{"priceId": BOOST_PRICE_ID, "qty": 1}],
+    }
     failed = await client.post(path, headers=PIT, json=body)
     assert failed.status_code == 500
     assert failed.headers["x-ratelimit-remaining"] == "99"  # the work was counted
@@ -70,8 +77,7 @@ async def test_error_before_the_work_changes_nothing(client):
     await _fault(client, path="/ghl/invoices*", method="POST", status=503, times=1)
     r = await client.post("/ghl/invoices/", headers=PIT, json=invoice_body(contact))
     assert r.status_code == 503
-    listed = await client.get("/ghl/invoices/", headers=PIT,
-                              params={**Q, "limit": 10, "offset": 0})
+    listed = await client.get("/ghl/invoices/", headers=PIT, params={**Q, "limit": 10, "offset": 0})
     assert listed.json()["total"] == 0
     assert (await create_invoice(client, contact))["status"] == "draft"
 
@@ -89,8 +95,10 @@ async def test_error_rate_hits_some_requests_reproducibly(client):
 
     async def run() -> list[int]:
         await _fault(client, path="/ghl/payments/*", status=500, rate=0.3)
-        codes = [(await client.get("/ghl/payments/orders", headers=PIT, params=Q)).status_code
-                 for _ in range(60)]
+        codes = [
+            (await client.get("/ghl/payments/orders", headers=PIT, params=Q)).status_code
+            for _ in range(60)
+        ]
         await client.post("/_sandbox/reset", json={"seed": True})
         return codes
 

@@ -25,8 +25,12 @@ async def _token(client: httpx.AsyncClient, **form: str) -> httpx.Response:
 
 async def _installed(client: httpx.AsyncClient, **code_body: object) -> dict:
     code = await _code(client, **code_body)
-    r = await _token(client, grant_type="authorization_code", code=code,
-                     user_type=str(code_body.get("user_type", "Location")))
+    r = await _token(
+        client,
+        grant_type="authorization_code",
+        code=code,
+        user_type=str(code_body.get("user_type", "Location")),
+    )
     assert r.status_code == 200, r.text
     return r.json()
 
@@ -66,8 +70,9 @@ async def test_refresh_rotates_and_a_reused_refresh_token_is_rejected(client):
     assert body["message"] == "Invalid grant: refresh token is invalid"
 
     # The new refresh token still works exactly once.
-    assert (await _token(client, grant_type="refresh_token",
-                         refresh_token=new["refresh_token"])).status_code == 200
+    assert (
+        await _token(client, grant_type="refresh_token", refresh_token=new["refresh_token"])
+    ).status_code == 200
 
 
 async def test_reused_refresh_token_can_answer_401_when_configured(client):
@@ -81,20 +86,22 @@ async def test_reused_refresh_token_can_answer_401_when_configured(client):
 
 async def test_new_access_token_works_and_expired_one_is_refused(client, sandbox: Sandbox):
     pair = await _installed(client)
-    ok = await client.get("/ghl/payments/orders", params=Q,
-                          headers=bearer(pair["access_token"]))
+    ok = await client.get("/ghl/payments/orders", params=Q, headers=bearer(pair["access_token"]))
     assert ok.status_code == 200, ok.text
 
     sandbox.clock.advance(86_400)  # past expires_in
-    expired = await client.get("/ghl/payments/orders", params=Q,
-                               headers=bearer(pair["access_token"]))
+    expired = await client.get(
+        "/ghl/payments/orders", params=Q, headers=bearer(pair["access_token"])
+    )
     assert expired.status_code == 401
     assert expired.json()["message"] == "Invalid token: access token is invalid"
 
-    refreshed = await _token(client, grant_type="refresh_token",
-                             refresh_token=pair["refresh_token"])
-    again = await client.get("/ghl/payments/orders", params=Q,
-                             headers=bearer(refreshed.json()["access_token"]))
+    refreshed = await _token(
+        client, grant_type="refresh_token", refresh_token=pair["refresh_token"]
+    )
+    again = await client.get(
+        "/ghl/payments/orders", params=Q, headers=bearer(refreshed.json()["access_token"])
+    )
     assert again.status_code == 200
 
 
@@ -107,10 +114,12 @@ async def test_admin_expiry_makes_the_next_call_401(client):
 
 async def test_token_without_the_scope_is_refused_with_the_scope_message(client):
     pair = await _installed(client, scopes=["payments/orders.readonly"])
-    allowed = await client.get("/ghl/payments/orders", params=Q,
-                               headers=bearer(pair["access_token"]))
-    refused = await client.get("/ghl/payments/transactions", params=Q,
-                               headers=bearer(pair["access_token"]))
+    allowed = await client.get(
+        "/ghl/payments/orders", params=Q, headers=bearer(pair["access_token"])
+    )
+    refused = await client.get(
+        "/ghl/payments/transactions", params=Q, headers=bearer(pair["access_token"])
+    )
     assert allowed.status_code == 200
     assert refused.status_code == 401
     assert refused.json()["message"] == "The token is not authorized for this scope."
@@ -119,37 +128,50 @@ async def test_token_without_the_scope_is_refused_with_the_scope_message(client)
 async def test_location_token_cannot_read_another_location(client):
     other = (await client.post("/_sandbox/ghl/locations", json={"pit": False})).json()["id"]
     pair = await _installed(client)
-    r = await client.get("/ghl/payments/orders", params={"altId": other, "altType": "location"},
-                         headers=bearer(pair["access_token"]))
+    r = await client.get(
+        "/ghl/payments/orders",
+        params={"altId": other, "altType": "location"},
+        headers=bearer(pair["access_token"]),
+    )
     assert r.status_code == 403
 
 
 async def test_agency_token_mints_location_tokens_for_approved_locations(client):
-    second = (await client.post("/_sandbox/ghl/locations", json={
-        "company_id": "SandboxAgency0000001", "pit": False})).json()["id"]
+    second = (
+        await client.post(
+            "/_sandbox/ghl/locations", json={"company_id": "SandboxAgency0000001", "pit": False}
+        )
+    ).json()["id"]
     agency = await _installed(client, user_type="Company", company_id="SandboxAgency0000001")
     assert agency["userType"] == "Company"
     assert set(agency["approvedLocations"]) == {LOC, second}
 
     # An agency token is not a location token: payments refuses it.
-    direct = await client.get("/ghl/payments/orders", params=Q,
-                              headers=bearer(agency["access_token"]))
+    direct = await client.get(
+        "/ghl/payments/orders", params=Q, headers=bearer(agency["access_token"])
+    )
     assert direct.status_code == 401
 
-    r = await client.post("/ghl/oauth/locationToken", headers=bearer(agency["access_token"]),
-                          data={"companyId": "SandboxAgency0000001", "locationId": second})
+    r = await client.post(
+        "/ghl/oauth/locationToken",
+        headers=bearer(agency["access_token"]),
+        data={"companyId": "SandboxAgency0000001", "locationId": second},
+    )
     assert r.status_code == 200, r.text
     location_token = r.json()
     assert location_token["locationId"] == second
-    orders = await client.get("/ghl/payments/orders",
-                              params={"altId": second, "altType": "location"},
-                              headers=bearer(location_token["access_token"]))
+    orders = await client.get(
+        "/ghl/payments/orders",
+        params={"altId": second, "altType": "location"},
+        headers=bearer(location_token["access_token"]),
+    )
     assert orders.status_code == 200
 
-    stranger = await client.post("/ghl/oauth/locationToken",
-                                 headers=bearer(agency["access_token"]),
-                                 data={"companyId": "SandboxAgency0000001",
-                                       "locationId": "NotApprovedLocation1"})
+    stranger = await client.post(
+        "/ghl/oauth/locationToken",
+        headers=bearer(agency["access_token"]),
+        data={"companyId": "SandboxAgency0000001", "locationId": "NotApprovedLocation1"},
+    )
     assert stranger.status_code == 400
 
 
@@ -161,34 +183,52 @@ async def test_paused_location_refuses_refresh_but_keeps_the_refresh_token(clien
     assert paused.json()["message"] == "Location is not active"
 
     await client.patch(f"/_sandbox/ghl/locations/{LOC}", json={"active": True})
-    resumed = await _token(client, grant_type="refresh_token",
-                           refresh_token=pair["refresh_token"])
+    resumed = await _token(client, grant_type="refresh_token", refresh_token=pair["refresh_token"])
     assert resumed.status_code == 200
 
 
 async def test_wrong_client_credentials_are_refused_when_configured(client):
-    await client.patch("/_sandbox/config", json={"ghl_client_id": "app-client",
-                                                 "ghl_client_secret": "right"})
+    await client.patch(
+        "/_sandbox/config", json={"ghl_client_id": "app-client", "ghl_client_secret": "right"}
+    )
     code = await _code(client)
-    r = await client.post("/ghl/oauth/token", data={
-        "client_id": "app-client", "client_secret": "wrong", "grant_type": "authorization_code",
-        "code": code})
+    r = await client.post(
+        "/ghl/oauth/token",
+        data={
+            "client_id": "app-client",
+            "client_secret": "wrong",
+            "grant_type": "authorization_code",
+            "code": code,
+        },
+    )
     assert r.status_code == 401
     assert r.json()["error"] == "invalid_client"
 
 
 async def test_install_page_redirects_with_code_and_state_and_records_install(client, sandbox):
-    r = await client.get("/ghl/oauth/chooselocation", params={
-        "response_type": "code", "client_id": "app-client",
-        "redirect_uri": "https://service.test/oauth/ghl/callback", "state": "st-123",
-        "scope": "payments/orders.readonly invoices.write"})
+    r = await client.get(
+        "/ghl/oauth/chooselocation",
+        params={
+            "response_type": "code",
+            "client_id": "app-client",
+            "redirect_uri": "https://service.test/oauth/ghl/callback",
+            "state": "st-123",
+            "scope": "payments/orders.readonly invoices.write",
+        },
+    )
     assert r.status_code == 302
     target = urlsplit(r.headers["location"])
     params = parse_qs(target.query)
     assert target.path == "/oauth/ghl/callback"
     assert params["state"] == ["st-123"]
-    pair = (await _token(client, grant_type="authorization_code", code=params["code"][0],
-                         redirect_uri="https://service.test/oauth/ghl/callback")).json()
+    pair = (
+        await _token(
+            client,
+            grant_type="authorization_code",
+            code=params["code"][0],
+            redirect_uri="https://service.test/oauth/ghl/callback",
+        )
+    ).json()
     assert pair["scope"].split() == ["payments/orders.readonly", "invoices.write"]
     installs = sandbox.outbox.listing(type_="INSTALL")
     assert [d.payload["locationId"] for d in installs] == [LOC]
@@ -200,5 +240,8 @@ async def test_token_endpoint_calls_are_counted_for_inspection(client):
     await _token(client, grant_type="refresh_token", refresh_token=pair["refresh_token"])
     calls = (await client.get("/_sandbox/state")).json()["oauth"]["calls"]
     outcomes = [(c["grant_type"], c["outcome"]) for c in calls]
-    assert outcomes == [("authorization_code", "ok"), ("refresh_token", "ok"),
-                        ("refresh_token", "invalid_grant")]
+    assert outcomes == [
+        ("authorization_code", "ok"),
+        ("refresh_token", "ok"),
+        ("refresh_token", "invalid_grant"),
+    ]

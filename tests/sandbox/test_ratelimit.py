@@ -9,8 +9,13 @@ import pytest
 from tests.sandbox.kit import LOC, PIT, Q
 from wizesync.sandbox.core import Sandbox
 
-HEADERS = ("x-ratelimit-max", "x-ratelimit-remaining", "x-ratelimit-interval-milliseconds",
-           "x-ratelimit-limit-daily", "x-ratelimit-daily-remaining")
+HEADERS = (
+    "x-ratelimit-max",
+    "x-ratelimit-remaining",
+    "x-ratelimit-interval-milliseconds",
+    "x-ratelimit-limit-daily",
+    "x-ratelimit-daily-remaining",
+)
 
 
 @pytest.fixture(autouse=True)
@@ -19,19 +24,20 @@ def frozen(sandbox: Sandbox) -> None:
 
 
 async def _orders(client, location: str = LOC):
-    return await client.get("/ghl/payments/orders", headers=PIT,
-                            params={"altId": location, "altType": "location"})
+    return await client.get(
+        "/ghl/payments/orders", headers=PIT, params={"altId": location, "altType": "location"}
+    )
 
 
 async def test_every_answer_carries_the_rate_limit_headers(client):
     ok = await _orders(client)
-    unauthorised = await client.get("/ghl/payments/orders", params=Q,
-                                    headers={"Version": "2021-07-28"})
+    unauthorised = await client.get(
+        "/ghl/payments/orders", params=Q, headers={"Version": "2021-07-28"}
+    )
     unknown_route = await client.get("/ghl/no/such/route", headers=PIT)
     token = await client.post("/ghl/oauth/token", data={"grant_type": "refresh_token"})
     for response in (ok, unauthorised, unknown_route, token):
-        assert all(h in response.headers for h in HEADERS), (response.status_code,
-                                                              response.headers)
+        assert all(h in response.headers for h in HEADERS), (response.status_code, response.headers)
     assert ok.headers["x-ratelimit-max"] == "100"
     assert ok.headers["x-ratelimit-interval-milliseconds"] == "10000"
     assert ok.headers["x-ratelimit-limit-daily"] == "200000"
@@ -80,8 +86,7 @@ async def test_budgets_are_per_location(client):
 
 
 async def test_retry_after_is_sent_when_enabled(client):
-    await client.patch("/_sandbox/config", json={"ghl_rate_limit_max": 1,
-                                                 "ghl_retry_after": True})
+    await client.patch("/_sandbox/config", json={"ghl_rate_limit_max": 1, "ghl_retry_after": True})
     await _orders(client)
     refused = await _orders(client)
     assert refused.status_code == 429

@@ -45,11 +45,14 @@ def receiver() -> Receiver:
 async def wired(receiver: Receiver) -> AsyncIterator[tuple[Sandbox, httpx.AsyncClient]]:
     """A sandbox whose webhooks go to the receiver, delivered as state changes."""
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=receiver.app))
-    sandbox = Sandbox.build(SandboxConfig(service_url="http://service", webhooks="send",
-                                          webhook_max_attempts=1), http=http)
+    sandbox = Sandbox.build(
+        SandboxConfig(service_url="http://service", webhooks="send", webhook_max_attempts=1),
+        http=http,
+    )
     app = create_sandbox_app(sandbox=sandbox, seed=True)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sandbox") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
+    ) as client:
         yield sandbox, client
     await http.aclose()
 
@@ -66,8 +69,12 @@ async def test_state_changes_send_ghl_webhooks_that_wizesyncs_verifier_accepts(w
     await sandbox.outbox.drain()
 
     sent = [(json.loads(body), headers) for source, body, headers in receiver.requests]
-    assert [b["type"] for b, _ in sent] == ["InvoiceCreate", "InvoicePaid", "OrderCreate",
-                                            "OrderStatusUpdate"]
+    assert [b["type"] for b, _ in sent] == [
+        "InvoiceCreate",
+        "InvoicePaid",
+        "OrderCreate",
+        "OrderStatusUpdate",
+    ]
     verifier = _ghl_verifier()
     for (source, body, headers), (payload, _) in zip(receiver.requests, sent, strict=True):
         assert source == "ghl"
@@ -76,8 +83,11 @@ async def test_state_changes_send_ghl_webhooks_that_wizesyncs_verifier_accepts(w
         assert len(payload["webhookId"]) == 24
         assert payload["timestamp"].endswith("Z")
     order_event = sent[2][0]
-    assert order_event["source"] == {"type": "invoice", "id": invoice["_id"],
-                                     "name": invoice["name"]}
+    assert order_event["source"] == {
+        "type": "invoice",
+        "id": invoice["_id"],
+        "name": invoice["name"],
+    }
     assert order_event["status"] == "pending"  # the snapshot when it was created
     assert sent[3][0]["status"] == "completed"
     assert sent[1][0]["invoiceNumber"] == str(invoice["invoiceNumber"])
@@ -108,8 +118,9 @@ async def test_explicit_webhook_of_current_state_and_duplicates_on_demand(wired,
     _, client = wired
     await client.patch("/_sandbox/config", json={"webhooks": "off"})
     order = (await checkout(client))["order"]
-    r = await client.post("/_sandbox/ghl/webhooks", json={"type": "OrderStatusUpdate",
-                                                         "object_id": order["_id"]})
+    r = await client.post(
+        "/_sandbox/ghl/webhooks", json={"type": "OrderStatusUpdate", "object_id": order["_id"]}
+    )
     assert r.status_code == 200, r.text
     delivery = r.json()
     assert delivery["status"] == "delivered"
@@ -130,13 +141,16 @@ async def test_held_webhooks_are_released_in_any_order(wired, receiver):
     for delivery in reversed(held):
         await client.post(f"/_sandbox/webhooks/{delivery['id']}/send")
     assert [json.loads(b)["type"] for _, b, _ in receiver.requests] == [
-        "OrderStatusUpdate", "OrderCreate"]
+        "OrderStatusUpdate",
+        "OrderCreate",
+    ]
 
 
 async def test_failed_delivery_is_retried_then_marked_failed(wired, receiver):
     sandbox, client = wired
-    await client.patch("/_sandbox/config", json={"webhook_max_attempts": 3,
-                                                 "webhook_retry_seconds": 0})
+    await client.patch(
+        "/_sandbox/config", json={"webhook_max_attempts": 3, "webhook_retry_seconds": 0}
+    )
     receiver.status = 503
     await checkout(client, outcome="pending")
     await sandbox.outbox.drain()
@@ -148,8 +162,10 @@ async def test_failed_delivery_is_retried_then_marked_failed(wired, receiver):
 
 async def test_wizehire_events_pass_wizehire_verifier(wired, receiver):
     sandbox, client = wired
-    r = await client.post("/_sandbox/wizehire/events", json={
-        "type": "order.created", "order": {"id": "wh_ord_7", "amount": "149.00"}})
+    r = await client.post(
+        "/_sandbox/wizehire/events",
+        json={"type": "order.created", "order": {"id": "wh_ord_7", "amount": "149.00"}},
+    )
     assert r.status_code == 200, r.text
     assert r.json()["status"] == "delivered"
     source, body, headers = receiver.requests[-1]
@@ -162,16 +178,17 @@ async def test_wizehire_events_pass_wizehire_verifier(wired, receiver):
     # Wizehire now holds that order (what GET /v1/orders returns).
     assert "wh_ord_7" in sandbox.wizehire.orders
     with pytest.raises(SignatureError):
-        WizehireVerifier(["whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA=="]).verify(body,
-                                                                                  headers)
+        WizehireVerifier(["whsec_" + "b3RoZXItc2VjcmV0LW90aGVyLXNlY3JldA=="]).verify(body, headers)
 
 
 async def test_wizehire_secret_is_configurable(wired, receiver):
     _, client = wired
     secret = "whsec_" + "c2FuZGJveC10ZXN0LXNlY3JldC1rZXktMTIzNA=="
     await client.patch("/_sandbox/config", json={"wizehire_secret": secret})
-    await client.post("/_sandbox/wizehire/events", json={"type": "refund.requested",
-                                                         "refund": {"order_id": "wh_ord_7"}})
+    await client.post(
+        "/_sandbox/wizehire/events",
+        json={"type": "refund.requested", "refund": {"order_id": "wh_ord_7"}},
+    )
     _, body, headers = receiver.requests[-1]
     assert WizehireVerifier([secret]).verify(body, headers)
     assert json.loads(body)["data"]["refund"]["order_id"] == "wh_ord_7"
@@ -180,11 +197,14 @@ async def test_wizehire_secret_is_configurable(wired, receiver):
 # --- end to end: the real service receives the sandbox's webhooks -----------------------------
 async def test_service_accepts_the_sandboxs_signed_webhooks(client_factory):
     service = await client_factory()
-    sandbox = Sandbox.build(SandboxConfig(service_url=str(service.base_url), webhooks="send",
-                                          webhook_max_attempts=1), http=service)
+    sandbox = Sandbox.build(
+        SandboxConfig(service_url=str(service.base_url), webhooks="send", webhook_max_attempts=1),
+        http=service,
+    )
     app = create_sandbox_app(sandbox=sandbox, seed=True)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://sandbox") as client:
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://sandbox"
+    ) as client:
         await checkout(client)
         await sandbox.outbox.drain()
         r = await client.post("/_sandbox/wizehire/events", json={"type": "order.created"})

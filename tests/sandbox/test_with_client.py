@@ -14,20 +14,43 @@ LOC = DEFAULT_LOCATION_ID
 
 
 async def test_contact_invoice_payment_order_and_fulfillment_through_the_client(client):
-    ghl = GhlClient(client, base_url="http://sandbox/ghl", version="2021-07-28",
-                    tokens=StaticTokenProvider("pit-token", LOC), limiter=InMemoryRateLimiter())
-    contact = (await ghl.upsert_contact(LOC, m.UpsertContact(
-        email="pat@example.com", first_name="Pat", last_name="Lee"))).contact
+    ghl = GhlClient(
+        client,
+        base_url="http://sandbox/ghl",
+        version="2021-07-28",
+        tokens=StaticTokenProvider("pit-token", LOC),
+        limiter=InMemoryRateLimiter(),
+    )
+    contact = (
+        await ghl.upsert_contact(
+            LOC, m.UpsertContact(email="pat@example.com", first_name="Pat", last_name="Lee")
+        )
+    ).contact
     assert (await ghl.find_contact_by_email(LOC, "PAT@example.com")).id == contact.id
 
-    invoice = await ghl.create_invoice(LOC, m.CreateInvoice(
-        name="Wizehire order wh_ord_1001", currency="USD",
-        items=[m.InvoiceItem(name="Job ad boost, 30 days", currency="USD", amount="149.00",
-                             qty=1, priceId=BOOST_PRICE_ID, productId=BOOST_PRODUCT_ID)],
-        contact_details=m.InvoiceContactDetails(id=contact.id, name="Pat Lee",
-                                                email="pat@example.com"),
-        issue_date=date(2026, 11, 27), sent_to=m.SentTo(email=["pat@example.com"]),
-        live_mode=False))
+    invoice = await ghl.create_invoice(
+        LOC,
+        m.CreateInvoice(
+            name="Wizehire order wh_ord_1001",
+            currency="USD",
+            items=[
+                m.InvoiceItem(
+                    name="Job ad boost, 30 days",
+                    currency="USD",
+                    amount="149.00",
+                    qty=1,
+                    priceId=BOOST_PRICE_ID,
+                    productId=BOOST_PRODUCT_ID,
+                )
+            ],
+            contact_details=m.InvoiceContactDetails(
+                id=contact.id, name="Pat Lee", email="pat@example.com"
+            ),
+            issue_date=date(2026, 11, 27),
+            sent_to=m.SentTo(email=["pat@example.com"]),
+            live_mode=False,
+        ),
+    )
     paid = await ghl.record_invoice_payment(LOC, invoice.id, m.RecordInvoicePayment(mode="cash"))
     assert paid.success
 
@@ -38,6 +61,9 @@ async def test_contact_invoice_payment_order_and_fulfillment_through_the_client(
     (txn,) = (await ghl.list_transactions(LOC, entity_id=order.id)).items
     assert txn.status == "succeeded" and str(txn.amount) == "149"
 
-    await ghl.create_fulfillment(LOC, order.id, m.CreateFulfillment(
-        items=[m.FulfillmentItem(price_id=BOOST_PRICE_ID, qty=1)]))
+    await ghl.create_fulfillment(
+        LOC,
+        order.id,
+        m.CreateFulfillment(items=[m.FulfillmentItem(price_id=BOOST_PRICE_ID, qty=1)]),
+    )
     assert len(await ghl.list_fulfillments(LOC, order.id)) == 1

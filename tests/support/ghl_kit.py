@@ -86,81 +86,183 @@ def make_client(
 # --- sample answers (each valid against the official spec, with the errata in ghl_spec) --------
 def order(**over: Any) -> dict[str, Any]:
     return {
-        "_id": ORDER_ID, "altId": LOC, "altType": "location", "contactId": CONTACT_ID,
-        "currency": "USD", "amount": 150.1, "status": "completed", "paymentStatus": "paid",
-        "fulfillmentStatus": "unfulfilled", "liveMode": True, "sourceType": "invoice",
+        "_id": ORDER_ID,
+        "altId": LOC,
+        "altType": "location",
+        "contactId": CONTACT_ID,
+        "currency": "USD",
+        "amount": 150.1,
+        "status": "completed",
+        "paymentStatus": "paid",
+        "fulfillmentStatus": "unfulfilled",
+        "liveMode": True,
+        "sourceType": "invoice",
         "source": {"type": "invoice", "id": INVOICE_ID},
-        "items": [{"_id": "6578278e879ad2646715ba9d", "name": "Job ad", "qty": 1,
-                   "price": {"_id": PRICE_ID, "name": "Monthly", "amount": 150.1,
-                             "currency": "USD"}}],
-        "createdAt": WHEN, "updatedAt": WHEN, **over,
+        "items": [
+            {
+                "_id": "6578278e879ad2646715ba9d",
+                "name": "Job ad",
+                "qty": 1,
+                "price": {"_id": PRICE_ID, "name": "Monthly", "amount": 150.1, "currency": "USD"},
+            }
+        ],
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+        **over,
     }
 
 
 def product() -> dict[str, Any]:
-    return {"_id": PRODUCT_ID, "locationId": LOC, "name": "Job ad", "productType": "SERVICE",
-            "createdAt": WHEN, "updatedAt": WHEN}
+    return {
+        "_id": PRODUCT_ID,
+        "locationId": LOC,
+        "name": "Job ad",
+        "productType": "SERVICE",
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+    }
 
 
 def price(**over: Any) -> dict[str, Any]:
-    return {"_id": PRICE_ID, "name": "Monthly", "type": "one_time", "currency": "USD",
-            "amount": 150.1, "product": PRODUCT_ID, "locationId": LOC,
-            "createdAt": WHEN, "updatedAt": WHEN, **over}
+    return {
+        "_id": PRICE_ID,
+        "name": "Monthly",
+        "type": "one_time",
+        "currency": "USD",
+        "amount": 150.1,
+        "product": PRODUCT_ID,
+        "locationId": LOC,
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+        **over,
+    }
 
 
 def fulfillment() -> dict[str, Any]:
     return {
-        "_id": "655b33a82209e60b6adb87b1", "altId": LOC, "altType": "location",
-        "trackings": [{"trackingNumber": "40012345678", "shippingCarrier": "FedEx",
-                       "trackingUrl": "https://fedex.test/40012345678"}],
-        "items": [{"_id": "6578278e879ad2646715ba9d", "name": "Job ad", "qty": 1,
-                   "product": product(), "price": price()}],
-        "createdAt": WHEN, "updatedAt": WHEN,
+        "_id": "655b33a82209e60b6adb87b1",
+        "altId": LOC,
+        "altType": "location",
+        "trackings": [
+            {
+                "trackingNumber": "40012345678",
+                "shippingCarrier": "FedEx",
+                "trackingUrl": "https://fedex.test/40012345678",
+            }
+        ],
+        "items": [
+            {
+                "_id": "6578278e879ad2646715ba9d",
+                "name": "Job ad",
+                "qty": 1,
+                "product": product(),
+                "price": price(),
+            }
+        ],
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
     }
 
 
 def transaction(**over: Any) -> dict[str, Any]:
     return {
-        "_id": TXN_ID, "altId": LOC, "altType": "location", "contactId": CONTACT_ID,
-        "currency": "USD", "amount": 150.1, "amountRefunded": 20.05, "status": "succeeded",
-        "liveMode": True, "entityType": "order", "entityId": ORDER_ID,
-        "entitySourceType": "invoice", "chargeId": "ch_3Mx", "paymentProviderType": "nmi",
-        "createdAt": WHEN, "updatedAt": WHEN, "fulfilledAt": WHEN, **over,
+        "_id": TXN_ID,
+        "altId": LOC,
+        "altType": "location",
+        "contactId": CONTACT_ID,
+        "currency": "USD",
+        "amount": 150.1,
+        "amountRefunded": 20.05,
+        "status": "succeeded",
+        "liveMode": True,
+        "entityType": "order",
+        "entityId": ORDER_ID,
+        "entitySourceType": "invoice",
+        "chargeId": "ch_3Mx",
+        "paymentProviderType": "nmi",
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+        "fulfilledAt": WHEN,
+        **over,
     }
 
 
 def subscription(**over: Any) -> dict[str, Any]:
     return {
-        "_id": SUB_ID, "altId": LOC, "altType": "location", "contactId": CONTACT_ID,
-        "currency": "USD", "amount": 49.99, "status": "active", "liveMode": True,
-        "entityType": "order", "entityId": ORDER_ID, "entitySourceType": "funnel",
-        "schedule": {"executeAt": WHEN}, "createdAt": WHEN, "updatedAt": WHEN, **over,
+        "_id": SUB_ID,
+        "altId": LOC,
+        "altType": "location",
+        "contactId": CONTACT_ID,
+        "currency": "USD",
+        "amount": 49.99,
+        "status": "active",
+        "liveMode": True,
+        "entityType": "order",
+        "entityId": ORDER_ID,
+        "entitySourceType": "funnel",
+        "schedule": {"executeAt": WHEN},
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+        **over,
     }
 
 
 def invoice(**over: Any) -> dict[str, Any]:
     return {
-        "_id": INVOICE_ID, "status": "draft", "liveMode": True, "amountPaid": 0,
-        "altId": LOC, "altType": "location", "name": "Wizehire order 1001",
-        "businessDetails": {"name": "Acme"}, "invoiceNumber": 1001, "currency": "USD",
+        "_id": INVOICE_ID,
+        "status": "draft",
+        "liveMode": True,
+        "amountPaid": 0,
+        "altId": LOC,
+        "altType": "location",
+        "name": "Wizehire order 1001",
+        "businessDetails": {"name": "Acme"},
+        "invoiceNumber": 1001,
+        "currency": "USD",
         "contactDetails": {"id": CONTACT_ID, "name": "Ada", "email": "ada@example.com"},
-        "issueDate": "2024-01-23", "dueDate": "2024-01-23",
-        "invoiceItems": [{"_id": "6578278e879ad2646715ba9e", "name": "Job ad", "qty": 1,
-                          "amount": 150.1, "currency": "USD"}],
-        "total": 150.1, "title": "INVOICE", "amountDue": 150.1,
+        "issueDate": "2024-01-23",
+        "dueDate": "2024-01-23",
+        "invoiceItems": [
+            {
+                "_id": "6578278e879ad2646715ba9e",
+                "name": "Job ad",
+                "qty": 1,
+                "amount": 150.1,
+                "currency": "USD",
+            }
+        ],
+        "total": 150.1,
+        "title": "INVOICE",
+        "amountDue": 150.1,
         "totalSummary": {"subTotal": 150.1, "discount": 0, "tax": 0},
-        "createdAt": WHEN, "updatedAt": WHEN, **over,
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+        **over,
     }
 
 
 def contact() -> dict[str, Any]:
-    return {"id": CONTACT_ID, "locationId": LOC, "email": "ada@example.com",
-            "firstName": "Ada", "lastName": "Lovelace", "tags": ["wizehire"],
-            "dateAdded": WHEN}
+    return {
+        "id": CONTACT_ID,
+        "locationId": LOC,
+        "email": "ada@example.com",
+        "firstName": "Ada",
+        "lastName": "Lovelace",
+        "tags": ["wizehire"],
+        "dateAdded": WHEN,
+    }
 
 
 def whitelabel_provider() -> dict[str, Any]:
-    return {"_id": "65cb47dda50f4f13ced4b870", "altId": LOC, "altType": "location",
-            "title": "Wizehire Pay", "route": "wizehire-nmi", "provider": "nmi",
-            "description": "Card payments", "imageUrl": "https://img.test/logo.png",
-            "createdAt": WHEN, "updatedAt": WHEN}
+    return {
+        "_id": "65cb47dda50f4f13ced4b870",
+        "altId": LOC,
+        "altType": "location",
+        "title": "Wizehire Pay",
+        "route": "wizehire-nmi",
+        "provider": "nmi",
+        "description": "Card payments",
+        "imageUrl": "https://img.test/logo.png",
+        "createdAt": WHEN,
+        "updatedAt": WHEN,
+    }

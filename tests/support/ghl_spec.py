@@ -110,8 +110,15 @@ def validate_request_body(spec_file: str, method: str, path_template: str, body:
     assert "application/json" in op.get("requestBody", {}).get("content", {}), (
         f"{method.upper()} {path_template} takes no JSON body"
     )
-    pointer = _pointer("paths", path_template, method.lower(), "requestBody", "content",
-                       "application/json", "schema")
+    pointer = _pointer(
+        "paths",
+        path_template,
+        method.lower(),
+        "requestBody",
+        "content",
+        "application/json",
+        "schema",
+    )
     _validator(spec_file, pointer, strict=True).validate(body)
 
 
@@ -125,15 +132,21 @@ def validate_response(
     assert answer is not None, f"{method.upper()} {path_template} documents no {status} answer"
     if "schema" not in answer.get("content", {}).get("application/json", {}):
         return False
-    pointer = _pointer("paths", path_template, method.lower(), "responses", str(status),
-                       "content", "application/json", "schema")
+    pointer = _pointer(
+        "paths",
+        path_template,
+        method.lower(),
+        "responses",
+        str(status),
+        "content",
+        "application/json",
+        "schema",
+    )
     _validator(spec_file, pointer, strict=False).validate(body)
     return True
 
 
-def validate_query(
-    spec_file: str, method: str, path_template: str, params: dict[str, Any]
-) -> None:
+def validate_query(spec_file: str, method: str, path_template: str, params: dict[str, Any]) -> None:
     """Every required query parameter is present and every enum-valued one has a listed value.
     Parameters the spec does not declare are allowed (GHL-FACTS: payments calls also take
     `altType=location` where the spec forgets it)."""

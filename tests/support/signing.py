@@ -10,7 +10,10 @@ from wizesync.sandbox.signing import ghl_headers, wizehire_headers
 
 
 def wizehire_request(
-    payload: Any, *, event_id: str | None = None, secret: str = DEV_WIZEHIRE_SECRET,
+    payload: Any,
+    *,
+    event_id: str | None = None,
+    secret: str = DEV_WIZEHIRE_SECRET,
     timestamp: float | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()

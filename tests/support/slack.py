@@ -53,6 +53,12 @@ def notice_registry() -> HandlerRegistry:
 
 async def notice_rows(sessionmaker: Any) -> list[InboxEvent]:
     async with sessionmaker() as session:
-        return list((await session.execute(
-            select(InboxEvent).where(InboxEvent.source == "internal").order_by(InboxEvent.id)
-        )).scalars())
+        return list(
+            (
+                await session.execute(
+                    select(InboxEvent)
+                    .where(InboxEvent.source == "internal")
+                    .order_by(InboxEvent.id)
+                )
+            ).scalars()
+        )

@@ -37,13 +37,18 @@ def new_whsec() -> str:
 
 def standard_webhooks_signature(secret: str, msg_id: str, timestamp: str, body: bytes) -> str:
     key = base64.b64decode(secret.removeprefix("whsec_"))
-    digest = hmac.new(key, msg_id.encode() + b"." + timestamp.encode() + b"." + body,
-                      hashlib.sha256).digest()
+    digest = hmac.new(
+        key, msg_id.encode() + b"." + timestamp.encode() + b"." + body, hashlib.sha256
+    ).digest()
     return "v1," + base64.b64encode(digest).decode()
 
 
 def wizehire_signed(
-    payload: Any, secret: str, *, event_id: str | None = None, timestamp: float | None = None,
+    payload: Any,
+    secret: str,
+    *,
+    event_id: str | None = None,
+    timestamp: float | None = None,
 ) -> tuple[bytes, dict[str, str]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     event_id = event_id or f"msg_{uuid.uuid4().hex}"
@@ -68,9 +73,13 @@ class Ed25519TestKey:
 
     @property
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
     def sign(self, body: bytes) -> str:
         return base64.b64encode(self.private.sign(body)).decode()
@@ -88,9 +97,13 @@ class RsaTestKey:
 
     @property
     def public_pem(self) -> str:
-        return self.private.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        return (
+            self.private.public_key()
+            .public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            .decode()
+        )
 
     def sign(self, body: bytes) -> str:
         return base64.b64encode(
@@ -118,9 +131,7 @@ async def stored_total(sessionmaker: async_sessionmaker[AsyncSession]) -> int:
         return sum((await inbox_repo.queue_counts(session)).values())
 
 
-async def stored_event(
-    sessionmaker: async_sessionmaker[AsyncSession], row_id: int
-) -> InboxEvent:
+async def stored_event(sessionmaker: async_sessionmaker[AsyncSession], row_id: int) -> InboxEvent:
     async with sessionmaker() as session:
         event = await inbox_repo.get_event(session, row_id)
     assert event is not None, f"inbox row {row_id} is missing"
@@ -128,7 +139,9 @@ async def stored_event(
 
 
 async def wait_for_status(
-    sessionmaker: async_sessionmaker[AsyncSession], row_id: int, status: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    row_id: int,
+    status: str,
     deadline_seconds: float = 30.0,
 ) -> InboxEvent:
     """Polls (the machine is shared and slow at times) until the event reaches `status`."""

@@ -47,8 +47,12 @@ async def add_event(
     """Store one event the way ingest does (one INSERT, committed) and return its inbox id."""
     payload = {"n": uuid.uuid4().hex} if payload is None else payload
     new = NewEvent(
-        source=source, event_id=f"evt_{uuid.uuid4().hex}", type=type_, ordering_key=key,
-        status=status, raw_body=raw_body if raw_body is not None else json.dumps(payload).encode(),
+        source=source,
+        event_id=f"evt_{uuid.uuid4().hex}",
+        type=type_,
+        ordering_key=key,
+        status=status,
+        raw_body=raw_body if raw_body is not None else json.dumps(payload).encode(),
         payload=payload,
     )
     async with sessionmaker.begin() as session:
@@ -92,8 +96,9 @@ async def wait_for_status(
         event = await load(sessionmaker, event_id)
         return event if event.status in statuses else None
 
-    return await wait_until(check, what=f"event {event_id} to become {'/'.join(statuses)}",
-                            timeout=timeout)
+    return await wait_until(
+        check, what=f"event {event_id} to become {'/'.join(statuses)}", timeout=timeout
+    )
 
 
 async def wait_all_done(sessionmaker: Sessionmaker, ids: list[int]) -> list[InboxEvent]:
@@ -105,17 +110,24 @@ async def wait_all_done(sessionmaker: Sessionmaker, ids: list[int]) -> list[Inbo
 
 
 def new_worker(
-    settings: Settings, sessionmaker: Sessionmaker, registry: HandlerRegistry,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    registry: HandlerRegistry,
     worker_id: str | None = None,
 ) -> Worker:
-    return Worker(settings=settings, sessionmaker=sessionmaker, registry=registry,
-                  worker_id=worker_id)
+    return Worker(
+        settings=settings, sessionmaker=sessionmaker, registry=registry, worker_id=worker_id
+    )
 
 
 @asynccontextmanager
 async def running_worker(
-    settings: Settings, sessionmaker: Sessionmaker, registry: HandlerRegistry,
-    *, worker_id: str | None = None, grace: float = 10.0,
+    settings: Settings,
+    sessionmaker: Sessionmaker,
+    registry: HandlerRegistry,
+    *,
+    worker_id: str | None = None,
+    grace: float = 10.0,
 ) -> AsyncIterator[Worker]:
     """A started worker, stopped (and its main task awaited) when the block ends."""
     worker = new_worker(settings, sessionmaker, registry, worker_id)

@@ -38,19 +38,27 @@ class Sleeps:
 
 
 def client_credentials(**kwargs: Any) -> ClientCredentialsAuth:
-    return ClientCredentialsAuth(token_url=TOKEN_URL, client_id=CLIENT_ID,
-                                 client_secret=CLIENT_SECRET, **kwargs)
+    return ClientCredentialsAuth(
+        token_url=TOKEN_URL, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, **kwargs
+    )
 
 
-def make_client(http: httpx.AsyncClient, *, auth: WizehireAuth | None = None,
-                sleep: Sleeps | None = None, **kwargs: Any) -> WizehireClient:
-    return WizehireClient(http, base_url=BASE, auth=auth or ApiKeyAuth(API_KEY),
-                          sleep=sleep or Sleeps(), **kwargs)
+def make_client(
+    http: httpx.AsyncClient,
+    *,
+    auth: WizehireAuth | None = None,
+    sleep: Sleeps | None = None,
+    **kwargs: Any,
+) -> WizehireClient:
+    return WizehireClient(
+        http, base_url=BASE, auth=auth or ApiKeyAuth(API_KEY), sleep=sleep or Sleeps(), **kwargs
+    )
 
 
 def token_answer(access_token: str, expires_in: int = 3600) -> httpx.Response:
-    return httpx.Response(200, json={"access_token": access_token, "token_type": "Bearer",
-                                     "expires_in": expires_in})
+    return httpx.Response(
+        200, json={"access_token": access_token, "token_type": "Bearer", "expires_in": expires_in}
+    )
 
 
 def order_sync() -> OrderSync:
@@ -65,7 +73,8 @@ def order_sync() -> OrderSync:
         currency="USD",
         ghl_transaction_ids=["6650f0c0a1b2c3d4e5f60003"],
         subscription=OrderSyncSubscription(
-            ghl_subscription_id="sub_1", status="active",
+            ghl_subscription_id="sub_1",
+            status="active",
             next_charge_at=datetime(2026, 12, 27, 12, 0, tzinfo=UTC),
         ),
         synced_at=datetime(2026, 11, 27, 12, 30, 5, tzinfo=UTC),
@@ -83,20 +92,31 @@ ORDER_SYNC_JSON: dict[str, Any] = {
     "amount_refunded": "49.50",
     "currency": "USD",
     "ghl_transaction_ids": ["6650f0c0a1b2c3d4e5f60003"],
-    "subscription": {"ghl_subscription_id": "sub_1", "status": "active",
-                     "next_charge_at": "2026-12-27T12:00:00Z", "canceled_at": None},
+    "subscription": {
+        "ghl_subscription_id": "sub_1",
+        "status": "active",
+        "next_charge_at": "2026-12-27T12:00:00Z",
+        "canceled_at": None,
+    },
     "synced_at": "2026-11-27T12:30:05Z",
 }
 
 
 def refund_update() -> RefundUpdate:
-    return RefundUpdate(status="manual_action_required", amount=Decimal("49.00"), currency="USD",
-                        ghl_transaction_id="6650f0c0a1b2c3d4e5f60003")
+    return RefundUpdate(
+        status="manual_action_required",
+        amount=Decimal("49.00"),
+        currency="USD",
+        ghl_transaction_id="6650f0c0a1b2c3d4e5f60003",
+    )
 
 
 REFUND_JSON: dict[str, Any] = {
-    "status": "manual_action_required", "amount": "49.00", "currency": "USD",
-    "ghl_transaction_id": "6650f0c0a1b2c3d4e5f60003", "failure_reason": None,
+    "status": "manual_action_required",
+    "amount": "49.00",
+    "currency": "USD",
+    "ghl_transaction_id": "6650f0c0a1b2c3d4e5f60003",
+    "failure_reason": None,
     "processed_at": None,
 }
 

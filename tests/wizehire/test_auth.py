@@ -55,7 +55,8 @@ async def test_client_credentials_token_is_fetched_once_for_several_calls() -> N
     basic = base64.b64encode(f"{CLIENT_ID}:{CLIENT_SECRET}".encode()).decode()
     assert token_request.headers["Authorization"] == f"Basic {basic}"
     assert {c.request.headers["Authorization"] for c in [*sync.calls, *refund.calls]} == {
-        "Bearer at_1"}
+        "Bearer at_1"
+    }
 
 
 @respx.mock
@@ -64,16 +65,18 @@ async def test_concurrent_first_calls_share_one_token_fetch() -> None:
     respx.patch(SYNC_URL).respond(200, json={})
     async with httpx.AsyncClient() as http:
         client = kit.make_client(http, auth=kit.client_credentials())
-        await asyncio.gather(*(
-            client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key=f"k{i}")
-            for i in range(5)))
+        await asyncio.gather(
+            *(
+                client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key=f"k{i}")
+                for i in range(5)
+            )
+        )
     assert token.call_count == 1
 
 
 @respx.mock
 async def test_token_is_fetched_again_after_wizehire_refuses_it_and_the_call_is_resent() -> None:
-    token = respx.post(TOKEN_URL).mock(side_effect=[token_answer("at_old"),
-                                                   token_answer("at_new")])
+    token = respx.post(TOKEN_URL).mock(side_effect=[token_answer("at_old"), token_answer("at_new")])
 
     def answer(request: httpx.Request) -> httpx.Response:
         if request.headers["Authorization"] == "Bearer at_old":
@@ -90,7 +93,10 @@ async def test_token_is_fetched_again_after_wizehire_refuses_it_and_the_call_is_
     assert result.body == {"ok": True}
     assert token.call_count == 2
     assert [c.request.headers["Authorization"] for c in sync.calls] == [
-        "Bearer at_old", "Bearer at_new", "Bearer at_new"]
+        "Bearer at_old",
+        "Bearer at_new",
+        "Bearer at_new",
+    ]
     assert {c.request.headers["Idempotency-Key"] for c in sync.calls} == {KEY}
     assert sleeps.waits == []  # a refused token is not a failure to back off from
 
@@ -110,8 +116,9 @@ async def test_a_second_401_with_a_fresh_token_is_an_auth_error() -> None:
 @respx.mock
 async def test_an_expired_token_is_replaced_before_the_call() -> None:
     # expires_in below the leeway: every call finds the cached token (about to be) expired.
-    token = respx.post(TOKEN_URL).mock(side_effect=[token_answer("at_1", expires_in=30),
-                                                   token_answer("at_2", expires_in=3600)])
+    token = respx.post(TOKEN_URL).mock(
+        side_effect=[token_answer("at_1", expires_in=30), token_answer("at_2", expires_in=3600)]
+    )
     sync = respx.patch(SYNC_URL).respond(200, json={})
     async with httpx.AsyncClient() as http:
         client = kit.make_client(http, auth=kit.client_credentials(leeway=60))
@@ -119,7 +126,10 @@ async def test_an_expired_token_is_replaced_before_the_call() -> None:
             await client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
     assert token.call_count == 2
     assert [c.request.headers["Authorization"] for c in sync.calls] == [
-        "Bearer at_1", "Bearer at_2", "Bearer at_2"]
+        "Bearer at_1",
+        "Bearer at_2",
+        "Bearer at_2",
+    ]
 
 
 @respx.mock
@@ -127,21 +137,24 @@ async def test_api_key_401_is_not_retried() -> None:
     sync = respx.patch(SYNC_URL).respond(401, json=UNAUTHORIZED)
     async with httpx.AsyncClient() as http:
         with pytest.raises(WizehireAuthError):
-            await kit.make_client(http).sync_order(kit.ORDER_ID, kit.order_sync(),
-                                                   idempotency_key=KEY)
+            await kit.make_client(http).sync_order(
+                kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+            )
     assert sync.call_count == 1
     assert sync.calls.last.request.headers["Authorization"] == f"Bearer {API_KEY}"
 
 
 @respx.mock
 async def test_token_endpoint_refusing_the_client_says_so_in_words() -> None:
-    respx.post(TOKEN_URL).respond(401, json={"error": "invalid_client",
-                                             "error_description": "unknown client"})
+    respx.post(TOKEN_URL).respond(
+        401, json={"error": "invalid_client", "error_description": "unknown client"}
+    )
     sync = respx.patch(SYNC_URL).respond(200, json={})
     async with httpx.AsyncClient() as http:
         with pytest.raises(WizehireAuthError) as caught:
             await kit.make_client(http, auth=kit.client_credentials()).sync_order(
-                kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+                kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+            )
     assert "refused the client credentials" in str(caught.value)
     assert caught.value.code == "invalid_client"
     assert CLIENT_SECRET not in str(caught.value)
@@ -155,7 +168,8 @@ async def test_token_endpoint_outage_is_retried_like_any_server_error() -> None:
     sleeps = kit.Sleeps()
     async with httpx.AsyncClient() as http:
         await kit.make_client(http, auth=kit.client_credentials(), sleep=sleeps).sync_order(
-            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+        )
     assert token.call_count == 2 and sync.call_count == 1 and len(sleeps.waits) == 1
 
 
@@ -165,15 +179,18 @@ async def test_token_endpoint_outage_that_lasts_raises_a_server_error() -> None:
     async with httpx.AsyncClient() as http:
         with pytest.raises(WizehireServerError) as caught:
             await kit.make_client(http, auth=kit.client_credentials(), max_attempts=3).sync_order(
-                kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+                kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+            )
     assert caught.value.attempts == 3 and caught.value.detail == "bad gateway"
 
 
 def test_secrets_stay_out_of_every_repr() -> None:
     cc = kit.client_credentials()
-    for text in (repr(ApiKeyAuth(API_KEY)), repr(cc),
-                 repr(build_wizehire_client(_settings(wizehire_api_key=API_KEY),
-                                            httpx.AsyncClient()))):
+    for text in (
+        repr(ApiKeyAuth(API_KEY)),
+        repr(cc),
+        repr(build_wizehire_client(_settings(wizehire_api_key=API_KEY), httpx.AsyncClient())),
+    ):
         assert API_KEY not in text and CLIENT_SECRET not in text
     assert CLIENT_ID in repr(cc) and TOKEN_URL in repr(cc)
 
@@ -185,8 +202,13 @@ def test_factory_picks_the_api_key_mode() -> None:
 
 def test_factory_picks_the_client_credentials_mode() -> None:
     client = build_wizehire_client(
-        _settings(wizehire_token_url=TOKEN_URL, wizehire_client_id=CLIENT_ID,
-                  wizehire_client_secret=CLIENT_SECRET), httpx.AsyncClient())
+        _settings(
+            wizehire_token_url=TOKEN_URL,
+            wizehire_client_id=CLIENT_ID,
+            wizehire_client_secret=CLIENT_SECRET,
+        ),
+        httpx.AsyncClient(),
+    )
     assert client.auth_mode == "client_credentials"
 
 
@@ -194,10 +216,14 @@ def test_factory_picks_the_client_credentials_mode() -> None:
     ("values", "words"),
     [
         ({}, "no Wizehire API credentials are configured: set WIZEHIRE_API_KEY"),
-        ({"wizehire_token_url": TOKEN_URL, "wizehire_client_id": CLIENT_ID},
-         "WIZEHIRE_CLIENT_SECRET missing"),
-        ({"wizehire_api_key": API_KEY, "wizehire_client_id": CLIENT_ID},
-         "either the API key or the client credentials, not both"),
+        (
+            {"wizehire_token_url": TOKEN_URL, "wizehire_client_id": CLIENT_ID},
+            "WIZEHIRE_CLIENT_SECRET missing",
+        ),
+        (
+            {"wizehire_api_key": API_KEY, "wizehire_client_id": CLIENT_ID},
+            "either the API key or the client credentials, not both",
+        ),
     ],
     ids=["neither", "incomplete", "both"],
 )
@@ -218,12 +244,20 @@ async def test_client_credentials_auth_can_send_the_secret_in_the_body() -> None
         seen.append(request)
         return token_answer("at_1")
 
-    auth = ClientCredentialsAuth(token_url=TOKEN_URL, client_id=CLIENT_ID,
-                                 client_secret=CLIENT_SECRET, scope="orders:write",
-                                 auth_method="client_secret_post")
+    auth = ClientCredentialsAuth(
+        token_url=TOKEN_URL,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        scope="orders:write",
+        auth_method="client_secret_post",
+    )
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         assert await auth.token(http) == "at_1"
     form = parse_qs(seen[0].content.decode())
-    assert form == {"grant_type": ["client_credentials"], "scope": ["orders:write"],
-                    "client_id": [CLIENT_ID], "client_secret": [CLIENT_SECRET]}
+    assert form == {
+        "grant_type": ["client_credentials"],
+        "scope": ["orders:write"],
+        "client_id": [CLIENT_ID],
+        "client_secret": [CLIENT_SECRET],
+    }
     assert "Authorization" not in seen[0].headers

@@ -22,7 +22,8 @@ async def test_order_sync_is_a_patch_with_the_contract_body_and_the_callers_key(
     route = respx.patch(SYNC_URL).respond(200, json={"id": kit.ORDER_ID})
     async with httpx.AsyncClient() as http:
         result = await kit.make_client(http).sync_order(
-            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+        )
 
     assert route.call_count == 1
     request = route.calls.last.request
@@ -41,7 +42,8 @@ async def test_refund_update_is_a_patch_with_the_contract_body_and_the_callers_k
     route = respx.patch(REFUND_URL).respond(200, json={"id": kit.REFUND_ID})
     async with httpx.AsyncClient() as http:
         await kit.make_client(http).update_refund(
-            kit.REFUND_ID, kit.refund_update(), idempotency_key="wizesync:evt_9:refund")
+            kit.REFUND_ID, kit.refund_update(), idempotency_key="wizesync:evt_9:refund"
+        )
 
     assert route.call_count == 1
     request = route.calls.last.request
@@ -53,11 +55,13 @@ async def test_refund_update_is_a_patch_with_the_contract_body_and_the_callers_k
 
 @respx.mock
 async def test_a_write_wizehire_had_already_performed_is_reported_as_replayed() -> None:
-    respx.patch(SYNC_URL).respond(200, json={"id": kit.ORDER_ID},
-                                  headers={"Idempotent-Replayed": "true"})
+    respx.patch(SYNC_URL).respond(
+        200, json={"id": kit.ORDER_ID}, headers={"Idempotent-Replayed": "true"}
+    )
     async with httpx.AsyncClient() as http:
         result = await kit.make_client(http).sync_order(
-            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+        )
     assert result.replayed is True
 
 
@@ -66,7 +70,8 @@ async def test_an_empty_204_answer_to_a_write_is_fine() -> None:
     respx.patch(REFUND_URL).respond(204)
     async with httpx.AsyncClient() as http:
         result = await kit.make_client(http).update_refund(
-            kit.REFUND_ID, kit.refund_update(), idempotency_key=KEY)
+            kit.REFUND_ID, kit.refund_update(), idempotency_key=KEY
+        )
     assert result.status == 204 and result.body == {}
 
 
@@ -74,11 +79,13 @@ async def test_an_empty_204_answer_to_a_write_is_fine() -> None:
 async def test_a_write_without_a_usable_idempotency_key_is_refused_before_sending(
     bad_key: str | None,
 ) -> None:
-    async with httpx.AsyncClient(transport=httpx.MockTransport(
-            lambda r: pytest.fail("nothing may be sent"))) as http:
+    async with httpx.AsyncClient(
+        transport=httpx.MockTransport(lambda r: pytest.fail("nothing may be sent"))
+    ) as http:
         with pytest.raises(ValueError, match="idempotency_key"):
             await kit.make_client(http).sync_order(
-                kit.ORDER_ID, kit.order_sync(), idempotency_key=bad_key)  # type: ignore[arg-type]
+                kit.ORDER_ID, kit.order_sync(), idempotency_key=bad_key
+            )  # type: ignore[arg-type]
 
 
 def test_idempotency_keys_derived_from_the_same_event_and_step_are_equal() -> None:
@@ -103,8 +110,9 @@ async def test_ids_are_escaped_so_they_cannot_change_the_path() -> None:
 
 @respx.mock
 async def test_list_orders_sends_the_filter_in_utc_and_reads_a_page() -> None:
-    route = respx.get(ORDERS_URL).respond(200, json={
-        "data": [kit.wizehire_order("wh_ord_1")], "next_cursor": "c2"})
+    route = respx.get(ORDERS_URL).respond(
+        200, json={"data": [kit.wizehire_order("wh_ord_1")], "next_cursor": "c2"}
+    )
     since = datetime(2026, 11, 27, 14, 0, tzinfo=timezone(timedelta(hours=2)))
     async with httpx.AsyncClient() as http:
         page = await kit.make_client(http).list_orders(since, cursor="c1", limit=25)
@@ -113,7 +121,10 @@ async def test_list_orders_sends_the_filter_in_utc_and_reads_a_page() -> None:
     request = route.calls.last.request
     assert request.method == "GET"
     assert dict(request.url.params) == {
-        "updated_since": "2026-11-27T12:00:00Z", "cursor": "c1", "limit": "25"}
+        "updated_since": "2026-11-27T12:00:00Z",
+        "cursor": "c1",
+        "limit": "25",
+    }
     assert request.headers["Authorization"] == f"Bearer {API_KEY}"
     assert "Idempotency-Key" not in request.headers
     assert [o.id for o in page.data] == ["wh_ord_1"] and page.next_cursor == "c2"
@@ -130,8 +141,9 @@ async def test_iter_orders_follows_next_cursor_over_several_pages() -> None:
 
     def answer(request: httpx.Request) -> httpx.Response:
         ids, cursor = pages[request.url.params.get("cursor")]
-        return httpx.Response(200, json={"data": [kit.wizehire_order(i) for i in ids],
-                                         "next_cursor": cursor})
+        return httpx.Response(
+            200, json={"data": [kit.wizehire_order(i) for i in ids], "next_cursor": cursor}
+        )
 
     route = respx.get(ORDERS_URL).mock(side_effect=answer)
     async with httpx.AsyncClient() as http:
@@ -145,8 +157,11 @@ async def test_iter_orders_follows_next_cursor_over_several_pages() -> None:
 
 @respx.mock
 async def test_a_cursor_that_comes_back_again_stops_the_iteration() -> None:
-    respx.get(ORDERS_URL).mock(side_effect=lambda r: httpx.Response(200, json={
-        "data": [kit.wizehire_order("wh_ord_1")], "next_cursor": "same"}))
+    respx.get(ORDERS_URL).mock(
+        side_effect=lambda r: httpx.Response(
+            200, json={"data": [kit.wizehire_order("wh_ord_1")], "next_cursor": "same"}
+        )
+    )
     async with httpx.AsyncClient() as http:
         with pytest.raises(WizehireBadResponse, match="already given"):
             [o async for o in kit.make_client(http).iter_orders(SINCE)]

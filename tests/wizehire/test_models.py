@@ -16,8 +16,14 @@ from wizesync.wizehire.models import OrderSync, RefundUpdate, decimal_text
 
 @pytest.mark.parametrize(
     ("amount", "text"),
-    [("149", "149.00"), ("149.5", "149.50"), ("149.00", "149.00"), ("0.125", "0.125"),
-     ("1E+2", "100.00"), ("0", "0.00")],
+    [
+        ("149", "149.00"),
+        ("149.5", "149.50"),
+        ("149.00", "149.00"),
+        ("0.125", "0.125"),
+        ("1E+2", "100.00"),
+        ("0", "0.00"),
+    ],
 )
 def test_amounts_are_decimal_strings_with_at_least_two_decimals(amount: str, text: str) -> None:
     assert decimal_text(Decimal(amount)) == text
@@ -27,9 +33,14 @@ def test_amounts_are_decimal_strings_with_at_least_two_decimals(amount: str, tex
 
 @pytest.mark.parametrize(
     ("moment", "text"),
-    [(datetime(2026, 11, 27, 14, 0, tzinfo=timezone(timedelta(hours=2))), "2026-11-27T12:00:00Z"),
-     (datetime(2026, 11, 27, 12, 0), "2026-11-27T12:00:00Z"),  # naive: the service's UTC
-     (datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=UTC), "2026-11-27T12:00:00.250000Z")],
+    [
+        (
+            datetime(2026, 11, 27, 14, 0, tzinfo=timezone(timedelta(hours=2))),
+            "2026-11-27T12:00:00Z",
+        ),
+        (datetime(2026, 11, 27, 12, 0), "2026-11-27T12:00:00Z"),  # naive: the service's UTC
+        (datetime(2026, 11, 27, 12, 0, 0, 250000, tzinfo=UTC), "2026-11-27T12:00:00.250000Z"),
+    ],
     ids=["offset", "naive", "fraction"],
 )
 def test_moments_are_sent_in_utc(moment: datetime, text: str) -> None:
@@ -39,8 +50,13 @@ def test_moments_are_sent_in_utc(moment: datetime, text: str) -> None:
 
 @pytest.mark.parametrize(
     "change",
-    [{"payment_status": "settled"}, {"amount_paid": Decimal("-1")}, {"currency": "usd"},
-     {"amount_refunded": Decimal("NaN")}, {"unexpected": 1}],
+    [
+        {"payment_status": "settled"},
+        {"amount_paid": Decimal("-1")},
+        {"currency": "usd"},
+        {"amount_refunded": Decimal("NaN")},
+        {"unexpected": 1},
+    ],
     ids=["status", "negative", "currency", "nan", "extra-field"],
 )
 def test_bodies_the_contract_does_not_allow_are_refused(change: dict) -> None:

@@ -25,8 +25,9 @@ async def test_every_exchange_is_recorded_as_an_outbound_call() -> None:
     reset = OUTBOUND_CALLS.set(calls)
     try:
         respx.post(TOKEN_URL).mock(return_value=kit.token_answer("at_1"))
-        respx.patch(SYNC_URL).mock(side_effect=[httpx.ReadTimeout("slow"),
-                                                httpx.Response(503), httpx.Response(200)])
+        respx.patch(SYNC_URL).mock(
+            side_effect=[httpx.ReadTimeout("slow"), httpx.Response(503), httpx.Response(200)]
+        )
         respx.get(ORDERS_URL).respond(200, json={"data": [], "next_cursor": None})
         async with httpx.AsyncClient() as http:
             client = kit.make_client(http, auth=kit.client_credentials())
@@ -51,22 +52,26 @@ async def test_no_secret_or_token_reaches_the_logs_at_debug(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     respx.post(TOKEN_URL).mock(side_effect=[kit.token_answer(t) for t in ACCESS_TOKENS])
-    respx.patch(SYNC_URL).mock(side_effect=[
-        httpx.Response(401, json={"message": "expired"}),  # -> second token
-        httpx.Response(500, json={"message": "boom"}),     # -> retry warning
-        httpx.Response(200, json={}),
-    ])
-    respx.patch(f"{kit.BASE}/v1/refunds/{kit.REFUND_ID}").respond(
-        401, json={"message": "bad key"})
+    respx.patch(SYNC_URL).mock(
+        side_effect=[
+            httpx.Response(401, json={"message": "expired"}),  # -> second token
+            httpx.Response(500, json={"message": "boom"}),  # -> retry warning
+            httpx.Response(200, json={}),
+        ]
+    )
+    respx.patch(f"{kit.BASE}/v1/refunds/{kit.REFUND_ID}").respond(401, json={"message": "bad key"})
     async with httpx.AsyncClient() as http:
         await kit.make_client(http, auth=kit.client_credentials()).sync_order(
-            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+        )
         with pytest.raises(WizehireAuthError):
             await kit.make_client(http).update_refund(
-                kit.REFUND_ID, kit.refund_update(), idempotency_key=KEY)
+                kit.REFUND_ID, kit.refund_update(), idempotency_key=KEY
+            )
 
-    assert any(r.levelno == logging.DEBUG and r.name == "wizesync.wizehire"
-               for r in caplog.records), "DEBUG should log each call"
+    assert any(
+        r.levelno == logging.DEBUG and r.name == "wizesync.wizehire" for r in caplog.records
+    ), "DEBUG should log each call"
     assert any("retrying" in r.getMessage() for r in caplog.records)
     formatter = JsonFormatter()
     for record in caplog.records:

@@ -10,11 +10,29 @@ import pytest
 from tests.conftest import make_settings
 from wizesync.app import create_app
 
-SYNC_FIELDS = {"ghl_location_id", "ghl_order_id", "ghl_invoice_id", "ghl_fulfillment_id",
-               "payment_status", "amount_paid", "amount_refunded", "currency",
-               "ghl_transaction_ids", "subscription", "synced_at"}
-REFUND_FIELDS = {"status", "amount", "currency", "ghl_transaction_id", "failure_reason",
-                 "processed_at", "gateway", "gateway_refund_id"}
+SYNC_FIELDS = {
+    "ghl_location_id",
+    "ghl_order_id",
+    "ghl_invoice_id",
+    "ghl_fulfillment_id",
+    "payment_status",
+    "amount_paid",
+    "amount_refunded",
+    "currency",
+    "ghl_transaction_ids",
+    "subscription",
+    "synced_at",
+}
+REFUND_FIELDS = {
+    "status",
+    "amount",
+    "currency",
+    "ghl_transaction_id",
+    "failure_reason",
+    "processed_at",
+    "gateway",
+    "gateway_refund_id",
+}
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +51,11 @@ def _body(spec: dict[str, Any], operation: dict[str, Any]) -> dict[str, Any]:
 def test_the_three_wizehire_operations_are_documented_with_bearer_auth(spec: dict) -> None:
     hooks = spec["webhooks"]
     assert set(hooks) >= {"/v1/orders/{order_id}/sync", "/v1/refunds/{refund_id}", "/v1/orders"}
-    operations = [hooks["/v1/orders/{order_id}/sync"]["patch"],
-                  hooks["/v1/refunds/{refund_id}"]["patch"], hooks["/v1/orders"]["get"]]
+    operations = [
+        hooks["/v1/orders/{order_id}/sync"]["patch"],
+        hooks["/v1/refunds/{refund_id}"]["patch"],
+        hooks["/v1/orders"]["get"],
+    ]
     for operation in operations:
         assert operation["security"] == [{"WizehireBearer": []}]
     assert spec["components"]["securitySchemes"]["WizehireBearer"]["scheme"] == "bearer"
@@ -53,19 +74,33 @@ def test_order_sync_body_is_the_contracts(spec: dict) -> None:
     body = _body(spec, spec["webhooks"]["/v1/orders/{order_id}/sync"]["patch"])
     assert set(body["properties"]) == SYNC_FIELDS
     assert body["properties"]["payment_status"]["enum"] == [
-        "pending", "paid", "partially_refunded", "refunded", "failed", "cancelled"]
+        "pending",
+        "paid",
+        "partially_refunded",
+        "refunded",
+        "failed",
+        "cancelled",
+    ]
     assert body["properties"]["amount_paid"]["type"] == "string"
     assert body["properties"]["synced_at"]["format"] == "date-time"
     sub = _schema(spec, body["properties"]["subscription"]["anyOf"][0])
-    assert set(sub["properties"]) == {"ghl_subscription_id", "status", "next_charge_at",
-                                      "canceled_at"}
+    assert set(sub["properties"]) == {
+        "ghl_subscription_id",
+        "status",
+        "next_charge_at",
+        "canceled_at",
+    }
 
 
 def test_refund_update_body_is_the_contracts(spec: dict) -> None:
     body = _body(spec, spec["webhooks"]["/v1/refunds/{refund_id}"]["patch"])
     assert set(body["properties"]) == REFUND_FIELDS
     assert body["properties"]["status"]["enum"] == [
-        "pending", "manual_action_required", "succeeded", "failed"]
+        "pending",
+        "manual_action_required",
+        "succeeded",
+        "failed",
+    ]
 
 
 def test_orders_page_is_documented_with_its_query(spec: dict) -> None:

@@ -29,7 +29,8 @@ SINCE = datetime(2026, 11, 27, tzinfo=UTC)
 async def _sync(sleeps: Sleeps, **kwargs: Any) -> WriteResult:
     async with httpx.AsyncClient() as http:
         return await kit.make_client(http, sleep=sleeps, **kwargs).sync_order(
-            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY)
+            kit.ORDER_ID, kit.order_sync(), idempotency_key=KEY
+        )
 
 
 def _same_write_every_time(route: respx.Route) -> None:
@@ -49,16 +50,25 @@ def _same_write_every_time(route: respx.Route) -> None:
         httpx.ConnectError("refused"),
         httpx.RemoteProtocolError("peer closed"),
     ],
-    ids=["500", "502", "503", "409-in-progress", "read-timeout", "connect-timeout",
-         "connect-error", "dropped"],
+    ids=[
+        "500",
+        "502",
+        "503",
+        "409-in-progress",
+        "read-timeout",
+        "connect-timeout",
+        "connect-error",
+        "dropped",
+    ],
 )
 @respx.mock
 async def test_a_failed_write_is_sent_again_with_the_same_key_and_body(
     failure: httpx.Response | Exception,
 ) -> None:
     sleeps = Sleeps()
-    route = respx.patch(SYNC_URL).mock(side_effect=[failure, failure,
-                                                    httpx.Response(200, json={"ok": True})])
+    route = respx.patch(SYNC_URL).mock(
+        side_effect=[failure, failure, httpx.Response(200, json={"ok": True})]
+    )
     result = await _sync(sleeps)
     assert result.body == {"ok": True}
     assert route.call_count == 3
@@ -69,11 +79,13 @@ async def test_a_failed_write_is_sent_again_with_the_same_key_and_body(
 @respx.mock
 async def test_429_waits_what_retry_after_says_then_sends_the_same_write() -> None:
     sleeps = Sleeps()
-    route = respx.patch(SYNC_URL).mock(side_effect=[
-        httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "7"}),
-        httpx.Response(429, json={"message": "slow down"}),
-        httpx.Response(200, json={}),
-    ])
+    route = respx.patch(SYNC_URL).mock(
+        side_effect=[
+            httpx.Response(429, json={"message": "slow down"}, headers={"Retry-After": "7"}),
+            httpx.Response(429, json={"message": "slow down"}),
+            httpx.Response(200, json={}),
+        ]
+    )
     await _sync(sleeps)
     assert sleeps.waits == [7.0, 5.0]  # Retry-After, then the default when none is given
     _same_write_every_time(route)
@@ -82,8 +94,12 @@ async def test_429_waits_what_retry_after_says_then_sends_the_same_write() -> No
 @respx.mock
 async def test_503_with_retry_after_waits_that_long() -> None:
     sleeps = Sleeps()
-    respx.patch(SYNC_URL).mock(side_effect=[
-        httpx.Response(503, headers={"Retry-After": "3"}), httpx.Response(200, json={})])
+    respx.patch(SYNC_URL).mock(
+        side_effect=[
+            httpx.Response(503, headers={"Retry-After": "3"}),
+            httpx.Response(200, json={}),
+        ]
+    )
     await _sync(sleeps)
     assert sleeps.waits == [3.0]
 
@@ -91,8 +107,9 @@ async def test_503_with_retry_after_waits_that_long() -> None:
 @respx.mock
 async def test_a_retry_after_beyond_the_cap_goes_to_the_caller_with_its_delay() -> None:
     sleeps = Sleeps()
-    route = respx.patch(SYNC_URL).respond(429, json={"message": "quota"},
-                                          headers={"Retry-After": "600"})
+    route = respx.patch(SYNC_URL).respond(
+        429, json={"message": "quota"}, headers={"Retry-After": "600"}
+    )
     with pytest.raises(WizehireRateLimited) as caught:
         await _sync(sleeps, max_retry_wait=30)
     assert caught.value.delay == 600.0 and caught.value.transient
@@ -123,9 +140,13 @@ async def test_server_errors_on_every_attempt_end_as_a_server_error_with_detail(
 @respx.mock
 async def test_reads_are_retried_too() -> None:
     sleeps = Sleeps()
-    route = respx.get(ORDERS_URL).mock(side_effect=[
-        httpx.ConnectError("refused"), httpx.Response(503),
-        httpx.Response(200, json={"data": [], "next_cursor": None})])
+    route = respx.get(ORDERS_URL).mock(
+        side_effect=[
+            httpx.ConnectError("refused"),
+            httpx.Response(503),
+            httpx.Response(200, json={"data": [], "next_cursor": None}),
+        ]
+    )
     async with httpx.AsyncClient() as http:
         page = await kit.make_client(http, sleep=sleeps).list_orders(SINCE)
     assert page.data == [] and route.call_count == 3 and len(sleeps.waits) == 2
@@ -134,22 +155,43 @@ async def test_reads_are_retried_too() -> None:
 @pytest.mark.parametrize(
     ("status", "body", "error", "detail"),
     [
-        (400, {"error": "idempotency_key_required", "message": "every write needs a key"},
-         WizehireValidationError, "every write needs a key"),
-        (403, {"detail": "this client may not write refunds"}, WizehireAuthError,
-         "this client may not write refunds"),
-        (404, {"error": "not_found", "message": "no order wh_ord_1001"}, WizehireNotFound,
-         "no order wh_ord_1001"),
-        (422, {"error": "idempotency_key_reused",
-               "message": "this Idempotency-Key was used for a different request"},
-         WizehireValidationError, "this Idempotency-Key was used for a different request"),
+        (
+            400,
+            {"error": "idempotency_key_required", "message": "every write needs a key"},
+            WizehireValidationError,
+            "every write needs a key",
+        ),
+        (
+            403,
+            {"detail": "this client may not write refunds"},
+            WizehireAuthError,
+            "this client may not write refunds",
+        ),
+        (
+            404,
+            {"error": "not_found", "message": "no order wh_ord_1001"},
+            WizehireNotFound,
+            "no order wh_ord_1001",
+        ),
+        (
+            422,
+            {
+                "error": "idempotency_key_reused",
+                "message": "this Idempotency-Key was used for a different request",
+            },
+            WizehireValidationError,
+            "this Idempotency-Key was used for a different request",
+        ),
         (418, {"message": "teapot"}, WizehireError, "teapot"),
     ],
     ids=["400", "403", "404", "422-key-reused", "other-4xx"],
 )
 @respx.mock
 async def test_client_errors_are_not_retried_and_are_typed_with_detail(
-    status: int, body: dict, error: type[WizehireError], detail: str,
+    status: int,
+    body: dict,
+    error: type[WizehireError],
+    detail: str,
 ) -> None:
     sleeps = Sleeps()
     route = respx.patch(SYNC_URL).respond(status, json=body)
@@ -164,15 +206,23 @@ async def test_client_errors_are_not_retried_and_are_typed_with_detail(
 
 @respx.mock
 async def test_validation_error_carries_the_field_errors() -> None:
-    respx.patch(SYNC_URL).respond(422, json={
-        "error": "validation_error", "message": "the request body is not valid",
-        "errors": [{"loc": ["body", "payment_status"], "msg": "must be one of pending, paid"},
-                   {"loc": ["body", "subscription", "status"], "msg": "must be a string"}]})
+    respx.patch(SYNC_URL).respond(
+        422,
+        json={
+            "error": "validation_error",
+            "message": "the request body is not valid",
+            "errors": [
+                {"loc": ["body", "payment_status"], "msg": "must be one of pending, paid"},
+                {"loc": ["body", "subscription", "status"], "msg": "must be a string"},
+            ],
+        },
+    )
     with pytest.raises(WizehireValidationError) as caught:
         await _sync(Sleeps())
     assert caught.value.errors == [
         {"loc": ["body", "payment_status"], "msg": "must be one of pending, paid"},
-        {"loc": ["body", "subscription", "status"], "msg": "must be a string"}]
+        {"loc": ["body", "subscription", "status"], "msg": "must be a string"},
+    ]
     assert "body.payment_status: must be one of pending, paid" in str(caught.value)
 
 

@@ -36,19 +36,22 @@ async def http(sandbox: Sandbox) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _client(http: httpx.AsyncClient, auth: WizehireAuth | None = None) -> WizehireClient:
-    return WizehireClient(http, base_url=API, auth=auth or ApiKeyAuth(SANDBOX_KEY),
-                          sleep=kit.Sleeps())
+    return WizehireClient(
+        http, base_url=API, auth=auth or ApiKeyAuth(SANDBOX_KEY), sleep=kit.Sleeps()
+    )
 
 
 async def test_order_sync_and_refund_update_land_in_the_fake_wizehire(
-    http: httpx.AsyncClient, sandbox: Sandbox,
+    http: httpx.AsyncClient,
+    sandbox: Sandbox,
 ) -> None:
     client = _client(http)
     key = idempotency_key("evt_1", "order-sync")
     first = await client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key=key)
     again = await client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key=key)
-    await client.update_refund(kit.REFUND_ID, kit.refund_update(),
-                               idempotency_key=idempotency_key("evt_2", "refund"))
+    await client.update_refund(
+        kit.REFUND_ID, kit.refund_update(), idempotency_key=idempotency_key("evt_2", "refund")
+    )
 
     order = sandbox.wizehire.orders[kit.ORDER_ID]
     assert order["ghl_sync"] == kit.ORDER_SYNC_JSON
@@ -62,13 +65,18 @@ async def test_order_sync_and_refund_update_land_in_the_fake_wizehire(
 
 
 async def test_a_write_whose_answer_was_lost_is_resent_and_performed_once(
-    http: httpx.AsyncClient, sandbox: Sandbox,
+    http: httpx.AsyncClient,
+    sandbox: Sandbox,
 ) -> None:
     # The fake does the work, then the answer is replaced by a 503: the client cannot know.
-    sandbox.faults.add(FaultRule(method="PATCH", path="/wizehire/v1/orders/*/sync",
-                                 status=503, phase="after", times=1))
-    result = await _client(http).sync_order(kit.ORDER_ID, kit.order_sync(),
-                                            idempotency_key="wizesync:evt_3:order-sync")
+    sandbox.faults.add(
+        FaultRule(
+            method="PATCH", path="/wizehire/v1/orders/*/sync", status=503, phase="after", times=1
+        )
+    )
+    result = await _client(http).sync_order(
+        kit.ORDER_ID, kit.order_sync(), idempotency_key="wizesync:evt_3:order-sync"
+    )
 
     assert result.replayed is True  # the second send was answered from Wizehire's key store
     calls = sandbox.wizehire.find_calls(method="PATCH")
@@ -77,10 +85,12 @@ async def test_a_write_whose_answer_was_lost_is_resent_and_performed_once(
 
 
 async def test_client_credentials_mode_gets_a_token_the_fake_accepts(
-    http: httpx.AsyncClient, sandbox: Sandbox,
+    http: httpx.AsyncClient,
+    sandbox: Sandbox,
 ) -> None:
-    auth = ClientCredentialsAuth(token_url=f"{API}/oauth/token", client_id=kit.CLIENT_ID,
-                                 client_secret=kit.CLIENT_SECRET)
+    auth = ClientCredentialsAuth(
+        token_url=f"{API}/oauth/token", client_id=kit.CLIENT_ID, client_secret=kit.CLIENT_SECRET
+    )
     client = _client(http, auth)
     await client.sync_order(kit.ORDER_ID, kit.order_sync(), idempotency_key="k1")
     await client.update_refund(kit.REFUND_ID, kit.refund_update(), idempotency_key="k2")
@@ -93,7 +103,8 @@ async def test_client_credentials_mode_gets_a_token_the_fake_accepts(
 
 
 async def test_iter_orders_reads_every_order_of_the_fake_page_by_page(
-    http: httpx.AsyncClient, sandbox: Sandbox,
+    http: httpx.AsyncClient,
+    sandbox: Sandbox,
 ) -> None:
     ids = [f"wh_ord_{n}" for n in range(1, 6)]
     for order_id in ids:

@@ -82,8 +82,7 @@ async def lock_agency(session: AsyncSession, company_id: str) -> GhlInstallation
     """The agency (Company) row of an agency install, locked and read fresh."""
     stmt = (
         select(GhlInstallation)
-        .where(GhlInstallation.company_id == company_id,
-               GhlInstallation.location_id.is_(None))
+        .where(GhlInstallation.company_id == company_id, GhlInstallation.location_id.is_(None))
         .execution_options(populate_existing=True)
     )
     if _postgres(session):
@@ -204,8 +203,12 @@ async def mark_inactive(
 
 
 async def record_install_event(
-    session: AsyncSession, *, location_id: str | None, company_id: str | None,
-    app_id: str | None, at: datetime,
+    session: AsyncSession,
+    *,
+    location_id: str | None,
+    company_id: str | None,
+    app_id: str | None,
+    at: datetime,
 ) -> None:
     """An INSTALL webhook: the row exists (tokens come with the OAuth callback or the agency)."""
     values: dict[str, Any] = {"uninstalled_at": None, "updated_at": utcnow()}
@@ -213,24 +216,46 @@ async def record_install_event(
         values["app_id"] = app_id
     # A late INSTALL never undoes a later UNINSTALL, nor moves a newer install time back.
     newer = or_(GhlInstallation.uninstalled_at.is_(None), GhlInstallation.uninstalled_at <= at)
-    reinstalled = case((GhlInstallation.uninstalled_at.is_not(None), at),
-                       else_=func.coalesce(GhlInstallation.installed_at, at))
+    reinstalled = case(
+        (GhlInstallation.uninstalled_at.is_not(None), at),
+        else_=func.coalesce(GhlInstallation.installed_at, at),
+    )
     set_ = {**values, "installed_at": reinstalled}
     if location_id is not None:
         if company_id is not None:
             values["company_id"] = set_["company_id"] = company_id
-        stmt = _insert(session)(GhlInstallation).values(
-            location_id=location_id, user_type=UserType.LOCATION.value, installed_at=at,
-            auth_mode=AuthMode.OAUTH.value, needs_reauth=False, inactive_strikes=0, **values,
-        ).on_conflict_do_update(index_elements=["location_id"], set_=set_, where=newer)
+        stmt = (
+            _insert(session)(GhlInstallation)
+            .values(
+                location_id=location_id,
+                user_type=UserType.LOCATION.value,
+                installed_at=at,
+                auth_mode=AuthMode.OAUTH.value,
+                needs_reauth=False,
+                inactive_strikes=0,
+                **values,
+            )
+            .on_conflict_do_update(index_elements=["location_id"], set_=set_, where=newer)
+        )
     else:
-        stmt = _insert(session)(GhlInstallation).values(
-            location_id=None, company_id=company_id, user_type=UserType.COMPANY.value,
-            installed_at=at, auth_mode=AuthMode.OAUTH.value, needs_reauth=False,
-            inactive_strikes=0, **values,
-        ).on_conflict_do_update(
-            index_elements=["company_id"], index_where=text("location_id IS NULL"), set_=set_,
-            where=newer,
+        stmt = (
+            _insert(session)(GhlInstallation)
+            .values(
+                location_id=None,
+                company_id=company_id,
+                user_type=UserType.COMPANY.value,
+                installed_at=at,
+                auth_mode=AuthMode.OAUTH.value,
+                needs_reauth=False,
+                inactive_strikes=0,
+                **values,
+            )
+            .on_conflict_do_update(
+                index_elements=["company_id"],
+                index_where=text("location_id IS NULL"),
+                set_=set_,
+                where=newer,
+            )
         )
     await session.execute(stmt)
 
@@ -252,10 +277,16 @@ async def record_uninstall(
         return 0
     result = await session.execute(
         update(GhlInstallation)
-        .where(target, or_(GhlInstallation.installed_at.is_(None),
-                           GhlInstallation.installed_at <= at))
-        .values(uninstalled_at=at, access_token_enc=None, refresh_token_enc=None,
-                expires_at=None, updated_at=utcnow())
+        .where(
+            target, or_(GhlInstallation.installed_at.is_(None), GhlInstallation.installed_at <= at)
+        )
+        .values(
+            uninstalled_at=at,
+            access_token_enc=None,
+            refresh_token_enc=None,
+            expires_at=None,
+            updated_at=utcnow(),
+        )
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
@@ -263,10 +294,16 @@ async def record_uninstall(
 
 async def installation_ids_with_tokens(session: AsyncSession) -> list[int]:
     """Rows holding an encrypted token (for `wizesync tokens reencrypt`)."""
-    stmt = select(GhlInstallation.id).where(or_(
-        GhlInstallation.access_token_enc.is_not(None),
-        GhlInstallation.refresh_token_enc.is_not(None),
-    )).order_by(GhlInstallation.id)
+    stmt = (
+        select(GhlInstallation.id)
+        .where(
+            or_(
+                GhlInstallation.access_token_enc.is_not(None),
+                GhlInstallation.refresh_token_enc.is_not(None),
+            )
+        )
+        .order_by(GhlInstallation.id)
+    )
     return list((await session.execute(stmt)).scalars())
 
 
@@ -279,7 +316,8 @@ async def replace_ciphertexts(
 ) -> None:
     """The same tokens under another key: only the ciphertexts change, nothing else."""
     await session.execute(
-        update(GhlInstallation).where(GhlInstallation.id == row_id)
+        update(GhlInstallation)
+        .where(GhlInstallation.id == row_id)
         .values(access_token_enc=access_enc, refresh_token_enc=refresh_enc)
         .execution_options(synchronize_session=False)
     )
@@ -287,7 +325,8 @@ async def replace_ciphertexts(
 
 async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
     stmt = select(GhlInstallation).order_by(
-        GhlInstallation.location_id.is_(None), GhlInstallation.location_id,
+        GhlInstallation.location_id.is_(None),
+        GhlInstallation.location_id,
         GhlInstallation.company_id,
     )
     return list((await session.execute(stmt)).scalars())
@@ -317,13 +356,15 @@ async def create_state(
     )
     await session.execute(
         delete(GhlOAuthState).where(
-            GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now,
+            GhlOAuthState.used_at.is_(None),
+            GhlOAuthState.expires_at > now,
             GhlOAuthState.id.not_in(keep.scalar_subquery()),
         )
     )
     await session.execute(
-        insert(GhlOAuthState).values(state_hash=state_hash, user_type=user_type,
-                                     created_at=now, expires_at=expires_at)
+        insert(GhlOAuthState).values(
+            state_hash=state_hash, user_type=user_type, created_at=now, expires_at=expires_at
+        )
     )
 
 
@@ -335,8 +376,11 @@ async def consume_state(session: AsyncSession, state_hash: str) -> str | None:
     now = utcnow()
     stmt = (
         update(GhlOAuthState)
-        .where(GhlOAuthState.state_hash == state_hash, GhlOAuthState.used_at.is_(None),
-               GhlOAuthState.expires_at > now)
+        .where(
+            GhlOAuthState.state_hash == state_hash,
+            GhlOAuthState.used_at.is_(None),
+            GhlOAuthState.expires_at > now,
+        )
         .values(used_at=now)
         .returning(GhlOAuthState.user_type)
     )
@@ -389,37 +433,50 @@ async def latest_slot_at(session: AsyncSession, location_id: str, upto_seq: int)
 
 
 async def add_slots(
-    session: AsyncSession, location_id: str, first_seq: int, times: Sequence[float],
-    *, counted_until: float | None = None,
+    session: AsyncSession,
+    location_id: str,
+    first_seq: int,
+    times: Sequence[float],
+    *,
+    counted_until: float | None = None,
 ) -> None:
     """Slots from `first_seq` on, each going at its time; counted (`at`) until then, or until
     `counted_until` for slots reserved ahead that may be sent any time before it."""
     await session.execute(
         insert(GhlRateSlot),
-        [{"location_id": location_id, "seq": first_seq + i, "go_at": go,
-          "at": go if counted_until is None else max(go, counted_until)}
-         for i, go in enumerate(times)],
+        [
+            {
+                "location_id": location_id,
+                "seq": first_seq + i,
+                "go_at": go,
+                "at": go if counted_until is None else max(go, counted_until),
+            }
+            for i, go in enumerate(times)
+        ],
     )
 
 
-async def extend_slots(session: AsyncSession, location_id: str,
-                       answered: dict[int, float]) -> None:
+async def extend_slots(session: AsyncSession, location_id: str, answered: dict[int, float]) -> None:
     """Requests answered at these times: each slot counts until then (it may have reached GHL
     late). Never moves a slot earlier."""
     table = GhlRateSlot.__table__  # Core executemany: one UPDATE statement, many rows
     assert isinstance(table, Table)
     stmt = (
         update(table)
-        .where(table.c.location_id == bindparam("b_location"), table.c.seq == bindparam("b_seq"),
-               table.c.at < bindparam("b_at"))
+        .where(
+            table.c.location_id == bindparam("b_location"),
+            table.c.seq == bindparam("b_seq"),
+            table.c.at < bindparam("b_at"),
+        )
         .values(at=bindparam("b_at"))
     )
-    await session.execute(stmt, [{"b_location": location_id, "b_seq": seq, "b_at": at}
-                                 for seq, at in answered.items()])
+    await session.execute(
+        stmt,
+        [{"b_location": location_id, "b_seq": seq, "b_at": at} for seq, at in answered.items()],
+    )
 
 
-async def settle_slots(session: AsyncSession, location_id: str,
-                       answered: dict[int, float]) -> None:
+async def settle_slots(session: AsyncSession, location_id: str, answered: dict[int, float]) -> None:
     """Slots reserved ahead (counted until the end of their lease) whose requests were answered
     at these times: they count until then, earlier or later (GHL counted them before)."""
     table = GhlRateSlot.__table__
@@ -429,32 +486,42 @@ async def settle_slots(session: AsyncSession, location_id: str,
         .where(table.c.location_id == bindparam("b_location"), table.c.seq == bindparam("b_seq"))
         .values(at=bindparam("b_at"))
     )
-    await session.execute(stmt, [{"b_location": location_id, "b_seq": seq, "b_at": at}
-                                 for seq, at in answered.items()])
+    await session.execute(
+        stmt,
+        [{"b_location": location_id, "b_seq": seq, "b_at": at} for seq, at in answered.items()],
+    )
 
 
 async def release_slots(session: AsyncSession, location_id: str, seqs: Sequence[int]) -> None:
     """Slots reserved ahead and never sent: they stop counting."""
     await session.execute(
-        delete(GhlRateSlot).where(GhlRateSlot.location_id == location_id,
-                                  GhlRateSlot.seq.in_(list(seqs)))
+        delete(GhlRateSlot).where(
+            GhlRateSlot.location_id == location_id, GhlRateSlot.seq.in_(list(seqs))
+        )
     )
 
 
-async def count_slots_in_window(session: AsyncSession, location_id: str, since: float,
-                                until: float) -> int:
+async def count_slots_in_window(
+    session: AsyncSession, location_id: str, since: float, until: float
+) -> int:
     """Requests sent by `until` whose answer came after `since`: what GHL may still count."""
-    stmt = select(func.count()).select_from(GhlRateSlot).where(
-        GhlRateSlot.location_id == location_id, GhlRateSlot.at > since,
-        GhlRateSlot.go_at <= until,
+    stmt = (
+        select(func.count())
+        .select_from(GhlRateSlot)
+        .where(
+            GhlRateSlot.location_id == location_id,
+            GhlRateSlot.at > since,
+            GhlRateSlot.go_at <= until,
+        )
     )
     return int((await session.execute(stmt)).scalar_one())
 
 
 async def prune_slots(session: AsyncSession, location_id: str, below_seq: int) -> None:
     await session.execute(
-        delete(GhlRateSlot).where(GhlRateSlot.location_id == location_id,
-                                  GhlRateSlot.seq < below_seq)
+        delete(GhlRateSlot).where(
+            GhlRateSlot.location_id == location_id, GhlRateSlot.seq < below_seq
+        )
     )
 
 
@@ -474,7 +541,9 @@ async def get_budgets(session: AsyncSession) -> dict[str, GhlRateBudget]:
 
 async def slot_times(session: AsyncSession, location_id: str) -> list[float]:
     """Every kept slot's time, oldest first (for status and for tests of the invariant)."""
-    stmt = (select(GhlRateSlot.at).where(GhlRateSlot.location_id == location_id)
-            .order_by(GhlRateSlot.seq))
+    stmt = (
+        select(GhlRateSlot.at)
+        .where(GhlRateSlot.location_id == location_id)
+        .order_by(GhlRateSlot.seq)
+    )
     return [float(v) for v in (await session.execute(stmt)).scalars()]
-

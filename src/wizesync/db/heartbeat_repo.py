@@ -17,9 +17,7 @@ async def beat(
     session: AsyncSession, *, worker_id: str, hostname: str, pid: int, in_flight: int
 ) -> None:
     now = utcnow()
-    dialect_insert = (
-        pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    )
+    dialect_insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     stmt = dialect_insert(WorkerHeartbeat).values(
         worker_id=worker_id,
         hostname=hostname,

@@ -162,9 +162,11 @@ def find_event_statement(source: str, event_id: str) -> Any:
 async def stored_body_sha256(session: AsyncSession | AsyncConnection, row_id: int) -> str | None:
     """The hash of a stored row's raw body, computed from the body when the row predates the
     `body_sha256` column."""
-    row = (await session.execute(
-        select(InboxEvent.body_sha256, InboxEvent.raw_body).where(InboxEvent.id == row_id)
-    )).one_or_none()
+    row = (
+        await session.execute(
+            select(InboxEvent.body_sha256, InboxEvent.raw_body).where(InboxEvent.id == row_id)
+        )
+    ).one_or_none()
     if row is None:
         return None
     return row.body_sha256 or hashlib.sha256(row.raw_body).hexdigest()
@@ -224,8 +226,9 @@ _PIN_CLAIM_PLAN = text(
 # the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
 # `unflushed`; the setting is read at commit, which ends that statement.)
 
-_PG_CLAIM = text(
-    """
+_PG_CLAIM = (
+    text(
+        """
     WITH picked AS (
       SELECT e.id, l.lane
       FROM inbox_lanes AS l
@@ -256,15 +259,25 @@ _PG_CLAIM = text(
     )
     SELECT * FROM claimed
     """
-).bindparams(
-    bindparam("now", type_=UTCDateTime()),
-    bindparam("lease_until", type_=UTCDateTime()),
-    bindparam("limit", type_=Integer()),
-    bindparam("worker_id", type_=String()),
-).columns(
-    id=BigInteger(), source=String(), event_id=String(), type=String(), ordering_key=String(),
-    attempts=Integer(), payload=JSONType, received_at=UTCDateTime(), replay_base=Integer(),
-    stalled_attempts=Integer(),
+    )
+    .bindparams(
+        bindparam("now", type_=UTCDateTime()),
+        bindparam("lease_until", type_=UTCDateTime()),
+        bindparam("limit", type_=Integer()),
+        bindparam("worker_id", type_=String()),
+    )
+    .columns(
+        id=BigInteger(),
+        source=String(),
+        event_id=String(),
+        type=String(),
+        ordering_key=String(),
+        attempts=Integer(),
+        payload=JSONType,
+        received_at=UTCDateTime(),
+        replay_base=Integer(),
+        stalled_attempts=Integer(),
+    )
 )
 
 
@@ -296,9 +309,17 @@ async def claim_due(
     lease_until = now + timedelta(seconds=lease_seconds)
     if _dialect(session) == "postgresql":
         await session.execute(_PIN_CLAIM_PLAN)
-        rows = (await session.execute(_PG_CLAIM, {
-            "now": now, "lease_until": lease_until, "limit": limit, "worker_id": worker_id,
-        })).all()
+        rows = (
+            await session.execute(
+                _PG_CLAIM,
+                {
+                    "now": now,
+                    "lease_until": lease_until,
+                    "limit": limit,
+                    "worker_id": worker_id,
+                },
+            )
+        ).all()
         return sorted((_claimed(row) for row in rows), key=lambda event: event.id)
 
     stmt = (
@@ -321,8 +342,7 @@ async def claim_due(
             InboxEvent.status.in_(_WAITING),
             InboxEvent.next_attempt_at <= now,
         )
-        .order_by(InboxLane.served_at, InboxLane.lane, InboxEvent.next_attempt_at,
-                  InboxEvent.id)
+        .order_by(InboxLane.served_at, InboxLane.lane, InboxEvent.next_attempt_at, InboxEvent.id)
         .limit(limit)
     )
     rows = sorted((await session.execute(stmt)).all(), key=lambda row: row.id)
@@ -343,8 +363,15 @@ async def claim_due(
     )
     await session.execute(
         insert(EventAttempt),
-        [{"event_id": row.id, "attempt": row.attempts + 1, "worker_id": worker_id,
-          "started_at": now} for row in rows],
+        [
+            {
+                "event_id": row.id,
+                "attempt": row.attempts + 1,
+                "worker_id": worker_id,
+                "started_at": now,
+            }
+            for row in rows
+        ],
     )
     await session.execute(
         update(InboxLane)
@@ -457,17 +484,24 @@ async def finish_attempts(
     if not outcomes:
         return set()
     if _dialect(session) == "postgresql":
-        rows = await session.execute(_PG_FINISH, {
-            "now": now, "worker_id": worker_id, "lost": LEASE_LOST,
-            "ids": [o.event.id for o in outcomes],
-            "attempts": [o.event.attempt for o in outcomes],
-            "statuses": [o.status.value for o in outcomes],
-            "errors": [o.error for o in outcomes],
-            "next_ats": [o.next_attempt_at for o in outcomes],
-            "stalled": [o.stalled_attempts for o in outcomes],
-            "calls": [json.dumps(o.outbound_calls, default=str) if o.outbound_calls else None
-                      for o in outcomes],
-        })
+        rows = await session.execute(
+            _PG_FINISH,
+            {
+                "now": now,
+                "worker_id": worker_id,
+                "lost": LEASE_LOST,
+                "ids": [o.event.id for o in outcomes],
+                "attempts": [o.event.attempt for o in outcomes],
+                "statuses": [o.status.value for o in outcomes],
+                "errors": [o.error for o in outcomes],
+                "next_ats": [o.next_attempt_at for o in outcomes],
+                "stalled": [o.stalled_attempts for o in outcomes],
+                "calls": [
+                    json.dumps(o.outbound_calls, default=str) if o.outbound_calls else None
+                    for o in outcomes
+                ],
+            },
+        )
         return set(rows.scalars())
     owned_ids = set()
     for outcome in outcomes:
@@ -476,8 +510,9 @@ async def finish_attempts(
     return owned_ids
 
 
-async def _finish_one(session: AsyncSession, worker_id: str, outcome: Outcome,
-                      now: datetime) -> bool:
+async def _finish_one(
+    session: AsyncSession, worker_id: str, outcome: Outcome, now: datetime
+) -> bool:
     event = outcome.event
     values: dict[str, Any] = {
         "status": outcome.status.value,
@@ -530,10 +565,20 @@ async def finish_attempt(
     stalled_attempts: int | None = None,
 ) -> bool:
     """`finish_attempts` for one attempt: False when the lease was lost."""
-    owned = await finish_attempts(session, worker_id=worker_id, outcomes=[Outcome(
-        event=event, status=outcome, error=error, next_attempt_at=next_attempt_at,
-        outbound_calls=outbound_calls, stalled_attempts=stalled_attempts,
-    )])
+    owned = await finish_attempts(
+        session,
+        worker_id=worker_id,
+        outcomes=[
+            Outcome(
+                event=event,
+                status=outcome,
+                error=error,
+                next_attempt_at=next_attempt_at,
+                outbound_calls=outbound_calls,
+                stalled_attempts=stalled_attempts,
+            )
+        ],
+    )
     return event.id in owned
 
 
@@ -698,8 +743,14 @@ async def newest_dead(session: AsyncSession, limit: int = 20) -> list[InboxEvent
         .limit(limit)
     )
     stmt = stmt.options(
-        load_only(InboxEvent.id, InboxEvent.source, InboxEvent.type, InboxEvent.last_error,
-                  InboxEvent.handled_at, InboxEvent.attempts)
+        load_only(
+            InboxEvent.id,
+            InboxEvent.source,
+            InboxEvent.type,
+            InboxEvent.last_error,
+            InboxEvent.handled_at,
+            InboxEvent.attempts,
+        )
     )
     return list((await session.execute(stmt)).scalars())
 
@@ -707,9 +758,7 @@ async def newest_dead(session: AsyncSession, limit: int = 20) -> list[InboxEvent
 async def flow_stats(session: AsyncSession, since: datetime) -> list[dict[str, Any]]:
     """Per (source, type): last success, and attempts that succeeded or failed since `since`."""
     success = EventAttempt.outcome == EventStatus.DONE.value
-    failure = EventAttempt.outcome.in_(
-        [EventStatus.RETRY.value, EventStatus.DEAD.value, "lost"]
-    )
+    failure = EventAttempt.outcome.in_([EventStatus.RETRY.value, EventStatus.DEAD.value, "lost"])
     stmt = (
         select(
             InboxEvent.source,

@@ -67,11 +67,22 @@ class InboxEvent(Base):
         # The claim query: due events in arrival order.
         Index("ix_inbox_events_due", "status", "next_attempt_at"),
         # Each key's line (pending events only): who is next when the head leaves.
-        Index("ix_inbox_events_line", "ordering_key", "id",
-              postgresql_where=text(_LINE), sqlite_where=text(_LINE)),
+        Index(
+            "ix_inbox_events_line",
+            "ordering_key",
+            "id",
+            postgresql_where=text(_LINE),
+            sqlite_where=text(_LINE),
+        ),
         # The claim: each lane's waiting heads, earliest due first.
-        Index("ix_inbox_events_ready", "lane", "next_attempt_at", "id",
-              postgresql_where=text(_READY), sqlite_where=text(_READY)),
+        Index(
+            "ix_inbox_events_ready",
+            "lane",
+            "next_attempt_at",
+            "id",
+            postgresql_where=text(_READY),
+            sqlite_where=text(_READY),
+        ),
         Index("ix_inbox_events_received", "received_at"),
     )
 

@@ -65,19 +65,26 @@ async def acquire_lease(
     (last run at or before `due_before`); the row as it now stands, or None."""
     now = utcnow()
     await session.execute(
-        _insert(session)(PollerState).values(location_id=location_id)
+        _insert(session)(PollerState)
+        .values(location_id=location_id)
         .on_conflict_do_nothing(index_elements=["location_id"])
     )
     conditions = [
         PollerState.location_id == location_id,
-        or_(PollerState.lease_owner.is_(None), PollerState.lease_expires_at.is_(None),
-            PollerState.lease_expires_at < now, PollerState.lease_owner == owner),
+        or_(
+            PollerState.lease_owner.is_(None),
+            PollerState.lease_expires_at.is_(None),
+            PollerState.lease_expires_at < now,
+            PollerState.lease_owner == owner,
+        ),
     ]
     if due_before is not None:
-        conditions.append(or_(PollerState.last_run_at.is_(None),
-                              PollerState.last_run_at <= due_before))
+        conditions.append(
+            or_(PollerState.last_run_at.is_(None), PollerState.last_run_at <= due_before)
+        )
     result = await session.execute(
-        update(PollerState).where(and_(*conditions))
+        update(PollerState)
+        .where(and_(*conditions))
         .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
@@ -113,8 +120,11 @@ async def finish_run(
     """Record the run and give the lease back (only if still ours: a run that lost its lease
     records nothing, the new holder's word counts)."""
     values: dict[str, Any] = {
-        "last_run_at": started_at, "last_counts": counts, "last_error": error,
-        "lease_owner": None, "lease_expires_at": None,
+        "last_run_at": started_at,
+        "last_counts": counts,
+        "last_error": error,
+        "lease_owner": None,
+        "lease_expires_at": None,
     }
     if error is None:
         values["last_success_at"] = utcnow()
@@ -147,8 +157,9 @@ async def get_state(session: AsyncSession, location_id: str) -> PollerState | No
 
 
 async def list_states(session: AsyncSession) -> list[PollerState]:
-    return list((await session.execute(select(PollerState).order_by(PollerState.location_id)))
-                .scalars())
+    return list(
+        (await session.execute(select(PollerState).order_by(PollerState.location_id))).scalars()
+    )
 
 
 # --- the sync records the poller re-reads --------------------------------------------------------
@@ -164,9 +175,11 @@ async def records_to_recheck(
         .where(
             SyncOrder.ghl_location_id == location_id,
             or_(SyncOrder.ghl_order_id.is_not(None), SyncOrder.ghl_invoice_id.is_not(None)),
-            or_(SyncOrder.payment_status.is_(None),
+            or_(
+                SyncOrder.payment_status.is_(None),
                 SyncOrder.payment_status.in_(LIVE_PAYMENT_STATUSES),
-                SyncOrder.subscription.is_not(None)),
+                SyncOrder.subscription.is_not(None),
+            ),
         )
         .order_by(SyncOrder.ghl_checked_at.is_not(None), SyncOrder.ghl_checked_at, SyncOrder.id)
         .limit(limit)
@@ -181,8 +194,9 @@ async def records_with_open_refunds(session: AsyncSession, location_id: str) -> 
     stmt = (
         select(SyncOrder.id)
         .join(SyncRefund, SyncRefund.wizehire_order_id == SyncOrder.wizehire_order_id)
-        .where(SyncOrder.ghl_location_id == location_id,
-               SyncRefund.status.in_(OPEN_REFUND_STATUSES))
+        .where(
+            SyncOrder.ghl_location_id == location_id, SyncRefund.status.in_(OPEN_REFUND_STATUSES)
+        )
         .distinct()
     )
     return sorted((await session.execute(stmt)).scalars())
@@ -201,14 +215,16 @@ async def records_by_ghl_ids(
         rows = await session.execute(
             select(SyncOrder.ghl_order_id, SyncOrder.id).where(
                 SyncOrder.ghl_location_id == location_id,
-                SyncOrder.ghl_order_id.in_(list(set(order_ids))))
+                SyncOrder.ghl_order_id.in_(list(set(order_ids))),
+            )
         )
         out.update({str(k): int(v) for k, v in rows})
     if invoice_ids:
         rows = await session.execute(
             select(SyncOrder.ghl_invoice_id, SyncOrder.id).where(
                 SyncOrder.ghl_location_id == location_id,
-                SyncOrder.ghl_invoice_id.in_(list(set(invoice_ids))))
+                SyncOrder.ghl_invoice_id.in_(list(set(invoice_ids))),
+            )
         )
         for key, value in rows:
             out.setdefault(str(key), int(value))
@@ -220,7 +236,8 @@ async def records_by_subscription(session: AsyncSession, location_id: str) -> di
     only records that have a subscription are loaded)."""
     rows = await session.execute(
         select(SyncOrder.id, SyncOrder.subscription).where(
-            SyncOrder.ghl_location_id == location_id, SyncOrder.subscription.is_not(None))
+            SyncOrder.ghl_location_id == location_id, SyncOrder.subscription.is_not(None)
+        )
     )
     out: dict[str, int] = {}
     for record_id, sub in rows:
@@ -251,17 +268,27 @@ async def record_unmatched(
     values: dict[str, Any] = {"last_seen_at": now, "last_event_type": event_type}
     if snapshot is not None:
         values["snapshot"] = snapshot
-    stmt = _insert(session)(UnmatchedGhlOrder).values(
-        ghl_location_id=location_id, ghl_order_id=ghl_order_id, first_seen_at=now,
-        **values,
-    ).on_conflict_do_update(index_elements=["ghl_location_id", "ghl_order_id"], set_=values)
+    stmt = (
+        _insert(session)(UnmatchedGhlOrder)
+        .values(
+            ghl_location_id=location_id,
+            ghl_order_id=ghl_order_id,
+            first_seen_at=now,
+            **values,
+        )
+        .on_conflict_do_update(index_elements=["ghl_location_id", "ghl_order_id"], set_=values)
+    )
     await session.execute(stmt)
-    row = (await session.execute(
-        select(UnmatchedGhlOrder)
-        .where(UnmatchedGhlOrder.ghl_location_id == location_id,
-               UnmatchedGhlOrder.ghl_order_id == ghl_order_id)
-        .execution_options(populate_existing=True)
-    )).scalar_one()
+    row = (
+        await session.execute(
+            select(UnmatchedGhlOrder)
+            .where(
+                UnmatchedGhlOrder.ghl_location_id == location_id,
+                UnmatchedGhlOrder.ghl_order_id == ghl_order_id,
+            )
+            .execution_options(populate_existing=True)
+        )
+    ).scalar_one()
     return row
 
 
@@ -280,9 +307,11 @@ async def resolve_unmatched(session: AsyncSession, location_id: str, ghl_order_i
     """A sync record now owns this GHL order: the row stays as history, marked resolved."""
     result = await session.execute(
         update(UnmatchedGhlOrder)
-        .where(UnmatchedGhlOrder.ghl_location_id == location_id,
-               UnmatchedGhlOrder.ghl_order_id == ghl_order_id,
-               UnmatchedGhlOrder.resolved_at.is_(None))
+        .where(
+            UnmatchedGhlOrder.ghl_location_id == location_id,
+            UnmatchedGhlOrder.ghl_order_id == ghl_order_id,
+            UnmatchedGhlOrder.resolved_at.is_(None),
+        )
         .values(resolved_at=utcnow())
         .execution_options(synchronize_session=False)
     )
@@ -299,6 +328,9 @@ async def list_unmatched(
 
 
 async def count_unmatched(session: AsyncSession) -> int:
-    stmt = select(func.count()).select_from(UnmatchedGhlOrder).where(
-        UnmatchedGhlOrder.resolved_at.is_(None))
+    stmt = (
+        select(func.count())
+        .select_from(UnmatchedGhlOrder)
+        .where(UnmatchedGhlOrder.resolved_at.is_(None))
+    )
     return int((await session.execute(stmt)).scalar_one())

@@ -60,8 +60,10 @@ async def create_once(session: AsyncSession, refund: NewRefund) -> SyncRefund:
         "updated_at": now,
     }
     insert = pg_insert if _postgres(session) else sqlite_insert
-    stmt = insert(SyncRefund).values(**values).on_conflict_do_nothing(
-        index_elements=["wizehire_refund_id"]
+    stmt = (
+        insert(SyncRefund)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["wizehire_refund_id"])
     )
     await session.execute(stmt)
     stored = await lock_by_wizehire_id(session, refund.wizehire_refund_id)
@@ -74,9 +76,7 @@ async def get_by_wizehire_id(session: AsyncSession, wizehire_refund_id: str) -> 
     return (await session.execute(stmt)).scalar_one_or_none()
 
 
-async def lock_by_wizehire_id(
-    session: AsyncSession, wizehire_refund_id: str
-) -> SyncRefund | None:
+async def lock_by_wizehire_id(session: AsyncSession, wizehire_refund_id: str) -> SyncRefund | None:
     """The refund's row, read fresh and locked until the transaction ends."""
     return await _locked(session, SyncRefund.wizehire_refund_id == wizehire_refund_id)
 
@@ -122,17 +122,27 @@ async def list_accepted_open(
     money GHL does not show yet, in request order: the open ones, and gateway refunds the
     gateway confirmed (`succeeded`) that GHL's amountRefunded has not caught up with."""
     refunds = await list_for_order(
-        session, wizehire_order_id, statuses=(*OPEN_STATUSES, "succeeded"),
+        session,
+        wizehire_order_id,
+        statuses=(*OPEN_STATUSES, "succeeded"),
         for_update=for_update,
     )
-    return [r for r in refunds if r.ghl_transaction_id and r.refunded_baseline is not None
-            and (r.status in OPEN_STATUSES or awaiting_ghl(r))]
+    return [
+        r
+        for r in refunds
+        if r.ghl_transaction_id
+        and r.refunded_baseline is not None
+        and (r.status in OPEN_STATUSES or awaiting_ghl(r))
+    ]
 
 
 def awaiting_ghl(refund: SyncRefund) -> bool:
     """The gateway refunded it; GHL's amountRefunded does not show it yet."""
-    return refund.status == "succeeded" and refund.gateway_refund_id is not None \
+    return (
+        refund.status == "succeeded"
+        and refund.gateway_refund_id is not None
         and refund.ghl_seen_at is None
+    )
 
 
 async def wizehire_order_id_of(session: AsyncSession, sync_order_id: int) -> str | None:
@@ -151,7 +161,6 @@ async def set_fields(session: AsyncSession, refund_id: int, **values: Any) -> No
     await session.execute(update(SyncRefund).where(SyncRefund.id == refund_id).values(**values))
 
 
-
 async def sync_orders_with_unsent_refunds(
     session: AsyncSession, location_id: str, *, within: timedelta = timedelta(days=30)
 ) -> list[int]:
@@ -164,9 +173,11 @@ async def sync_orders_with_unsent_refunds(
     stmt = (
         select(SyncOrder.id, SyncRefund.status, SyncRefund.last_synced_state)
         .join(SyncRefund, SyncRefund.wizehire_order_id == SyncOrder.wizehire_order_id)
-        .where(SyncOrder.ghl_location_id == location_id,
-               SyncRefund.status != "pending",
-               SyncRefund.updated_at >= utcnow() - within)
+        .where(
+            SyncOrder.ghl_location_id == location_id,
+            SyncRefund.status != "pending",
+            SyncRefund.updated_at >= utcnow() - within,
+        )
     )
     rows = (await session.execute(stmt)).all()
     unsent = {sync_id for sync_id, status, sent in rows if (sent or {}).get("status") != status}
@@ -174,11 +185,13 @@ async def sync_orders_with_unsent_refunds(
     awaiting = (
         select(SyncOrder.id)
         .join(SyncRefund, SyncRefund.wizehire_order_id == SyncOrder.wizehire_order_id)
-        .where(SyncOrder.ghl_location_id == location_id,
-               SyncRefund.status == "succeeded",
-               SyncRefund.gateway_refund_id.is_not(None),
-               SyncRefund.ghl_seen_at.is_(None),
-               SyncRefund.ghl_catchup_notified_at.is_(None))
+        .where(
+            SyncOrder.ghl_location_id == location_id,
+            SyncRefund.status == "succeeded",
+            SyncRefund.gateway_refund_id.is_not(None),
+            SyncRefund.ghl_seen_at.is_(None),
+            SyncRefund.ghl_catchup_notified_at.is_(None),
+        )
     )
     unsent |= set((await session.execute(awaiting)).scalars())
     return sorted(unsent)

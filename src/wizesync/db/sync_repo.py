@@ -68,16 +68,18 @@ async def ghl_orders_claimed(
     session: AsyncSession, location_id: str, ghl_order_ids: Sequence[str], *, except_id: int
 ) -> set[str]:
     """Which of these GHL orders another Wizehire order already owns (one query)."""
-    return await _owned_by_others(session, SyncOrder.ghl_order_id, location_id, ghl_order_ids,
-                                  except_id)
+    return await _owned_by_others(
+        session, SyncOrder.ghl_order_id, location_id, ghl_order_ids, except_id
+    )
 
 
 async def ghl_invoices_owned(
     session: AsyncSession, location_id: str, ghl_invoice_ids: Sequence[str], *, except_id: int
 ) -> set[str]:
     """Which of these GHL invoices are another Wizehire order's (one query)."""
-    return await _owned_by_others(session, SyncOrder.ghl_invoice_id, location_id,
-                                  ghl_invoice_ids, except_id)
+    return await _owned_by_others(
+        session, SyncOrder.ghl_invoice_id, location_id, ghl_invoice_ids, except_id
+    )
 
 
 async def _owned_by_others(
@@ -108,8 +110,11 @@ async def create_or_update_from_order(
     row = await get_by_wizehire_id(session, order.id, lock=True)
     if row is None:
         row = SyncOrder(
-            wizehire_order_id=order.id, account_id=order.account_id,
-            wizehire_status=order.status, order_snapshot=snapshot, currency=order.currency,
+            wizehire_order_id=order.id,
+            account_id=order.account_id,
+            wizehire_status=order.status,
+            order_snapshot=snapshot,
+            currency=order.currency,
             amount=order.amount,
         )
         try:

@@ -71,9 +71,12 @@ class Cause:
         return cls(event.source, event.event_id, event.type, received, news)
 
     def as_payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = {"source": self.source, "event_id": self.event_id,
-                                   "type": self.type,
-                                   "received_at": self.received_at.isoformat()}
+        payload: dict[str, Any] = {
+            "source": self.source,
+            "event_id": self.event_id,
+            "type": self.type,
+            "received_at": self.received_at.isoformat(),
+        }
         if self.news is not None:
             payload["news"] = self.news
         return payload
@@ -85,8 +88,12 @@ def _news(event_type: str, body: Any) -> dict[str, Any] | None:
     if not isinstance(body, dict) or not isinstance(body.get("_id"), str):
         return None
     kind = "order" if event_type.startswith("Order") else "invoice"
-    return {"kind": kind, "id": body["_id"], "status": _word(body.get("status")),
-            "payment_status": _word(body.get("paymentStatus"))}
+    return {
+        "kind": kind,
+        "id": body["_id"],
+        "status": _word(body.get("status")),
+        "payment_status": _word(body.get("paymentStatus")),
+    }
 
 
 def _word(value: Any) -> str | None:
@@ -94,7 +101,11 @@ def _word(value: Any) -> str | None:
 
 
 async def queue_advance(
-    session: AsyncSession, record: SyncOrder, cause: Cause, *, event_id: str | None = None,
+    session: AsyncSession,
+    record: SyncOrder,
+    cause: Cause,
+    *,
+    event_id: str | None = None,
     replay_base: int = 0,
 ) -> int | None:
     """Queue `order.advance` for the record in the caller's transaction; None when this cause
@@ -103,17 +114,21 @@ async def queue_advance(
     if replay_base:
         event_id = f"{event_id}:replay:{replay_base}"
     return await internal.enqueue(
-        session, type_=ADVANCE, event_id=event_id,
+        session,
+        type_=ADVANCE,
+        event_id=event_id,
         ordering_key=f"wizehire:order:{record.wizehire_order_id}",
         payload={"sync_order_id": record.id, "cause": cause.as_payload()},
     )
 
 
-async def queue_advance_for_event(ctx: EventContext, session: AsyncSession,
-                                  record: SyncOrder) -> int | None:
+async def queue_advance_for_event(
+    ctx: EventContext, session: AsyncSession, record: SyncOrder
+) -> int | None:
     """`queue_advance` caused by the event the handler runs (a GHL webhook)."""
-    return await queue_advance(session, record, Cause.of_event(ctx),
-                               replay_base=ctx.event.replay_base)
+    return await queue_advance(
+        session, record, Cause.of_event(ctx), replay_base=ctx.event.replay_base
+    )
 
 
 @registry.on("internal", ADVANCE)
@@ -132,10 +147,13 @@ async def handle_advance(ctx: EventContext) -> None:
         raise PermanentFailure(f"no sync record {sync_order_id}")
     known = received_at is not None and (
         checked_since(record, received_at)
-        or news_already_stored(record, cause.get("type"), cause.get("news"), received_at))
+        or news_already_stored(record, cause.get("type"), cause.get("news"), received_at)
+    )
     if known and nothing_left(record):
-        log.info("GHL's news was read already and the order is complete: nothing to do",
-                 extra={"sync_order_id": sync_order_id, "cause": payload.get("cause")})
+        log.info(
+            "GHL's news was read already and the order is complete: nothing to do",
+            extra={"sync_order_id": sync_order_id, "cause": payload.get("cause")},
+        )
         return
     await advance_order(ctx, sync_order_id)
 
@@ -148,8 +166,9 @@ def checked_since(record: SyncOrder, received_at: datetime) -> bool:
 _CAPTURED = frozenset({"paid", "partially_refunded", "refunded"})
 
 
-def news_already_stored(record: SyncOrder, event_type: Any, news: Any,
-                        received_at: datetime) -> bool:
+def news_already_stored(
+    record: SyncOrder, event_type: Any, news: Any, received_at: datetime
+) -> bool:
     """The webhook reports something the stored state already holds (module doc)."""
     if record.ghl_checked_at is None or not isinstance(news, dict):
         return False
@@ -162,9 +181,12 @@ def news_already_stored(record: SyncOrder, event_type: Any, news: Any,
     if event_type == "OrderCreate":
         return True
     if event_type == "OrderStatusUpdate":
-        return (received_at <= own_state_at and news.get("status") == "completed"
-                and news.get("payment_status") in (None, "paid")
-                and record.payment_status == "paid")
+        return (
+            received_at <= own_state_at
+            and news.get("status") == "completed"
+            and news.get("payment_status") in (None, "paid")
+            and record.payment_status == "paid"
+        )
     return False
 
 
@@ -173,8 +195,11 @@ def _whole_amount_captured(record: SyncOrder) -> bool:
     amount); once refunds began, against the Wizehire order's amount."""
     if record.payment_status == "paid":
         return True
-    return (record.payment_status in _CAPTURED and record.amount_paid is not None
-            and record.amount_paid >= record.amount)
+    return (
+        record.payment_status in _CAPTURED
+        and record.amount_paid is not None
+        and record.amount_paid >= record.amount
+    )
 
 
 def nothing_left(record: SyncOrder) -> bool:

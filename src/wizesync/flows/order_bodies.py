@@ -22,8 +22,12 @@ def invoice_name(order: Order) -> str:
 def contact_upsert(order: Order) -> m.UpsertContact:
     customer = order.customer
     return m.UpsertContact(
-        email=customer.email, first_name=customer.first_name, last_name=customer.last_name,
-        phone=customer.phone or None, company_name=customer.company or None, source="Wizehire",
+        email=customer.email,
+        first_name=customer.first_name,
+        last_name=customer.last_name,
+        phone=customer.phone or None,
+        company_name=customer.company or None,
+        source="Wizehire",
     )
 
 
@@ -37,8 +41,13 @@ def mapped_items(order: Order, mapping: Mapping) -> list[tuple[str, str, int, De
             f"(add it with its GHL price_id and product_id, then replay this event)"
         )
     return [
-        (mapping.products[item.sku].price_id, mapping.products[item.sku].product_id,
-         item.quantity, item.unit_amount, item.name)
+        (
+            mapping.products[item.sku].price_id,
+            mapping.products[item.sku].product_id,
+            item.quantity,
+            item.unit_amount,
+            item.name,
+        )
         for item in order.items
     ]
 
@@ -47,8 +56,14 @@ def invoice_body(order: Order, mapping: Mapping, contact_id: str, *, live: bool)
     customer = order.customer
     name = " ".join(p for p in (customer.first_name, customer.last_name) if p) or customer.email
     items = [
-        m.InvoiceItem(name=label, product_id=product_id, price_id=price_id,
-                      currency=order.currency, amount=amount, qty=qty)
+        m.InvoiceItem(
+            name=label,
+            product_id=product_id,
+            price_id=price_id,
+            currency=order.currency,
+            amount=amount,
+            qty=qty,
+        )
         for price_id, product_id, qty, amount, label in mapped_items(order, mapping)
     ]
     return m.CreateInvoice(
@@ -57,7 +72,10 @@ def invoice_body(order: Order, mapping: Mapping, contact_id: str, *, live: bool)
         currency=order.currency,
         items=items,
         contact_details=m.InvoiceContactDetails(
-            id=contact_id, name=name, email=customer.email, phone_no=customer.phone or "",
+            id=contact_id,
+            name=name,
+            email=customer.email,
+            phone_no=customer.phone or "",
             company_name=customer.company or None,
         ),
         issue_date=order.created_at.date(),
@@ -70,12 +88,15 @@ def invoice_body(order: Order, mapping: Mapping, contact_id: str, *, live: bool)
 def payment_for(invoice: m.Invoice, order: Order) -> m.RecordInvoicePayment:
     due = invoice.amount_due if invoice.amount_due is not None else order.amount
     return m.RecordInvoicePayment(
-        mode="other", amount=due, notes=f"Paid in Wizehire (order {order.id})",
+        mode="other",
+        amount=due,
+        notes=f"Paid in Wizehire (order {order.id})",
     )
 
 
-def fulfillment_body(order: Order, ghl_order: m.Order | None,
-                     mapping: Mapping) -> m.CreateFulfillment:
+def fulfillment_body(
+    order: Order, ghl_order: m.Order | None, mapping: Mapping
+) -> m.CreateFulfillment:
     """Items as GHL's order lists them (that is what a fulfillment refers to); the mapped
     prices of the Wizehire items when GHL's order shows none, or was not read (`None`: an order
     GHL made from our invoice, whose items are the invoice's)."""
@@ -85,14 +106,18 @@ def fulfillment_body(order: Order, ghl_order: m.Order | None,
         if item.price is not None and item.price.id
     ]
     if not items:
-        items = [m.FulfillmentItem(price_id=price_id, qty=qty)
-                 for price_id, _, qty, _, _ in mapped_items(order, mapping)]
+        items = [
+            m.FulfillmentItem(price_id=price_id, qty=qty)
+            for price_id, _, qty, _, _ in mapped_items(order, mapping)
+        ]
     tracking = m.FulfillmentTracking(
-        tracking_number=order.id, shipping_carrier=mapping.fulfillment.carrier,
+        tracking_number=order.id,
+        shipping_carrier=mapping.fulfillment.carrier,
         tracking_url=mapping.fulfillment.tracking_url_for(order.id),
     )
-    return m.CreateFulfillment(items=items, trackings=[tracking],
-                               notify_customer=mapping.fulfillment.notify_customer)
+    return m.CreateFulfillment(
+        items=items, trackings=[tracking], notify_customer=mapping.fulfillment.notify_customer
+    )
 
 
 def _utc(moment: datetime) -> datetime:

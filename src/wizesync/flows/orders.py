@@ -92,8 +92,9 @@ async def handle_order_event(ctx: EventContext) -> None:
     await advance_order(ctx, record.id, record=record)
 
 
-async def advance_order(ctx: EventContext, sync_order_id: int, *,
-                        record: SyncOrder | None = None) -> None:
+async def advance_order(
+    ctx: EventContext, sync_order_id: int, *, record: SyncOrder | None = None
+) -> None:
     """Run every step of the order not done yet (also callable from other flows, e.g. when GHL
     reports an invoice of ours paid). Failures are noted on the record, then raised.
     `record`: the record as just committed, if the caller has it (saves reading it again)."""
@@ -168,8 +169,9 @@ class _OrderRun:
         try:
             await self.save(ghl_order_id=ghl_order_id, ghl_order_source=source)
         except IntegrityError:
-            raise RetryLater(f"GHL order {ghl_order_id} was just linked to another Wizehire "
-                             f"order; looking again") from None
+            raise RetryLater(
+                f"GHL order {ghl_order_id} was just linked to another Wizehire order; looking again"
+            ) from None
 
     def not_yet(self, reason: str, final: str) -> RetryLater:
         """RetryLater while attempts remain; on the last one, dead with `final` in words."""
@@ -256,7 +258,8 @@ class _OrderRun:
         if problems:
             raise PermanentFailure(
                 f"order {self.order.id}: GHL order {ghl_order_id} does not match it ("
-                + "; ".join(problems) + ")"
+                + "; ".join(problems)
+                + ")"
             )
         async with self.ctx.sessionmaker() as session:
             owner = await sync_repo.get_by_ghl_order(session, self.loc, found.id)
@@ -271,9 +274,16 @@ class _OrderRun:
     async def match(self) -> bool:
         start, end = bodies.match_window(self.order, self.mapping)
         with calling(f"GHL list orders of contact {self.rec.ghl_contact_id}"):
-            candidates = [o async for o in self.ghl.iter_orders(
-                self.loc, contact_id=self.rec.ghl_contact_id, start_at=start, end_at=end,
-                max_items=500)]
+            candidates = [
+                o
+                async for o in self.ghl.iter_orders(
+                    self.loc,
+                    contact_id=self.rec.ghl_contact_id,
+                    start_at=start,
+                    end_at=end,
+                    max_items=500,
+                )
+            ]
         fitting = [c for c in candidates if bodies.is_match(c, self.order, self.mapping)]
         taken: set[str] = set()
         if fitting:
@@ -299,23 +309,34 @@ class _OrderRun:
             if source_type == "invoice" and source_id:
                 invoices[source_id] = candidate.id
         claimed = await sync_repo.ghl_orders_claimed(
-            session, self.loc, [c.id for c in candidates], except_id=self.id)
+            session, self.loc, [c.id for c in candidates], except_id=self.id
+        )
         invoiced = await sync_repo.ghl_invoices_owned(
-            session, self.loc, list(invoices), except_id=self.id)
+            session, self.loc, list(invoices), except_id=self.id
+        )
         return claimed | {invoices[i] for i in invoiced}
 
     async def ambiguous(self, matches: list[m.Order]) -> None:
         ids = ", ".join(o.id for o in matches)
-        reason = (f"ambiguous match: {len(matches)} candidates (GHL orders {ids} of contact "
-                  f"{self.rec.ghl_contact_id}, {self.order.amount} {self.order.currency})")
+        reason = (
+            f"ambiguous match: {len(matches)} candidates (GHL orders {ids} of contact "
+            f"{self.rec.ghl_contact_id}, {self.order.amount} {self.order.currency})"
+        )
         candidates = ",".join(sorted(o.id for o in matches))
         async with self.ctx.unit_of_work() as session:  # durable; once per set of candidates
-            await queue_notice(session, self.ctx.services, Notice(
-                title=f"Order {self.order.id}: {len(matches)} GHL orders match, none chosen",
-                lines=(f"candidates: {ids}",
-                       "set ghl_order_id on the Wizehire order (or fix the data), then replay"),
-                key=f"ambiguous:{self.order.id}:{candidates}", severity="action",
-            ))
+            await queue_notice(
+                session,
+                self.ctx.services,
+                Notice(
+                    title=f"Order {self.order.id}: {len(matches)} GHL orders match, none chosen",
+                    lines=(
+                        f"candidates: {ids}",
+                        "set ghl_order_id on the Wizehire order (or fix the data), then replay",
+                    ),
+                    key=f"ambiguous:{self.order.id}:{candidates}",
+                    severity="action",
+                ),
+            )
         raise PermanentFailure(reason)
 
     # --- invoice path ----------------------------------------------------------------------------
@@ -334,8 +355,12 @@ class _OrderRun:
         await self.find_invoice_order(invoice_id)
 
     async def create_invoice(self) -> None:
-        body = bodies.invoice_body(self.order, self.mapping, self.rec.ghl_contact_id or "",
-                                   live=self.ctx.settings.is_production)
+        body = bodies.invoice_body(
+            self.order,
+            self.mapping,
+            self.rec.ghl_contact_id or "",
+            live=self.ctx.settings.is_production,
+        )
         found = await self.find_invoice() if self.rec.invoice_requested_at else None
         if found is None:
             await self.save(invoice_requested_at=utcnow())  # intent first: next time, look
@@ -348,8 +373,11 @@ class _OrderRun:
         """An invoice an earlier attempt created but could not store (crash, lost answer)."""
         name = bodies.invoice_name(self.order)
         with calling(f"GHL list invoices for order {self.order.id}"):
-            found = [i async for i in self.ghl.iter_invoices(
-                self.loc, search=self.order.id, max_items=100) if i.name == name]
+            found = [
+                i
+                async for i in self.ghl.iter_invoices(self.loc, search=self.order.id, max_items=100)
+                if i.name == name
+            ]
         live = [i for i in found if i.status != "void"] or found
         return live[0].id if live else None
 
@@ -366,7 +394,8 @@ class _OrderRun:
         if invoice.status != "paid":
             with calling(f"GHL record payment of invoice {invoice_id}"):
                 result = await self.ghl.record_invoice_payment(
-                    self.loc, invoice_id, bodies.payment_for(invoice, self.order))
+                    self.loc, invoice_id, bodies.payment_for(invoice, self.order)
+                )
             answer = result.invoice
             if answer is not None and answer.id == invoice_id and answer.status == "paid":
                 self.paid_invoice = answer
@@ -388,24 +417,28 @@ class _OrderRun:
             return
         with calling(f"GHL find the order of invoice {invoice_id}"):
             page = await self.ghl.list_orders(self.loc, source_id=invoice_id, limit=10)
-            listed = [o for o in page.items
-                      if (o.source_id or (o.source.id if o.source else None)) == invoice_id]
+            listed = [
+                o
+                for o in page.items
+                if (o.source_id or (o.source.id if o.source else None)) == invoice_id
+            ]
             ids = {o.id for o in listed}
             if not ids and not paid_here:  # (listed just now when paid here)
                 txns = await self.ghl.list_transactions(self.loc, entity_id=invoice_id, limit=20)
-                ids = {t.entity_id for t in txns.items
-                       if t.entity_type == "order" and t.entity_id}
+                ids = {t.entity_id for t in txns.items if t.entity_type == "order" and t.entity_id}
         if len(ids) != 1:
             raise self.not_yet(
                 f"GHL shows no order for invoice {invoice_id} yet",
                 f"order {self.order.id}: GHL never showed an order for its paid invoice "
                 f"{invoice_id} (looked by source id and by the invoice's transactions"
-                + (f"; found several: {', '.join(sorted(ids))}" if ids else "") + ")",
+                + (f"; found several: {', '.join(sorted(ids))}" if ids else "")
+                + ")",
             )
         ghl_order_id = ids.pop()
         await self.claim(ghl_order_id, "invoice")
-        self.unfulfilled = any(o.id == ghl_order_id and o.fulfillment_status == "unfulfilled"
-                               for o in listed)
+        self.unfulfilled = any(
+            o.id == ghl_order_id and o.fulfillment_status == "unfulfilled" for o in listed
+        )
 
     async def order_of_payment(self, invoice_id: str) -> bool:
         """The order GHL made when this attempt's payment paid the invoice, from the invoice's
@@ -421,9 +454,11 @@ class _OrderRun:
             return False
         ghl_order_id = ids.pop()
         await self.claim(ghl_order_id, "invoice")
-        self.seen = _Seen(order=order_made_from(self.paid_invoice, ghl_order_id),
-                          transactions=[t for t in listed if t.entity_id == ghl_order_id],
-                          reads_started=reads_started)
+        self.seen = _Seen(
+            order=order_made_from(self.paid_invoice, ghl_order_id),
+            transactions=[t for t in listed if t.entity_id == ghl_order_id],
+            reads_started=reads_started,
+        )
         # GHL made it from this attempt's payment a moment ago (the invoice was unpaid until
         # then: GHL refuses to pay a paid invoice) and nobody else has its id: no fulfillment
         # of ours can exist (one is made only after the order is linked, and it was not).
@@ -457,16 +492,19 @@ class _OrderRun:
         invoice's), else with the items GHL's order lists. A 4xx creates nothing, so after one
         the order is read and the fulfillment sent again with its own items."""
         from_our_invoice = self.rec.ghl_order_source == "invoice" and (
-            self.ghl_order is None or self.ghl_order.id != order_id)
+            self.ghl_order is None or self.ghl_order.id != order_id
+        )
         if from_our_invoice:
             body = bodies.fulfillment_body(self.order, None, self.mapping)
             with calling(f"GHL create fulfillment for order {order_id}"):
                 try:
                     return await self.ghl.create_fulfillment(self.loc, order_id, body)
                 except GhlValidationError as exc:
-                    log.warning("GHL refused the fulfillment with the invoice's prices; "
-                                "reading the order's items",
-                                extra={"ghl_order_id": order_id, "error": str(exc)})
+                    log.warning(
+                        "GHL refused the fulfillment with the invoice's prices; "
+                        "reading the order's items",
+                        extra={"ghl_order_id": order_id, "error": str(exc)},
+                    )
         ghl_order = await self.fetch_ghl_order()
         body = bodies.fulfillment_body(self.order, ghl_order, self.mapping)
         with calling(f"GHL create fulfillment for order {order_id}"):
@@ -491,9 +529,11 @@ class _OrderRun:
             with calling(f"GHL get invoice {invoice_id}"):
                 invoice = await self.ghl.get_invoice(self.loc, invoice_id)
             if invoice.status in _PAID_INVOICE or (invoice.amount_paid or 0) > 0:
-                note = (f"cancelled in Wizehire, but GHL invoice {invoice_id} has payments "
-                        f"({invoice.amount_paid} {invoice.currency} paid): left as it is; "
-                        f"refund through Wizehire if the money must go back")
+                note = (
+                    f"cancelled in Wizehire, but GHL invoice {invoice_id} has payments "
+                    f"({invoice.amount_paid} {invoice.currency} paid): left as it is; "
+                    f"refund through Wizehire if the money must go back"
+                )
                 if self.rec.note != note:
                     await self.save(note=note)
                 if invoice.status == "paid" and not self.rec.ghl_order_id:
@@ -504,8 +544,10 @@ class _OrderRun:
                     await self.ghl.void_invoice(self.loc, invoice_id)
             await self.save(invoice_voided_at=utcnow())
         elif self.rec.ghl_order_id and not invoice_id and not self.rec.note:
-            await self.save(note=f"cancelled in Wizehire; GHL order {self.rec.ghl_order_id} "
-                                 f"(from a GHL checkout) is left as it is")
+            await self.save(
+                note=f"cancelled in Wizehire; GHL order {self.rec.ghl_order_id} "
+                f"(from a GHL checkout) is left as it is"
+            )
 
     async def sync_state(self) -> None:
         """Tell Wizehire where the order stands. With a GHL order or invoice, P's refresh reads
@@ -516,9 +558,13 @@ class _OrderRun:
         seen = self.seen
         if seen is not None and self.rec.ghl_order_id == seen.order.id:
             # GHL's answers since the payment tell the state the refresh would read again.
-            await store_state_seen(self.ctx, self.id, order=seen.order,
-                                   transactions=seen.transactions,
-                                   reads_started=seen.reads_started)
+            await store_state_seen(
+                self.ctx,
+                self.id,
+                order=seen.order,
+                transactions=seen.transactions,
+                reads_started=seen.reads_started,
+            )
             return
         if self.rec.ghl_order_id or self.rec.ghl_invoice_id:
             await refresh_order_from_ghl(self.ctx, self.id)

@@ -31,12 +31,15 @@ def calling(what: str) -> Iterator[None]:
         raise PermanentFailure(
             f"{what}: {exc}. Not retried: waiting cannot change that. If the location should be "
             f"served, install the app for {exc.location_id} (or fix the mapping) and replay "
-            "the event") from exc
+            "the event"
+        ) from exc
     except GhlNeedsReauth as exc:
-        raise RetryLater(f"{what}: the GHL install needs re-authorisation ({exc})",
-                         REAUTH_DELAY_SECONDS,
-                         alert="A GHL installation needs re-authorisation: events for it wait. "
-                               "Re-install through /oauth/ghl/install.") from exc
+        raise RetryLater(
+            f"{what}: the GHL install needs re-authorisation ({exc})",
+            REAUTH_DELAY_SECONDS,
+            alert="A GHL installation needs re-authorisation: events for it wait. "
+            "Re-install through /oauth/ghl/install.",
+        ) from exc
     except (GhlError, WizehireError) as exc:
         if exc.transient:
             delay = getattr(exc, "delay", None) or getattr(exc, "retry_after", None)

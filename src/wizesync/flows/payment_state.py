@@ -102,7 +102,10 @@ def translate_status(ghl_status: str | None, mapping: Mapping) -> WizehirePaymen
 
 
 def compute_payment_state(
-    transactions: list[m.Transaction], order: m.Order | None, mapping: Mapping, *,
+    transactions: list[m.Transaction],
+    order: m.Order | None,
+    mapping: Mapping,
+    *,
     wizehire_cancelled: bool = False,
 ) -> PaymentState:
     """The payment state of one GHL order from its current transactions (see module doc);

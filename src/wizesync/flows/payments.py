@@ -51,8 +51,7 @@ async def on_order_event(ctx: EventContext) -> None:
     record_id = await _record_for_order(ctx, location_id, event.id, _invoice_named(payload))
     if record_id is None:
         snapshot = ctx.event.payload if isinstance(ctx.event.payload, dict) else None
-        await report_unmatched(ctx, location_id, event.id, event_type=event.type,
-                               snapshot=snapshot)
+        await report_unmatched(ctx, location_id, event.id, event_type=event.type, snapshot=snapshot)
         return
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get(session, record_id)
@@ -73,8 +72,10 @@ async def on_invoice_event(ctx: EventContext) -> None:
         if record is not None:
             await queue_advance_for_event(ctx, session, record)
     if record is None:
-        log.info("GHL invoice event for an invoice no Wizehire order made; ignored",
-                 extra={"location_id": location_id, "invoice_id": event.id, "type": event.type})
+        log.info(
+            "GHL invoice event for an invoice no Wizehire order made; ignored",
+            extra={"location_id": location_id, "invoice_id": event.id, "type": event.type},
+        )
 
 
 @registry.on("ghl", "InvoiceCreate", "InvoiceUpdate")
@@ -84,8 +85,9 @@ async def on_invoice_created_or_updated(ctx: EventContext) -> None:
     log.debug("GHL invoice created or updated; nothing to sync until it is paid or voided")
 
 
-async def _record_for_order(ctx: EventContext, location_id: str, order_id: str,
-                            invoice_named: str | None = None) -> int | None:
+async def _record_for_order(
+    ctx: EventContext, location_id: str, order_id: str, invoice_named: str | None = None
+) -> int | None:
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get_by_ghl_order(session, location_id, order_id)
         if record is not None:
@@ -101,8 +103,11 @@ async def _record_for_order(ctx: EventContext, location_id: str, order_id: str,
     with calling(f"GHL get order {order_id}"):
         order = await ctx.services.ghl.get_order(location_id, order_id)
     source = order.source
-    invoice_id = source.id if source is not None and (source.type or "").lower() == "invoice" \
+    invoice_id = (
+        source.id
+        if source is not None and (source.type or "").lower() == "invoice"
         else (order.source_id if (order.source_type or "").lower() == "invoice" else None)
+    )
     if not invoice_id:
         return None
     async with ctx.unit_of_work() as session:
@@ -112,9 +117,14 @@ async def _record_for_order(ctx: EventContext, location_id: str, order_id: str,
         return None
     kept = await adopt_ghl_order(ctx, record_id, order_id)
     if kept != order_id:
-        log.warning("GHL made another order for an invoice whose record has an order",
-                    extra={"sync_order_id": record_id, "ghl_order_id": order_id,
-                           "record_ghl_order_id": kept})
+        log.warning(
+            "GHL made another order for an invoice whose record has an order",
+            extra={
+                "sync_order_id": record_id,
+                "ghl_order_id": order_id,
+                "record_ghl_order_id": kept,
+            },
+        )
         return None
     return record_id
 

@@ -122,8 +122,12 @@ class Poller:
         due_before = None if force else started - timedelta(seconds=self.interval * 0.9)
         async with self.sessionmaker.begin() as session:
             state = await poller_repo.acquire_lease(
-                session, location_id, owner=self.owner, lease_seconds=self.lease_seconds,
-                due_before=due_before)
+                session,
+                location_id,
+                owner=self.owner,
+                lease_seconds=self.lease_seconds,
+                due_before=due_before,
+            )
             if state is None:
                 return None
             txn_cursor, sub_cursor = state.transactions_cursor, state.subscriptions_cursor
@@ -133,32 +137,49 @@ class Poller:
             cursors = await self._poll(location_id, txn_cursor, sub_cursor, result)
             async with self.sessionmaker.begin() as session:
                 finished = await poller_repo.finish_run(
-                    session, location_id, owner=self.owner, started_at=started,
-                    counts=result.counts, error=result.error,
-                    transactions_cursor=cursors[0], subscriptions_cursor=cursors[1])
+                    session,
+                    location_id,
+                    owner=self.owner,
+                    started_at=started,
+                    counts=result.counts,
+                    error=result.error,
+                    transactions_cursor=cursors[0],
+                    subscriptions_cursor=cursors[1],
+                )
         except LeaseLost:
             log.warning("poller lost its lease mid-run", extra={"location_id": location_id})
             finished = True
         except Exception as exc:
             result.error = _summary(exc)
-            log.warning("poll of a location failed", exc_info=exc,
-                        extra={"location_id": location_id})
+            log.warning(
+                "poll of a location failed", exc_info=exc, extra={"location_id": location_id}
+            )
             with contextlib.suppress(Exception):
                 async with self.sessionmaker.begin() as session:
                     finished = await poller_repo.finish_run(
-                        session, location_id, owner=self.owner, started_at=started,
-                        counts=result.counts, error=result.error)
+                        session,
+                        location_id,
+                        owner=self.owner,
+                        started_at=started,
+                        counts=result.counts,
+                        error=result.error,
+                    )
         finally:
             if not finished:  # cancelled (shutdown) or the database away: free it now
                 with contextlib.suppress(Exception):
                     async with self.sessionmaker.begin() as session:
                         await poller_repo.release_lease(session, location_id, owner=self.owner)
-        log.info("location polled", extra={"location_id": location_id, "counts": result.counts,
-                                           "error": result.error})
+        log.info(
+            "location polled",
+            extra={"location_id": location_id, "counts": result.counts, "error": result.error},
+        )
         return result
 
     async def _poll(
-        self, location_id: str, txn_cursor: datetime | None, sub_cursor: datetime | None,
+        self,
+        location_id: str,
+        txn_cursor: datetime | None,
+        sub_cursor: datetime | None,
         result: PollResult,
     ) -> tuple[datetime | None, datetime | None]:
         ghl = self.services.ghl
@@ -180,7 +201,8 @@ class Poller:
         counts["subscriptions"] = len(subs)
         async with self.sessionmaker() as session:
             by_order = await poller_repo.records_by_ghl_ids(
-                session, location_id, order_ids=[s.entity_id for s in subs if s.entity_id])
+                session, location_id, order_ids=[s.entity_id for s in subs if s.entity_id]
+            )
             by_sub = await poller_repo.records_by_subscription(session, location_id)
             for sub in subs:
                 record_id = by_sub.get(sub.id) or by_order.get(sub.entity_id or "")
@@ -191,7 +213,8 @@ class Poller:
             # Refund decisions whose Wizehire PATCH failed: the refresh's settle re-sends them.
             wanted += await refund_repo.sync_orders_with_unsent_refunds(session, location_id)
             wanted += await poller_repo.records_to_recheck(
-                session, location_id, limit=self.recheck_batch, exclude=wanted)
+                session, location_id, limit=self.recheck_batch, exclude=wanted
+            )
         new_sub_cursor = _latest([s.created_at for s in subs], sub_cursor)
 
         for order in unknown_orders:
@@ -208,24 +231,28 @@ class Poller:
         invoice_ids = [i for i in (_invoice_of(t) for t in txns) if i]
         async with self.sessionmaker() as session:
             known = await poller_repo.records_by_ghl_ids(
-                session, location_id, order_ids=order_ids, invoice_ids=invoice_ids)
+                session, location_id, order_ids=order_ids, invoice_ids=invoice_ids
+            )
             by_sub = await poller_repo.records_by_subscription(session, location_id)
         wanted: list[int] = []
         unknown: list[str] = []
         for txn in txns:
             invoice_id = _invoice_of(txn)
-            record_id = (known.get(txn.entity_id or "") if txn.entity_type == "order" else None) \
-                or (known.get(invoice_id) if invoice_id else None) \
-                or by_sub.get(txn.subscription_id or "") \
+            record_id = (
+                (known.get(txn.entity_id or "") if txn.entity_type == "order" else None)
+                or (known.get(invoice_id) if invoice_id else None)
+                or by_sub.get(txn.subscription_id or "")
                 or (by_sub.get(txn.entity_id or "") if txn.entity_type == "subscription" else None)
+            )
             if record_id is not None:
                 wanted.append(record_id)
             elif txn.entity_type == "order" and txn.entity_id and txn.entity_id not in unknown:
                 unknown.append(txn.entity_id)
         return wanted, unknown
 
-    async def _refresh_all(self, location_id: str, record_ids: list[int],
-                           result: PollResult) -> None:
+    async def _refresh_all(
+        self, location_id: str, record_ids: list[int], result: PollResult
+    ) -> None:
         counts = result.counts
         counts.setdefault("refreshed", 0)
         counts.setdefault("errors", 0)
@@ -247,13 +274,14 @@ class Poller:
             except (PermanentFailure, GhlError) as exc:
                 counts["errors"] += 1
                 result.error = f"sync record {record_id}: {exc}"[:500]
-                log.warning("poller could not refresh an order", extra={
-                    "sync_order_id": record_id, "error": str(exc)})
+                log.warning(
+                    "poller could not refresh an order",
+                    extra={"sync_order_id": record_id, "error": str(exc)},
+                )
             except Exception as exc:  # a bug in one record's path must not starve the others
                 counts["errors"] += 1
                 result.error = f"sync record {record_id}: {_summary(exc)}"[:500]
-                log.error("poller refresh failed", exc_info=exc,
-                          extra={"sync_order_id": record_id})
+                log.error("poller refresh failed", exc_info=exc, extra={"sync_order_id": record_id})
             else:
                 counts["refreshed"] += 1
                 result.refreshed.append(record_id)
@@ -265,17 +293,24 @@ class Poller:
         once per GHL order; the refresh itself stays here (no step of the order flow races it)."""
         async with self.sessionmaker.begin() as session:
             record = await sync_repo.get(session, record_id)
-            if (record is None or not record.ghl_order_id or record.ghl_fulfillment_id
-                    or record.wizehire_status == "cancelled"):
+            if (
+                record is None
+                or not record.ghl_order_id
+                or record.ghl_fulfillment_id
+                or record.wizehire_status == "cancelled"
+            ):
                 return
-            cause = Cause(source="poller", event_id=ctx.event.event_id, type="poll",
-                          received_at=utcnow())
+            cause = Cause(
+                source="poller", event_id=ctx.event.event_id, type="poll", received_at=utcnow()
+            )
             queued = await queue_advance(
-                session, record, cause,
-                event_id=f"advance:poller:{record.id}:{record.ghl_order_id}")
+                session, record, cause, event_id=f"advance:poller:{record.id}:{record.ghl_order_id}"
+            )
         if queued is not None:
-            log.info("poller queued order.advance for an order without its fulfillment",
-                     extra={"sync_order_id": record_id, "ghl_order_id": record.ghl_order_id})
+            log.info(
+                "poller queued order.advance for an order without its fulfillment",
+                extra={"sync_order_id": record_id, "ghl_order_id": record.ghl_order_id},
+            )
 
     async def _unmatched(self, location_id: str, order_id: str) -> None:
         ctx = self._context(location_id)
@@ -284,16 +319,27 @@ class Poller:
     def _context(self, location_id: str) -> EventContext:
         """What a handler would get, so the refresh path is literally the same."""
         now = utcnow()
-        event = ClaimedEvent(id=0, source="poller",
-                             event_id=f"poll:{location_id}:{int(now.timestamp())}", type="poll",
-                             ordering_key=f"poller:{location_id}", attempt=1,
-                             payload={"location_id": location_id}, received_at=now)
-        return EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker,
-                            services=self.services)
+        event = ClaimedEvent(
+            id=0,
+            source="poller",
+            event_id=f"poll:{location_id}:{int(now.timestamp())}",
+            type="poll",
+            ordering_key=f"poller:{location_id}",
+            attempt=1,
+            payload={"location_id": location_id},
+            received_at=now,
+        )
+        return EventContext(
+            event=event,
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            services=self.services,
+        )
 
 
-def build_poller(settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                 services: Any) -> Poller:
+def build_poller(
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], services: Any
+) -> Poller:
     return Poller(settings=settings, sessionmaker=sessionmaker, services=services)
 
 

@@ -83,7 +83,11 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
 
 
 async def store_state_seen(
-    ctx: EventContext, sync_order_id: int, *, order: m.Order, transactions: list[m.Transaction],
+    ctx: EventContext,
+    sync_order_id: int,
+    *,
+    order: m.Order,
+    transactions: list[m.Transaction],
     reads_started: datetime,
 ) -> PaymentState:
     """What `refresh_order_from_ghl` does after its reads, from GHL answers the caller has just
@@ -92,26 +96,40 @@ async def store_state_seen(
     `reads_started`: when the earliest of those answers was asked for (see `ghl_checked_at`)."""
     target = await _load(ctx, sync_order_id)
     if target.ghl_order_id != order.id:
-        raise RetryLater(f"sync record {sync_order_id} is linked to GHL order "
-                         f"{target.ghl_order_id}, not {order.id}; looking again")
-    return await _store_and_tell(ctx, target, order.id, order, transactions, reads_started,
-                                 own_payment=True)
+        raise RetryLater(
+            f"sync record {sync_order_id} is linked to GHL order "
+            f"{target.ghl_order_id}, not {order.id}; looking again"
+        )
+    return await _store_and_tell(
+        ctx, target, order.id, order, transactions, reads_started, own_payment=True
+    )
 
 
 async def _store_and_tell(
-    ctx: EventContext, target: _Target, order_id: str | None, order: m.Order,
-    transactions: list[m.Transaction], reads_started: datetime, *, own_payment: bool = False,
+    ctx: EventContext,
+    target: _Target,
+    order_id: str | None,
+    order: m.Order,
+    transactions: list[m.Transaction],
+    reads_started: datetime,
+    *,
+    own_payment: bool = False,
 ) -> PaymentState:
     sync_order_id = target.record_id
     try:
-        state = compute_payment_state(transactions, order, ctx.services.mapping,
-                                      wizehire_cancelled=target.wizehire_status == "cancelled")
+        state = compute_payment_state(
+            transactions,
+            order,
+            ctx.services.mapping,
+            wizehire_cancelled=target.wizehire_status == "cancelled",
+        )
     except MixedCurrencies as exc:
         raise PermanentFailure(f"order {sync_order_id}: {exc}") from exc
     if state.currency is not None and state.currency != target.currency.upper():
         raise PermanentFailure(
             f"GHL {'order ' + order_id if order_id else 'invoice'} is in {state.currency}, the "
-            f"Wizehire order in {target.currency}: amounts cannot be synced; check the match")
+            f"Wizehire order in {target.currency}: amounts cannot be synced; check the match"
+        )
     known = (target.subscription or {}).get("ghl_subscription_id")
     subscription = await current_subscription(ctx, target.location_id, order, transactions, known)
 
@@ -147,8 +165,9 @@ async def adopt_ghl_order(
             )
     except IntegrityError as exc:
         # One GHL order belongs to one record (unique index): another took it meanwhile.
-        raise RetryLater(f"GHL order {ghl_order_id} was just linked to another Wizehire order; "
-                         "looking again") from exc
+        raise RetryLater(
+            f"GHL order {ghl_order_id} was just linked to another Wizehire order; looking again"
+        ) from exc
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get(session, sync_order_id)
         return record.ghl_order_id if record is not None else None
@@ -167,15 +186,20 @@ async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
         ):
             raise PermanentFailure(
                 f"sync record {sync_order_id} ({record.wizehire_order_id}) has no GHL order or "
-                "invoice yet: nothing to read payments from")
-        return _Target(record.id, record.ghl_location_id, record.ghl_order_id,
-                       record.ghl_invoice_id, record.currency, record.subscription,
-                       record.wizehire_status)
+                "invoice yet: nothing to read payments from"
+            )
+        return _Target(
+            record.id,
+            record.ghl_location_id,
+            record.ghl_order_id,
+            record.ghl_invoice_id,
+            record.currency,
+            record.subscription,
+            record.wizehire_status,
+        )
 
 
-async def _transactions(
-    ctx: EventContext, location_id: str, entity_id: str
-) -> list[m.Transaction]:
+async def _transactions(ctx: EventContext, location_id: str, entity_id: str) -> list[m.Transaction]:
     """The entity's transactions, each re-read by id (the detail is GHL's current word)."""
     ghl = ctx.services.ghl
     with calling(f"GHL list transactions of {entity_id}"):
@@ -196,8 +220,12 @@ async def _order_of_invoice(
     assert target.ghl_invoice_id is not None
     ghl = ctx.services.ghl
     with calling(f"GHL list transactions of invoice {target.ghl_invoice_id}"):
-        listed = [t async for t in ghl.iter_transactions(
-            target.location_id, entity_id=target.ghl_invoice_id)]
+        listed = [
+            t
+            async for t in ghl.iter_transactions(
+                target.location_id, entity_id=target.ghl_invoice_id
+            )
+        ]
     order_ids = sorted({t.entity_id for t in listed if t.entity_type == "order" and t.entity_id})
     if len(order_ids) == 1:
         kept = await adopt_ghl_order(ctx, target.record_id, order_ids[0])
@@ -210,8 +238,9 @@ async def _order_of_invoice(
 def _invoice_as_order(invoice: m.Invoice) -> m.Order:
     """An unpaid (or voided) invoice seen as the order it would become."""
     status = "cancelled" if (invoice.status or "").lower() in _VOID_INVOICE else invoice.status
-    return m.Order.model_validate({"_id": invoice.id, "amount": invoice.total,
-                                   "currency": invoice.currency, "status": status})
+    return m.Order.model_validate(
+        {"_id": invoice.id, "amount": invoice.total, "currency": invoice.currency, "status": status}
+    )
 
 
 def order_made_from(invoice: m.Invoice, order_id: str) -> m.Order:

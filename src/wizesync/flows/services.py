@@ -60,8 +60,13 @@ def build_services(
     check_refunds_mapping(mapping, settings.mapping_file)
     tokens = build_token_provider(settings, sessionmaker, http)
     limiter = DbRateLimiter(sessionmaker, settings)
-    ghl = GhlClient(http, base_url=settings.ghl_api_url, version=settings.ghl_api_version,
-                    tokens=tokens, limiter=limiter)
+    ghl = GhlClient(
+        http,
+        base_url=settings.ghl_api_url,
+        version=settings.ghl_api_version,
+        tokens=tokens,
+        limiter=limiter,
+    )
     wizehire: WizehireClient | None = None
     problem: str | None = None
     try:
@@ -70,10 +75,21 @@ def build_services(
         if settings.is_production:
             raise
         problem = str(exc)
-        log.warning("Wizehire API client not configured; flows that write to Wizehire will "
-                    "fail replayably", extra={"reason": problem})
-    slack_url = settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url \
-        else None
-    return Services(settings=settings, ghl=ghl, tokens=tokens, limiter=limiter, mapping=mapping,
-                    slack=SlackNotifier(http, slack_url), wizehire_client=wizehire,
-                    wizehire_problem=problem, http=http)
+        log.warning(
+            "Wizehire API client not configured; flows that write to Wizehire will fail replayably",
+            extra={"reason": problem},
+        )
+    slack_url = (
+        settings.slack_webhook_url.get_secret_value() if settings.slack_webhook_url else None
+    )
+    return Services(
+        settings=settings,
+        ghl=ghl,
+        tokens=tokens,
+        limiter=limiter,
+        mapping=mapping,
+        slack=SlackNotifier(http, slack_url),
+        wizehire_client=wizehire,
+        wizehire_problem=problem,
+        http=http,
+    )

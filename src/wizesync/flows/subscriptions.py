@@ -22,15 +22,17 @@ _TERMINAL = frozenset({"canceled", "cancelled", "incomplete_expired", "expired"}
 
 
 async def current_subscription(
-    ctx: EventContext, location_id: str, order: m.Order | None,
-    transactions: list[m.Transaction], known_id: str | None,
+    ctx: EventContext,
+    location_id: str,
+    order: m.Order | None,
+    transactions: list[m.Transaction],
+    known_id: str | None,
 ) -> dict[str, Any] | None:
     """The order's subscription as Wizehire's `subscription` object, or None (none so far)."""
     if order is None:
         return None
     ghl = ctx.services.ghl
-    sub_id = known_id or next((t.subscription_id for t in transactions if t.subscription_id),
-                              None)
+    sub_id = known_id or next((t.subscription_id for t in transactions if t.subscription_id), None)
     if sub_id is None:
         if not any(_recurring(item) for item in order.items):
             return None

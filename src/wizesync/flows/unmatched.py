@@ -19,20 +19,28 @@ log = logging.getLogger(__name__)
 
 
 async def report_unmatched(
-    ctx: EventContext, location_id: str, order_id: str, *, event_type: str | None,
+    ctx: EventContext,
+    location_id: str,
+    order_id: str,
+    *,
+    event_type: str | None,
     snapshot: dict[str, Any] | None,
 ) -> None:
     """Keep the unknown order (stored first) and tell Slack once per order: the notice is
     queued in the transaction that claims the report."""
     async with ctx.unit_of_work() as session:
         row = await poller_repo.record_unmatched(
-            session, location_id, order_id, event_type=event_type, snapshot=snapshot)
+            session, location_id, order_id, event_type=event_type, snapshot=snapshot
+        )
         first_report = row.resolved_at is None and await poller_repo.claim_report(session, row.id)
         if first_report:
-            await queue_notice(session, ctx.services,
-                               unmatched_notice(location_id, order_id, event_type, snapshot))
-    log.warning("GHL order no Wizehire order knows", extra={
-        "location_id": location_id, "ghl_order_id": order_id, "seen_by": event_type})
+            await queue_notice(
+                session, ctx.services, unmatched_notice(location_id, order_id, event_type, snapshot)
+            )
+    log.warning(
+        "GHL order no Wizehire order knows",
+        extra={"location_id": location_id, "ghl_order_id": order_id, "seen_by": event_type},
+    )
 
 
 def unmatched_notice(

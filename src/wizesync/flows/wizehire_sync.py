@@ -90,14 +90,18 @@ async def push_order_state(ctx: EventContext, sync_order_id: int) -> bool:
     old_status = (previous or {}).get("payment_status")
     async with ctx.unit_of_work() as session:
         await sync_repo.set_fields(
-            session, sync_order_id, last_synced_state=state, pending_sync_state=None,
+            session,
+            sync_order_id,
+            last_synced_state=state,
+            pending_sync_state=None,
             synced_at=_moment(pending["synced_at"]),
         )
         # A first sync is not a change (Wizehire knew the order's status); a later one is. Told
         # in the transaction that records what Wizehire accepted: both, or neither.
         if old_status is not None and old_status != state["payment_status"]:
-            await queue_notice(session, ctx.services,
-                               status_notice(wizehire_order_id, old_status, state))
+            await queue_notice(
+                session, ctx.services, status_notice(wizehire_order_id, old_status, state)
+            )
     return True
 
 

@@ -56,8 +56,10 @@ class GhlClient:
         self, location_id: str, *, limit: int = DEFAULT_PAGE_SIZE, offset: int = 0
     ) -> Page[m.WhitelabelProvider]:
         answer = await self._get(
-            location_id, "/payments/integrations/provider/whitelabel",
-            m.WhitelabelProviderList, _alt(location_id, limit=limit, offset=offset),
+            location_id,
+            "/payments/integrations/provider/whitelabel",
+            m.WhitelabelProviderList,
+            _alt(location_id, limit=limit, offset=offset),
         )
         return Page(items=answer.as_list())
 
@@ -65,8 +67,10 @@ class GhlClient:
         self, location_id: str, body: m.RegisterWhitelabelProvider
     ) -> m.WhitelabelProvider:
         return await self._post(
-            location_id, "/payments/integrations/provider/whitelabel",
-            m.WhitelabelProvider, _scoped(body, location_id),
+            location_id,
+            "/payments/integrations/provider/whitelabel",
+            m.WhitelabelProvider,
+            _scoped(body, location_id),
         )
 
     # --- orders and fulfillments -----------------------------------------------------------------
@@ -87,10 +91,18 @@ class GhlClient:
         offset: int = 0,
     ) -> Page[m.Order]:
         query = _alt(
-            location_id, status=status, payment_status=payment_status,
-            payment_mode=payment_mode, start_at=start_at, end_at=end_at, search=search,
-            contact_id=contact_id, source_id=source_id, funnel_product_ids=funnel_product_ids,
-            limit=limit, offset=offset,
+            location_id,
+            status=status,
+            payment_status=payment_status,
+            payment_mode=payment_mode,
+            start_at=start_at,
+            end_at=end_at,
+            search=search,
+            contact_id=contact_id,
+            source_id=source_id,
+            funnel_product_ids=funnel_product_ids,
+            limit=limit,
+            offset=offset,
         )
         answer = await self._get(location_id, "/payments/orders", m.OrderList, query)
         return Page(items=answer.data, total=answer.total_count)
@@ -141,10 +153,17 @@ class GhlClient:
     ) -> Page[m.Transaction]:
         """`entity_id` is an order or invoice id: an order carries no transaction id itself."""
         query = _alt(
-            location_id, entity_id=entity_id, subscription_id=subscription_id,
-            contact_id=contact_id, payment_mode=payment_mode,
-            entity_source_type=entity_source_type, start_at=start_at, end_at=end_at,
-            search=search, limit=limit, offset=offset,
+            location_id,
+            entity_id=entity_id,
+            subscription_id=subscription_id,
+            contact_id=contact_id,
+            payment_mode=payment_mode,
+            entity_source_type=entity_source_type,
+            start_at=start_at,
+            end_at=end_at,
+            search=search,
+            limit=limit,
+            offset=offset,
         )
         answer = await self._get(location_id, "/payments/transactions", m.TransactionList, query)
         return Page(items=answer.data, total=answer.total_count)
@@ -169,9 +188,17 @@ class GhlClient:
         offset: int = 0,
     ) -> Page[m.Subscription]:
         query = _alt(
-            location_id, entity_id=entity_id, contact_id=contact_id, id=id,
-            payment_mode=payment_mode, entity_source_type=entity_source_type,
-            start_at=start_at, end_at=end_at, search=search, limit=limit, offset=offset,
+            location_id,
+            entity_id=entity_id,
+            contact_id=contact_id,
+            id=id,
+            payment_mode=payment_mode,
+            entity_source_type=entity_source_type,
+            start_at=start_at,
+            end_at=end_at,
+            search=search,
+            limit=limit,
+            offset=offset,
         )
         answer = await self._get(location_id, "/payments/subscriptions", m.SubscriptionList, query)
         return Page(items=answer.data, total=answer.total_count)
@@ -199,9 +226,7 @@ class GhlClient:
 
     async def void_invoice(self, location_id: str, invoice_id: str) -> m.Invoice:
         path = f"/invoices/{checked_id(invoice_id, 'invoice id')}/void"
-        return await self._post(
-            location_id, path, m.Invoice, _scoped(m.VoidInvoice(), location_id)
-        )
+        return await self._post(location_id, path, m.Invoice, _scoped(m.VoidInvoice(), location_id))
 
     async def list_invoices(
         self,
@@ -219,9 +244,17 @@ class GhlClient:
         offset: int = 0,
     ) -> Page[m.Invoice]:
         query = _alt(
-            location_id, status=status, contact_id=contact_id, payment_mode=payment_mode,
-            start_at=start_at, end_at=end_at, search=search, sort_field=sort_field,
-            sort_order=sort_order, limit=limit, offset=offset,
+            location_id,
+            status=status,
+            contact_id=contact_id,
+            payment_mode=payment_mode,
+            start_at=start_at,
+            end_at=end_at,
+            search=search,
+            sort_field=sort_field,
+            sort_order=sort_order,
+            limit=limit,
+            offset=offset,
         )
         answer = await self._get(location_id, "/invoices/", m.InvoiceList, query)
         return Page(items=answer.invoices, total=answer.total)
@@ -290,9 +323,7 @@ class GhlClient:
     def iter_transactions(self, location_id: str, **filters: Any) -> AsyncIterator[m.Transaction]:
         return self._iterate(self.list_transactions, location_id, (), filters)
 
-    def iter_subscriptions(
-        self, location_id: str, **filters: Any
-    ) -> AsyncIterator[m.Subscription]:
+    def iter_subscriptions(self, location_id: str, **filters: Any) -> AsyncIterator[m.Subscription]:
         return self._iterate(self.list_subscriptions, location_id, (), filters)
 
     def iter_invoices(self, location_id: str, **filters: Any) -> AsyncIterator[m.Invoice]:
@@ -327,9 +358,7 @@ class GhlClient:
 
         return paginate(fetch, page_size=page_size, max_items=max_items)
 
-    async def _get(
-        self, location_id: str, path: str, model: type[M], query: dict[str, Any]
-    ) -> M:
+    async def _get(self, location_id: str, path: str, model: type[M], query: dict[str, Any]) -> M:
         response = await self._transport.request(
             location_id, "GET", path, params=query, read_only=True
         )

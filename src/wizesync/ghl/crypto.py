@@ -47,8 +47,10 @@ class TokenCipher:
         if settings.token_encryption_key is None:
             if settings.is_production:
                 raise ConfigError("TOKEN_ENCRYPTION_KEY is required to store GHL tokens")
-            log.warning("TOKEN_ENCRYPTION_KEY is not set: GHL tokens are encrypted with the "
-                        "DEVELOPMENT key; set a real key before storing real tokens")
+            log.warning(
+                "TOKEN_ENCRYPTION_KEY is not set: GHL tokens are encrypted with the "
+                "DEVELOPMENT key; set a real key before storing real tokens"
+            )
             return cls([DEV_TOKEN_KEY])
         raw = settings.token_encryption_key.get_secret_value()
         return cls([part.strip() for part in raw.split(",") if part.strip()])
@@ -80,8 +82,9 @@ class TokenCipher:
         try:
             return self._all.rotate(ciphertext.encode()).decode()
         except InvalidToken:
-            raise TokenDecryptError("a stored GHL token cannot be decrypted with any "
-                                    "TOKEN_ENCRYPTION_KEY key") from None
+            raise TokenDecryptError(
+                "a stored GHL token cannot be decrypted with any TOKEN_ENCRYPTION_KEY key"
+            ) from None
 
     def is_current(self, ciphertext: str) -> bool:
         """True when the newest key wrote it (nothing to re-encrypt)."""

@@ -48,8 +48,14 @@ def build_ghl_access(
 
     tokens = tokens or build_token_provider(settings, sessionmaker, http)
     limiter = DbRateLimiter(sessionmaker, settings)
-    client = GhlClient(http, base_url=settings.ghl_api_url, version=settings.ghl_api_version,
-                       tokens=tokens, limiter=limiter, **client_options)
+    client = GhlClient(
+        http,
+        base_url=settings.ghl_api_url,
+        version=settings.ghl_api_version,
+        tokens=tokens,
+        limiter=limiter,
+        **client_options,
+    )
     return GhlAccess(client=client, tokens=tokens, limiter=limiter)
 
 
@@ -68,5 +74,8 @@ async def configured_locations(settings: Settings, session: AsyncSession) -> lis
     OAuth-installed location that is not uninstalled."""
     if settings.ghl_private_token is not None:
         return [settings.ghl_location_id] if settings.ghl_location_id else []
-    return [row.location_id for row in await ghl_repo.list_installations(session)
-            if row.location_id is not None and row.uninstalled_at is None]
+    return [
+        row.location_id
+        for row in await ghl_repo.list_installations(session)
+        if row.location_id is not None and row.uninstalled_at is None
+    ]

@@ -28,12 +28,15 @@ def _parse(ctx: EventContext) -> tuple[AppInstallEvent, datetime]:
         raise PermanentFailure(f"unreadable {ctx.event.type} event: {exc}") from None
     ours = ctx.settings.ghl_app_id
     if not ours:
-        raise PermanentFailure(f"{ctx.event.type} not applied: GHL_APP_ID is not set, so the "
-                               "service cannot tell its own app's installs from another's "
-                               "(set it, then replay this event)")
+        raise PermanentFailure(
+            f"{ctx.event.type} not applied: GHL_APP_ID is not set, so the "
+            "service cannot tell its own app's installs from another's "
+            "(set it, then replay this event)"
+        )
     if event.app_id != ours:
-        raise PermanentFailure(f"{ctx.event.type} is for app {event.app_id!r}, not ours "
-                               f"({ours!r}); not applied")
+        raise PermanentFailure(
+            f"{ctx.event.type} is for app {event.app_id!r}, not ours ({ours!r}); not applied"
+        )
     if event.location_id is None and event.company_id is None:
         raise PermanentFailure(f"{ctx.event.type} names neither a location nor a company")
     return event, delivery_timestamp(ctx.event.payload) or ctx.event.received_at
@@ -44,12 +47,17 @@ async def on_install(ctx: EventContext) -> None:
     event, at = _parse(ctx)
     async with ctx.unit_of_work() as session:
         await ghl_repo.record_install_event(
-            session, location_id=event.location_id,
+            session,
+            location_id=event.location_id,
             # An agency-level install (no location) is the company's own row.
-            company_id=event.company_id, app_id=event.app_id, at=at,
+            company_id=event.company_id,
+            app_id=event.app_id,
+            at=at,
         )
-    log.info("GHL app installed", extra={"location_id": event.location_id,
-                                         "company_id": event.company_id})
+    log.info(
+        "GHL app installed",
+        extra={"location_id": event.location_id, "company_id": event.company_id},
+    )
 
 
 @registry.on(Source.GHL, "UNINSTALL")
@@ -57,8 +65,12 @@ async def on_uninstall(ctx: EventContext) -> None:
     event, at = _parse(ctx)
     async with ctx.unit_of_work() as session:
         changed = await ghl_repo.record_uninstall(
-            session, location_id=event.location_id,
-            company_id=None if event.location_id else event.company_id, at=at,
+            session,
+            location_id=event.location_id,
+            company_id=None if event.location_id else event.company_id,
+            at=at,
         )
-    log.info("GHL app uninstalled", extra={"location_id": event.location_id,
-                                           "company_id": event.company_id, "rows": changed})
+    log.info(
+        "GHL app uninstalled",
+        extra={"location_id": event.location_id, "company_id": event.company_id, "rows": changed},
+    )

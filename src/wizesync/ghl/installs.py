@@ -41,11 +41,13 @@ def is_browser_bound(state: str) -> bool:
     return state.startswith(BROWSER_BOUND_PREFIX)
 
 
-async def new_state(session: AsyncSession, user_type: str = UserType.LOCATION, *,
-                    browser_bound: bool = False) -> str:
+async def new_state(
+    session: AsyncSession, user_type: str = UserType.LOCATION, *, browser_bound: bool = False
+) -> str:
     state = (BROWSER_BOUND_PREFIX if browser_bound else "") + secrets.token_urlsafe(32)
-    await ghl_repo.create_state(session, state_hash=hash_state(state), user_type=user_type,
-                                ttl=STATE_TTL)
+    await ghl_repo.create_state(
+        session, state_hash=hash_state(state), user_type=user_type, ttl=STATE_TTL
+    )
     return state
 
 
@@ -89,8 +91,11 @@ async def complete_install(
             raise GhlError("GHL's token answer names no location")
         async with sessionmaker.begin() as session:
             await ghl_repo.upsert_location(
-                session, location_id=grant.location_id, company_id=grant.company_id,
-                tokens=stored_tokens(cipher, grant), user_id=grant.user_id,
+                session,
+                location_id=grant.location_id,
+                company_id=grant.company_id,
+                tokens=stored_tokens(cipher, grant),
+                user_id=grant.user_id,
             )
         log.info("GHL location installed", extra={"location_id": grant.location_id})
         return InstallResult(UserType.LOCATION, grant.company_id, [grant.location_id])
@@ -99,8 +104,12 @@ async def complete_install(
     if not company_id:
         raise GhlError("GHL's agency token answer names no company")
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_agency(session, company_id=company_id,
-                                     tokens=stored_tokens(cipher, grant), user_id=grant.user_id)
+        await ghl_repo.upsert_agency(
+            session,
+            company_id=company_id,
+            tokens=stored_tokens(cipher, grant),
+            user_id=grant.user_id,
+        )
     result = InstallResult(UserType.COMPANY, company_id)
     company_token = grant.access_token.get_secret_value()
     for location_id in dict.fromkeys(grant.approved_locations):  # unique, in order
@@ -110,17 +119,23 @@ async def complete_install(
             tokens = stored_tokens(cipher, minted)
         except GhlError as exc:
             result.pending[location_id] = exc.message
-            log.warning("GHL location token not minted at install; will retry on first use",
-                        extra={"location_id": location_id, "company_id": company_id,
-                               "error": exc.message})
+            log.warning(
+                "GHL location token not minted at install; will retry on first use",
+                extra={"location_id": location_id, "company_id": company_id, "error": exc.message},
+            )
         async with sessionmaker.begin() as session:
             # Agency-minted: the location keeps no refresh token of its own.
             if tokens is not None:
                 tokens = StoredTokens(tokens.access_enc, None, tokens.expires_at, tokens.scopes)
-            await ghl_repo.upsert_location(session, location_id=location_id,
-                                           company_id=company_id, tokens=tokens,
-                                           user_id=grant.user_id)
+            await ghl_repo.upsert_location(
+                session,
+                location_id=location_id,
+                company_id=company_id,
+                tokens=tokens,
+                user_id=grant.user_id,
+            )
         result.locations.append(location_id)
-    log.info("GHL agency installed", extra={"company_id": company_id,
-                                            "locations": result.locations})
+    log.info(
+        "GHL agency installed", extra={"company_id": company_id, "locations": result.locations}
+    )
     return result

@@ -86,8 +86,9 @@ class GhlOAuth:
     def _require_config(self) -> tuple[str, str, str]:
         s = self._settings
         if not (s.ghl_client_id and s.ghl_client_secret and s.ghl_redirect_uri):
-            raise ConfigError("OAuth mode needs GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
-                              "GHL_REDIRECT_URI")
+            raise ConfigError(
+                "OAuth mode needs GHL_CLIENT_ID, GHL_CLIENT_SECRET and GHL_REDIRECT_URI"
+            )
         return s.ghl_client_id, s.ghl_client_secret.get_secret_value(), s.ghl_redirect_uri
 
     def authorize_url(self, state: str) -> str:
@@ -96,13 +97,13 @@ class GhlOAuth:
 
     async def exchange_code(self, code: str, user_type: str = UserType.LOCATION) -> TokenGrant:
         """The authorization_code grant of the install callback."""
-        return await self._token({"grant_type": "authorization_code", "code": code},
-                                 user_type)
+        return await self._token({"grant_type": "authorization_code", "code": code}, user_type)
 
     async def refresh(self, refresh_token: str, user_type: str) -> TokenGrant:
         """The refresh_token grant. GHL rotates: the given refresh token is dead afterwards."""
-        return await self._token({"grant_type": "refresh_token",
-                                  "refresh_token": refresh_token}, user_type)
+        return await self._token(
+            {"grant_type": "refresh_token", "refresh_token": refresh_token}, user_type
+        )
 
     async def location_token(
         self, company_access_token: str, company_id: str, location_id: str
@@ -122,8 +123,13 @@ class GhlOAuth:
         client_id, client_secret, redirect_uri = self._require_config()
         return await self._post(
             "/oauth/token",
-            {**form, "client_id": client_id, "client_secret": client_secret,
-             "user_type": user_type, "redirect_uri": redirect_uri},
+            {
+                **form,
+                "client_id": client_id,
+                "client_secret": client_secret,
+                "user_type": user_type,
+                "redirect_uri": redirect_uri,
+            },
             headers={},
             what=form["grant_type"],
         )
@@ -142,15 +148,15 @@ class GhlOAuth:
         except httpx.TimeoutException:
             raise GhlTimeout(f"GHL {path} timed out ({what})") from None
         except httpx.TransportError as exc:
-            raise GhlServerError(
-                f"GHL {path} unreachable ({what}): {type(exc).__name__}"
-            ) from None
+            raise GhlServerError(f"GHL {path} unreachable ({what}): {type(exc).__name__}") from None
         finally:
             ms = (time.monotonic() - started) * 1000
             record_outbound_call("POST", url, status, ms)
             # Never the form or the body: both carry secrets.
-            log.debug("GHL OAuth call", extra={"path": path, "grant": what, "status": status,
-                                               "ms": round(ms, 1)})
+            log.debug(
+                "GHL OAuth call",
+                extra={"path": path, "grant": what, "status": status, "ms": round(ms, 1)},
+            )
         if response.status_code >= 400:
             raise token_error(response, what)
         try:
@@ -205,13 +211,15 @@ def token_error(response: httpx.Response, what: str) -> GhlError:
     if "location is not active" in lowered:
         # Checked first: a paused sub-account recovers, and the same refresh token works later.
         return GhlLocationInactive(detail, **kw)
-    if any(sign in lowered for sign in ("invalid_grant", "invalid grant",
-                                        "refresh token is invalid")):
+    if any(
+        sign in lowered for sign in ("invalid_grant", "invalid grant", "refresh token is invalid")
+    ):
         return GhlNeedsReauth(detail, **kw)
     if status == 429:
         delay = retry_after_seconds(response.headers)
-        return GhlRateLimited(detail, delay=DEFAULT_RATE_LIMIT_DELAY if delay is None else delay,
-                              **kw)
+        return GhlRateLimited(
+            detail, delay=DEFAULT_RATE_LIMIT_DELAY if delay is None else delay, **kw
+        )
     if status >= 500:
         return GhlServerError(detail, **kw)
     return GhlError(detail, **kw)

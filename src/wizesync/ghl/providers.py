@@ -56,15 +56,18 @@ Reader = Callable[[str], Awaitable[list[m.WhitelabelProvider]]]
 # --- registration --------------------------------------------------------------------------------
 
 
-def registration_problems(*, provider: str, unique_name: str, title: str, description: str,
-                          image_url: str) -> list[str]:
+def registration_problems(
+    *, provider: str, unique_name: str, title: str, description: str, image_url: str
+) -> list[str]:
     """Everything GHL would refuse about a registration, in words, before asking it."""
     problems = []
     if provider not in PROVIDERS:
         problems.append(f"provider must be nmi or authorize-net, not {provider!r}")
     if not UNIQUE_NAME.match(unique_name):
-        problems.append(f"unique name {unique_name!r} must start and end with a lowercase letter "
-                        "and hold only lowercase letters and hyphens (e.g. acme-payments)")
+        problems.append(
+            f"unique name {unique_name!r} must start and end with a lowercase letter "
+            "and hold only lowercase letters and hyphens (e.g. acme-payments)"
+        )
     if not title.strip():
         problems.append("title must not be empty")
     if not description.strip():
@@ -75,9 +78,15 @@ def registration_problems(*, provider: str, unique_name: str, title: str, descri
 
 
 def provider_view(p: m.WhitelabelProvider) -> dict[str, Any]:
-    return {"id": p.id, "provider": p.provider, "unique_name": p.route, "title": p.title,
-            "description": p.description, "image_url": p.image_url,
-            "created_at": p.created_at.isoformat() if p.created_at else None}
+    return {
+        "id": p.id,
+        "provider": p.provider,
+        "unique_name": p.route,
+        "title": p.title,
+        "description": p.description,
+        "image_url": p.image_url,
+        "created_at": p.created_at.isoformat() if p.created_at else None,
+    }
 
 
 # --- GHL failures in words -----------------------------------------------------------------------
@@ -87,8 +96,10 @@ def ghl_problem(exc: BaseException, *, scope: str = READ_SCOPE) -> str:
     """What went wrong talking to GHL, in words an operator can act on."""
     said = f" (GHL: {exc})" if isinstance(exc, GhlError) else ""
     if isinstance(exc, GhlScopeError):
-        return (f"the token is not allowed to use this endpoint: it needs the scope {scope}; "
-                f"add it to the app or Private Integration Token and authorise again{said}")
+        return (
+            f"the token is not allowed to use this endpoint: it needs the scope {scope}; "
+            f"add it to the app or Private Integration Token and authorise again{said}"
+        )
     if isinstance(exc, GhlNotInstalled):
         return exc.message
     if isinstance(exc, GhlNeedsReauth):
@@ -124,9 +135,16 @@ class _Entry:
 
 
 class ProviderDirectory:
-    def __init__(self, read: Reader, *, ttl: float = 300.0, error_ttl: float = 60.0,
-                 wait: float = 2.0, clock: Callable[[], float] = time.monotonic,
-                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
+    def __init__(
+        self,
+        read: Reader,
+        *,
+        ttl: float = 300.0,
+        error_ttl: float = 60.0,
+        wait: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._read = read
         self._ttl, self._error_ttl, self._wait = ttl, error_ttl, wait
         self._clock = clock
@@ -136,18 +154,30 @@ class ProviderDirectory:
         self._reads: dict[str, asyncio.Task[None]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession],
-                      http: httpx.AsyncClient, *, tokens: TokenProvider | None = None,
-                      **options: Any) -> ProviderDirectory:
+    def from_settings(
+        cls,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        http: httpx.AsyncClient,
+        *,
+        tokens: TokenProvider | None = None,
+        **options: Any,
+    ) -> ProviderDirectory:
         """Its own client: few attempts and a short timeout (a status page must not wait on
         GHL's retries), the shared budget; the process's token provider when it has one. Not
         configured: every location says why."""
         from wizesync.ghl.factory import build_ghl_access
 
         try:
-            access = build_ghl_access(settings, sessionmaker, http, tokens=tokens,
-                                      max_attempts=2, timeout=httpx.Timeout(5.0),
-                                      max_rate_limit_wait=5.0)
+            access = build_ghl_access(
+                settings,
+                sessionmaker,
+                http,
+                tokens=tokens,
+                max_attempts=2,
+                timeout=httpx.Timeout(5.0),
+                max_rate_limit_wait=5.0,
+            )
         except ConfigError as exc:
             problem = exc
 
@@ -165,8 +195,9 @@ class ProviderDirectory:
         """Each location's providers as `/sync-status` shows them; never raises."""
         wanted = list(dict.fromkeys(location_ids))
         now = self._clock()
-        due = [loc for loc in wanted
-               if loc not in self._entries or self._entries[loc].expires <= now]
+        due = [
+            loc for loc in wanted if loc not in self._entries or self._entries[loc].expires <= now
+        ]
         reads = [self._start(loc) for loc in due]
         if reads:
             await asyncio.wait(reads, timeout=self._wait)
@@ -206,8 +237,10 @@ class ProviderDirectory:
             raise
         except Exception as exc:
             reason = ghl_problem(exc)
-            log.warning("could not read the white-label providers",
-                        extra={"location_id": location_id, "error": type(exc).__name__})
+            log.warning(
+                "could not read the white-label providers",
+                extra={"location_id": location_id, "error": type(exc).__name__},
+            )
             view: dict[str, Any] = {"status": "unknown", "reason": reason, "checked_at": read_at}
             if location_id in self._known:
                 view["last_known"] = self._known[location_id]
@@ -215,8 +248,7 @@ class ProviderDirectory:
             return
         known = {"providers": [provider_view(p) for p in providers], "read_at": read_at}
         self._known[location_id] = known
-        self._entries[location_id] = _Entry(self._clock() + self._ttl,
-                                            {"status": "known", **known})
+        self._entries[location_id] = _Entry(self._clock() + self._ttl, {"status": "known", **known})
 
     def _view(self, location_id: str) -> dict[str, Any]:
         entry = self._entries.get(location_id)

@@ -54,16 +54,20 @@ def _require_ghl(settings: Settings) -> None:
         return
     from wizesync.sandbox.dev import plan
 
-    message = ("GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID (Private "
-               "Integration Token), or GHL_CLIENT_ID, GHL_CLIENT_SECRET and GHL_REDIRECT_URI "
-               "(OAuth app) and install it")
+    message = (
+        "GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID (Private "
+        "Integration Token), or GHL_CLIENT_ID, GHL_CLIENT_SECRET and GHL_REDIRECT_URI "
+        "(OAuth app) and install it"
+    )
     if plan(settings) is not None:
         from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
-        message += (". In development the service runs against its built-in sandbox; to use it "
-                    "from here, run with GHL_API_URL=http://127.0.0.1:8000/sandbox/ghl "
-                    f"GHL_PRIVATE_TOKEN={DEFAULT_PRIVATE_TOKEN} "
-                    f"GHL_LOCATION_ID={DEFAULT_LOCATION_ID}")
+        message += (
+            ". In development the service runs against its built-in sandbox; to use it "
+            "from here, run with GHL_API_URL=http://127.0.0.1:8000/sandbox/ghl "
+            f"GHL_PRIVATE_TOKEN={DEFAULT_PRIVATE_TOKEN} "
+            f"GHL_LOCATION_ID={DEFAULT_LOCATION_ID}"
+        )
     raise _exit(message, 2)
 
 
@@ -87,8 +91,9 @@ async def _with_ghl(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable
         try:
             return await fn(access, sessionmaker)
         except (SQLAlchemyError, OSError) as exc:  # the shared budget lives in the database
-            raise _Fail(f"the database is not usable: {type(exc).__name__}: {exc} "
-                        "(run `wizesync doctor`)") from None
+            raise _Fail(
+                f"the database is not usable: {type(exc).__name__}: {exc} (run `wizesync doctor`)"
+            ) from None
         finally:
             try:
                 await access.close()
@@ -106,8 +111,10 @@ async def _locations(settings: Settings, sessionmaker: Any) -> list[str]:
         async with sessionmaker() as session:
             return await configured_locations(settings, session)
     except Exception as exc:
-        raise _Fail(f"cannot read the GHL installations from the database: "
-                    f"{type(exc).__name__}: {exc} (run `wizesync doctor`)") from None
+        raise _Fail(
+            f"cannot read the GHL installations from the database: "
+            f"{type(exc).__name__}: {exc} (run `wizesync doctor`)"
+        ) from None
 
 
 def _run(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable[T]]) -> T:
@@ -118,15 +125,23 @@ def _run(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable[T]]) -> T:
 
 
 def _table(rows: list[tuple[str, dict[str, Any] | None]]) -> Table:
-    table = Table("location", "provider", "unique name", "title", "description", "image URL",
-                  "id", "created")
+    table = Table(
+        "location", "provider", "unique name", "title", "description", "image URL", "id", "created"
+    )
     for location_id, p in rows:
         if p is None:
             table.add_row(location_id, "(none registered)", "", "", "", "", "", "")
             continue
-        table.add_row(location_id, p["provider"] or "", p["unique_name"] or "",
-                      p["title"] or "", p["description"] or "", p["image_url"] or "",
-                      p["id"], (p["created_at"] or "")[:19])
+        table.add_row(
+            location_id,
+            p["provider"] or "",
+            p["unique_name"] or "",
+            p["title"] or "",
+            p["description"] or "",
+            p["image_url"] or "",
+            p["id"],
+            (p["created_at"] or "")[:19],
+        )
     return table
 
 
@@ -135,8 +150,9 @@ def _table(rows: list[tuple[str, dict[str, Any] | None]]) -> Table:
 
 @providers_app.command("list")
 def providers_list(
-    location: Annotated[str | None, typer.Option(
-        help="one GHL location id (default: every configured location)")] = None,
+    location: Annotated[
+        str | None, typer.Option(help="one GHL location id (default: every configured location)")
+    ] = None,
 ) -> None:
     """Print each location's white-label payment providers."""
     from wizesync.ghl.errors import GhlError
@@ -155,8 +171,9 @@ def providers_list(
     async def run(access: GhlAccess, sessionmaker: Any) -> tuple[list[Any], list[str]]:
         locations = [location] if location else await _locations(settings, sessionmaker)
         if not locations:
-            raise _Fail("no GHL location is installed yet: install the app "
-                        "(`wizesync ghl install-url`)")
+            raise _Fail(
+                "no GHL location is installed yet: install the app (`wizesync ghl install-url`)"
+            )
         rows: list[tuple[str, dict[str, Any] | None]] = []
         failures: list[str] = []
         for location_id in locations:
@@ -184,8 +201,10 @@ def providers_list(
 def providers_register(
     location: Annotated[str | None, typer.Option(help="GHL location id")] = None,
     provider: Annotated[str | None, typer.Option(help="nmi or authorize-net")] = None,
-    unique_name: Annotated[str | None, typer.Option(
-        help="lowercase letters and hyphens, starting and ending with a letter")] = None,
+    unique_name: Annotated[
+        str | None,
+        typer.Option(help="lowercase letters and hyphens, starting and ending with a letter"),
+    ] = None,
     title: Annotated[str | None, typer.Option(help="shown to the location's users")] = None,
     description: Annotated[str | None, typer.Option(help="a sentence about it")] = None,
     image_url: Annotated[str | None, typer.Option(help="public https:// image URL")] = None,
@@ -210,14 +229,17 @@ def providers_register(
 
     installed = _run(settings, known_locations)
     if not installed:
-        raise _exit("no GHL location is installed yet: install the app "
-                    "(`wizesync ghl install-url`)", 1)
+        raise _exit(
+            "no GHL location is installed yet: install the app (`wizesync ghl install-url`)", 1
+        )
     if location is None:
-        location = typer.prompt("GHL location id",
-                                default=installed[0] if len(installed) == 1 else None)
+        location = typer.prompt(
+            "GHL location id", default=installed[0] if len(installed) == 1 else None
+        )
     if location not in installed:
-        raise _exit(f"location {location} is not configured here; configured: "
-                    f"{', '.join(installed)}", 2)
+        raise _exit(
+            f"location {location} is not configured here; configured: {', '.join(installed)}", 2
+        )
     if provider is None:
         provider = typer.prompt("Provider", type=Literal["nmi", "authorize-net"])  # re-asks
     if unique_name is None:
@@ -228,13 +250,22 @@ def providers_register(
         description = typer.prompt("Description")
     if image_url is None:
         image_url = typer.prompt("Image URL (https://...)")
-    problems = registration_problems(provider=provider, unique_name=unique_name, title=title,
-                                     description=description, image_url=image_url)
+    problems = registration_problems(
+        provider=provider,
+        unique_name=unique_name,
+        title=title,
+        description=description,
+        image_url=image_url,
+    )
     if problems:
         raise _exit("; ".join(problems), 2)
-    body = m.RegisterWhitelabelProvider(provider=provider, unique_name=unique_name,
-                                        title=title, description=description,
-                                        image_url=image_url)
+    body = m.RegisterWhitelabelProvider(
+        provider=provider,
+        unique_name=unique_name,
+        title=title,
+        description=description,
+        image_url=image_url,
+    )
     where: str = location
 
     async def register(access: GhlAccess, sessionmaker: Any) -> dict[str, Any]:
@@ -246,19 +277,26 @@ def providers_register(
             raise _Fail(f"location {where}: {ghl_problem(exc)}") from None
         for p in existing:
             if p.route == unique_name:
-                raise _Fail(f"location {where} already has a provider named {unique_name} "
-                            f"({p.provider}, id {p.id}); nothing changed")
+                raise _Fail(
+                    f"location {where} already has a provider named {unique_name} "
+                    f"({p.provider}, id {p.id}); nothing changed"
+                )
         try:
             created = await access.client.register_whitelabel_provider(where, body)
         except (GhlServerError, GhlTimeout) as exc:
-            raise _Fail(f"GHL did not confirm the registration ({ghl_problem(exc)}): it may or "
-                        f"may not exist now; check with `wizesync ghl providers list --location "
-                        f"{where}` before trying again") from None
+            raise _Fail(
+                f"GHL did not confirm the registration ({ghl_problem(exc)}): it may or "
+                f"may not exist now; check with `wizesync ghl providers list --location "
+                f"{where}` before trying again"
+            ) from None
         except GhlError as exc:
             raise _Fail(f"location {where}: {ghl_problem(exc, scope=WRITE_SCOPE)}") from None
         return provider_view(created)
 
     created = _run(settings, register)
     cli.console.print(_table([(where, created)]))
-    cli.console.print(f"[green]✓[/green] registered {created['provider']} provider "
-                      f"{created['unique_name']} for location {where}", highlight=False)
+    cli.console.print(
+        f"[green]✓[/green] registered {created['provider']} provider "
+        f"{created['unique_name']} for location {where}",
+        highlight=False,
+    )

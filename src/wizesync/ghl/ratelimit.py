@@ -71,8 +71,9 @@ AHEAD_MAX_SHARE = 0.75
 
 # (location, seq, go time, spare?) of the slot this task reserved last: `observe` in the same
 # task (acquire, send, observe) finds it.
-_RESERVATION: ContextVar[tuple[str, int, float, bool] | None] = ContextVar("ghl_reservation",
-                                                                           default=None)
+_RESERVATION: ContextVar[tuple[str, int, float, bool] | None] = ContextVar(
+    "ghl_reservation", default=None
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,16 +162,22 @@ class DbRateLimiter:
         server_max = _int(h.get("x-ratelimit-max"))
         interval_ms = _int(h.get("x-ratelimit-interval-milliseconds"))
         daily = _int(h.get("x-ratelimit-daily-remaining"))
-        if self._ready.get(location_id) and self._tighter(remaining, server_max, interval_ms,
-                                                          daily):
+        if self._ready.get(location_id) and self._tighter(
+            remaining, server_max, interval_ms, daily
+        ):
             # Reserved ahead on a ledger that did not know this yet: reserve afresh.
             self._release_ready(location_id)
         reservation = _RESERVATION.get()
         mine = reservation is not None and reservation[0] == location_id
         if mine:
             _RESERVATION.set(None)
-        if not mine and status != 429 and remaining is None and daily is None and not (
-                server_max or interval_ms):
+        if (
+            not mine
+            and status != 429
+            and remaining is None
+            and daily is None
+            and not (server_max or interval_ms)
+        ):
             return
         if self._offset is None:  # no reservation here yet: learn the budget clock first
             await self.flush(location_id)
@@ -193,14 +200,16 @@ class DbRateLimiter:
             if delay is None:
                 delay = max(self._window, (interval_ms or 0) / 1000)
             learned.pause_until = max(learned.pause_until or 0.0, answered_at + delay)
-            log.warning("GHL answered 429: pausing the location",
-                        extra={"location_id": location_id, "delay_seconds": delay})
+            log.warning(
+                "GHL answered 429: pausing the location",
+                extra={"location_id": location_id, "delay_seconds": delay},
+            )
             await self.flush(location_id)  # every process must stop now, not later
             return
         if remaining is not None:
             # GHL counted at some moment between our send and its answer: compare with every
             # request of ours it may have counted then (over-counting errs towards no booking).
-            counted_from = (reservation[2] if mine and reservation else answered_at)
+            counted_from = reservation[2] if mine and reservation else answered_at
             learned.remaining = (remaining, counted_from, answered_at)
         self._schedule_flush(location_id)
 
@@ -254,17 +263,24 @@ class DbRateLimiter:
             learned = self._learned.setdefault(location_id, _Learned())
             learned.released.update(seq for seq, _, _ in ready)
 
-    def _tighter(self, remaining: int | None, server_max: int | None, interval_ms: int | None,
-                 daily: int | None) -> bool:
+    def _tighter(
+        self,
+        remaining: int | None,
+        server_max: int | None,
+        interval_ms: int | None,
+        daily: int | None,
+    ) -> bool:
         """Whether an answer's headers say less room than reserving ahead assumed: a smaller
         limit or longer window than ours, a window GHL counts as (nearly) full, or a daily
         budget near its end. (A window merely past half is not: spare slots given back in the
         middle of the sequence leave a position unused, and at a burst's end one such position
         costs a whole window; the spare ones are used within a quarter of a second anyway.)"""
-        return bool((server_max and server_max < self._limit)
-                    or (interval_ms and interval_ms / 1000 > self._window)
-                    or (remaining is not None and remaining < 2 * BATCH)
-                    or (daily is not None and daily < 4 * BATCH))
+        return bool(
+            (server_max and server_max < self._limit)
+            or (interval_ms and interval_ms / 1000 > self._window)
+            or (remaining is not None and remaining < 2 * BATCH)
+            or (daily is not None and daily < 4 * BATCH)
+        )
 
     def _lock(self, location_id: str) -> asyncio.Lock:
         return self._locks.setdefault(location_id, asyncio.Lock())
@@ -273,7 +289,8 @@ class DbRateLimiter:
         task = self._flushes.get(location_id)
         if task is None or task.done():
             self._flushes[location_id] = asyncio.create_task(
-                self._flush_later(location_id), name=f"ghl budget flush {location_id}")
+                self._flush_later(location_id), name=f"ghl budget flush {location_id}"
+            )
 
     async def _flush_later(self, location_id: str) -> None:
         await asyncio.sleep(FLUSH_AFTER)
@@ -282,8 +299,11 @@ class DbRateLimiter:
         try:
             await self.flush(location_id)
         except Exception as exc:
-            log.warning("could not record GHL rate-limit observations", exc_info=exc,
-                        extra={"location_id": location_id})
+            log.warning(
+                "could not record GHL rate-limit observations",
+                exc_info=exc,
+                extra={"location_id": location_id},
+            )
 
     async def _write_learned(
         self, session: AsyncSession, location_id: str, budget: GhlRateBudget
@@ -316,18 +336,22 @@ class DbRateLimiter:
             remaining, counted_from, answered_at = learned.remaining
             limit, window = view.limit_window()
             used = await ghl_repo.count_slots_in_window(
-                session, location_id, counted_from - window, answered_at)
+                session, location_id, counted_from - window, answered_at
+            )
             # Our spare slots not handed out yet: GHL cannot have counted them.
             used -= len(self._ready.get(location_id) or ())
             foreign = (limit - remaining) - used - max(REMAINING_TOLERANCE, limit // 50)
             if foreign > 0:
                 # Requests we did not make (another app instance?): booked as used from then
                 # on; they take sequence numbers, so the next `foreign` reservations wait.
-                await ghl_repo.add_slots(session, location_id, view.next_seq,
-                                         [answered_at] * foreign)
+                await ghl_repo.add_slots(
+                    session, location_id, view.next_seq, [answered_at] * foreign
+                )
                 view.set(next_seq=view.next_seq + foreign)
-                log.info("GHL reports less headroom than our ledger: booking the difference",
-                         extra={"location_id": location_id, "requests": foreign})
+                log.info(
+                    "GHL reports less headroom than our ledger: booking the difference",
+                    extra={"location_id": location_id, "requests": foreign},
+                )
         return view
 
     async def _reserve(
@@ -337,12 +361,18 @@ class DbRateLimiter:
         there is none (nothing reserved)."""
         limit, window = view.limit_window()
         daily, daily_at = view.get("daily_remaining"), view.get("daily_observed_at")
-        if (daily is not None and daily <= 0 and daily_at is not None
-                and now < daily_at + DAILY_PAUSE_SECONDS):
+        if (
+            daily is not None
+            and daily <= 0
+            and daily_at is not None
+            and now < daily_at + DAILY_PAUSE_SECONDS
+        ):
             if view.changes:
                 await ghl_repo.update_budget(session, location_id, **view.changes)
-            return GhlRateLimited(f"GHL daily request budget of location {location_id} is "
-                                  "spent", delay=daily_at + DAILY_PAUSE_SECONDS - now)
+            return GhlRateLimited(
+                f"GHL daily request budget of location {location_id} is spent",
+                delay=daily_at + DAILY_PAUSE_SECONDS - now,
+            )
         seq = view.next_seq
         go = max(now, view.get("last_go_at") or 0.0, view.get("paused_until") or 0.0)
         if seq >= limit:
@@ -353,14 +383,20 @@ class DbRateLimiter:
         if wait > self._max_wait:
             if view.changes:
                 await ghl_repo.update_budget(session, location_id, **view.changes)
-            return GhlRateLimited(f"GHL request budget of location {location_id} is booked "
-                                  f"for the next {wait:.0f} s", delay=wait)
-        count = await self._room_ahead(session, location_id, seq, limit, window, now, daily) \
-            if wait <= 0 else 1
+            return GhlRateLimited(
+                f"GHL request budget of location {location_id} is booked for the next {wait:.0f} s",
+                delay=wait,
+            )
+        count = (
+            await self._room_ahead(session, location_id, seq, limit, window, now, daily)
+            if wait <= 0
+            else 1
+        )
         await ghl_repo.add_slots(session, location_id, seq, [go])
         if count > 1:  # counted until the end of their lease: see the module doc
-            await ghl_repo.add_slots(session, location_id, seq + 1, [go] * (count - 1),
-                                     counted_until=go + self._lease)
+            await ghl_repo.add_slots(
+                session, location_id, seq + 1, [go] * (count - 1), counted_until=go + self._lease
+            )
         view.set(next_seq=seq + count, last_go_at=go)
         if daily is not None:
             view.set(daily_remaining=daily - count)
@@ -369,8 +405,16 @@ class DbRateLimiter:
             await ghl_repo.prune_slots(session, location_id, seq - 2 * max(limit, self._limit))
         return seq, go, wait, count
 
-    async def _room_ahead(self, session: AsyncSession, location_id: str, seq: int, limit: int,
-                          window: float, now: float, daily: int | None) -> int:
+    async def _room_ahead(
+        self,
+        session: AsyncSession,
+        location_id: str,
+        seq: int,
+        limit: int,
+        window: float,
+        now: float,
+        daily: int | None,
+    ) -> int:
         """`BATCH` when the window, with that many more requests now, is at most
         `AHEAD_MAX_SHARE` used: the request `room` places before the batch's last one no longer
         counts. Else 1 (also for small limits, where a few spare slots would be a large share)."""
@@ -406,8 +450,9 @@ class _View:
         return int(self.get("next_seq"))
 
     def limit_window(self) -> tuple[int, float]:
-        return _effective(self.limit, self.window, self.get("server_max"),
-                          self.get("server_window_ms"))
+        return _effective(
+            self.limit, self.window, self.get("server_max"), self.get("server_window_ms")
+        )
 
 
 async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headroom]:
@@ -415,20 +460,26 @@ async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headr
     now = await ghl_repo.clock(session)
     out = {}
     for location_id, budget in (await ghl_repo.get_budgets(session)).items():
-        limit, window = _effective(settings.ghl_rate_limit_max,
-                                   settings.ghl_rate_limit_window_seconds, budget.server_max,
-                                   budget.server_window_ms)
+        limit, window = _effective(
+            settings.ghl_rate_limit_max,
+            settings.ghl_rate_limit_window_seconds,
+            budget.server_max,
+            budget.server_window_ms,
+        )
         used = await ghl_repo.count_slots_in_window(session, location_id, now - window, now)
         out[location_id] = Headroom(
-            limit=limit, window_seconds=window, used_in_window=used,
+            limit=limit,
+            window_seconds=window,
+            used_in_window=used,
             paused_for_seconds=round(max(0.0, (budget.paused_until or 0.0) - now), 3),
             daily_remaining=budget.daily_remaining,
         )
     return out
 
 
-def _effective(limit: int, window: float, server_max: int | None,
-               server_window_ms: int | None) -> tuple[int, float]:
+def _effective(
+    limit: int, window: float, server_max: int | None, server_window_ms: int | None
+) -> tuple[int, float]:
     """Our configured budget, tightened (never loosened) by what GHL announced."""
     if server_max:
         limit = min(limit, server_max)

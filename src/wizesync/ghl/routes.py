@@ -39,8 +39,10 @@ async def require_installer(request: Request, state: StateDep) -> None:
     from wizesync.web.auth import require_admin  # the pages' login, one layer up
 
     if state.settings.admin_token is None:
-        raise unauthorized("installs need an operator: set ADMIN_TOKEN and send it as a bearer "
-                           "token (or use `wizesync ghl install-url`)")
+        raise unauthorized(
+            "installs need an operator: set ADMIN_TOKEN and send it as a bearer "
+            "token (or use `wizesync ghl install-url`)"
+        )
     await require_admin(request, state)
 
 
@@ -52,9 +54,12 @@ def _oauth(state: AppState) -> GhlOAuth:
         raise RuntimeError("the GHL HTTP client was not built")
     oauth = GhlOAuth(state.ghl_http, state.settings)
     if not oauth.configured:
-        raise Problem(503, "Service Unavailable",
-                      "GHL OAuth is not configured: set GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
-                      "GHL_REDIRECT_URI (or use a Private Integration Token)")
+        raise Problem(
+            503,
+            "Service Unavailable",
+            "GHL OAuth is not configured: set GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
+            "GHL_REDIRECT_URI (or use a Private Integration Token)",
+        )
     return oauth
 
 
@@ -62,14 +67,19 @@ def _bad_callback(detail: str) -> Problem:
     return Problem(400, "Bad Request", detail)
 
 
-@router.get("/install", status_code=302, response_class=RedirectResponse,
-            dependencies=[InstallerDep],
-            responses={302: {"description": "to GHL's location chooser"}, 401: {}, 503: {}})
+@router.get(
+    "/install",
+    status_code=302,
+    response_class=RedirectResponse,
+    dependencies=[InstallerDep],
+    responses={302: {"description": "to GHL's location chooser"}, 401: {}, 503: {}},
+)
 async def install(
     state: StateDep,
-    user_type: Annotated[Literal["Location", "Company"], Query(
-        description="Location: install on sub-accounts; Company: an agency-level install")] =
-        "Location",
+    user_type: Annotated[
+        Literal["Location", "Company"],
+        Query(description="Location: install on sub-accounts; Company: an agency-level install"),
+    ] = "Location",
 ) -> RedirectResponse:
     """Start an install (admin bearer token): redirect to GHL's authorize page with a one-time
     `state` (valid for 10 minutes, usable once, only from the browser that started it: an
@@ -77,12 +87,17 @@ async def install(
     oauth = _oauth(state)
     async with state.sessionmaker.begin() as session:
         one_time = await installs.new_state(session, user_type, browser_bound=True)
-    response = RedirectResponse(oauth.authorize_url(one_time), status_code=302,
-                                headers={"Cache-Control": "no-store"})
+    response = RedirectResponse(
+        oauth.authorize_url(one_time), status_code=302, headers={"Cache-Control": "no-store"}
+    )
     redirect = state.settings.ghl_redirect_uri or ""
     response.set_cookie(
-        INSTALL_COOKIE, one_time, max_age=int(installs.STATE_TTL.total_seconds()),
-        path=COOKIE_PATH, httponly=True, samesite="lax",
+        INSTALL_COOKIE,
+        one_time,
+        max_age=int(installs.STATE_TTL.total_seconds()),
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="lax",
         # GHL's redirect back is a top-level navigation: SameSite=Lax still sends it.
         secure=urlsplit(redirect).scheme == "https",
     )
@@ -94,10 +109,13 @@ def _check_browser_binding(request: Request, state_param: str) -> None:
     if not installs.is_browser_bound(state_param):
         return
     cookie = request.cookies.get(INSTALL_COOKIE, "")
-    if not secrets.compare_digest(cookie.encode("latin-1", "replace"),
-                                  state_param.encode("latin-1", "replace")):
-        raise _bad_callback("this install was not started in this browser (its cookie is "
-                            "missing or belongs to another install): start the install again")
+    if not secrets.compare_digest(
+        cookie.encode("latin-1", "replace"), state_param.encode("latin-1", "replace")
+    ):
+        raise _bad_callback(
+            "this install was not started in this browser (its cookie is "
+            "missing or belongs to another install): start the install again"
+        )
 
 
 @router.get("/callback", responses={400: {}, 502: {}, 503: {}})
@@ -132,8 +150,11 @@ async def callback(
         result = await installs.complete_install(state.sessionmaker, oauth, cipher, grant)
     except (GhlServerError, GhlTimeout) as exc:
         log.warning("GHL install failed upstream", extra={"error": exc.message})
-        raise Problem(502, "Bad Gateway", f"GHL did not answer properly: {exc.message}; "
-                      "start the install again") from None
+        raise Problem(
+            502,
+            "Bad Gateway",
+            f"GHL did not answer properly: {exc.message}; start the install again",
+        ) from None
     except GhlError as exc:
         raise _bad_callback(f"{exc.message}; start the install again") from None
     return {

@@ -112,7 +112,9 @@ class DbTokenProvider:
                 raise GhlNotInstalled(
                     f"this service has no GHL install for location {location_id}: GHL location "
                     f"{location_id} is not installed; install the app there "
-                    "(GET /oauth/ghl/install)", location_id=location_id)
+                    "(GET /oauth/ghl/install)",
+                    location_id=location_id,
+                )
             outcome = await self._under_lock(session, row, rejected)
         # Committed: failures recorded (needs_reauth, inactive) stay recorded, and a new pair is
         # stored before anyone uses it.
@@ -128,8 +130,12 @@ class DbTokenProvider:
         self._check_usable(row)
         current = self._decrypt(row.access_token_enc)
         now = utcnow()
-        if (current is not None and row.expires_at is not None
-                and row.expires_at - self._margin > now and current != rejected):
+        if (
+            current is not None
+            and row.expires_at is not None
+            and row.expires_at - self._margin > now
+            and current != rejected
+        ):
             await self._rotate_keys(session, row)
             return _Fresh(current, row.expires_at)
 
@@ -139,8 +145,10 @@ class DbTokenProvider:
             raise
         except GhlNeedsReauth as exc:
             await ghl_repo.mark_needs_reauth(session, [row.id], exc.message)
-            log.error("GHL installation needs re-authorisation",
-                      extra={"location_id": location_id, "reason": exc.message})
+            log.error(
+                "GHL installation needs re-authorisation",
+                extra={"location_id": location_id, "reason": exc.message},
+            )
             return exc
         except GhlLocationInactive as exc:
             return await self._pause(session, row, exc)
@@ -148,29 +156,37 @@ class DbTokenProvider:
         keep_refresh = row.refresh_token_enc if grant.refresh_token is None else None
         tokens = stored_tokens(self._cipher, grant)
         if keep_refresh is not None and row.refresh_token_enc is not None:
-            tokens = StoredTokens(tokens.access_enc, keep_refresh, tokens.expires_at,
-                                  tokens.scopes)
+            tokens = StoredTokens(tokens.access_enc, keep_refresh, tokens.expires_at, tokens.scopes)
         if tokens.scopes is None:
-            tokens = StoredTokens(tokens.access_enc, tokens.refresh_enc, tokens.expires_at,
-                                  row.scopes)
+            tokens = StoredTokens(
+                tokens.access_enc, tokens.refresh_enc, tokens.expires_at, row.scopes
+            )
         await ghl_repo.save_tokens(session, row.id, tokens)
-        log.info("GHL access token renewed",
-                 extra={"location_id": location_id, "expires_at": tokens.expires_at,
-                        "forced": rejected is not None})
+        log.info(
+            "GHL access token renewed",
+            extra={
+                "location_id": location_id,
+                "expires_at": tokens.expires_at,
+                "forced": rejected is not None,
+            },
+        )
         return _Fresh(grant.access_token.get_secret_value(), tokens.expires_at)
 
     def _check_usable(self, row: GhlInstallation) -> None:
         """Raise, without calling GHL, when the row says calling cannot help (no crash loop)."""
         name = row.location_id or f"agency {row.company_id}"
         if row.needs_reauth:
-            raise _needs_reauth(f"GHL install of {name} needs re-authorisation: "
-                                f"{row.reauth_reason or 'refresh failed'}")
+            raise _needs_reauth(
+                f"GHL install of {name} needs re-authorisation: "
+                f"{row.reauth_reason or 'refresh failed'}"
+            )
         if row.uninstalled_at is not None and row.access_token_enc is None:
             raise _needs_reauth(f"the app was uninstalled from {name}; install it again")
         if row.inactive_until is not None and row.inactive_until > utcnow():
             delay = (row.inactive_until - utcnow()).total_seconds()
-            raise GhlLocationInactive(f"GHL says {name} is not active; retrying after a pause",
-                                      status=400, delay=delay)
+            raise GhlLocationInactive(
+                f"GHL says {name} is not active; retrying after a pause", status=400, delay=delay
+            )
 
     async def _new_grant(self, session: AsyncSession, row: GhlInstallation) -> TokenGrant:
         if row.refresh_token_enc is not None:
@@ -180,29 +196,36 @@ class DbTokenProvider:
         if row.company_id is not None and row.location_id is not None:
             agency_token = await self._agency_token(session, row.company_id, force=False)
             try:
-                return await self._oauth.location_token(agency_token, row.company_id,
-                                                        row.location_id)
+                return await self._oauth.location_token(
+                    agency_token, row.company_id, row.location_id
+                )
             except GhlError as exc:
                 if exc.status != 401 or isinstance(exc, GhlNeedsReauth | GhlLocationInactive):
                     raise
             # The agency token was refused before its expiry (revoked): renew it once.
             agency_token = await self._agency_token(session, row.company_id, force=True)
-            return await self._oauth.location_token(agency_token, row.company_id,
-                                                    row.location_id)
-        raise _needs_reauth(f"no refresh token stored for GHL location {row.location_id}: "
-                            "install the app again")
+            return await self._oauth.location_token(agency_token, row.company_id, row.location_id)
+        raise _needs_reauth(
+            f"no refresh token stored for GHL location {row.location_id}: install the app again"
+        )
 
     async def _agency_token(self, session: AsyncSession, company_id: str, *, force: bool) -> str:
         """The agency's access token, renewed under the agency row's lock when needed. Same
         transaction as the location's: on SQLite a second one would wait on our own lock."""
         agency = await ghl_repo.lock_agency(session, company_id)
         if agency is None:
-            raise _needs_reauth(f"no agency install stored for company {company_id}: "
-                                "install the app at agency level again")
+            raise _needs_reauth(
+                f"no agency install stored for company {company_id}: "
+                "install the app at agency level again"
+            )
         self._check_usable(agency)
         current = self._decrypt(agency.access_token_enc)
-        if (not force and current is not None and agency.expires_at is not None
-                and agency.expires_at - self._margin > utcnow()):
+        if (
+            not force
+            and current is not None
+            and agency.expires_at is not None
+            and agency.expires_at - self._margin > utcnow()
+        ):
             return current
         refresh = self._decrypt(agency.refresh_token_enc)
         if refresh is None:
@@ -214,8 +237,12 @@ class DbTokenProvider:
             raise
         tokens = stored_tokens(self._cipher, grant)
         if tokens.refresh_enc is None:
-            tokens = StoredTokens(tokens.access_enc, agency.refresh_token_enc,
-                                  tokens.expires_at, tokens.scopes or agency.scopes)
+            tokens = StoredTokens(
+                tokens.access_enc,
+                agency.refresh_token_enc,
+                tokens.expires_at,
+                tokens.scopes or agency.scopes,
+            )
         await ghl_repo.save_tokens(session, agency.id, tokens)
         log.info("GHL agency token renewed", extra={"company_id": company_id})
         return grant.access_token.get_secret_value()
@@ -225,12 +252,20 @@ class DbTokenProvider:
     ) -> GhlLocationInactive:
         strikes = row.inactive_strikes or 0
         delay = min(INACTIVE_FIRST_DELAY * 2**strikes, INACTIVE_MAX_DELAY)
-        await ghl_repo.mark_inactive(session, row.id, until=utcnow() + timedelta(seconds=delay),
-                                     strikes=strikes + 1)
-        log.warning("GHL location is not active; pausing its token calls",
-                    extra={"location_id": row.location_id, "delay_seconds": delay})
-        return GhlLocationInactive(exc.message, status=exc.status, messages=exc.messages,
-                                   trace_id=exc.trace_id, delay=delay)
+        await ghl_repo.mark_inactive(
+            session, row.id, until=utcnow() + timedelta(seconds=delay), strikes=strikes + 1
+        )
+        log.warning(
+            "GHL location is not active; pausing its token calls",
+            extra={"location_id": row.location_id, "delay_seconds": delay},
+        )
+        return GhlLocationInactive(
+            exc.message,
+            status=exc.status,
+            messages=exc.messages,
+            trace_id=exc.trace_id,
+            delay=delay,
+        )
 
     async def _rotate_keys(self, session: AsyncSession, row: GhlInstallation) -> None:
         """Holding the lock anyway: move a pair still under an older key to the newest."""
@@ -240,11 +275,16 @@ class DbTokenProvider:
         access = self._decrypt(row.access_token_enc)
         refresh = self._decrypt(row.refresh_token_enc)
         assert access is not None and row.expires_at is not None
-        await ghl_repo.save_tokens(session, row.id, StoredTokens(
-            self._cipher.encrypt(access),
-            self._cipher.encrypt(refresh) if refresh is not None else None,
-            row.expires_at, row.scopes,
-        ))
+        await ghl_repo.save_tokens(
+            session,
+            row.id,
+            StoredTokens(
+                self._cipher.encrypt(access),
+                self._cipher.encrypt(refresh) if refresh is not None else None,
+                row.expires_at,
+                row.scopes,
+            ),
+        )
 
     def _decrypt(self, ciphertext: str | None) -> str | None:
         if ciphertext is None:
@@ -277,11 +317,15 @@ def build_token_provider(
     if settings.ghl_private_token is not None:
         if not settings.ghl_location_id:
             raise ConfigError("GHL_PRIVATE_TOKEN needs GHL_LOCATION_ID (the token's location)")
-        return StaticTokenProvider(settings.ghl_private_token.get_secret_value(),
-                                   settings.ghl_location_id)
+        return StaticTokenProvider(
+            settings.ghl_private_token.get_secret_value(), settings.ghl_location_id
+        )
     if settings.is_production and not settings.ghl_client_id:
-        raise ConfigError("GHL is not configured: set GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
-                          "GHL_REDIRECT_URI (OAuth app), or GHL_PRIVATE_TOKEN and "
-                          "GHL_LOCATION_ID (Private Integration Token)")
-    return DbTokenProvider(sessionmaker, GhlOAuth(http, settings),
-                           TokenCipher.from_settings(settings), settings)
+        raise ConfigError(
+            "GHL is not configured: set GHL_CLIENT_ID, GHL_CLIENT_SECRET and "
+            "GHL_REDIRECT_URI (OAuth app), or GHL_PRIVATE_TOKEN and "
+            "GHL_LOCATION_ID (Private Integration Token)"
+        )
+    return DbTokenProvider(
+        sessionmaker, GhlOAuth(http, settings), TokenCipher.from_settings(settings), settings
+    )

@@ -162,9 +162,7 @@ class GhlTransport:
         await self._limiter.observe(location_id, response.status_code, response.headers)
         return response
 
-    def _done(
-        self, method: str, path: str, shown: str, status: int | None, started: float
-    ) -> None:
+    def _done(self, method: str, path: str, shown: str, status: int | None, started: float) -> None:
         ms = (time.perf_counter() - started) * 1000
         metrics.GHL_RESPONSES.labels(status=str(status) if status is not None else "error").inc()
         metrics.GHL_REQUEST_DURATION.observe(ms / 1000)
@@ -180,4 +178,3 @@ def _loggable_url(url: str, params: Mapping[str, Any] | None) -> str:
         return url
     shown = {k: ("***" if k in _PRIVATE_PARAMS else v) for k, v in params.items()}
     return f"{url}?{urlencode(shown, doseq=True)}"
-

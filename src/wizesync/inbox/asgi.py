@@ -55,12 +55,18 @@ async def _read_body(receive: Receive, source: str, limit: int) -> bytes:
 
 def render(content: Any) -> bytes:
     """JSON exactly as Starlette's JSONResponse renders it."""
-    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None,
-                      separators=(",", ":")).encode("utf-8")
+    return json.dumps(
+        content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")
+    ).encode("utf-8")
 
 
-async def _send(send: Send, status: int, content: dict[str, Any], media_type: str,
-                headers: dict[str, str] | None) -> None:
+async def _send(
+    send: Send,
+    status: int,
+    content: dict[str, Any],
+    media_type: str,
+    headers: dict[str, str] | None,
+) -> None:
     body = render(content)
     raw = [(b"content-length", str(len(body)).encode()), (b"content-type", media_type.encode())]
     if headers:
@@ -69,8 +75,9 @@ async def _send(send: Send, status: int, content: dict[str, Any], media_type: st
     await send({"type": "http.response.body", "body": body})
 
 
-async def serve_webhook(scope: Scope, receive: Receive, send: Send, source: str,
-                        accept: Acceptor) -> None:
+async def serve_webhook(
+    scope: Scope, receive: Receive, send: Send, source: str, accept: Acceptor
+) -> None:
     """Answer one webhook POST; never raises (every error is a problem+json answer)."""
     try:
         state: AppState = scope["app"].state.wizesync

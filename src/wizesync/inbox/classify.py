@@ -73,16 +73,20 @@ def printable(text: str) -> str:
     return text.replace("\x00", "\\u0000").encode("utf-8", "backslashreplace").decode("utf-8")
 
 
-def _quarantined(reason: str, payload: Any = None, *, loc: str = "body",
-                 event_type: str = UNKNOWN_TYPE) -> Classified:
-    return Classified(event_type, EventStatus.QUARANTINED, payload,
-                      errors=[{"loc": loc, "msg": reason}])
+def _quarantined(
+    reason: str, payload: Any = None, *, loc: str = "body", event_type: str = UNKNOWN_TYPE
+) -> Classified:
+    return Classified(
+        event_type, EventStatus.QUARANTINED, payload, errors=[{"loc": loc, "msg": reason}]
+    )
 
 
 def _field_errors(exc: ValidationError) -> list[dict[str, str]]:
     return [
-        {"loc": printable(".".join(str(p) for p in err["loc"]) or "body"),
-         "msg": printable(err["msg"])}
+        {
+            "loc": printable(".".join(str(p) for p in err["loc"]) or "body"),
+            "msg": printable(err["msg"]),
+        }
         for err in exc.errors(include_url=False)
     ]
 
@@ -130,8 +134,9 @@ def _exact(body: bytes) -> Any:
     return json.loads(body, parse_float=Decimal)
 
 
-def _classify(body: bytes, models: dict[str, type[BaseModel]], *,
-              exact_numbers: bool) -> tuple[Classified, Any]:
+def _classify(
+    body: bytes, models: dict[str, type[BaseModel]], *, exact_numbers: bool
+) -> tuple[Classified, Any]:
     payload, why, floats = parse_body(body)
     if why is not None:
         document = _document(body) if why.startswith("body cannot be stored") else None
@@ -162,8 +167,12 @@ def _classify(body: bytes, models: dict[str, type[BaseModel]], *,
         return _quarantined(f"body is not JSON: {printable(str(exc))}", event_type=event_type), None
     key = getattr(parsed, "ordering_key", None)
     return (
-        Classified(event_type, EventStatus.QUEUED, payload,
-                   ordering_key=fit(key) if key is not None else None),
+        Classified(
+            event_type,
+            EventStatus.QUEUED,
+            payload,
+            ordering_key=fit(key) if key is not None else None,
+        ),
         parsed,
     )
 

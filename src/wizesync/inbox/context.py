@@ -30,8 +30,9 @@ def record_outbound_call(method: str, url: str, status: int | None, ms: float) -
 class RetryLater(Exception):
     """Try again after `delay` seconds (e.g. a 429's Retry-After), counting as an attempt."""
 
-    def __init__(self, reason: str, delay: float | None = None, *,
-                 alert: str | None = None) -> None:
+    def __init__(
+        self, reason: str, delay: float | None = None, *, alert: str | None = None
+    ) -> None:
         super().__init__(reason)
         self.delay = delay
         # Set when the wait needs a human (e.g. a GHL install to re-authorise): Slack is told.
@@ -86,7 +87,5 @@ class _WriteWatch:
         return result
 
     def _on_flush(self, session: Session, _context: UOWTransaction) -> None:
-        if session.new or session.deleted or any(
-            session.is_modified(obj) for obj in session.dirty
-        ):
+        if session.new or session.deleted or any(session.is_modified(obj) for obj in session.dirty):
             self.seen = True

@@ -84,15 +84,24 @@ async def store(
     metrics.WEBHOOKS.labels(source=source, outcome=outcome, reason="").inc()
     log.info(
         "webhook stored",
-        extra={"source": source, "event_id": event_id, "inbox_id": row_id,
-               "type": classified.type, "outcome": outcome},
+        extra={
+            "source": source,
+            "event_id": event_id,
+            "inbox_id": row_id,
+            "type": classified.type,
+            "outcome": outcome,
+        },
     )
     return Stored(id=row_id, duplicate=False, status=classified.status)
 
 
 async def _duplicate(
-    sessionmaker: async_sessionmaker[AsyncSession], source: str, event_id: str,
-    raw_body: bytes, classified: Classified, existing: StoredEvent | None,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    source: str,
+    event_id: str,
+    raw_body: bytes,
+    classified: Classified,
+    existing: StoredEvent | None,
 ) -> Stored:
     """A redelivery of the same body is a duplicate; another body under the same id is a
     conflict, answered and logged as such rather than silently dropped."""
@@ -106,15 +115,25 @@ async def _duplicate(
         metrics.WEBHOOKS.labels(source=source, outcome="conflict", reason="body_differs").inc()
         log.warning(
             "webhook id reused with a different body",
-            extra={"source": source, "event_id": event_id, "inbox_id": first_id,
-                   "type": classified.type, "outcome": "conflict",
-                   "body_sha256": body_hash, "first_body_sha256": stored_hash},
+            extra={
+                "source": source,
+                "event_id": event_id,
+                "inbox_id": first_id,
+                "type": classified.type,
+                "outcome": "conflict",
+                "body_sha256": body_hash,
+                "first_body_sha256": stored_hash,
+            },
         )
         return Stored(id=first_id, duplicate=True, status=classified.status, conflict=True)
     metrics.WEBHOOKS.labels(source=source, outcome="duplicate", reason="").inc()
     log.info(
         "duplicate webhook",
-        extra={"source": source, "event_id": event_id, "type": classified.type,
-               "outcome": "duplicate"},
+        extra={
+            "source": source,
+            "event_id": event_id,
+            "type": classified.type,
+            "outcome": "duplicate",
+        },
     )
     return Stored(id=first_id, duplicate=True, status=classified.status)

@@ -33,12 +33,15 @@ async def enqueue(
     """Queue an internal event in the caller's transaction; its row id, or None when an event
     with this `event_id` was queued before (then nothing is written)."""
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True, default=str)
-    return await inbox_repo.insert_event(session, NewEvent(
-        source=Source.INTERNAL.value,
-        event_id=event_id[:255],
-        type=type_,
-        ordering_key=ordering_key,
-        status=EventStatus.QUEUED,
-        raw_body=body.encode(),
-        payload=json.loads(body),
-    ))
+    return await inbox_repo.insert_event(
+        session,
+        NewEvent(
+            source=Source.INTERNAL.value,
+            event_id=event_id[:255],
+            type=type_,
+            ordering_key=ordering_key,
+            status=EventStatus.QUEUED,
+            raw_body=body.encode(),
+            payload=json.loads(body),
+        ),
+    )

@@ -29,8 +29,11 @@ async def replay(sessionmaker: async_sessionmaker[AsyncSession], event_id: int) 
                 why = classified.error_summary or f"type {classified.type} is not handled"
                 raise ValueError(f"event {event_id} still cannot be handled: {why}")
             await inbox_repo.requeue(
-                session, event, type_=classified.type,
-                ordering_key=classified.ordering_key, payload=classified.payload,
+                session,
+                event,
+                type_=classified.type,
+                ordering_key=classified.ordering_key,
+                payload=classified.payload,
             )
         else:
             await inbox_repo.requeue(session, event)

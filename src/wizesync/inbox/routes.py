@@ -46,14 +46,20 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
 
     def response(self) -> JSONResponse:
-        return JSONResponse(self.content, status_code=self.status, media_type=self.media_type,
-                            headers=self.headers or None)
+        return JSONResponse(
+            self.content,
+            status_code=self.status,
+            media_type=self.media_type,
+            headers=self.headers or None,
+        )
 
 
 def _reject(source: str, status: int, reason: str, title: str, detail: str) -> Problem:
     metrics.WEBHOOKS.labels(source=source, outcome="rejected", reason=reason).inc()
-    log.warning("webhook rejected", extra={"source": source, "outcome": "rejected",
-                                           "reason": reason, "detail": detail})
+    log.warning(
+        "webhook rejected",
+        extra={"source": source, "outcome": "rejected", "reason": reason, "detail": detail},
+    )
     return Problem(status, title, detail)
 
 
@@ -61,8 +67,13 @@ def check_headers(source: str, headers: Mapping[str, str], limit: int) -> None:
     """415 unless JSON; 413 when the declared length is over `limit` (before reading a byte)."""
     content_type = headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        raise _reject(source, 415, "content_type", "Unsupported Media Type",
-                      "webhooks must be sent as application/json")
+        raise _reject(
+            source,
+            415,
+            "content_type",
+            "Unsupported Media Type",
+            "webhooks must be sent as application/json",
+        )
     declared = headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise too_large(source, limit)
@@ -74,8 +85,13 @@ def too_large(source: str, limit: int) -> Problem:
 
 def client_disconnected(source: str) -> Problem:
     # The sender hung up mid-body: nothing to store and no one to answer; not a 500.
-    return _reject(source, 400, "client_disconnected", "Bad Request",
-                   "the client disconnected before the body was complete")
+    return _reject(
+        source,
+        400,
+        "client_disconnected",
+        "Bad Request",
+        "the client disconnected before the body was complete",
+    )
 
 
 def _answer(source: str, stored: ingest.Stored, errors: list[dict[str, str]]) -> Answer:
@@ -112,7 +128,10 @@ async def accept_wizehire(state: AppState, headers: Mapping[str, str], body: byt
         raise _reject(source, 401, exc.reason, "Unauthorized", str(exc)) from None
     classified = classify_wizehire(body)
     stored = await ingest.store(
-        state.sessionmaker, source=source, event_id=fit(event_id), raw_body=body,
+        state.sessionmaker,
+        source=source,
+        event_id=fit(event_id),
+        raw_body=body,
         classified=classified,
     )
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
@@ -132,24 +151,36 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
     if stamp is None and state.settings.is_production:
         # Without a timestamp there is no freshness to check: a captured delivery could be
         # replayed for ever (the dedupe ledger is pruned by retention). GHL stamps every one.
-        raise _reject(source, 401, "missing_timestamp", "Unauthorized",
-                      "the body has no readable `timestamp`; its freshness cannot be checked")
+        raise _reject(
+            source,
+            401,
+            "missing_timestamp",
+            "Unauthorized",
+            "the body has no readable `timestamp`; its freshness cannot be checked",
+        )
     if stamp is not None:
         if stamp.tzinfo is None:
             stamp = stamp.replace(tzinfo=UTC)
         skew = abs((datetime.now(UTC) - stamp).total_seconds())
         if skew > state.settings.webhook_timestamp_tolerance_seconds:
-            raise _reject(source, 401, "stale_timestamp", "Unauthorized",
-                          f"timestamp is {int(skew)} s away from now")
+            raise _reject(
+                source,
+                401,
+                "stale_timestamp",
+                "Unauthorized",
+                f"timestamp is {int(skew)} s away from now",
+            )
     payload = classified.readable if isinstance(classified.readable, dict) else {}
     webhook_id = payload.get("webhookId")
-    event_id = (
-        fit(str(webhook_id)) if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
-    )
+    event_id = fit(str(webhook_id)) if webhook_id else "sha256:" + hashlib.sha256(body).hexdigest()
     settle = state.settings.ghl_webhook_settle_seconds
     stored = await ingest.store(
-        state.sessionmaker, source=source, event_id=event_id, raw_body=body,
-        classified=classified, delay_seconds=settle,
+        state.sessionmaker,
+        source=source,
+        event_id=event_id,
+        raw_body=body,
+        classified=classified,
+        delay_seconds=settle,
     )
     if not stored.duplicate and stored.status == EventStatus.QUEUED:
         state.wake_worker(settle)  # when it falls due: waking now would find nothing
@@ -182,38 +213,81 @@ def _header(name: str, description: str, pattern: str | None = None) -> dict[str
     schema: dict[str, Any] = {"type": "string", "minLength": 1}
     if pattern:
         schema["pattern"] = pattern
-    return {"name": name, "in": "header", "required": True, "description": description,
-            "schema": schema}
+    return {
+        "name": name,
+        "in": "header",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
 
 
-_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "description": "the event, as the sender signed it (at most 1 MiB)"}}}}}
-WIZEHIRE_OPENAPI = {**_JSON_BODY, "parameters": [
-    _header("webhook-id", "the event id (deduplicates redeliveries)"),
-    _header("webhook-timestamp", "Unix seconds; more than 5 minutes off is refused",
-            r"^[0-9]+$"),
-    _header("webhook-signature",
+_JSON_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "description": "the event, as the sender signed it (at most 1 MiB)",
+                }
+            }
+        },
+    }
+}
+WIZEHIRE_OPENAPI = {
+    **_JSON_BODY,
+    "parameters": [
+        _header("webhook-id", "the event id (deduplicates redeliveries)"),
+        _header(
+            "webhook-timestamp", "Unix seconds; more than 5 minutes off is refused", r"^[0-9]+$"
+        ),
+        _header(
+            "webhook-signature",
             "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`",
-            r"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$"),
-]}
-GHL_OPENAPI = {**_JSON_BODY, "parameters": [
-    _header("x-ghl-signature", "base64 Ed25519 signature of the raw body (GHL's key)",
-            r"^[A-Za-z0-9+/=]+$"),
-]}
+            r"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$",
+        ),
+    ],
+}
+GHL_OPENAPI = {
+    **_JSON_BODY,
+    "parameters": [
+        _header(
+            "x-ghl-signature",
+            "base64 Ed25519 signature of the raw body (GHL's key)",
+            r"^[A-Za-z0-9+/=]+$",
+        ),
+    ],
+}
 
 
-@router.post("/wizehire", status_code=202, openapi_extra=WIZEHIRE_OPENAPI, responses={
-    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 422: {}, 503: {}})
+@router.post(
+    "/wizehire",
+    status_code=202,
+    openapi_extra=WIZEHIRE_OPENAPI,
+    responses={
+        200: {"description": "duplicate"},
+        401: {},
+        409: {},
+        413: {},
+        415: {},
+        422: {},
+        503: {},
+    },
+)
 async def wizehire_webhook(request: Request) -> Any:
     """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
     state = get_state(request)
-    body = await _read_body(request, Source.WIZEHIRE.value,
-                            state.settings.webhook_max_body_bytes)
+    body = await _read_body(request, Source.WIZEHIRE.value, state.settings.webhook_max_body_bytes)
     return (await accept_wizehire(state, request.headers, body)).response()
 
 
-@router.post("/ghl", status_code=202, openapi_extra=GHL_OPENAPI, responses={
-    200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}})
+@router.post(
+    "/ghl",
+    status_code=202,
+    openapi_extra=GHL_OPENAPI,
+    responses={200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}},
+)
 async def ghl_webhook(request: Request) -> Any:
     """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
     state = get_state(request)

@@ -98,9 +98,7 @@ def load_rsa(pem: str) -> RSAPublicKey:
 class GhlVerifier:
     """`X-GHL-Signature`: base64 Ed25519 over the raw body. Legacy RSA only when configured."""
 
-    def __init__(
-        self, ed25519_pems: list[str], rsa_pem: str | None = None
-    ) -> None:
+    def __init__(self, ed25519_pems: list[str], rsa_pem: str | None = None) -> None:
         self._keys = [load_ed25519(pem) for pem in ed25519_pems]
         self._rsa = load_rsa(rsa_pem) if rsa_pem else None
 

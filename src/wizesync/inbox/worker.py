@@ -114,21 +114,27 @@ class Worker:
         return len(self._in_flight)
 
     async def run(self) -> None:
-        log.info("worker started", extra={"worker_id": self.worker_id,
-                                          "concurrency": self.concurrency})
+        log.info(
+            "worker started", extra={"worker_id": self.worker_id, "concurrency": self.concurrency}
+        )
         self._background = [
             asyncio.create_task(self._heartbeat_loop(), name="worker heartbeat"),
             asyncio.create_task(self._sweep_loop(), name="worker sweeper"),
-            *(asyncio.create_task(job(), name=f"companion {n}")
-              for n, job in enumerate(self.companions)),
+            *(
+                asyncio.create_task(job(), name=f"companion {n}")
+                for n, job in enumerate(self.companions)
+            ),
         ]
         if make_url(self.settings.database_url).get_backend_name() == "postgresql":
             self._background.append(asyncio.create_task(self._listen_loop(), name="listen"))
         if self.settings.retention_days:
             from wizesync.inbox.retention import run_retention
 
-            self._background.append(asyncio.create_task(
-                run_retention(self.sessionmaker, self.settings.retention_days), name="retention"))
+            self._background.append(
+                asyncio.create_task(
+                    run_retention(self.sessionmaker, self.settings.retention_days), name="retention"
+                )
+            )
         try:
             await self._beat()
         except Exception as exc:
@@ -147,8 +153,9 @@ class Worker:
         self._wake.set()
         tasks = [task for task, _ in self._in_flight.values()]
         if tasks:
-            log.info("worker draining", extra={"worker_id": self.worker_id,
-                                               "in_flight": len(tasks)})
+            log.info(
+                "worker draining", extra={"worker_id": self.worker_id, "in_flight": len(tasks)}
+            )
             await asyncio.wait(tasks, timeout=grace_seconds)
         leftover = dict(self._in_flight)
         for task, _ in leftover.values():
@@ -162,8 +169,7 @@ class Worker:
         with contextlib.suppress(Exception):
             async with self.sessionmaker.begin() as session:
                 await heartbeat_repo.stopped(session, worker_id=self.worker_id)
-        log.info("worker stopped", extra={"worker_id": self.worker_id,
-                                          "released": len(leftover)})
+        log.info("worker stopped", extra={"worker_id": self.worker_id, "released": len(leftover)})
 
     # --- claiming -------------------------------------------------------------------------------
 
@@ -180,16 +186,19 @@ class Worker:
                 try:
                     async with self.sessionmaker.begin() as session:
                         claimed = await inbox_repo.claim_due(
-                            session, worker_id=self.worker_id,
-                            lease_seconds=self.lease_seconds, limit=free,
+                            session,
+                            worker_id=self.worker_id,
+                            lease_seconds=self.lease_seconds,
+                            limit=free,
                         )
                     failures = 0
                 except Exception as exc:
                     failures += 1
                     level = logging.WARNING if is_db_unavailable(exc) else logging.ERROR
-                    log.log(level, "claim failed", exc_info=exc,
-                            extra={"worker_id": self.worker_id})
-                    await self._sleep(min(30.0, 0.5 * 2**min(failures, 6)))
+                    log.log(
+                        level, "claim failed", exc_info=exc, extra={"worker_id": self.worker_id}
+                    )
+                    await self._sleep(min(30.0, 0.5 * 2 ** min(failures, 6)))
                     continue
                 if self._stopping.is_set():
                     # Stop came while claiming: hand these straight back.
@@ -244,12 +253,20 @@ class Worker:
             max(0.0, (utcnow() - event.received_at).total_seconds())
         )
         context = {
-            "inbox_id": event.id, "event_id": event.event_id, "source": event.source,
-            "type": event.type, "attempt": event.attempt, "worker_id": self.worker_id,
+            "inbox_id": event.id,
+            "event_id": event.event_id,
+            "source": event.source,
+            "type": event.type,
+            "attempt": event.attempt,
+            "worker_id": self.worker_id,
         }
         token = EVENT_CONTEXT.set(context)
-        ctx = EventContext(event=event, settings=self.settings, sessionmaker=self.sessionmaker,
-                           services=self.services)
+        ctx = EventContext(
+            event=event,
+            settings=self.settings,
+            sessionmaker=self.sessionmaker,
+            services=self.services,
+        )
         calls_token = OUTBOUND_CALLS.set(ctx.outbound_calls)
         outcome, error, next_at = EventStatus.DONE, None, None
         alert: str | None = None
@@ -272,8 +289,9 @@ class Worker:
         finally:
             OUTBOUND_CALLS.reset(calls_token)
         # Attempts in a row without progress, this one included: what the backoff grows with.
-        stalled = 0 if ctx.progress or outcome != EventStatus.RETRY else (
-            event.stalled_attempts + 1)
+        stalled = (
+            0 if ctx.progress or outcome != EventStatus.RETRY else (event.stalled_attempts + 1)
+        )
         if outcome == EventStatus.RETRY:
             delay = explicit_delay if explicit_delay is not None else self._backoff(stalled)
             next_at = utcnow() + timedelta(seconds=delay)
@@ -282,15 +300,16 @@ class Worker:
             outcome, error = EventStatus.DEAD, f"out of attempts ({event.attempt}): {error}"
         try:
             notice = self._notice_for(event, outcome, error, alert)
-            await self._finish(event, outcome, error, next_at, ctx.outbound_calls, notice,
-                               stalled)
+            await self._finish(event, outcome, error, next_at, ctx.outbound_calls, notice, stalled)
             elapsed = time.monotonic() - started
             metrics.HANDLER_DURATION.labels(event.source, event.type, outcome.value).observe(
                 elapsed
             )
             metrics.ATTEMPTS.labels(event.source, event.type, outcome.value).inc()
-            log.info("attempt finished", extra={"outcome": outcome.value, "error": error,
-                                                "ms": round(elapsed * 1000, 1)})
+            log.info(
+                "attempt finished",
+                extra={"outcome": outcome.value, "error": error, "ms": round(elapsed * 1000, 1)},
+            )
         finally:
             EVENT_CONTEXT.reset(token)
             if self._in_flight.get(event.id, (None, None))[1] is event:
@@ -306,9 +325,14 @@ class Worker:
         notice are stored together; None when there is nothing to tell or no Slack to tell."""
         if outcome == EventStatus.DEAD and outbox.is_notice_event(event):
             # A notice about a dead notice would go the same way (and loop): the log says it.
-            log.error("a Slack notice could not be delivered and is dead", extra={
-                "inbox_id": event.id, "error": error,
-                "replay": f"wizesync events replay {event.id}"})
+            log.error(
+                "a Slack notice could not be delivered and is dead",
+                extra={
+                    "inbox_id": event.id,
+                    "error": error,
+                    "replay": f"wizesync events replay {event.id}",
+                },
+            )
             return None
         if not outbox.notices_enabled(self.services):
             return None
@@ -323,13 +347,19 @@ class Worker:
         (0 or 1: the base delay). An order that gets one step further each time (contact,
         invoice, payment, fulfillment) is not pushed minutes back for failures it got past."""
         return backoff_delay(
-            max(1, stalled), self.settings.worker_backoff_base_seconds,
+            max(1, stalled),
+            self.settings.worker_backoff_base_seconds,
             self.settings.worker_backoff_max_seconds,
         )
 
     async def _finish(
-        self, event: ClaimedEvent, outcome: EventStatus, error: str | None,
-        next_at: Any, calls: list[dict[str, Any]], notice: Notice | None = None,
+        self,
+        event: ClaimedEvent,
+        outcome: EventStatus,
+        error: str | None,
+        next_at: Any,
+        calls: list[dict[str, Any]],
+        notice: Notice | None = None,
         stalled: int | None = None,
     ) -> None:
         """Record the outcome (and queue its Slack `notice`, in the same transaction); if the
@@ -340,15 +370,20 @@ class Worker:
         while True:
             try:
                 result = inbox_repo.Outcome(
-                    event=event, status=outcome, error=error, next_attempt_at=next_at,
-                    outbound_calls=calls, stalled_attempts=stalled,
+                    event=event,
+                    status=outcome,
+                    error=error,
+                    next_attempt_at=next_at,
+                    outbound_calls=calls,
+                    stalled_attempts=stalled,
                 )
                 if notice is None:
                     owned = await self._finisher.finish(result)
                 else:
                     async with self.sessionmaker.begin() as session:
                         owned = event.id in await inbox_repo.finish_attempts(
-                            session, worker_id=self.worker_id, outcomes=[result])
+                            session, worker_id=self.worker_id, outcomes=[result]
+                        )
                         if owned:
                             await outbox.queue_notice(session, self.services, notice)
                 if not owned:
@@ -378,11 +413,16 @@ class Worker:
     async def _beat(self) -> None:
         async with self.sessionmaker.begin() as session:
             await heartbeat_repo.beat(
-                session, worker_id=self.worker_id, hostname=socket.gethostname(),
-                pid=os.getpid(), in_flight=len(self._in_flight),
+                session,
+                worker_id=self.worker_id,
+                hostname=socket.gethostname(),
+                pid=os.getpid(),
+                in_flight=len(self._in_flight),
             )
             await inbox_repo.extend_leases(
-                session, worker_id=self.worker_id, event_ids=list(self._in_flight),
+                session,
+                worker_id=self.worker_id,
+                event_ids=list(self._in_flight),
                 lease_seconds=self.lease_seconds,
             )
 
@@ -405,8 +445,7 @@ class Worker:
                     )
                 if swept:
                     metrics.LEASES_EXPIRED.inc(len(swept))
-                    log.warning("re-queued events whose lease expired",
-                                extra={"inbox_ids": swept})
+                    log.warning("re-queued events whose lease expired", extra={"inbox_ids": swept})
                     self._wake.set()
             except Exception as exc:
                 log.warning("lease sweep failed", exc_info=exc)
@@ -429,8 +468,10 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.info("LISTEN connection failed; polling meanwhile", extra={
-                    "error": f"{type(exc).__name__}: {exc}"})
+                log.info(
+                    "LISTEN connection failed; polling meanwhile",
+                    extra={"error": f"{type(exc).__name__}: {exc}"},
+                )
             finally:
                 if conn is not None:
                     with contextlib.suppress(Exception):
@@ -464,8 +505,10 @@ class _Finisher:
                 async with self.sessionmaker.begin() as session:
                     await one_statement_transactions(session)
                     owned = await inbox_repo.finish_attempts(
-                        session, worker_id=self.worker_id,
-                        outcomes=[outcome for outcome, _ in batch])
+                        session,
+                        worker_id=self.worker_id,
+                        outcomes=[outcome for outcome, _ in batch],
+                    )
             except Exception as exc:
                 for _, future in batch:
                     if not future.done():

@@ -46,7 +46,7 @@ def notice_event_id(notice: Notice) -> str:
     key = notice.key or "text:" + _digest(notice.text())
     event_id = f"slack:{key}"
     if len(event_id) > _MAX_EVENT_ID:
-        event_id = f"{event_id[:_MAX_EVENT_ID - 17]}:{_digest(event_id)}"
+        event_id = f"{event_id[: _MAX_EVENT_ID - 17]}:{_digest(event_id)}"
     return event_id
 
 
@@ -57,8 +57,11 @@ async def queue_notice(session: AsyncSession, services: Any, notice: Notice) -> 
     if not notices_enabled(services):
         return False
     row_id = await internal.enqueue(
-        session, type_=NOTIFY_TYPE, event_id=notice_event_id(notice),
-        ordering_key=ORDERING_KEY, payload=notice_payload(notice),
+        session,
+        type_=NOTIFY_TYPE,
+        event_id=notice_event_id(notice),
+        ordering_key=ORDERING_KEY,
+        payload=notice_payload(notice),
     )
     SENT.labels("queued" if row_id is not None else "deduplicated").inc()
     return True
@@ -71,15 +74,21 @@ def dead_event_notice(event: ClaimedEvent, error: str | None) -> Notice:
     return Notice(
         f"Event {event.id} ({event.source} {event.type}) is dead",
         (f"reason: {reason}", f"replay once fixed: wizesync events replay {event.id}"),
-        key=f"dead:{event.id}:{event.attempt}", severity="action")
+        key=f"dead:{event.id}:{event.attempt}",
+        severity="action",
+    )
 
 
 def alert_notice(alert: str, event: ClaimedEvent, now: datetime) -> Notice:
     """A wait only a human can end (RetryLater(alert=...)), e.g. a GHL installation to
     re-authorise. Keyed by the alert's text and the UTC hour: repeated on every retry of every
     waiting event, it pages once an hour, neither on every attempt nor only once ever."""
-    return Notice(alert, (f"event {event.id}: {event.type}",),
-                  key=f"alert:{alert}:{now.astimezone(UTC):%Y-%m-%dT%H}", severity="action")
+    return Notice(
+        alert,
+        (f"event {event.id}: {event.type}",),
+        key=f"alert:{alert}:{now.astimezone(UTC):%Y-%m-%dT%H}",
+        severity="action",
+    )
 
 
 def is_notice_event(event: ClaimedEvent) -> bool:
@@ -87,15 +96,22 @@ def is_notice_event(event: ClaimedEvent) -> bool:
 
 
 def notice_payload(notice: Notice) -> dict[str, Any]:
-    return {"title": notice.title, "lines": list(notice.lines), "severity": notice.severity,
-            "key": notice.key}
+    return {
+        "title": notice.title,
+        "lines": list(notice.lines),
+        "severity": notice.severity,
+        "key": notice.key,
+    }
 
 
 def notice_from_payload(payload: Any) -> Notice:
     try:
-        return Notice(title=str(payload["title"]),
-                      lines=tuple(str(line) for line in payload.get("lines") or ()),
-                      key=payload.get("key"), severity=str(payload.get("severity") or "info"))
+        return Notice(
+            title=str(payload["title"]),
+            lines=tuple(str(line) for line in payload.get("lines") or ()),
+            key=payload.get("key"),
+            severity=str(payload.get("severity") or "info"),
+        )
     except (KeyError, TypeError, AttributeError):
         raise PermanentFailure(f"not a Slack notice: {str(payload)[:200]}") from None
 

@@ -38,8 +38,11 @@ class Notice:
     severity: str = "info"  # info | warning | action
 
     def text(self) -> str:
-        icon = {"info": ":information_source:", "warning": ":warning:",
-                "action": ":rotating_light:"}.get(self.severity, "")
+        icon = {
+            "info": ":information_source:",
+            "warning": ":warning:",
+            "action": ":rotating_light:",
+        }.get(self.severity, "")
         return "\n".join([f"{icon} *{self.title}*".strip(), *self.lines])
 
 
@@ -86,8 +89,9 @@ class SlackNotifier:
                 await asyncio.sleep(wait)
             self._last_post = time.monotonic()
             try:
-                response = await self._http.post(self._url, json={"text": notice.text()},
-                                                 timeout=5.0)
+                response = await self._http.post(
+                    self._url, json={"text": notice.text()}, timeout=5.0
+                )
             except httpx.HTTPError as exc:
                 SENT.labels("failed").inc()
                 raise SlackUnavailable(f"Slack unreachable ({type(exc).__name__})") from None
@@ -98,8 +102,9 @@ class SlackNotifier:
         said = _said(response)
         if status == 429:
             SENT.labels("rate_limited").inc()
-            raise SlackUnavailable(f"Slack is rate-limiting us (429{said})",
-                                   retry_after=retry_after_seconds(response))
+            raise SlackUnavailable(
+                f"Slack is rate-limiting us (429{said})", retry_after=retry_after_seconds(response)
+            )
         if 400 <= status < 500:
             SENT.labels("refused").inc()
             raise SlackRefused(
@@ -109,7 +114,8 @@ class SlackNotifier:
             )
         SENT.labels("failed").inc()
         raise SlackUnavailable(
-            f"Slack answered {status} {httpx.codes.get_reason_phrase(status)}{said}")
+            f"Slack answered {status} {httpx.codes.get_reason_phrase(status)}{said}"
+        )
 
 
 def retry_after_seconds(response: httpx.Response) -> float | None:

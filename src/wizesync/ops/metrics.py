@@ -101,8 +101,14 @@ GHL_REQUEST_DURATION = Histogram(
 
 # --- set by a reconciliation run ------------------------------------------------------------------
 RECONCILIATION_CATEGORIES = (
-    "missing_in_ghl", "missing_in_wizehire", "currency_mismatch", "amount_mismatch",
-    "refund_mismatch", "status_mismatch", "fulfillment_missing", "matched",
+    "missing_in_ghl",
+    "missing_in_wizehire",
+    "currency_mismatch",
+    "amount_mismatch",
+    "refund_mismatch",
+    "status_mismatch",
+    "fulfillment_missing",
+    "matched",
 )
 RECONCILIATION_ITEMS = Gauge(
     "wizesync_reconciliation_items",

@@ -51,23 +51,27 @@ async def ready(state: StateDep) -> JSONResponse:
     head = head_revision()
     checks["migrations"] = {"current": current, "head": head}
     if current != head:
-        reasons.append(f"migrations are not at head (database {current or 'never migrated'}, "
-                       f"code {head}): run `wizesync migrate`")
+        reasons.append(
+            f"migrations are not at head (database {current or 'never migrated'}, "
+            f"code {head}): run `wizesync migrate`"
+        )
     fresh_within = max(30.0, 3 * min(10.0, state.settings.worker_lease_seconds / 3))
     age = (utcnow() - last_beat).total_seconds() if last_beat else None
     checks["worker"] = {"last_heartbeat_age_seconds": round(age, 1) if age is not None else None}
     if age is None or age > fresh_within:
-        reasons.append("no worker has a fresh heartbeat"
-                       + (" (WORKER=off: start `wizesync worker`)"
-                          if state.settings.worker == "off" else ""))
+        reasons.append(
+            "no worker has a fresh heartbeat"
+            + (" (WORKER=off: start `wizesync worker`)" if state.settings.worker == "off" else "")
+        )
     if reasons:
         return _not_ready(reasons, checks)
     return JSONResponse({"status": "ready", "checks": checks})
 
 
 def _not_ready(reasons: list[str], checks: dict[str, Any]) -> JSONResponse:
-    return Problem(503, "Service Unavailable", "; ".join(reasons),
-                   extra={"reasons": reasons, "checks": checks}).response()
+    return Problem(
+        503, "Service Unavailable", "; ".join(reasons), extra={"reasons": reasons, "checks": checks}
+    ).response()
 
 
 @router.get("/sync-status", tags=["ops"], dependencies=[AdminDep])
@@ -89,8 +93,13 @@ async def sync_status(state: StateDep) -> dict[str, Any]:
     return summary
 
 
-@router.get("/metrics", tags=["ops"], response_class=Response, responses={401: {}},
-            dependencies=[MetricsAuthDep])
+@router.get(
+    "/metrics",
+    tags=["ops"],
+    response_class=Response,
+    responses={401: {}},
+    dependencies=[MetricsAuthDep],
+)
 async def prometheus_metrics(state: StateDep) -> Response:
     """Prometheus text exposition; the queue, flow, GHL and poller gauges are read fresh from
     the database. Bearer `METRICS_TOKEN` when it is set."""
@@ -104,8 +113,14 @@ admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[AdminDep])
 
 # Inbox ids are BIGINT: larger ids name no event (404), and a larger `before_id` bounds nothing.
 MAX_EVENT_ID = 2**63 - 1
-EventId = Annotated[int, Path(ge=1, description="the inbox event's id (1 to 2^63-1)",
-                              json_schema_extra={"maximum": MAX_EVENT_ID})]
+EventId = Annotated[
+    int,
+    Path(
+        ge=1,
+        description="the inbox event's id (1 to 2^63-1)",
+        json_schema_extra={"maximum": MAX_EVENT_ID},
+    ),
+]
 
 StatusFilter = Literal["queued", "running", "retry", "done", "dead", "ignored", "quarantined"]
 
@@ -132,9 +147,14 @@ async def list_events(
     status_: Annotated[StatusFilter | None, Query(alias="status")] = None,
     source: Literal["wizehire", "ghl"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    before_id: Annotated[int | None, Query(
-        ge=1, description="only events with a smaller id (paging); 1 to 2^63-1",
-        json_schema_extra={"maximum": MAX_EVENT_ID})] = None,
+    before_id: Annotated[
+        int | None,
+        Query(
+            ge=1,
+            description="only events with a smaller id (paging); 1 to 2^63-1",
+            json_schema_extra={"maximum": MAX_EVENT_ID},
+        ),
+    ] = None,
 ) -> dict[str, Any]:
     """Inbox rows, newest first, without payload bodies."""
     if before_id is not None and before_id > MAX_EVENT_ID:

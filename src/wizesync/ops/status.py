@@ -32,7 +32,8 @@ async def dead_letter_summary(session: AsyncSession) -> dict[str, Any]:
                 "attempts": event.attempts,
                 "died_at": event.handled_at,
                 # The first line only: errors can quote payloads, and this list is for triage.
-                "error": (event.last_error or "").splitlines()[0][:200] if event.last_error
+                "error": (event.last_error or "").splitlines()[0][:200]
+                if event.last_error
                 else None,
             }
             for event in newest
@@ -65,35 +66,53 @@ async def installation_summary(session: AsyncSession, settings: Settings) -> lis
             return None
         h = budgets.get(location_id)
         if h is None:
-            return {"limit": settings.ghl_rate_limit_max,
-                    "window_seconds": settings.ghl_rate_limit_window_seconds,
-                    "used_in_window": 0, "remaining": settings.ghl_rate_limit_max,
-                    "paused_for_seconds": 0.0, "daily_remaining": None}
-        return {"limit": h.limit, "window_seconds": h.window_seconds,
-                "used_in_window": h.used_in_window, "remaining": h.remaining,
-                "paused_for_seconds": h.paused_for_seconds, "daily_remaining": h.daily_remaining}
+            return {
+                "limit": settings.ghl_rate_limit_max,
+                "window_seconds": settings.ghl_rate_limit_window_seconds,
+                "used_in_window": 0,
+                "remaining": settings.ghl_rate_limit_max,
+                "paused_for_seconds": 0.0,
+                "daily_remaining": None,
+            }
+        return {
+            "limit": h.limit,
+            "window_seconds": h.window_seconds,
+            "used_in_window": h.used_in_window,
+            "remaining": h.remaining,
+            "paused_for_seconds": h.paused_for_seconds,
+            "daily_remaining": h.daily_remaining,
+        }
 
     out: list[dict[str, Any]] = []
     if settings.ghl_private_token is not None and settings.ghl_location_id:
-        out.append({"location_id": settings.ghl_location_id, "kind": "location",
-                    "auth_mode": "pit", "token_expires_at": None, "needs_reauth": False,
-                    "rate_limit": rate(settings.ghl_location_id)})
+        out.append(
+            {
+                "location_id": settings.ghl_location_id,
+                "kind": "location",
+                "auth_mode": "pit",
+                "token_expires_at": None,
+                "needs_reauth": False,
+                "rate_limit": rate(settings.ghl_location_id),
+            }
+        )
     for row in await ghl_repo.list_installations(session):
-        out.append({
-            "location_id": row.location_id,
-            "company_id": row.company_id,
-            "kind": "location" if row.location_id else "agency",
-            "auth_mode": row.auth_mode,
-            "token_source": _token_source(row),
-            "token_expires_at": row.expires_at,
-            "needs_reauth": row.needs_reauth,
-            "reauth_reason": row.reauth_reason,
-            "reauth_at": row.reauth_at,
-            "inactive_until": row.inactive_until,
-            "installed_at": row.installed_at,
-            "uninstalled_at": row.uninstalled_at,
-            "rate_limit": rate(row.location_id),
-        })
+        out.append(
+            {
+                "location_id": row.location_id,
+                "company_id": row.company_id,
+                "kind": "location" if row.location_id else "agency",
+                "auth_mode": row.auth_mode,
+                "token_source": _token_source(row),
+                "token_expires_at": row.expires_at,
+                "needs_reauth": row.needs_reauth,
+                "reauth_reason": row.reauth_reason,
+                "reauth_at": row.reauth_at,
+                "inactive_until": row.inactive_until,
+                "installed_at": row.installed_at,
+                "uninstalled_at": row.uninstalled_at,
+                "rate_limit": rate(row.location_id),
+            }
+        )
     return out
 
 
@@ -124,7 +143,8 @@ async def poller_summary(session: AsyncSession) -> dict[str, Any]:
                 "subscriptions_cursor": row.subscriptions_cursor,
                 "counts": row.last_counts or {},
                 "last_error": row.last_error,
-                "polling_now": row.lease_owner is not None and row.lease_expires_at is not None
+                "polling_now": row.lease_owner is not None
+                and row.lease_expires_at is not None
                 and row.lease_expires_at > now,
             }
             for row in await poller_repo.list_states(session)
@@ -133,14 +153,17 @@ async def poller_summary(session: AsyncSession) -> dict[str, Any]:
     }
 
 
-async def add_whitelabel_providers(installations: list[dict[str, Any]],
-                                   directory: Any | None) -> list[dict[str, Any]]:
+async def add_whitelabel_providers(
+    installations: list[dict[str, Any]], directory: Any | None
+) -> list[dict[str, Any]]:
     """Each location's white-label provider(s), from `ProviderDirectory` (cached reads of GHL).
     Never raises: what GHL cannot tell us right now is "unknown" with the reason."""
-    callable_ids = [e["location_id"] for e in installations
-                    if e.get("location_id") and e.get("token_source", "own") != "none"]
-    found = await directory.lookup(callable_ids) if directory is not None and callable_ids \
-        else {}
+    callable_ids = [
+        e["location_id"]
+        for e in installations
+        if e.get("location_id") and e.get("token_source", "own") != "none"
+    ]
+    found = await directory.lookup(callable_ids) if directory is not None and callable_ids else {}
     for entry in installations:
         location_id = entry.get("location_id")
         if not location_id:
@@ -148,12 +171,17 @@ async def add_whitelabel_providers(installations: list[dict[str, Any]],
         if location_id in found:
             entry["whitelabel_provider"] = found[location_id]
         elif directory is None:
-            entry["whitelabel_provider"] = {"status": "unknown", "checked_at": None,
-                                            "reason": "this process does not read GHL"}
+            entry["whitelabel_provider"] = {
+                "status": "unknown",
+                "checked_at": None,
+                "reason": "this process does not read GHL",
+            }
         else:
-            entry["whitelabel_provider"] = {"status": "unknown", "checked_at": None,
-                                            "reason": "no usable token: the app is uninstalled "
-                                                      "or was never authorised here"}
+            entry["whitelabel_provider"] = {
+                "status": "unknown",
+                "checked_at": None,
+                "reason": "no usable token: the app is uninstalled or was never authorised here",
+            }
     return installations
 
 
@@ -165,6 +193,9 @@ async def reconciliation_summary(session: AsyncSession) -> dict[str, Any] | None
     run = await reconcile_repo.last_finished_run(session)
     if run is None:
         return None
-    return {"id": run.id, "finished_at": iso(run.finished_at),
-            "window": {"since": iso(run.since), "until": iso(run.until)},
-            "counts": counts_json(run.counts)}
+    return {
+        "id": run.id,
+        "finished_at": iso(run.finished_at),
+        "window": {"since": iso(run.since), "until": iso(run.until)},
+        "counts": counts_json(run.counts),
+    }

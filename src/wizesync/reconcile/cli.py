@@ -162,8 +162,11 @@ class _Reporter:
             if phase not in self.tasks:
                 # The phase before is over: its bar shows full.
                 for other, task in self.tasks.items():
-                    self.bar.update(task, total=self.done.get(other, 0) or 1,
-                                    completed=self.done.get(other, 0) or 1)
+                    self.bar.update(
+                        task,
+                        total=self.done.get(other, 0) or 1,
+                        completed=self.done.get(other, 0) or 1,
+                    )
                 self.tasks[phase] = self.bar.add_task(name, total=total)
             self.done[phase] = done
             self.bar.update(self.tasks[phase], completed=done, total=total)

@@ -86,8 +86,10 @@ def router(sb: Sandbox) -> APIRouter:
     # --- faults ----------------------------------------------------------------------------------
     @api.get("/faults")
     async def list_faults() -> dict[str, Any]:
-        return {"rules": [r.model_dump() for r in sb.faults.rules],
-                "applied": list(sb.faults.applied)}
+        return {
+            "rules": [r.model_dump() for r in sb.faults.rules],
+            "applied": list(sb.faults.applied),
+        }
 
     @api.post("/faults", status_code=201)
     async def add_fault(rule: FaultRule) -> dict[str, Any]:
@@ -109,11 +111,15 @@ def router(sb: Sandbox) -> APIRouter:
 
     # --- webhook outbox --------------------------------------------------------------------------
     @api.get("/webhooks")
-    async def list_webhooks(source: str | None = None, status: str | None = None,
-                            type: str | None = None) -> dict[str, Any]:
+    async def list_webhooks(
+        source: str | None = None, status: str | None = None, type: str | None = None
+    ) -> dict[str, Any]:
         """Every webhook the sandbox made, in order: held, pending, delivered, failed, skipped."""
-        return {"data": [d.public() for d in sb.outbox.listing(source=source, status=status,
-                                                               type_=type)]}
+        return {
+            "data": [
+                d.public() for d in sb.outbox.listing(source=source, status=status, type_=type)
+            ]
+        }
 
     @api.post("/webhooks/drain")
     async def drain() -> dict[str, Any]:

@@ -148,16 +148,26 @@ def router(sb: Sandbox) -> APIRouter:
         """The app is removed from the location: its tokens die and UNINSTALL is sent."""
         location = get("locations", location_id)
         sb.tokens.revoke_location(location_id)
-        delivery = sb.outbox.ghl("UNINSTALL", {"appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
-                                               "locationId": location_id,
-                                               "companyId": location["companyId"]})
+        delivery = sb.outbox.ghl(
+            "UNINSTALL",
+            {
+                "appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
+                "locationId": location_id,
+                "companyId": location["companyId"],
+            },
+        )
         return {"uninstalled": location_id, "webhook": delivery.id}
 
     @api.post("/products", status_code=201)
     async def add_product(body: ProductIn) -> dict[str, Any]:
         get("locations", body.location_id)
-        product = store.add_product(body.location_id, name=body.name, id=body.id,
-                                    product_type=body.product_type, description=body.description)
+        product = store.add_product(
+            body.location_id,
+            name=body.name,
+            id=body.id,
+            product_type=body.product_type,
+            description=body.description,
+        )
         prices = [store.add_price(product["_id"], **p.model_dump()) for p in body.prices]
         return {"product": product, "prices": prices}
 
@@ -174,15 +184,24 @@ def router(sb: Sandbox) -> APIRouter:
             get("locations", body.location_id)
         try:
             grant = sb.tokens.grant_for(
-                location_id=body.location_id, company_id=body.company_id,
-                user_type=body.user_type, approved_locations=body.approved_locations,
-                scopes=body.scopes, client_id=body.client_id)
+                location_id=body.location_id,
+                company_id=body.company_id,
+                user_type=body.user_type,
+                approved_locations=body.approved_locations,
+                scopes=body.scopes,
+                client_id=body.client_id,
+            )
         except ValueError as exc:
             raise HTTPException(400, str(exc)) from None
         code = sb.tokens.issue_code(grant, body.redirect_uri)
-        return {"code": code, "user_type": grant.user_type, "company_id": grant.company_id,
-                "location_id": grant.location_id, "approved_locations": grant.approved_locations,
-                "scopes": grant.scopes}
+        return {
+            "code": code,
+            "user_type": grant.user_type,
+            "company_id": grant.company_id,
+            "location_id": grant.location_id,
+            "approved_locations": grant.approved_locations,
+            "scopes": grant.scopes,
+        }
 
     @api.post("/oauth/expire")
     async def expire(location_id: str | None = None) -> dict[str, int]:
@@ -194,10 +213,17 @@ def router(sb: Sandbox) -> APIRouter:
         """A customer buys through a GHL checkout: an order, and per `outcome` a succeeded or
         failed transaction (recurring prices also start a subscription)."""
         get("locations", body.location_id)
-        return guarded(sb.orders.checkout, body.location_id,
-                       items=[i.model_dump() for i in body.items], contact_id=body.contact_id,
-                       contact=body.contact, outcome=body.outcome, source=body.source,
-                       live_mode=body.live_mode, provider=body.provider)
+        return guarded(
+            sb.orders.checkout,
+            body.location_id,
+            items=[i.model_dump() for i in body.items],
+            contact_id=body.contact_id,
+            contact=body.contact,
+            outcome=body.outcome,
+            source=body.source,
+            live_mode=body.live_mode,
+            provider=body.provider,
+        )
 
     @api.post("/orders/{order_id}/status")
     async def order_status(order_id: str, body: dict[str, str]) -> Doc:
@@ -221,23 +247,30 @@ def router(sb: Sandbox) -> APIRouter:
             txn = get("transactions", body.transaction_id)
         elif body.order_id:
             get("orders", body.order_id)
-            txns = [t for t in sb.ledger.order_transactions(body.order_id)
-                    if t["status"] in ("succeeded", "partially_refunded")]
+            txns = [
+                t
+                for t in sb.ledger.order_transactions(body.order_id)
+                if t["status"] in ("succeeded", "partially_refunded")
+            ]
             if not txns:
                 raise HTTPException(400, f"order {body.order_id} has no refundable transaction")
             txn = txns[0]
         else:
             raise HTTPException(422, "transaction_id or order_id is required")
         guarded(sb.ledger.refund, txn, body.amount, body.status)
-        order = store.orders.get(txn.get("entityId", "")) if txn.get("entityType") == "order" \
-            else None
+        order = (
+            store.orders.get(txn.get("entityId", "")) if txn.get("entityType") == "order" else None
+        )
         return {"transaction": txn, "order": order}
 
     @api.post("/subscriptions/{subscription_id}/renew", status_code=201)
     async def renew(subscription_id: str, body: RenewIn | None = None) -> dict[str, Any]:
         """A renewal charge: succeeded (next period) or failed (past_due)."""
-        return guarded(sb.subscriptions.renew, get("subscriptions", subscription_id),
-                       outcome=(body or RenewIn()).outcome)
+        return guarded(
+            sb.subscriptions.renew,
+            get("subscriptions", subscription_id),
+            outcome=(body or RenewIn()).outcome,
+        )
 
     @api.post("/subscriptions/{subscription_id}/cancel")
     async def cancel(subscription_id: str, by: str = "sandbox") -> Doc:
@@ -266,8 +299,11 @@ def _object_payload(sb: Sandbox, body: WebhookIn) -> Doc:
             location = store.locations.get(body.location_id or "")
             if location is None:
                 raise HTTPException(422, "location_id of a seeded location is required")
-            return {"appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
-                    "locationId": location["id"], "companyId": location["companyId"]}
+            return {
+                "appId": sb.config.ghl_client_id or SANDBOX_APP_ID,
+                "locationId": location["id"],
+                "companyId": location["companyId"],
+            }
         return {}
     if body.type.startswith("Order"):
         order = store.orders.get(body.object_id)

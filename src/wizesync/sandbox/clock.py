@@ -44,8 +44,11 @@ class Clock:
         return self._frozen_at is not None
 
     def describe(self) -> dict[str, object]:
-        return {"now": iso(self.now()), "frozen": self.frozen,
-                "offset_seconds": round(self.time() - time.time(), 3)}
+        return {
+            "now": iso(self.now()),
+            "frozen": self.frozen,
+            "offset_seconds": round(self.time() - time.time(), 3),
+        }
 
 
 def iso(moment: datetime) -> str:

@@ -44,8 +44,13 @@ class Sandbox:
     gateways: GatewayFakes = field(init=False)
 
     @classmethod
-    def build(cls, config: SandboxConfig | None = None, *, clock: Clock | None = None,
-              http: httpx.AsyncClient | None = None) -> Sandbox:
+    def build(
+        cls,
+        config: SandboxConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        http: httpx.AsyncClient | None = None,
+    ) -> Sandbox:
         from wizesync.sandbox.gateways import GatewayFakes
 
         config = config or SandboxConfig()
@@ -56,25 +61,46 @@ class Sandbox:
         outbox = Outbox(config, http)
         ledger = Ledger(store, outbox.ghl_event)
         subscriptions = Subscriptions(ledger)
-        sandbox = cls(config=config, clock=clock, store=store, tokens=tokens, limiter=limiter,
-                      faults=FaultInjector(config), outbox=outbox, ledger=ledger,
-                      invoices=Invoices(ledger), subscriptions=subscriptions,
-                      orders=Orders(ledger, subscriptions),
-                      gate=Gate(config, store, tokens, limiter), wizehire=WizehireState(clock))
+        sandbox = cls(
+            config=config,
+            clock=clock,
+            store=store,
+            tokens=tokens,
+            limiter=limiter,
+            faults=FaultInjector(config),
+            outbox=outbox,
+            ledger=ledger,
+            invoices=Invoices(ledger),
+            subscriptions=subscriptions,
+            orders=Orders(ledger, subscriptions),
+            gate=Gate(config, store, tokens, limiter),
+            wizehire=WizehireState(clock),
+        )
         sandbox.gateways = GatewayFakes(sandbox)
         return sandbox
 
     def reset(self) -> None:
         """Forget everything (data, tokens, limits, faults, outbox, recorded calls), keep config."""
-        for part in (self.store, self.tokens, self.limiter, self.faults, self.outbox,
-                     self.wizehire, self.gateways):
+        for part in (
+            self.store,
+            self.tokens,
+            self.limiter,
+            self.faults,
+            self.outbox,
+            self.wizehire,
+            self.gateways,
+        ):
             part.reset()
 
     def dump(self, location_id: str | None = None) -> dict[str, Any]:
-        return {"config": self.config.model_dump(), "clock": self.clock.describe(),
-                "ghl": self.store.dump(location_id), "oauth": self.tokens.dump(),
-                "rate_limits": self.limiter.snapshot(),
-                "faults": [r.model_dump() for r in self.faults.rules],
-                "webhooks": [d.public() for d in self.outbox.deliveries.values()],
-                "wizehire": self.wizehire.dump(),
-                "gateway_refunds": [r.public() for r in self.gateways.refunds]}
+        return {
+            "config": self.config.model_dump(),
+            "clock": self.clock.describe(),
+            "ghl": self.store.dump(location_id),
+            "oauth": self.tokens.dump(),
+            "rate_limits": self.limiter.snapshot(),
+            "faults": [r.model_dump() for r in self.faults.rules],
+            "webhooks": [d.public() for d in self.outbox.deliveries.values()],
+            "wizehire": self.wizehire.dump(),
+            "gateway_refunds": [r.public() for r in self.gateways.refunds],
+        }

@@ -30,34 +30,55 @@ SANDBOX_GATEWAY_ENV = {
     "WIZESYNC_SANDBOX_AUTHNET_LOGIN": "wizesync-sandbox-login",
     "WIZESYNC_SANDBOX_AUTHNET_KEY": "wizesync-sandbox-transaction-key",
 }
-SANDBOX_GATEWAYS = {"default": {
-    "stripe": {"api_key_env": "WIZESYNC_SANDBOX_STRIPE_KEY"},
-    "nmi": {"security_key_env": "WIZESYNC_SANDBOX_NMI_KEY"},
-    "authorize_net": {"login_id_env": "WIZESYNC_SANDBOX_AUTHNET_LOGIN",
-                      "transaction_key_env": "WIZESYNC_SANDBOX_AUTHNET_KEY"},
-}}
+SANDBOX_GATEWAYS = {
+    "default": {
+        "stripe": {"api_key_env": "WIZESYNC_SANDBOX_STRIPE_KEY"},
+        "nmi": {"security_key_env": "WIZESYNC_SANDBOX_NMI_KEY"},
+        "authorize_net": {
+            "login_id_env": "WIZESYNC_SANDBOX_AUTHNET_LOGIN",
+            "transaction_key_env": "WIZESYNC_SANDBOX_AUTHNET_KEY",
+        },
+    }
+}
 
 
 def seed_defaults(sb: Sandbox) -> dict[str, Any]:
     """Idempotent: what exists already is left alone."""
     store = sb.store
     if DEFAULT_LOCATION_ID not in store.locations:
-        store.add_location(id=DEFAULT_LOCATION_ID, name="Sandbox Plumbing Co.",
-                           company_id=DEFAULT_COMPANY_ID, pit=True)
+        store.add_location(
+            id=DEFAULT_LOCATION_ID,
+            name="Sandbox Plumbing Co.",
+            company_id=DEFAULT_COMPANY_ID,
+            pit=True,
+        )
     if BOOST_PRODUCT_ID not in store.products:
-        store.add_product(DEFAULT_LOCATION_ID, id=BOOST_PRODUCT_ID, name="Job ad boost, 30 days",
-                          description="Wizehire JOB-BOOST-30")
+        store.add_product(
+            DEFAULT_LOCATION_ID,
+            id=BOOST_PRODUCT_ID,
+            name="Job ad boost, 30 days",
+            description="Wizehire JOB-BOOST-30",
+        )
         store.add_price(BOOST_PRODUCT_ID, id=BOOST_PRICE_ID, name="One-time", amount="149.00")
     if PLAN_PRODUCT_ID not in store.products:
         store.add_product(DEFAULT_LOCATION_ID, id=PLAN_PRODUCT_ID, name="Hiring plan")
-        store.add_price(PLAN_PRODUCT_ID, id=PLAN_PRICE_ID, name="Monthly", amount="99.00",
-                        type="recurring", interval="month")
-    return {"location_id": DEFAULT_LOCATION_ID, "company_id": DEFAULT_COMPANY_ID,
-            "private_token": DEFAULT_PRIVATE_TOKEN,
-            "products": {"JOB-BOOST-30": {"product_id": BOOST_PRODUCT_ID,
-                                          "price_id": BOOST_PRICE_ID},
-                         "HIRING-PLAN-MONTHLY": {"product_id": PLAN_PRODUCT_ID,
-                                                 "price_id": PLAN_PRICE_ID}}}
+        store.add_price(
+            PLAN_PRODUCT_ID,
+            id=PLAN_PRICE_ID,
+            name="Monthly",
+            amount="99.00",
+            type="recurring",
+            interval="month",
+        )
+    return {
+        "location_id": DEFAULT_LOCATION_ID,
+        "company_id": DEFAULT_COMPANY_ID,
+        "private_token": DEFAULT_PRIVATE_TOKEN,
+        "products": {
+            "JOB-BOOST-30": {"product_id": BOOST_PRODUCT_ID, "price_id": BOOST_PRICE_ID},
+            "HIRING-PLAN-MONTHLY": {"product_id": PLAN_PRODUCT_ID, "price_id": PLAN_PRICE_ID},
+        },
+    }
 
 
 def service_env(base_url: str) -> dict[str, str]:
@@ -81,6 +102,8 @@ def service_env(base_url: str) -> dict[str, str]:
 def gateway_urls(base_url: str) -> dict[str, str]:
     """The refund gateways' settings pointing at the sandbox's fakes."""
     base = base_url.rstrip("/")
-    return {"STRIPE_API_BASE": f"{base}/stripe",
-            "NMI_API_URL": f"{base}/nmi/api/transact.php",
-            "AUTHNET_API_URL": f"{base}/authorize_net/xml/v1/request.api"}
+    return {
+        "STRIPE_API_BASE": f"{base}/stripe",
+        "NMI_API_URL": f"{base}/nmi/api/transact.php",
+        "AUTHNET_API_URL": f"{base}/authorize_net/xml/v1/request.api",
+    }

@@ -76,8 +76,11 @@ def plan(settings: Settings) -> DevSandboxPlan | None:
     unconfigured_wizehire = (
         settings.wizehire_api_url == DEV_WIZEHIRE_API_URL
         and settings.wizehire_api_key is None
-        and not (settings.wizehire_token_url or settings.wizehire_client_id
-                 or settings.wizehire_client_secret)
+        and not (
+            settings.wizehire_token_url
+            or settings.wizehire_client_id
+            or settings.wizehire_client_secret
+        )
     )
     return DevSandboxPlan(wizehire=unconfigured_wizehire)
 
@@ -94,14 +97,18 @@ def sandbox_settings(settings: Settings, the_plan: DevSandboxPlan) -> Settings:
     if not settings.ghl_app_id:
         update["ghl_app_id"] = SANDBOX_APP_ID
     # Refunds move money at the sandbox's fake gateways, unless pointed elsewhere on purpose.
-    defaults = {name: Settings.model_fields[name].default
-                for name in ("stripe_api_base", "nmi_api_url", "authnet_api_url")}
+    defaults = {
+        name: Settings.model_fields[name].default
+        for name in ("stripe_api_base", "nmi_api_url", "authnet_api_url")
+    }
     for name, url in zip(defaults, gateway_urls(SANDBOX_BASE).values(), strict=True):
         if getattr(settings, name) == defaults[name]:
             update[name] = url
     if the_plan.wizehire:
-        update |= {"wizehire_api_url": f"{SANDBOX_BASE}/wizehire",
-                   "wizehire_api_key": SecretStr(SANDBOX_WIZEHIRE_KEY)}
+        update |= {
+            "wizehire_api_url": f"{SANDBOX_BASE}/wizehire",
+            "wizehire_api_key": SecretStr(SANDBOX_WIZEHIRE_KEY),
+        }
     return settings.model_copy(update=update)
 
 
@@ -113,12 +120,16 @@ def sandbox_mapping(mapping: Mapping) -> Mapping:
     refunds = mapping.refunds
     if not refunds.gateways:  # the fake gateways, credentials named like any others
         refunds = refunds.model_copy(update={"gateways": SANDBOX_GATEWAYS})
-    return mapping.model_copy(update={
-        "products": {**products, **mapping.products},
-        "locations": Locations(default=mapping.locations.default or DEFAULT_LOCATION_ID,
-                               accounts=mapping.locations.accounts),
-        "refunds": refunds,
-    })
+    return mapping.model_copy(
+        update={
+            "products": {**products, **mapping.products},
+            "locations": Locations(
+                default=mapping.locations.default or DEFAULT_LOCATION_ID,
+                accounts=mapping.locations.accounts,
+            ),
+            "refunds": refunds,
+        }
+    )
 
 
 class SandboxMount:
@@ -133,26 +144,33 @@ class SandboxMount:
             return
         from wizesync.problems import Problem
 
-        response = Problem(404, "Not Found", "the built-in sandbox runs only in development "
-                                             "with no GHL credentials configured").response()
+        response = Problem(
+            404,
+            "Not Found",
+            "the built-in sandbox runs only in development with no GHL credentials configured",
+        ).response()
         await response(scope, receive, send)
 
 
 class DevSandbox:
-    def __init__(self, the_plan: DevSandboxPlan, settings: Settings, app: Any,
-                 stack: AsyncExitStack) -> None:
+    def __init__(
+        self, the_plan: DevSandboxPlan, settings: Settings, app: Any, stack: AsyncExitStack
+    ) -> None:
         self.plan = the_plan
         self.settings = settings  # what the service runs with
         self.app = app  # the sandbox's ASGI app (app.state.sandbox: its state)
         self._stack = stack
 
     @classmethod
-    async def start(cls, settings: Settings, service_app: FastAPI,
-                    mount: SandboxMount | None = None) -> DevSandbox | None:
+    async def start(
+        cls, settings: Settings, service_app: FastAPI, mount: SandboxMount | None = None
+    ) -> DevSandbox | None:
         """None unless `plan(settings)` says so."""
         if settings.is_production:
-            raise ConfigError("the built-in sandbox is for development only; production "
-                              "needs GHL credentials (GHL_CLIENT_ID or GHL_PRIVATE_TOKEN)")
+            raise ConfigError(
+                "the built-in sandbox is for development only; production "
+                "needs GHL credentials (GHL_CLIENT_ID or GHL_PRIVATE_TOKEN)"
+            )
         the_plan = plan(settings)
         if the_plan is None:
             return None
@@ -162,11 +180,17 @@ class DevSandbox:
         effective = sandbox_settings(settings, the_plan)
         stack = AsyncExitStack()
         # Its webhooks go straight into this very service (in-process, signed as usual).
-        to_service = await stack.enter_async_context(httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=service_app, raise_app_exceptions=False),
-            base_url=SERVICE_BASE))
-        config = SandboxConfig(service_url=SERVICE_BASE, webhooks="send",
-                               wizehire_secret=effective.wizehire_webhook_secrets[0])
+        to_service = await stack.enter_async_context(
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=service_app, raise_app_exceptions=False),
+                base_url=SERVICE_BASE,
+            )
+        )
+        config = SandboxConfig(
+            service_url=SERVICE_BASE,
+            webhooks="send",
+            wizehire_secret=effective.wizehire_webhook_secrets[0],
+        )
         app = create_sandbox_app(config, http=to_service, seed=True)
         await stack.enter_async_context(app.router.lifespan_context(app))
         if mount is not None:
@@ -194,22 +218,31 @@ class DevSandbox:
         await self._stack.aclose()
 
     def _announce(self, given: Settings) -> None:
-        wizehire = (f"Wizehire is the sandbox's fake at {MOUNT_PATH}/wizehire"
-                    if self.plan.wizehire else
-                    f"Wizehire is the configured API ({given.wizehire_api_url})")
+        wizehire = (
+            f"Wizehire is the sandbox's fake at {MOUNT_PATH}/wizehire"
+            if self.plan.wizehire
+            else f"Wizehire is the configured API ({given.wizehire_api_url})"
+        )
         log.warning(
             f"DEVELOPMENT: GHL and Wizehire are the built-in sandbox at {MOUNT_PATH} on this "
             f"service (no GHL credentials are configured). GHL is {MOUNT_PATH}/ghl, location "
             f"{DEFAULT_LOCATION_ID} (PIT mode); {wizehire}; control plane "
             f"{MOUNT_PATH}/_sandbox/state, docs {MOUNT_PATH}/docs. Nothing reaches the real GHL. "
             "Set GHL_PRIVATE_TOKEN + GHL_LOCATION_ID or GHL_CLIENT_ID to use a real GHL.",
-            extra={"sandbox": MOUNT_PATH, "ghl_location_id": DEFAULT_LOCATION_ID,
-                   "wizehire_sandbox": self.plan.wizehire},
+            extra={
+                "sandbox": MOUNT_PATH,
+                "ghl_location_id": DEFAULT_LOCATION_ID,
+                "wizehire_sandbox": self.plan.wizehire,
+            },
         )
         if given.ghl_location_id and given.ghl_location_id != DEFAULT_LOCATION_ID:
-            log.warning("GHL_LOCATION_ID is ignored without a token; the sandbox location is used",
-                        extra={"ghl_location_id": given.ghl_location_id})
+            log.warning(
+                "GHL_LOCATION_ID is ignored without a token; the sandbox location is used",
+                extra={"ghl_location_id": given.ghl_location_id},
+            )
         if given.worker == "off":
-            log.warning("WORKER=off: a separate `wizesync worker` cannot reach this process's "
-                        "sandbox; run with WORKER=inprocess, or start `wizesync sandbox` and "
-                        "point both at it (it prints the settings)")
+            log.warning(
+                "WORKER=off: a separate `wizesync worker` cannot reach this process's "
+                "sandbox; run with WORKER=inprocess, or start `wizesync sandbox` and "
+                "point both at it (it prints the settings)"
+            )

@@ -87,21 +87,29 @@ class FaultInjector:
         reason = HTTPStatus(status).phrase
         headers = {"content-type": "application/json"}
         if path.startswith("/ghl"):
-            body: dict[str, Any] = {"statusCode": status, "message": f"{reason} (sandbox fault)",
-                                    "error": reason}
+            body: dict[str, Any] = {
+                "statusCode": status,
+                "message": f"{reason} (sandbox fault)",
+                "error": reason,
+            }
             if status == 429:
                 headers.update(self._limit_headers())
         else:
-            body = {"error": reason.lower().replace(" ", "_"),
-                    "message": f"{reason} (sandbox fault)"}
+            body = {
+                "error": reason.lower().replace(" ", "_"),
+                "message": f"{reason} (sandbox fault)",
+            }
         return headers, json.dumps(body).encode()
 
     def _limit_headers(self) -> dict[str, str]:
         c = self._config
-        headers = {"X-RateLimit-Max": str(c.ghl_rate_limit_max), "X-RateLimit-Remaining": "0",
-                   "X-RateLimit-Interval-Milliseconds": str(c.ghl_rate_limit_interval_ms),
-                   "X-RateLimit-Limit-Daily": str(c.ghl_daily_limit),
-                   "X-RateLimit-Daily-Remaining": str(c.ghl_daily_limit)}
+        headers = {
+            "X-RateLimit-Max": str(c.ghl_rate_limit_max),
+            "X-RateLimit-Remaining": "0",
+            "X-RateLimit-Interval-Milliseconds": str(c.ghl_rate_limit_interval_ms),
+            "X-RateLimit-Limit-Daily": str(c.ghl_daily_limit),
+            "X-RateLimit-Daily-Remaining": str(c.ghl_daily_limit),
+        }
         if c.ghl_retry_after:
             headers["Retry-After"] = str(max(1, c.ghl_rate_limit_interval_ms // 1000))
         return headers
@@ -110,8 +118,12 @@ class FaultInjector:
 class FaultMiddleware:
     """Pure ASGI, outermost: it must be able to answer without the app, or after it."""
 
-    def __init__(self, app: ASGIApp, faults: FaultInjector,
-                 exempt: tuple[str, ...] = ("/_sandbox", "/health")) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        faults: FaultInjector,
+        exempt: tuple[str, ...] = ("/_sandbox", "/health"),
+    ) -> None:
         self.app = app
         self.faults = faults
         self.exempt = exempt
@@ -132,11 +144,15 @@ class FaultMiddleware:
             return
         kept: list[tuple[bytes, bytes]] = []
         if rule.phase == "after":
+
             async def discard(message: Message) -> None:
                 # The app's answer is thrown away, but its rate-limit headers were true.
                 if message["type"] == "http.response.start":
-                    kept.extend((k, v) for k, v in message.get("headers", [])
-                                if k.lower().startswith(b"x-ratelimit"))
+                    kept.extend(
+                        (k, v)
+                        for k, v in message.get("headers", [])
+                        if k.lower().startswith(b"x-ratelimit")
+                    )
 
             await self.app(scope, receive, discard)
         if rule.timeout:

@@ -18,8 +18,12 @@ if TYPE_CHECKING:
 
 
 def create_ghl_app(sb: Sandbox) -> FastAPI:
-    app = FastAPI(title="wizesync sandbox: fake HighLevel (GHL) API", openapi_url=None,
-                  docs_url=None, redoc_url=None)
+    app = FastAPI(
+        title="wizesync sandbox: fake HighLevel (GHL) API",
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
 
     @app.exception_handler(GhlHttpError)
     async def ghl_error(request: Request, exc: GhlHttpError) -> JSONResponse:
@@ -35,11 +39,15 @@ def create_ghl_app(sb: Sandbox) -> FastAPI:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # NestJS's wording, as GHL answers an unknown route.
         path = request.url.path.removeprefix(request.scope.get("root_path", ""))
-        message = f"Cannot {request.method} {path}" if exc.status_code in (
-            404, 405) else str(exc.detail)
-        body = {"statusCode": exc.status_code, "message": message,
-                "error": "Not Found" if exc.status_code in (404, 405) else str(exc.detail),
-                "traceId": secrets.token_hex(16)}
+        message = (
+            f"Cannot {request.method} {path}" if exc.status_code in (404, 405) else str(exc.detail)
+        )
+        body = {
+            "statusCode": exc.status_code,
+            "message": message,
+            "error": "Not Found" if exc.status_code in (404, 405) else str(exc.detail),
+            "traceId": secrets.token_hex(16),
+        }
         return JSONResponse(body, status_code=404 if exc.status_code == 405 else exc.status_code)
 
     app.include_router(ghl_auth_routes.router(sb))

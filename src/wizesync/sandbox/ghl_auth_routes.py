@@ -35,12 +35,19 @@ def router(sb: Sandbox) -> APIRouter:
             raise GhlHttpError(400, "no such location in the sandbox; seed one first")
         scopes = [s for s in (q.get("scope") or "").split() if s] or list(ALL_SCOPES)
         user_type: UserType = "Company" if q.get("user_type") == "Company" else "Location"
-        grant = sb.tokens.grant_for(location_id=location_id, user_type=user_type, scopes=scopes,
-                                    client_id=q.get("client_id"))
+        grant = sb.tokens.grant_for(
+            location_id=location_id,
+            user_type=user_type,
+            scopes=scopes,
+            client_id=q.get("client_id"),
+        )
         code = sb.tokens.issue_code(grant, redirect_uri)
-        install = {"appId": q.get("client_id") or SANDBOX_APP_ID,
-                   "companyId": sb.store.locations[location_id]["companyId"],
-                   "userId": grant.user_id, "companyName": "Sandbox Agency"}
+        install = {
+            "appId": q.get("client_id") or SANDBOX_APP_ID,
+            "companyId": sb.store.locations[location_id]["companyId"],
+            "userId": grant.user_id,
+            "companyName": "Sandbox Agency",
+        }
         if user_type == "Location":
             install["locationId"] = location_id
         sb.outbox.ghl("INSTALL", install)

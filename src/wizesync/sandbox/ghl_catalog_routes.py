@@ -13,8 +13,14 @@ from wizesync.sandbox.ghl_state import Doc, page
 if TYPE_CHECKING:
     from wizesync.sandbox.core import Sandbox
 
-_SEARCH_FIELDS = {"email": "emailLowerCase", "phone": "phone", "firstName": "firstName",
-                  "lastName": "lastName", "companyName": "companyName", "id": "id"}
+_SEARCH_FIELDS = {
+    "email": "emailLowerCase",
+    "phone": "phone",
+    "firstName": "firstName",
+    "lastName": "lastName",
+    "companyName": "companyName",
+    "id": "id",
+}
 
 
 def router(sb: Sandbox) -> APIRouter:
@@ -42,19 +48,24 @@ def router(sb: Sandbox) -> APIRouter:
         body = caller.require_body_object()
         if not body.get("locationId"):
             raise GhlHttpError(422, ["locationId should not be empty"])
-        found = [c for c in store.contacts.values() if c["locationId"] == caller.location_id
-                 and _matches(c, body.get("filters") or [], body.get("query"))]
+        found = [
+            c
+            for c in store.contacts.values()
+            if c["locationId"] == caller.location_id
+            and _matches(c, body.get("filters") or [], body.get("query"))
+        ]
         size = int(body.get("pageLimit") or 20)
         start = (max(int(body.get("page") or 1), 1) - 1) * size
-        return JSONResponse({"contacts": found[start:start + size], "total": len(found)})
+        return JSONResponse({"contacts": found[start : start + size], "total": len(found)})
 
     @api.get("/contacts/search/duplicate")
     async def duplicate_contact(request: Request) -> JSONResponse:
         """The contact an upsert with this email / number would update, or null."""
         caller = await sb.gate(request, "contacts.readonly")
         caller.require_query("locationId")
-        contact = store.find_contact(caller.location_id, email=caller.query("email"),
-                                     phone=caller.query("number"))
+        contact = store.find_contact(
+            caller.location_id, email=caller.query("email"), phone=caller.query("number")
+        )
         return JSONResponse({"contact": contact})
 
     @api.get("/contacts/")
@@ -62,10 +73,14 @@ def router(sb: Sandbox) -> APIRouter:
     async def list_contacts(request: Request) -> JSONResponse:
         caller = await sb.gate(request, "contacts.readonly")
         caller.require_query("locationId")
-        found = [c for c in store.contacts.values() if c["locationId"] == caller.location_id
-                 and _matches(c, [], caller.query("query"))]
-        return JSONResponse({"contacts": page(found, caller.query("limit"), 0, 20),
-                             "count": len(found)})
+        found = [
+            c
+            for c in store.contacts.values()
+            if c["locationId"] == caller.location_id and _matches(c, [], caller.query("query"))
+        ]
+        return JSONResponse(
+            {"contacts": page(found, caller.query("limit"), 0, 20), "count": len(found)}
+        )
 
     @api.get("/contacts/{contact_id}")
     async def get_contact(request: Request, contact_id: str) -> JSONResponse:
@@ -83,9 +98,12 @@ def router(sb: Sandbox) -> APIRouter:
         caller = await sb.gate(request, "products.readonly", agency=True)
         caller.require_query("locationId")
         found = [p for p in store.products.values() if p["locationId"] == caller.location_id]
-        return JSONResponse({"products": page(found, caller.query("limit"),
-                                              caller.query("offset"), 100),
-                             "total": [{"total": len(found)}]})
+        return JSONResponse(
+            {
+                "products": page(found, caller.query("limit"), caller.query("offset"), 100),
+                "total": [{"total": len(found)}],
+            }
+        )
 
     @api.get("/products/{product_id}")
     async def get_product(request: Request, product_id: str) -> JSONResponse:
@@ -99,11 +117,17 @@ def router(sb: Sandbox) -> APIRouter:
         caller.require_query("locationId")
         _product(product_id, caller.location_id)
         wanted = {i for i in (caller.query("ids") or "").split(",") if i}
-        prices = [p for p in store.prices.values() if p["product"] == product_id
-                  and (not wanted or p["_id"] in wanted)]
-        return JSONResponse({"prices": page(prices, caller.query("limit"),
-                                            caller.query("offset"), 0),
-                             "total": len(prices)})
+        prices = [
+            p
+            for p in store.prices.values()
+            if p["product"] == product_id and (not wanted or p["_id"] in wanted)
+        ]
+        return JSONResponse(
+            {
+                "prices": page(prices, caller.query("limit"), caller.query("offset"), 0),
+                "total": len(prices),
+            }
+        )
 
     @api.get("/products/{product_id}/price/{price_id}")
     async def get_price(request: Request, product_id: str, price_id: str) -> JSONResponse:
@@ -127,8 +151,10 @@ def router(sb: Sandbox) -> APIRouter:
 def _matches(contact: Doc, filters: list[Any], query: Any) -> bool:
     if isinstance(query, str) and query:
         text = query.lower()
-        if not any(text in str(contact.get(k, "")).lower()
-                   for k in ("name", "email", "phone", "companyName")):
+        if not any(
+            text in str(contact.get(k, "")).lower()
+            for k in ("name", "email", "phone", "companyName")
+        ):
             return False
     for item in filters:
         if not isinstance(item, dict):

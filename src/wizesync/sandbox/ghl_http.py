@@ -29,19 +29,29 @@ from wizesync.sandbox.settings import GHL_VERSIONS, SandboxConfig
 INVALID_TOKEN = "Invalid token: access token is invalid"  # noqa: S105 (an error message)
 NO_SCOPE = "The token is not authorized for this scope."
 NO_LOCATION = "The token does not have access to this location."
-WRONG_CLASS = ("This authClass type is not allowed to access this scope. Please reach out to the "
-               "Platform team to get it added.")
+WRONG_CLASS = (
+    "This authClass type is not allowed to access this scope. Please reach out to the "
+    "Platform team to get it added."
+)
 
 
 class GhlHttpError(Exception):
-    def __init__(self, status: int, message: str | list[str], *,
-                 headers: dict[str, str] | None = None, body: dict[str, Any] | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str | list[str],
+        *,
+        headers: dict[str, str] | None = None,
+        body: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__(str(message))
         self.status = status
         self.headers = headers or {}
-        self.body = body or {"statusCode": status, "message": message,
-                             "error": HTTPStatus(status).phrase}
+        self.body = body or {
+            "statusCode": status,
+            "message": message,
+            "error": HTTPStatus(status).phrase,
+        }
 
 
 def not_found(what: str, object_id: str, *, payments_style: bool = False) -> GhlHttpError:
@@ -49,9 +59,16 @@ def not_found(what: str, object_id: str, *, payments_style: bool = False) -> Ghl
     one, the others the usual `{statusCode, message, error}` one."""
     message = f"{what} with id {object_id} not found"
     if payments_style:
-        return GhlHttpError(404, message, body={"status": 404, "message": message,
-                                                "name": "NotFoundException",
-                                                "traceId": secrets.token_hex(16)})
+        return GhlHttpError(
+            404,
+            message,
+            body={
+                "status": 404,
+                "message": message,
+                "name": "NotFoundException",
+                "traceId": secrets.token_hex(16),
+            },
+        )
     return GhlHttpError(404, message)
 
 
@@ -77,15 +94,17 @@ class Caller:
 
 
 class Gate:
-    def __init__(self, config: SandboxConfig, store: GhlStore, tokens: TokenAuthority,
-                 limiter: RateLimiter) -> None:
+    def __init__(
+        self, config: SandboxConfig, store: GhlStore, tokens: TokenAuthority, limiter: RateLimiter
+    ) -> None:
         self.config = config
         self.store = store
         self.tokens = tokens
         self.limiter = limiter
 
-    async def __call__(self, request: Request, scope: str, *, agency: bool = False,
-                       owner: str | None = None) -> Caller:
+    async def __call__(
+        self, request: Request, scope: str, *, agency: bool = False, owner: str | None = None
+    ) -> Caller:
         """`owner`: the location of the object a path names, for routes whose request carries no
         location (`GET /contacts/{id}`), so PIT mode can tell which location is meant."""
         bearer = _bearer(request)
@@ -117,8 +136,9 @@ class Gate:
         if version not in GHL_VERSIONS:
             raise GhlHttpError(400, f"Version {version} is not supported")
 
-    def _authorise(self, bearer: str | None, token: Any, named: str | None, scope: str,
-                   agency: bool) -> tuple[str, Grant | None]:
+    def _authorise(
+        self, bearer: str | None, token: Any, named: str | None, scope: str, agency: bool
+    ) -> tuple[str, Grant | None]:
         if not bearer:
             raise GhlHttpError(401, INVALID_TOKEN)
         if token is not None:
@@ -206,8 +226,11 @@ class RateLimitHeaders:
                 state = scope.get("state") or {}
                 headers = state.get("ratelimit_headers") or self.limiter.peek("-")
                 existing = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()
-                         if k.lower().encode() not in existing]
+                extra = [
+                    (k.lower().encode(), v.encode())
+                    for k, v in headers.items()
+                    if k.lower().encode() not in existing
+                ]
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 

@@ -19,8 +19,19 @@ from typing import Any
 from wizesync.sandbox.ghl_ledger import Invalid, Ledger, LedgerError, as_amount, missing
 from wizesync.sandbox.ghl_state import Doc, clean, hex_id, money
 
-_REQUIRED = ("altId", "altType", "name", "businessDetails", "currency", "items", "discount",
-             "contactDetails", "issueDate", "sentTo", "liveMode")
+_REQUIRED = (
+    "altId",
+    "altType",
+    "name",
+    "businessDetails",
+    "currency",
+    "items",
+    "discount",
+    "contactDetails",
+    "issueDate",
+    "sentTo",
+    "liveMode",
+)
 _ITEM_REQUIRED = ("name", "currency", "amount", "qty")
 _PAYMENT_MODES = ("cash", "card", "cheque", "bank_transfer", "other")
 
@@ -53,29 +64,55 @@ class Invoices:
             if not isinstance(qty, int | float) or qty <= 0:
                 raise Invalid([f"items.{n}.qty must be a positive number"])
             subtotal += amount * Decimal(str(qty))
-            lines.append(clean({"_id": hex_id(), "productId": item.get("productId"),
-                                "priceId": item.get("priceId"), "name": item["name"],
-                                "description": item.get("description"),
-                                "currency": item["currency"], "amount": money(amount),
-                                "qty": qty, "type": item.get("type"), "taxes": []}))
+            lines.append(
+                clean(
+                    {
+                        "_id": hex_id(),
+                        "productId": item.get("productId"),
+                        "priceId": item.get("priceId"),
+                        "name": item["name"],
+                        "description": item.get("description"),
+                        "currency": item["currency"],
+                        "amount": money(amount),
+                        "qty": qty,
+                        "type": item.get("type"),
+                        "taxes": [],
+                    }
+                )
+            )
         off = as_amount(discount.get("value", 0) or 0, "discount.value")
         off = subtotal * off / 100 if discount.get("type") == "percentage" else off
         total = max(subtotal - off, Decimal(0))
         now = self.store.now()
         number = self._number(location_id, body.get("invoiceNumber"))
-        invoice = clean({
-            "_id": hex_id(), "status": "draft", "liveMode": bool(body["liveMode"]),
-            "amountPaid": 0, "altId": location_id, "altType": "location", "name": body["name"],
-            "businessDetails": body["businessDetails"], "invoiceNumber": number,
-            "currency": body["currency"], "contactDetails": body["contactDetails"],
-            "issueDate": body["issueDate"], "dueDate": body.get("dueDate") or body["issueDate"],
-            "discount": discount, "invoiceItems": lines, "total": money(total),
-            "title": body.get("title") or "INVOICE", "amountDue": money(total),
-            "termsNotes": body.get("termsNotes"), "sentTo": body["sentTo"],
-            "automaticTaxesEnabled": bool(body.get("automaticTaxesEnabled", False)),
-            "totalSummary": {"subTotal": money(subtotal), "discount": money(off), "tax": 0},
-            "createdAt": now, "updatedAt": now,
-        })
+        invoice = clean(
+            {
+                "_id": hex_id(),
+                "status": "draft",
+                "liveMode": bool(body["liveMode"]),
+                "amountPaid": 0,
+                "altId": location_id,
+                "altType": "location",
+                "name": body["name"],
+                "businessDetails": body["businessDetails"],
+                "invoiceNumber": number,
+                "currency": body["currency"],
+                "contactDetails": body["contactDetails"],
+                "issueDate": body["issueDate"],
+                "dueDate": body.get("dueDate") or body["issueDate"],
+                "discount": discount,
+                "invoiceItems": lines,
+                "total": money(total),
+                "title": body.get("title") or "INVOICE",
+                "amountDue": money(total),
+                "termsNotes": body.get("termsNotes"),
+                "sentTo": body["sentTo"],
+                "automaticTaxesEnabled": bool(body.get("automaticTaxesEnabled", False)),
+                "totalSummary": {"subTotal": money(subtotal), "discount": money(off), "tax": 0},
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
         self.store.invoices[invoice["_id"]] = invoice
         self.ledger.emit("InvoiceCreate", invoice_webhook(invoice))
         return invoice
@@ -105,15 +142,26 @@ class Invoices:
         source = {"type": "invoice", "id": invoice["_id"], "name": invoice["name"]}
         card = body.get("card") if body.get("mode") == "card" else None
         self.ledger.add_transaction(
-            location_id=location_id, contact=contact, amount=amount,
-            currency=invoice["currency"], status="succeeded", entity_type="invoice",
-            entity_id=invoice["_id"], source=source, live_mode=invoice["liveMode"],
-            invoice_id=invoice["_id"], payment_method={"card": card} if card else None,
-            meta=clean({"mode": body["mode"], "notes": body.get("notes")}))
+            location_id=location_id,
+            contact=contact,
+            amount=amount,
+            currency=invoice["currency"],
+            status="succeeded",
+            entity_type="invoice",
+            entity_id=invoice["_id"],
+            source=source,
+            live_mode=invoice["liveMode"],
+            invoice_id=invoice["_id"],
+            payment_method={"card": card} if card else None,
+            meta=clean({"mode": body["mode"], "notes": body.get("notes")}),
+        )
         paid = as_amount(invoice["amountPaid"], "amountPaid") + amount
-        invoice.update(amountPaid=money(paid), amountDue=money(due - amount),
-                       status="paid" if due - amount <= 0 else "partially_paid",
-                       updatedAt=self.store.now())
+        invoice.update(
+            amountPaid=money(paid),
+            amountDue=money(due - amount),
+            status="paid" if due - amount <= 0 else "partially_paid",
+            updatedAt=self.store.now(),
+        )
         event = "InvoicePaid" if invoice["status"] == "paid" else "InvoicePartiallyPaid"
         self.ledger.emit(event, invoice_webhook(invoice))
         if invoice["status"] == "paid":
@@ -125,15 +173,27 @@ class Invoices:
         known = self.store.owned("contacts", details.get("id", ""), invoice["altId"])
         if known is not None:
             return known
-        return clean({"id": details.get("id"), "name": details.get("name"),
-                      "email": details.get("email"), "phone": details.get("phoneNo"),
-                      "locationId": invoice["altId"]})
+        return clean(
+            {
+                "id": details.get("id"),
+                "name": details.get("name"),
+                "email": details.get("email"),
+                "phone": details.get("phoneNo"),
+                "locationId": invoice["altId"],
+            }
+        )
 
     def _order_for(self, invoice: Doc, contact: Doc, source: Doc) -> Doc:
         items = [self._order_item(invoice["altId"], line) for line in invoice["invoiceItems"]]
         order = self.ledger.create_order(
-            invoice["altId"], contact, items, source=source, currency=invoice["currency"],
-            live_mode=invoice["liveMode"], amount=as_amount(invoice["total"], "total"))
+            invoice["altId"],
+            contact,
+            items,
+            source=source,
+            currency=invoice["currency"],
+            live_mode=invoice["liveMode"],
+            amount=as_amount(invoice["total"], "total"),
+        )
         for txn in self.store.transactions.values():
             if txn.get("invoiceId") == invoice["_id"]:
                 txn.update(entityType="order", entityId=order["_id"])
@@ -146,18 +206,33 @@ class Invoices:
         product = self.store.owned("products", line.get("productId", ""), location_id)
         now = self.store.now()
         if product is None:
-            product = {"_id": line.get("productId") or hex_id(), "locationId": location_id,
-                       "name": line["name"], "productType": "SERVICE", "createdAt": now,
-                       "updatedAt": now}
+            product = {
+                "_id": line.get("productId") or hex_id(),
+                "locationId": location_id,
+                "name": line["name"],
+                "productType": "SERVICE",
+                "createdAt": now,
+                "updatedAt": now,
+            }
         if price is None:
-            price = {"_id": line.get("priceId") or hex_id(), "name": line["name"],
-                     "type": line.get("type", "one_time"), "currency": line["currency"],
-                     "amount": line["amount"], "product": product["_id"]}
+            price = {
+                "_id": line.get("priceId") or hex_id(),
+                "name": line["name"],
+                "type": line.get("type", "one_time"),
+                "currency": line["currency"],
+                "amount": line["amount"],
+                "product": product["_id"],
+            }
         else:
             # What was invoiced is what was sold, whatever the catalogue price says today.
             price = {**price, "amount": line["amount"]}
-        return {"_id": hex_id(), "name": line["name"], "qty": line["qty"],
-                "product": copy.deepcopy(product), "price": copy.deepcopy(price)}
+        return {
+            "_id": hex_id(),
+            "name": line["name"],
+            "qty": line["qty"],
+            "product": copy.deepcopy(product),
+            "price": copy.deepcopy(price),
+        }
 
     def void(self, invoice: Doc, body: Doc) -> Doc:
         errors = missing(body, ("altId", "altType"))

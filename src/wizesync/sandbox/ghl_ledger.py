@@ -21,13 +21,34 @@ from wizesync.sandbox.ghl_state import Doc, GhlStore, clean, dec, hex_id, money
 Emit = Callable[[str, Doc], None]
 
 # Fields of the detail documents that list views leave out (GHL's list schemas are flatter).
-_ORDER_LIST_FIELDS = ("_id", "altId", "altType", "contactId", "contactName", "contactEmail",
-                      "currency", "amount", "status", "paymentStatus", "liveMode", "createdAt",
-                      "updatedAt", "fulfillmentStatus")
+_ORDER_LIST_FIELDS = (
+    "_id",
+    "altId",
+    "altType",
+    "contactId",
+    "contactName",
+    "contactEmail",
+    "currency",
+    "amount",
+    "status",
+    "paymentStatus",
+    "liveMode",
+    "createdAt",
+    "updatedAt",
+    "fulfillmentStatus",
+)
 _TXN_DETAIL_ONLY = ("contactSnapshot", "entitySource", "paymentProvider", "invoiceId")
-_TXN_LIST_ONLY = ("entitySourceType", "entitySourceSubType", "entitySourceName",
-                  "entitySourceId", "contactName", "contactEmail", "paymentProviderType",
-                  "fulfilledAt", "paymentMethod")
+_TXN_LIST_ONLY = (
+    "entitySourceType",
+    "entitySourceSubType",
+    "entitySourceName",
+    "entitySourceId",
+    "contactName",
+    "contactEmail",
+    "paymentProviderType",
+    "fulfilledAt",
+    "paymentMethod",
+)
 
 
 class LedgerError(Exception):
@@ -51,8 +72,11 @@ def missing(body: Any, fields: tuple[str, ...], prefix: str = "") -> list[str]:
     """class-validator style messages for absent fields."""
     if not isinstance(body, dict):
         return [f"{prefix.rstrip('.') or 'body'} must be an object"]
-    return [f"{prefix}{name} should not be empty" for name in fields
-            if body.get(name) is None or body.get(name) == ""]
+    return [
+        f"{prefix}{name} should not be empty"
+        for name in fields
+        if body.get(name) is None or body.get(name) == ""
+    ]
 
 
 class Ledger:
@@ -61,8 +85,9 @@ class Ledger:
         self.emit = emit
 
     # --- contacts and items ----------------------------------------------------------------------
-    def contact_for(self, location_id: str, contact_id: str | None = None,
-                    fields: Doc | None = None) -> Doc:
+    def contact_for(
+        self, location_id: str, contact_id: str | None = None, fields: Doc | None = None
+    ) -> Doc:
         if contact_id:
             contact = self.store.owned("contacts", contact_id, location_id)
             if contact is None:
@@ -80,43 +105,80 @@ class Ledger:
             if price is None:
                 raise LedgerError(400, f"Price {line.get('price_id')} not found in this location")
             product = self.store.products[price["product"]]
-            items.append({"_id": hex_id(), "name": f"{product['name']} - {price['name']}",
-                          "qty": int(line.get("qty", 1)), "product": dict(product),
-                          "price": dict(price)})
+            items.append(
+                {
+                    "_id": hex_id(),
+                    "name": f"{product['name']} - {price['name']}",
+                    "qty": int(line.get("qty", 1)),
+                    "product": dict(product),
+                    "price": dict(price),
+                }
+            )
         return items
 
     # --- orders --------------------------------------------------------------------------------
-    def create_order(self, location_id: str, contact: Doc, items: list[Doc], *,
-                     source: Doc, currency: str | None = None, live_mode: bool = False,
-                     amount: Decimal | None = None, created_at: str | None = None) -> Doc:
+    def create_order(
+        self,
+        location_id: str,
+        contact: Doc,
+        items: list[Doc],
+        *,
+        source: Doc,
+        currency: str | None = None,
+        live_mode: bool = False,
+        amount: Decimal | None = None,
+        created_at: str | None = None,
+    ) -> Doc:
         now = created_at or self.store.now()
         subtotal = sum((dec(i["price"]["amount"]) * i["qty"] for i in items), Decimal(0))
         total = subtotal if amount is None else amount
-        order = clean({
-            "_id": hex_id(), "altId": location_id, "altType": "location",
-            "locationId": location_id, "contactId": contact["id"],
-            "contactName": contact.get("name"), "contactEmail": contact.get("email"),
-            "currency": currency or (items[0]["price"]["currency"] if items else "USD"),
-            "amount": money(total), "status": "pending", "paymentStatus": "unpaid",
-            "liveMode": live_mode, "fulfillmentStatus": "unfulfilled",
-            "contactSnapshot": _snapshot(contact),
-            "amountSummary": {"subtotal": money(subtotal), "discount": money(subtotal - total),
-                              "tax": 0, "shipping": 0},
-            "taxSummary": [],
-            "source": clean(source), "items": items, "createdAt": now, "updatedAt": now,
-        })
+        order = clean(
+            {
+                "_id": hex_id(),
+                "altId": location_id,
+                "altType": "location",
+                "locationId": location_id,
+                "contactId": contact["id"],
+                "contactName": contact.get("name"),
+                "contactEmail": contact.get("email"),
+                "currency": currency or (items[0]["price"]["currency"] if items else "USD"),
+                "amount": money(total),
+                "status": "pending",
+                "paymentStatus": "unpaid",
+                "liveMode": live_mode,
+                "fulfillmentStatus": "unfulfilled",
+                "contactSnapshot": _snapshot(contact),
+                "amountSummary": {
+                    "subtotal": money(subtotal),
+                    "discount": money(subtotal - total),
+                    "tax": 0,
+                    "shipping": 0,
+                },
+                "taxSummary": [],
+                "source": clean(source),
+                "items": items,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
         self.store.orders[order["_id"]] = order
         return order
 
     def order_transactions(self, order_id: str) -> list[Doc]:
-        return [t for t in self.store.transactions.values()
-                if t.get("entityType") == "order" and t.get("entityId") == order_id]
+        return [
+            t
+            for t in self.store.transactions.values()
+            if t.get("entityType") == "order" and t.get("entityId") == order_id
+        ]
 
     def settle(self, order: Doc) -> None:
         """Recompute the order's payment state from its transactions; OrderStatusUpdate when the
         order's status changes."""
-        succeeded = [t for t in self.order_transactions(order["_id"])
-                     if t["status"] in ("succeeded", "refunded", "partially_refunded")]
+        succeeded = [
+            t
+            for t in self.order_transactions(order["_id"])
+            if t["status"] in ("succeeded", "refunded", "partially_refunded")
+        ]
         captured = sum((dec(t["amount"]) for t in succeeded), Decimal(0))
         refunded = sum((dec(t.get("amountRefunded", 0)) for t in succeeded), Decimal(0))
         amount = dec(order["amount"])
@@ -143,29 +205,65 @@ class Ledger:
         return order
 
     # --- transactions --------------------------------------------------------------------------
-    def add_transaction(self, *, location_id: str, contact: Doc, amount: Decimal, currency: str,
-                        status: str, entity_type: str, entity_id: str, source: Doc,
-                        live_mode: bool = False, provider: str = "manual",
-                        subscription_id: str | None = None, invoice_id: str | None = None,
-                        payment_method: Doc | None = None, meta: Doc | None = None) -> Doc:
+    def add_transaction(
+        self,
+        *,
+        location_id: str,
+        contact: Doc,
+        amount: Decimal,
+        currency: str,
+        status: str,
+        entity_type: str,
+        entity_id: str,
+        source: Doc,
+        live_mode: bool = False,
+        provider: str = "manual",
+        subscription_id: str | None = None,
+        invoice_id: str | None = None,
+        payment_method: Doc | None = None,
+        meta: Doc | None = None,
+    ) -> Doc:
         now = self.store.now()
-        txn = clean({
-            "_id": hex_id(), "altId": location_id, "altType": "location",
-            "contactId": contact["id"], "contactName": contact.get("name"),
-            "contactEmail": contact.get("email"), "contactSnapshot": _snapshot(contact),
-            "currency": currency, "amount": money(amount), "amountRefunded": 0,
-            "status": status, "liveMode": live_mode,
-            "entityType": entity_type, "entityId": entity_id,
-            "entitySourceType": source["type"], "entitySourceSubType": source.get("subType"),
-            "entitySourceId": source.get("id"), "entitySourceName": source.get("name"),
-            "entitySource": clean({"type": source["type"], "id": source.get("id") or entity_id,
-                                   "name": source.get("name"), "subType": source.get("subType")}),
-            "subscriptionId": subscription_id, "invoiceId": invoice_id,
-            "chargeId": charge_id_for(provider),
-            "paymentProviderType": provider, "paymentProvider": {"type": provider},
-            "paymentMethod": payment_method, "meta": meta,
-            "createdAt": now, "updatedAt": now, "fulfilledAt": now,
-        })
+        txn = clean(
+            {
+                "_id": hex_id(),
+                "altId": location_id,
+                "altType": "location",
+                "contactId": contact["id"],
+                "contactName": contact.get("name"),
+                "contactEmail": contact.get("email"),
+                "contactSnapshot": _snapshot(contact),
+                "currency": currency,
+                "amount": money(amount),
+                "amountRefunded": 0,
+                "status": status,
+                "liveMode": live_mode,
+                "entityType": entity_type,
+                "entityId": entity_id,
+                "entitySourceType": source["type"],
+                "entitySourceSubType": source.get("subType"),
+                "entitySourceId": source.get("id"),
+                "entitySourceName": source.get("name"),
+                "entitySource": clean(
+                    {
+                        "type": source["type"],
+                        "id": source.get("id") or entity_id,
+                        "name": source.get("name"),
+                        "subType": source.get("subType"),
+                    }
+                ),
+                "subscriptionId": subscription_id,
+                "invoiceId": invoice_id,
+                "chargeId": charge_id_for(provider),
+                "paymentProviderType": provider,
+                "paymentProvider": {"type": provider},
+                "paymentMethod": payment_method,
+                "meta": meta,
+                "createdAt": now,
+                "updatedAt": now,
+                "fulfilledAt": now,
+            }
+        )
         self.store.transactions[txn["_id"]] = txn
         return txn
 
@@ -200,15 +298,25 @@ def charge_id_for(provider: str) -> str:
 def order_list_view(order: Doc) -> Doc:
     view = {k: order[k] for k in _ORDER_LIST_FIELDS if k in order}
     source = order.get("source", {})
-    view.update(clean({"sourceType": source.get("type"), "sourceId": source.get("id"),
-                       "sourceName": source.get("name"), "sourceSubType": source.get("subType"),
-                       "subtotal": order.get("amountSummary", {}).get("subtotal"),
-                       "discount": order.get("amountSummary", {}).get("discount"),
-                       "totalProducts": len(order.get("items", [])),
-                       "onetimeProducts": sum(1 for i in order.get("items", [])
-                                              if i["price"].get("type") != "recurring"),
-                       "recurringProducts": sum(1 for i in order.get("items", [])
-                                                if i["price"].get("type") == "recurring")}))
+    view.update(
+        clean(
+            {
+                "sourceType": source.get("type"),
+                "sourceId": source.get("id"),
+                "sourceName": source.get("name"),
+                "sourceSubType": source.get("subType"),
+                "subtotal": order.get("amountSummary", {}).get("subtotal"),
+                "discount": order.get("amountSummary", {}).get("discount"),
+                "totalProducts": len(order.get("items", [])),
+                "onetimeProducts": sum(
+                    1 for i in order.get("items", []) if i["price"].get("type") != "recurring"
+                ),
+                "recurringProducts": sum(
+                    1 for i in order.get("items", []) if i["price"].get("type") == "recurring"
+                ),
+            }
+        )
+    )
     return view
 
 
@@ -225,8 +333,20 @@ def transaction_view(txn: Doc) -> Doc:
 
 
 def _snapshot(contact: Doc) -> Doc:
-    keep = ("id", "locationId", "firstName", "lastName", "name", "email", "phone",
-            "companyName", "dnd", "source", "tags", "dateAdded")
+    keep = (
+        "id",
+        "locationId",
+        "firstName",
+        "lastName",
+        "name",
+        "email",
+        "phone",
+        "companyName",
+        "dnd",
+        "source",
+        "tags",
+        "dateAdded",
+    )
     return {k: contact[k] for k in keep if k in contact}
 
 

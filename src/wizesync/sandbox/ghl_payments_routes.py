@@ -31,8 +31,9 @@ def router(sb: Sandbox) -> APIRouter:
     api = APIRouter()
     store = sb.store
 
-    def owned(collection: str, what: str, object_id: str, caller: Caller,
-              payments_style: bool = True) -> Doc:
+    def owned(
+        collection: str, what: str, object_id: str, caller: Caller, payments_style: bool = True
+    ) -> Doc:
         doc = store.owned(collection, object_id, caller.location_id)
         if doc is None:
             raise not_found(what, object_id, payments_style=payments_style)
@@ -44,17 +45,28 @@ def router(sb: Sandbox) -> APIRouter:
         caller = await sb.gate(request, "payments/orders.readonly")
         caller.require_query("altId")
         q = caller.query
-        docs = _filtered(store.orders.values(), caller, {
-            "status": lambda d, v: d["status"] == v,
-            "paymentStatus": lambda d, v: d.get("paymentStatus") == v,
-            "contactId": lambda d, v: d.get("contactId") == v,
-            "sourceId": lambda d, v: d.get("source", {}).get("id") == v,
-            "search": lambda d, v: v.lower() in " ".join(
-                str(d.get(k, "")) for k in ("_id", "contactName", "contactEmail")).lower(),
-        })
-        return JSONResponse({"data": [order_list_view(d) for d in page(docs, q("limit"),
-                                                                       q("offset"))],
-                             "totalCount": len(docs)})
+        docs = _filtered(
+            store.orders.values(),
+            caller,
+            {
+                "status": lambda d, v: d["status"] == v,
+                "paymentStatus": lambda d, v: d.get("paymentStatus") == v,
+                "contactId": lambda d, v: d.get("contactId") == v,
+                "sourceId": lambda d, v: d.get("source", {}).get("id") == v,
+                "search": lambda d, v: (
+                    v.lower()
+                    in " ".join(
+                        str(d.get(k, "")) for k in ("_id", "contactName", "contactEmail")
+                    ).lower()
+                ),
+            },
+        )
+        return JSONResponse(
+            {
+                "data": [order_list_view(d) for d in page(docs, q("limit"), q("offset"))],
+                "totalCount": len(docs),
+            }
+        )
 
     @api.get("/payments/orders/{order_id}")
     async def get_order(request: Request, order_id: str) -> JSONResponse:
@@ -92,30 +104,49 @@ def router(sb: Sandbox) -> APIRouter:
         def of_subscription(doc: Doc, wanted: str) -> bool:
             sub = store.subscriptions.get(doc.get("subscriptionId") or "")
             return doc.get("subscriptionId") == wanted or (
-                sub is not None and sub.get("subscriptionId") == wanted)
+                sub is not None and sub.get("subscriptionId") == wanted
+            )
 
-        docs = _filtered(store.transactions.values(), caller, {
-            # GHL-FACTS: entityId is an order or an invoice id; an invoice's payments stay
-            # findable by the invoice after they became the order's.
-            "entityId": lambda d, v: v in (d.get("entityId"), d.get("invoiceId")),
-            "subscriptionId": of_subscription,
-            "contactId": lambda d, v: d.get("contactId") == v,
-            "entitySourceType": lambda d, v: d.get("entitySourceType") == v,
-            "entitySourceSubType": lambda d, v: d.get("entitySourceSubType") == v,
-            "search": lambda d, v: v.lower() in " ".join(
-                str(d.get(k, "")) for k in ("_id", "contactName", "contactEmail",
-                                            "entitySourceName", "entitySourceId")).lower(),
-        })
-        return JSONResponse({"data": [transaction_list_view(d)
-                                      for d in page(docs, q("limit"), q("offset"))],
-                             "totalCount": len(docs)})
+        docs = _filtered(
+            store.transactions.values(),
+            caller,
+            {
+                # GHL-FACTS: entityId is an order or an invoice id; an invoice's payments stay
+                # findable by the invoice after they became the order's.
+                "entityId": lambda d, v: v in (d.get("entityId"), d.get("invoiceId")),
+                "subscriptionId": of_subscription,
+                "contactId": lambda d, v: d.get("contactId") == v,
+                "entitySourceType": lambda d, v: d.get("entitySourceType") == v,
+                "entitySourceSubType": lambda d, v: d.get("entitySourceSubType") == v,
+                "search": lambda d, v: (
+                    v.lower()
+                    in " ".join(
+                        str(d.get(k, ""))
+                        for k in (
+                            "_id",
+                            "contactName",
+                            "contactEmail",
+                            "entitySourceName",
+                            "entitySourceId",
+                        )
+                    ).lower()
+                ),
+            },
+        )
+        return JSONResponse(
+            {
+                "data": [transaction_list_view(d) for d in page(docs, q("limit"), q("offset"))],
+                "totalCount": len(docs),
+            }
+        )
 
     @api.get("/payments/transactions/{transaction_id}")
     async def get_transaction(request: Request, transaction_id: str) -> JSONResponse:
         caller = await sb.gate(request, "payments/transactions.readonly")
         caller.require_query("altId", "altType")
-        return JSONResponse(transaction_view(owned("transactions", "Transaction",
-                                                   transaction_id, caller)))
+        return JSONResponse(
+            transaction_view(owned("transactions", "Transaction", transaction_id, caller))
+        )
 
     # --- subscriptions ---------------------------------------------------------------------------
     @api.get("/payments/subscriptions")
@@ -123,24 +154,36 @@ def router(sb: Sandbox) -> APIRouter:
         caller = await sb.gate(request, "payments/subscriptions.readonly")
         caller.require_query("altId", "altType")
         q = caller.query
-        docs = _filtered(store.subscriptions.values(), caller, {
-            "entityId": lambda d, v: d.get("entityId") == v,
-            "contactId": lambda d, v: d.get("contactId") == v,
-            "id": lambda d, v: v in (d["_id"], d.get("subscriptionId")),
-            "entitySourceType": lambda d, v: d.get("entitySourceType") == v,
-            "search": lambda d, v: v.lower() in " ".join(
-                str(d.get(k, "")) for k in ("_id", "contactName", "contactEmail")).lower(),
-        })
-        return JSONResponse({"data": [subscription_list_view(d)
-                                      for d in page(docs, q("limit"), q("offset"))],
-                             "totalCount": len(docs)})
+        docs = _filtered(
+            store.subscriptions.values(),
+            caller,
+            {
+                "entityId": lambda d, v: d.get("entityId") == v,
+                "contactId": lambda d, v: d.get("contactId") == v,
+                "id": lambda d, v: v in (d["_id"], d.get("subscriptionId")),
+                "entitySourceType": lambda d, v: d.get("entitySourceType") == v,
+                "search": lambda d, v: (
+                    v.lower()
+                    in " ".join(
+                        str(d.get(k, "")) for k in ("_id", "contactName", "contactEmail")
+                    ).lower()
+                ),
+            },
+        )
+        return JSONResponse(
+            {
+                "data": [subscription_list_view(d) for d in page(docs, q("limit"), q("offset"))],
+                "totalCount": len(docs),
+            }
+        )
 
     @api.get("/payments/subscriptions/{subscription_id}")
     async def get_subscription(request: Request, subscription_id: str) -> JSONResponse:
         caller = await sb.gate(request, "payments/subscriptions.readonly")
         caller.require_query("altId", "altType")
-        return JSONResponse(subscription_view(owned("subscriptions", "Subscription",
-                                                    subscription_id, caller)))
+        return JSONResponse(
+            subscription_view(owned("subscriptions", "Subscription", subscription_id, caller))
+        )
 
     # --- white-label providers -------------------------------------------------------------------
     @api.get("/payments/integrations/provider/whitelabel")
@@ -148,33 +191,53 @@ def router(sb: Sandbox) -> APIRouter:
         caller = await sb.gate(request, "payments/integration.readonly")
         caller.require_query("altId", "altType")
         docs = [d for d in store.providers.values() if d["altId"] == caller.location_id]
-        return JSONResponse({"providers": page(docs, caller.query("limit"),
-                                               caller.query("offset"), 0)})
+        return JSONResponse(
+            {"providers": page(docs, caller.query("limit"), caller.query("offset"), 0)}
+        )
 
     @api.post("/payments/integrations/provider/whitelabel")
     async def register_provider(request: Request) -> JSONResponse:
         caller = await sb.gate(request, "payments/integration.write")
         body = caller.require_body_object()
-        required = ("altId", "altType", "uniqueName", "title", "provider", "description",
-                    "imageUrl")
+        required = (
+            "altId",
+            "altType",
+            "uniqueName",
+            "title",
+            "provider",
+            "description",
+            "imageUrl",
+        )
         errors = [f"{name} should not be empty" for name in required if not body.get(name)]
         if body.get("provider") and body["provider"] not in ("authorize-net", "nmi"):
             errors.append("provider must be one of the following values: authorize-net, nmi")
         if body.get("uniqueName") and not _UNIQUE_NAME.match(str(body["uniqueName"])):
-            errors.append("uniqueName must start and end with a letter and hold only lowercase "
-                          "letters and hyphens")
+            errors.append(
+                "uniqueName must start and end with a letter and hold only lowercase "
+                "letters and hyphens"
+            )
         if body.get("imageUrl") and not str(body["imageUrl"]).startswith("https://"):
             errors.append("imageUrl must start with https://")
         if errors:
             raise GhlHttpError(422, errors)
-        if any(d["altId"] == caller.location_id and d["route"] == body["uniqueName"]
-               for d in store.providers.values()):
+        if any(
+            d["altId"] == caller.location_id and d["route"] == body["uniqueName"]
+            for d in store.providers.values()
+        ):
             raise GhlHttpError(400, f"A provider named {body['uniqueName']} already exists")
         now = store.now()
-        doc = {"_id": hex_id(), "altId": caller.location_id, "altType": "location",
-               "title": body["title"], "route": body["uniqueName"], "provider": body["provider"],
-               "description": body["description"], "imageUrl": body["imageUrl"],
-               "createdAt": now, "updatedAt": now}
+        doc = {
+            "_id": hex_id(),
+            "altId": caller.location_id,
+            "altType": "location",
+            "title": body["title"],
+            "route": body["uniqueName"],
+            "provider": body["provider"],
+            "description": body["description"],
+            "imageUrl": body["imageUrl"],
+            "createdAt": now,
+            "updatedAt": now,
+        }
         store.providers[doc["_id"]] = doc
         return JSONResponse(doc)
 
@@ -192,18 +255,30 @@ def router(sb: Sandbox) -> APIRouter:
         caller = await sb.gate(request, "invoices.readonly", agency=True)
         caller.require_query("altId", "altType", "limit", "offset")
         q = caller.query
-        docs = _filtered(store.invoices.values(), caller, {
-            "status": lambda d, v: d["status"] == v,
-            "contactId": lambda d, v: d.get("contactDetails", {}).get("id") == v,
-            "search": lambda d, v: v.lower() in " ".join(
-                str(d.get(k, "")) for k in ("_id", "name", "title", "invoiceNumber")).lower()
-                + " " + str(d.get("contactDetails", {}).get("name", "")).lower(),
-        })
+        docs = _filtered(
+            store.invoices.values(),
+            caller,
+            {
+                "status": lambda d, v: d["status"] == v,
+                "contactId": lambda d, v: d.get("contactDetails", {}).get("id") == v,
+                "search": lambda d, v: (
+                    v.lower()
+                    in " ".join(
+                        str(d.get(k, "")) for k in ("_id", "name", "title", "invoiceNumber")
+                    ).lower()
+                    + " "
+                    + str(d.get("contactDetails", {}).get("name", "")).lower()
+                ),
+            },
+        )
         if q("sortOrder") == "ascend":
             docs.reverse()
-        return JSONResponse({"invoices": [invoice_view(d) for d in page(docs, q("limit"),
-                                                                         q("offset"))],
-                             "total": len(docs)})
+        return JSONResponse(
+            {
+                "invoices": [invoice_view(d) for d in page(docs, q("limit"), q("offset"))],
+                "total": len(docs),
+            }
+        )
 
     @api.get("/invoices/{invoice_id}")
     async def get_invoice(request: Request, invoice_id: str) -> JSONResponse:
@@ -245,8 +320,9 @@ def _filtered(docs: object, caller: Caller, filters: dict[str, Filter]) -> list[
             continue
         if mode in ("live", "test") and bool(doc.get("liveMode")) != (mode == "live"):
             continue
-        if all(fn(doc, caller.query(name) or "") for name, fn in filters.items()
-               if caller.query(name)):
+        if all(
+            fn(doc, caller.query(name) or "") for name, fn in filters.items() if caller.query(name)
+        ):
             out.append(doc)
     out.sort(key=lambda d: (d["createdAt"], d["_id"]), reverse=True)
     return out

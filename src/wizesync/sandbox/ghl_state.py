@@ -65,8 +65,18 @@ class GhlStore:
     providers: dict[str, Doc] = field(default_factory=dict)
     invoice_numbers: dict[str, int] = field(default_factory=dict)
 
-    COLLECTIONS = ("locations", "contacts", "products", "prices", "invoices", "orders",
-                   "fulfillments", "transactions", "subscriptions", "providers")
+    COLLECTIONS = (
+        "locations",
+        "contacts",
+        "products",
+        "prices",
+        "invoices",
+        "orders",
+        "fulfillments",
+        "transactions",
+        "subscriptions",
+        "providers",
+    )
 
     def reset(self) -> None:
         for name in self.COLLECTIONS:
@@ -79,41 +89,83 @@ class GhlStore:
     def dump(self, location_id: str | None = None) -> dict[str, Any]:
         def keep(doc: Doc) -> bool:
             return location_id is None or location_id in (
-                doc.get("altId"), doc.get("locationId"), doc.get("id"))
+                doc.get("altId"),
+                doc.get("locationId"),
+                doc.get("id"),
+            )
 
         out: dict[str, Any] = {}
         for name in self.COLLECTIONS:
             if name == "fulfillments":
-                out[name] = {order_id: docs for order_id, docs in self.fulfillments.items()
-                             if location_id is None or any(keep(d) for d in docs)}
+                out[name] = {
+                    order_id: docs
+                    for order_id, docs in self.fulfillments.items()
+                    if location_id is None or any(keep(d) for d in docs)
+                }
             else:
                 out[name] = [d for d in getattr(self, name).values() if keep(d)]
         return out
 
     # --- locations ---------------------------------------------------------------------------
-    def add_location(self, *, id: str | None = None, name: str | None = None,
-                     company_id: str | None = None, pit: bool = True,
-                     private_token: str | None = None, active: bool = True,
-                     currency: str = "USD") -> Doc:
+    def add_location(
+        self,
+        *,
+        id: str | None = None,
+        name: str | None = None,
+        company_id: str | None = None,
+        pit: bool = True,
+        private_token: str | None = None,
+        active: bool = True,
+        currency: str = "USD",
+    ) -> Doc:
         location_id = id or alnum_id()
-        doc = {"id": location_id, "name": name or f"Sandbox location {location_id[:6]}",
-               "companyId": company_id or alnum_id(), "pit": pit, "privateToken": private_token,
-               "active": active, "currency": currency, "createdAt": self.now()}
+        doc = {
+            "id": location_id,
+            "name": name or f"Sandbox location {location_id[:6]}",
+            "companyId": company_id or alnum_id(),
+            "pit": pit,
+            "privateToken": private_token,
+            "active": active,
+            "currency": currency,
+            "createdAt": self.now(),
+        }
         self.locations[location_id] = doc
         return doc
 
     # --- contacts ----------------------------------------------------------------------------
-    CONTACT_FIELDS = ("firstName", "lastName", "name", "email", "phone", "companyName",
-                      "address1", "city", "state", "postalCode", "country", "website",
-                      "timezone", "source", "gender", "assignedTo")
+    CONTACT_FIELDS = (
+        "firstName",
+        "lastName",
+        "name",
+        "email",
+        "phone",
+        "companyName",
+        "address1",
+        "city",
+        "state",
+        "postalCode",
+        "country",
+        "website",
+        "timezone",
+        "source",
+        "gender",
+        "assignedTo",
+    )
 
     def upsert_contact(self, location_id: str, fields: Doc) -> tuple[Doc, bool]:
         """GHL's upsert: match by email (case-insensitive), then by phone, within the location."""
-        existing = self.find_contact(location_id, email=fields.get("email"),
-                                     phone=fields.get("phone"))
+        existing = self.find_contact(
+            location_id, email=fields.get("email"), phone=fields.get("phone")
+        )
         now = self.now()
-        doc = existing or {"id": alnum_id(), "locationId": location_id, "type": "lead",
-                           "dateAdded": now, "tags": [], "dnd": False}
+        doc = existing or {
+            "id": alnum_id(),
+            "locationId": location_id,
+            "type": "lead",
+            "dateAdded": now,
+            "tags": [],
+            "dnd": False,
+        }
         for key in self.CONTACT_FIELDS:
             if isinstance(fields.get(key), str):
                 doc[key] = fields[key]
@@ -127,16 +179,20 @@ class GhlStore:
             doc["name"] = full
         if doc.get("email"):
             doc["emailLowerCase"] = doc["email"].lower()
-        for key, value in (("firstNameLowerCase", first), ("lastNameLowerCase", last),
-                           ("fullNameLowerCase", full)):
+        for key, value in (
+            ("firstNameLowerCase", first),
+            ("lastNameLowerCase", last),
+            ("fullNameLowerCase", full),
+        ):
             if value:
                 doc[key] = value.lower()
         doc["dateUpdated"] = now
         self.contacts[doc["id"]] = doc
         return doc, existing is None
 
-    def find_contact(self, location_id: str, *, email: str | None = None,
-                     phone: str | None = None) -> Doc | None:
+    def find_contact(
+        self, location_id: str, *, email: str | None = None, phone: str | None = None
+    ) -> Doc | None:
         for doc in self.contacts.values():
             if doc["locationId"] != location_id:
                 continue
@@ -148,26 +204,64 @@ class GhlStore:
         return None
 
     # --- products and prices -----------------------------------------------------------------
-    def add_product(self, location_id: str, *, name: str, product_type: str = "SERVICE",
-                    description: str | None = None, id: str | None = None) -> Doc:
+    def add_product(
+        self,
+        location_id: str,
+        *,
+        name: str,
+        product_type: str = "SERVICE",
+        description: str | None = None,
+        id: str | None = None,
+    ) -> Doc:
         now = self.now()
-        doc = clean({"_id": id or hex_id(), "locationId": location_id, "name": name,
-                     "productType": product_type, "description": description,
-                     "availableInStore": True, "variants": [], "collectionIds": [],
-                     "taxes": [], "isTaxesEnabled": False, "createdAt": now, "updatedAt": now})
+        doc = clean(
+            {
+                "_id": id or hex_id(),
+                "locationId": location_id,
+                "name": name,
+                "productType": product_type,
+                "description": description,
+                "availableInStore": True,
+                "variants": [],
+                "collectionIds": [],
+                "taxes": [],
+                "isTaxesEnabled": False,
+                "createdAt": now,
+                "updatedAt": now,
+            }
+        )
         self.products[doc["_id"]] = doc
         return doc
 
-    def add_price(self, product_id: str, *, name: str, amount: Any, currency: str = "USD",
-                  type: str = "one_time", interval: str | None = None, interval_count: int = 1,
-                  id: str | None = None) -> Doc:
+    def add_price(
+        self,
+        product_id: str,
+        *,
+        name: str,
+        amount: Any,
+        currency: str = "USD",
+        type: str = "one_time",
+        interval: str | None = None,
+        interval_count: int = 1,
+        id: str | None = None,
+    ) -> Doc:
         product = self.products[product_id]
         now = self.now()
-        doc: Doc = {"_id": id or hex_id(), "locationId": product["locationId"],
-                    "product": product_id, "name": name, "type": type, "currency": currency,
-                    "amount": money(dec(amount)), "variantOptionIds": [], "membershipOffers": [],
-                    "trackInventory": False, "allowOutOfStockPurchases": True,
-                    "createdAt": now, "updatedAt": now}
+        doc: Doc = {
+            "_id": id or hex_id(),
+            "locationId": product["locationId"],
+            "product": product_id,
+            "name": name,
+            "type": type,
+            "currency": currency,
+            "amount": money(dec(amount)),
+            "variantOptionIds": [],
+            "membershipOffers": [],
+            "trackInventory": False,
+            "allowOutOfStockPurchases": True,
+            "createdAt": now,
+            "updatedAt": now,
+        }
         if type == "recurring":
             doc["recurring"] = {"interval": interval or "month", "intervalCount": interval_count}
         self.prices[doc["_id"]] = doc
@@ -195,4 +289,4 @@ def page(docs: list[Doc], limit: Any, offset: Any, default_limit: int = 10) -> l
         start = 0
     if size <= 0:
         return docs[start:]
-    return docs[start:start + size]
+    return docs[start : start + size]

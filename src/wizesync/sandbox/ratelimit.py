@@ -62,10 +62,14 @@ class RateLimiter:
 
     def snapshot(self) -> dict[str, dict[str, int]]:
         now = self._clock.time()
-        return {key: {"in_window": len(self._bucket(key, now).hits),
-                      "today": self._bucket(key, now).daily,
-                      "rejected": self.rejected.get(key, 0)}
-                for key in list(self._buckets)}
+        return {
+            key: {
+                "in_window": len(self._bucket(key, now).hits),
+                "today": self._bucket(key, now).daily,
+                "rejected": self.rejected.get(key, 0),
+            }
+            for key in list(self._buckets)
+        }
 
     def _bucket(self, key: str, now: float) -> _Bucket:
         bucket = self._buckets.setdefault(key, _Bucket())

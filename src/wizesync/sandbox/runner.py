@@ -8,8 +8,15 @@ from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, service_env
 from wizesync.sandbox.settings import SandboxConfig
 
 
-def run(*, host: str, port: int, service_url: str | None, wizehire_secret: str | None,
-        webhooks: str, seed: bool) -> None:
+def run(
+    *,
+    host: str,
+    port: int,
+    service_url: str | None,
+    wizehire_secret: str | None,
+    webhooks: str,
+    seed: bool,
+) -> None:
     import uvicorn
 
     from wizesync.sandbox.server import create_sandbox_app
@@ -30,8 +37,11 @@ def run(*, host: str, port: int, service_url: str | None, wizehire_secret: str |
         lines.append(f"  seeded location {DEFAULT_LOCATION_ID} (PIT mode: any bearer token)")
         lines.append("  point a development service at it with:")
         # Multi-line values (the PEM key) as a double-quoted .env value with `\n` escapes.
-        lines += [f"    {key}={value}" if "\n" not in value else
-                  f"    {key}=\"{value.strip()}\"".replace("\n", "\\n")
-                  for key, value in service_env(base).items()]
+        lines += [
+            f"    {key}={value}"
+            if "\n" not in value
+            else f'    {key}="{value.strip()}"'.replace("\n", "\\n")
+            for key, value in service_env(base).items()
+        ]
     print("\n".join(lines), file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info", timeout_graceful_shutdown=5)

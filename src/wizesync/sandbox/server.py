@@ -20,8 +20,13 @@ from wizesync.sandbox.settings import SandboxConfig
 from wizesync.sandbox.wizehire_app import create_wizehire_app
 
 
-def create_sandbox_app(config: SandboxConfig | None = None, *, sandbox: Sandbox | None = None,
-                       http: httpx.AsyncClient | None = None, seed: bool = False) -> FastAPI:
+def create_sandbox_app(
+    config: SandboxConfig | None = None,
+    *,
+    sandbox: Sandbox | None = None,
+    http: httpx.AsyncClient | None = None,
+    seed: bool = False,
+) -> FastAPI:
     """`http` is the client the sandbox sends webhooks with (tests pass one bound to the service
     app); without one, the lifespan makes a real one."""
     sb = sandbox or Sandbox.build(config, http=http)
@@ -41,14 +46,22 @@ def create_sandbox_app(config: SandboxConfig | None = None, *, sandbox: Sandbox 
                 await sb.outbox.http.aclose()
                 sb.outbox.http = None
 
-    app = FastAPI(title="wizesync sandbox", summary="Fake GHL and fake Wizehire for development",
-                  lifespan=lifespan)
+    app = FastAPI(
+        title="wizesync sandbox",
+        summary="Fake GHL and fake Wizehire for development",
+        lifespan=lifespan,
+    )
     app.state.sandbox = sb
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "ghl": "/ghl", "wizehire": "/wizehire",
-                "control_plane": "/_sandbox", "locations": len(sb.store.locations)}
+        return {
+            "status": "ok",
+            "ghl": "/ghl",
+            "wizehire": "/wizehire",
+            "control_plane": "/_sandbox",
+            "locations": len(sb.store.locations),
+        }
 
     app.include_router(admin.router(sb))
     app.include_router(admin_ghl.router(sb))

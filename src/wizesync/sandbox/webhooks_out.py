@@ -44,9 +44,14 @@ class Delivery:
     created_at: str = field(default_factory=lambda: iso(datetime.now(UTC)))
 
     def public(self, *, with_body: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {"id": self.id, "source": self.source, "type": self.type,
-                               "status": self.status, "created_at": self.created_at,
-                               "attempts": list(self.attempts)}
+        out: dict[str, Any] = {
+            "id": self.id,
+            "source": self.source,
+            "type": self.type,
+            "status": self.status,
+            "created_at": self.created_at,
+            "attempts": list(self.attempts),
+        }
         if with_body:
             out["body"] = json.loads(self.body) if self.body else self.payload
         return out
@@ -65,18 +70,27 @@ class Outbox:
     # --- recording -----------------------------------------------------------------------------
     def ghl(self, event_type: str, payload: dict[str, Any], *, mode: str | None = None) -> Delivery:
         """Record (and per mode send) a GHL webhook; the payload is copied as it is now."""
-        delivery = Delivery(id=secrets.token_hex(12), source="ghl", type=event_type,
-                            payload={"type": event_type, **copy.deepcopy(payload)})
+        delivery = Delivery(
+            id=secrets.token_hex(12),
+            source="ghl",
+            type=event_type,
+            payload={"type": event_type, **copy.deepcopy(payload)},
+        )
         return self._route(delivery, mode)
 
     def ghl_event(self, event_type: str, payload: dict[str, Any]) -> None:
         """The ledger's hook: every state change GHL would announce."""
         self.ghl(event_type, payload)
 
-    def wizehire(self, event: dict[str, Any], *, event_id: str | None = None,
-                 mode: str | None = None) -> Delivery:
-        delivery = Delivery(id=event_id or f"msg_{secrets.token_hex(12)}", source="wizehire",
-                            type=str(event.get("type", "")), payload=copy.deepcopy(event))
+    def wizehire(
+        self, event: dict[str, Any], *, event_id: str | None = None, mode: str | None = None
+    ) -> Delivery:
+        delivery = Delivery(
+            id=event_id or f"msg_{secrets.token_hex(12)}",
+            source="wizehire",
+            type=str(event.get("type", "")),
+            payload=copy.deepcopy(event),
+        )
         return self._route(delivery, mode)
 
     def _route(self, delivery: Delivery, mode: str | None) -> Delivery:
@@ -96,11 +110,16 @@ class Outbox:
                 return self.deliveries[key]
         return None
 
-    def listing(self, *, source: str | None = None, status: str | None = None,
-                type_: str | None = None) -> list[Delivery]:
-        return [d for d in self.deliveries.values()
-                if (source is None or d.source == source) and (status is None or d.status == status)
-                and (type_ is None or d.type == type_)]
+    def listing(
+        self, *, source: str | None = None, status: str | None = None, type_: str | None = None
+    ) -> list[Delivery]:
+        return [
+            d
+            for d in self.deliveries.values()
+            if (source is None or d.source == source)
+            and (status is None or d.status == status)
+            and (type_ is None or d.type == type_)
+        ]
 
     # --- sending -------------------------------------------------------------------------------
     def schedule(self, delivery: Delivery) -> None:
@@ -151,8 +170,9 @@ class Outbox:
         body, headers = self._signed(delivery)
         url = self._config.service_url.rstrip("/") + PATHS[delivery.source]
         try:
-            response = await self.http.post(url, content=body, headers=headers,
-                                            timeout=self._config.webhook_timeout_seconds)
+            response = await self.http.post(
+                url, content=body, headers=headers, timeout=self._config.webhook_timeout_seconds
+            )
         except httpx.HTTPError as exc:
             record["error"] = f"{type(exc).__name__}: {exc}"
             log.info("sandbox webhook %s to %s failed: %s", delivery.type, url, exc)
@@ -164,12 +184,16 @@ class Outbox:
     def _signed(self, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
         if delivery.source == "ghl":
             if delivery.body is None:  # stamped once: a retry resends the very same bytes
-                payload = {**delivery.payload, "timestamp": iso(datetime.now(UTC)),
-                           "webhookId": delivery.id}
+                payload = {
+                    **delivery.payload,
+                    "timestamp": iso(datetime.now(UTC)),
+                    "webhookId": delivery.id,
+                }
                 delivery.body = json.dumps(payload).encode()
             return delivery.body, ghl_headers(delivery.body)
         if delivery.body is None:
             delivery.body = json.dumps(delivery.payload).encode()
         # Standard Webhooks signs id.timestamp.body: a fresh timestamp per attempt, same id.
-        return delivery.body, wizehire_headers(self._config.wizehire_secret, delivery.body,
-                                               event_id=delivery.id, timestamp=time.time())
+        return delivery.body, wizehire_headers(
+            self._config.wizehire_secret, delivery.body, event_id=delivery.id, timestamp=time.time()
+        )

@@ -41,8 +41,14 @@ Errors = list[dict[str, Any]]
 
 
 class WizehireError(Exception):
-    def __init__(self, status: int, error: str, message: str, errors: Errors | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        error: str,
+        message: str,
+        errors: Errors | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.body: dict[str, Any] = {"error": error, "message": message}
@@ -52,8 +58,9 @@ class WizehireError(Exception):
 
 
 def create_wizehire_app(sb: Sandbox) -> FastAPI:
-    app = FastAPI(title="wizesync sandbox: fake Wizehire API", openapi_url=None, docs_url=None,
-                  redoc_url=None)
+    app = FastAPI(
+        title="wizesync sandbox: fake Wizehire API", openapi_url=None, docs_url=None, redoc_url=None
+    )
     state = sb.wizehire
 
     @app.exception_handler(WizehireError)
@@ -63,8 +70,10 @@ def create_wizehire_app(sb: Sandbox) -> FastAPI:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        body = {"error": "not_found" if exc.status_code == 404 else "http_error",
-                "message": str(exc.detail)}
+        body = {
+            "error": "not_found" if exc.status_code == 404 else "http_error",
+            "message": str(exc.detail),
+        }
         await _record(request)
         _answered(request, exc.status_code, body)
         return JSONResponse(body, status_code=exc.status_code)
@@ -77,12 +86,16 @@ def create_wizehire_app(sb: Sandbox) -> FastAPI:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        call = state.record({
-            "method": request.method, "path": request.url.path.removeprefix(
-                request.scope.get("root_path", "")),
-            "query": dict(request.query_params), "headers": dict(request.headers),
-            "idempotency_key": request.headers.get("idempotency-key"), "body": body,
-        })
+        call = state.record(
+            {
+                "method": request.method,
+                "path": request.url.path.removeprefix(request.scope.get("root_path", "")),
+                "query": dict(request.query_params),
+                "headers": dict(request.headers),
+                "idempotency_key": request.headers.get("idempotency-key"),
+                "body": body,
+            }
+        )
         request.scope["state"]["wizehire_call"] = call
         return call
 
@@ -95,30 +108,45 @@ def create_wizehire_app(sb: Sandbox) -> FastAPI:
         if key and token != key and token not in state.access_tokens:
             raise WizehireError(401, "unauthorized", "the bearer token is not valid")
 
-    async def _write(request: Request, validate: Callable[[Any], Errors],
-                     effect: Callable[[dict[str, Any]], dict[str, Any]]) -> JSONResponse:
+    async def _write(
+        request: Request,
+        validate: Callable[[Any], Errors],
+        effect: Callable[[dict[str, Any]], dict[str, Any]],
+    ) -> JSONResponse:
         call = await _record(request)
         _authorise(request)
         key = request.headers.get("idempotency-key")
         if not key and sb.config.wizehire_require_idempotency_key:
-            raise WizehireError(400, "idempotency_key_required",
-                                "every write needs an Idempotency-Key header")
+            raise WizehireError(
+                400, "idempotency_key_required", "every write needs an Idempotency-Key header"
+            )
         fingerprint = hashlib.sha256(
-            f"{request.method} {call['path']} ".encode() + await request.body()).hexdigest()
+            f"{request.method} {call['path']} ".encode() + await request.body()
+        ).hexdigest()
         if key and key in state.answers:
             stored = state.answers[key]
             if stored.fingerprint != fingerprint:
-                raise WizehireError(422, "idempotency_key_reused",
-                                    "this Idempotency-Key was used for a different request")
+                raise WizehireError(
+                    422,
+                    "idempotency_key_reused",
+                    "this Idempotency-Key was used for a different request",
+                )
             call["replayed"] = True
             _answered(request, stored.status, stored.body)
-            return JSONResponse(stored.body, status_code=stored.status,
-                                headers={"Idempotent-Replayed": "true"})
+            return JSONResponse(
+                stored.body, status_code=stored.status, headers={"Idempotent-Replayed": "true"}
+            )
         body = call["body"]
         errors = validate(body)
         if errors:
-            status, answer = 422, {"error": "validation_error",
-                                   "message": "the request body is not valid", "errors": errors}
+            status, answer = (
+                422,
+                {
+                    "error": "validation_error",
+                    "message": "the request body is not valid",
+                    "errors": errors,
+                },
+            )
         else:
             status, answer = 200, effect(body)
         if key:
@@ -129,14 +157,16 @@ def create_wizehire_app(sb: Sandbox) -> FastAPI:
     @app.patch("/v1/orders/{order_id}/sync")
     async def sync_order(request: Request, order_id: str) -> JSONResponse:
         """The service tells Wizehire where an order stands in GHL."""
-        return await _write(request, validate_sync,
-                            lambda body: _public_order(state.apply_sync(order_id, body)))
+        return await _write(
+            request, validate_sync, lambda body: _public_order(state.apply_sync(order_id, body))
+        )
 
     @app.patch("/v1/refunds/{refund_id}")
     async def update_refund(request: Request, refund_id: str) -> JSONResponse:
         """The service reports a refund's progress."""
-        return await _write(request, validate_refund,
-                            lambda body: state.apply_refund(refund_id, body))
+        return await _write(
+            request, validate_refund, lambda body: state.apply_refund(refund_id, body)
+        )
 
     @app.get("/v1/orders")
     async def list_orders(request: Request) -> JSONResponse:
@@ -146,13 +176,21 @@ def create_wizehire_app(sb: Sandbox) -> FastAPI:
         q = request.query_params
         since = parse_moment(q["updated_since"]) if q.get("updated_since") else None
         if q.get("updated_since") and since is None:
-            raise WizehireError(422, "validation_error", "updated_since is not an ISO timestamp",
-                                [{"loc": ["query", "updated_since"], "msg": "not ISO-8601"}])
+            raise WizehireError(
+                422,
+                "validation_error",
+                "updated_since is not an ISO timestamp",
+                [{"loc": ["query", "updated_since"], "msg": "not ISO-8601"}],
+            )
         try:
             limit = min(max(int(q.get("limit") or 50), 1), 200)
         except ValueError:
-            raise WizehireError(422, "validation_error", "limit must be an integer",
-                                [{"loc": ["query", "limit"], "msg": "not an integer"}]) from None
+            raise WizehireError(
+                422,
+                "validation_error",
+                "limit must be an integer",
+                [{"loc": ["query", "limit"], "msg": "not an integer"}],
+            ) from None
         try:
             data, cursor = state.list_orders(since, q.get("cursor"), limit)
         except BadCursor as exc:

@@ -72,14 +72,17 @@ class WizehireState:
     def apply_refund(self, refund_id: str, body: Doc) -> Doc:
         refund = self.refunds.get(refund_id) or {"id": refund_id, "history": []}
         refund.update(copy.deepcopy(body))
-        refund["history"] = [*refund.get("history", []),
-                             {"at": self.now(), "status": body.get("status")}]
+        refund["history"] = [
+            *refund.get("history", []),
+            {"at": self.now(), "status": body.get("status")},
+        ]
         refund["updated_at"] = self.now()
         self.refunds[refund_id] = refund
         return refund
 
-    def list_orders(self, updated_since: datetime | None, cursor: str | None,
-                    limit: int) -> tuple[list[Doc], str | None]:
+    def list_orders(
+        self, updated_since: datetime | None, cursor: str | None, limit: int
+    ) -> tuple[list[Doc], str | None]:
         """Oldest change first, keyset-paged on (updated_at, id): an order changed while a reader
         pages moves behind its cursor and shows up again on a later page, never skipped."""
         index = self._sorted_index()
@@ -92,7 +95,7 @@ class WizehireState:
             start = 0
         if after is not None and updated_since is not None:
             start = max(start, bisect.bisect_left(index, (updated_since, "")))
-        keys = index[start:start + limit]
+        keys = index[start : start + limit]
         page = [self.orders[order_id] for _, order_id in keys]
         more = start + limit < len(index)
         return page, _encode_cursor(keys[-1]) if more and keys else None
@@ -115,13 +118,19 @@ class WizehireState:
         return call
 
     def find_calls(self, *, method: str | None = None, path: str | None = None) -> list[Doc]:
-        return [c for c in self.calls
-                if (method is None or c["method"] == method.upper())
-                and (path is None or c["path"].startswith(path))]
+        return [
+            c
+            for c in self.calls
+            if (method is None or c["method"] == method.upper())
+            and (path is None or c["path"].startswith(path))
+        ]
 
     def dump(self) -> Doc:
-        return {"orders": list(self.orders.values()), "refunds": list(self.refunds.values()),
-                "calls": list(self.calls)}
+        return {
+            "orders": list(self.orders.values()),
+            "refunds": list(self.refunds.values()),
+            "calls": list(self.calls),
+        }
 
 
 class BadCursor(ValueError):

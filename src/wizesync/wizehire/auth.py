@@ -109,30 +109,37 @@ class ClientCredentialsAuth:
         form: dict[str, str] = {"grant_type": "client_credentials"}
         if self._scope:
             form["scope"] = self._scope
-        headers = {"Content-Type": "application/x-www-form-urlencoded",
-                   "Accept": "application/json"}
-        client_auth = ClientAuth(self.client_id, self._secret.get_secret_value(),
-                                 self._auth_method)
+        headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        }
+        client_auth = ClientAuth(self.client_id, self._secret.get_secret_value(), self._auth_method)
         url, headers, body = client_auth.prepare("POST", self.token_url, headers, urlencode(form))
-        response = await send(http, "POST", url, content=body.encode(), headers=headers,
-                              http_timeout=self._timeout)
+        response = await send(
+            http, "POST", url, content=body.encode(), headers=headers, http_timeout=self._timeout
+        )
         if not response.is_success:
             error = error_from_response(response)
             if response.status_code in (400, 401, 403):
                 # RFC 6749 5.2: invalid_client, unauthorized_client, invalid_scope, ...
                 raise WizehireAuthError(
-                    "the Wizehire token endpoint refused the client credentials: "
-                    f"{error.detail}", status=error.status, code=error.code,
+                    f"the Wizehire token endpoint refused the client credentials: {error.detail}",
+                    status=error.status,
+                    code=error.code,
                 )
             raise error
         token = _parse_token(response)
-        log.info("wizehire access token fetched",
-                 extra={"expires_in": token.get("expires_in"), "client_id": self.client_id})
+        log.info(
+            "wizehire access token fetched",
+            extra={"expires_in": token.get("expires_in"), "client_id": self.client_id},
+        )
         return token
 
     def __repr__(self) -> str:
-        return (f"ClientCredentialsAuth(token_url={self.token_url!r}, "
-                f"client_id={self.client_id!r}, client_secret=**********)")
+        return (
+            f"ClientCredentialsAuth(token_url={self.token_url!r}, "
+            f"client_id={self.client_id!r}, client_secret=**********)"
+        )
 
 
 def _parse_token(response: httpx.Response) -> OAuth2Token:
@@ -140,19 +147,28 @@ def _parse_token(response: httpx.Response) -> OAuth2Token:
         data: Any = response.json()
     except ValueError:
         data = None
-    if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) \
-            or not data["access_token"]:
-        raise WizehireBadResponse("the Wizehire token endpoint answered without an access_token",
-                                  status=response.status_code)
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("access_token"), str)
+        or not data["access_token"]
+    ):
+        raise WizehireBadResponse(
+            "the Wizehire token endpoint answered without an access_token",
+            status=response.status_code,
+        )
     token_type = str(data.get("token_type") or "bearer")
     if token_type.lower() != "bearer":
-        raise WizehireBadResponse(f"the Wizehire token endpoint gave a {token_type!r} token; "
-                                  "only bearer tokens are supported", status=response.status_code)
+        raise WizehireBadResponse(
+            f"the Wizehire token endpoint gave a {token_type!r} token; "
+            "only bearer tokens are supported",
+            status=response.status_code,
+        )
     try:
         return OAuth2Token.from_dict(data)
     except (TypeError, ValueError) as exc:
-        raise WizehireBadResponse("the Wizehire token endpoint answered an unreadable expiry",
-                                  status=response.status_code) from exc
+        raise WizehireBadResponse(
+            "the Wizehire token endpoint answered an unreadable expiry", status=response.status_code
+        ) from exc
 
 
 def build_wizehire_auth(settings: Settings) -> WizehireAuth:
@@ -162,8 +178,11 @@ def build_wizehire_auth(settings: Settings) -> WizehireAuth:
     cc = {
         "WIZEHIRE_TOKEN_URL": settings.wizehire_token_url,
         "WIZEHIRE_CLIENT_ID": settings.wizehire_client_id,
-        "WIZEHIRE_CLIENT_SECRET": (settings.wizehire_client_secret.get_secret_value()
-                                   if settings.wizehire_client_secret else None),
+        "WIZEHIRE_CLIENT_SECRET": (
+            settings.wizehire_client_secret.get_secret_value()
+            if settings.wizehire_client_secret
+            else None
+        ),
     }
     given = [name for name, value in cc.items() if value]
     if has_key and given:
@@ -178,7 +197,8 @@ def build_wizehire_auth(settings: Settings) -> WizehireAuth:
         assert settings.wizehire_token_url and settings.wizehire_client_id
         assert settings.wizehire_client_secret is not None
         return ClientCredentialsAuth(
-            token_url=settings.wizehire_token_url, client_id=settings.wizehire_client_id,
+            token_url=settings.wizehire_token_url,
+            client_id=settings.wizehire_client_id,
             client_secret=settings.wizehire_client_secret,
         )
     if given:

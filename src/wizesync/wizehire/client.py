@@ -132,7 +132,8 @@ class WizehireClient:
             where = ".".join(str(p) for p in first["loc"])
             raise WizehireBadResponse(
                 f"GET /v1/orders answered something that is not an orders page "
-                f"({where}: {first['msg']})", status=response.status_code,
+                f"({where}: {first['msg']})",
+                status=response.status_code,
             ) from None
 
     async def iter_orders(
@@ -168,7 +169,9 @@ class WizehireClient:
         # Serialized once: every retry sends the same bytes, so Wizehire recognises it.
         content = body.model_dump_json().encode()
         response = await self._request(
-            "PATCH", path, content=content,
+            "PATCH",
+            path,
+            content=content,
             headers={"Content-Type": "application/json", "Idempotency-Key": key},
         )
         try:
@@ -203,8 +206,10 @@ class WizehireClient:
             if response.status_code == 401 and not refreshed:
                 refreshed = True
                 if await self._auth.rejected(token):
-                    log.info("wizehire refused the access token; fetching a new one",
-                             extra={"method": method, "path": path})
+                    log.info(
+                        "wizehire refused the access token; fetching a new one",
+                        extra={"method": method, "path": path},
+                    )
                     token = await self._auth.token(self._http)
                     response = await self._send(method, url, token, params, content, headers)
             if response.is_success:
@@ -245,10 +250,20 @@ class WizehireClient:
         content: bytes | None,
         extra: Mapping[str, str] | None,
     ) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json",
-                   **(extra or {})}
-        return await send(self._http, method, url, params=params, content=content,
-                          headers=headers, http_timeout=self._timeout)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/json",
+            **(extra or {}),
+        }
+        return await send(
+            self._http,
+            method,
+            url,
+            params=params,
+            content=content,
+            headers=headers,
+            http_timeout=self._timeout,
+        )
 
 
 def _own_delay(exc: BaseException) -> float | None:

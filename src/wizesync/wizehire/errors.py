@@ -158,8 +158,11 @@ def parse_error_body(content: bytes) -> tuple[str | None, str | None, list[dict[
         text = content.decode("utf-8", errors="replace").strip()[:300] if content else ""
         return text or None, None, []
     detail = next(
-        (str(body[k]) for k in ("detail", "message", "title", "error_description")
-         if isinstance(body.get(k), str) and body[k]),
+        (
+            str(body[k])
+            for k in ("detail", "message", "title", "error_description")
+            if isinstance(body.get(k), str) and body[k]
+        ),
         None,
     )
     code = body.get("error", body.get("code"))
@@ -172,8 +175,12 @@ def error_from_response(response: httpx.Response) -> WizehireError:
     status = response.status_code
     detail, code, errors = parse_error_body(response.content)
     detail = detail or response.reason_phrase or f"HTTP {status}"
-    kw: dict[str, Any] = {"status": status, "code": code, "errors": errors,
-                          "retry_after": retry_after_seconds(response.headers)}
+    kw: dict[str, Any] = {
+        "status": status,
+        "code": code,
+        "errors": errors,
+        "retry_after": retry_after_seconds(response.headers),
+    }
     if status == 429:
         return WizehireRateLimited(detail, **kw)
     if status in (401, 403):

@@ -17,9 +17,7 @@ from pydantic import (
 
 from wizesync.currencies import check_currency
 
-Currency = Annotated[
-    str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(check_currency)
-]
+Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$"), AfterValidator(check_currency)]
 Money = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=4)]
 # An order or refund moves money: a zero one is a sender's bug, not something to sync.
 PositiveMoney = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=4)]

@@ -35,8 +35,9 @@ async def send(
         response = await http.send(request)
     except httpx.TimeoutException as exc:
         _done(method, shown, None, started)
-        raise WizehireUnavailable(f"{method} {request.url.path} timed out ({type(exc).__name__})"
-                                  ) from exc
+        raise WizehireUnavailable(
+            f"{method} {request.url.path} timed out ({type(exc).__name__})"
+        ) from exc
     except httpx.TransportError as exc:
         _done(method, shown, None, started)
         raise WizehireUnavailable(
@@ -49,5 +50,6 @@ async def send(
 def _done(method: str, url: str, status: int | None, started: float) -> None:
     ms = (time.perf_counter() - started) * 1000
     record_outbound_call(method, url, status, ms)
-    log.debug("wizehire call", extra={"method": method, "url": url, "status": status,
-                                      "ms": round(ms, 1)})
+    log.debug(
+        "wizehire call", extra={"method": method, "url": url, "status": status, "ms": round(ms, 1)}
+    )

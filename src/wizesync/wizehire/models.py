@@ -59,8 +59,7 @@ UtcDateTime = Annotated[
     datetime,
     AfterValidator(as_utc),
     PlainSerializer(iso_utc, return_type=str, when_used="json"),
-    WithJsonSchema({"type": "string", "format": "date-time",
-                    "examples": ["2026-11-27T12:00:00Z"]}),
+    WithJsonSchema({"type": "string", "format": "date-time", "examples": ["2026-11-27T12:00:00Z"]}),
 ]
 
 

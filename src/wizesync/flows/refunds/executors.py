@@ -145,18 +145,22 @@ class ManualExecutor:
         if refund.notified_at is None and notices_enabled(ctx.services):
             provider = await whitelabel_provider_text(ctx, refund.ghl_location_id)
             notice = manual_refund_notice(refund, order_state, provider, self.reason)
-        return ExecutorResult(status="manual_action_required", notice=notice,
-                              failure_reason=self.reason)
+        return ExecutorResult(
+            status="manual_action_required", notice=notice, failure_reason=self.reason
+        )
 
 
-def manual_refund_notice(refund: RefundCase, order_state: PaymentState, provider: str,
-                         why: str | None = None) -> Notice:
+def manual_refund_notice(
+    refund: RefundCase, order_state: PaymentState, provider: str, why: str | None = None
+) -> Notice:
     amount = f"{decimal_text(refund.amount)} {refund.currency}"
     txn = order_state.by_transaction.get(refund.ghl_transaction_id)
     txn_text = refund.ghl_transaction_id
     if txn is not None:
-        txn_text += (f" (charged {decimal_text(txn.amount)}, already refunded "
-                     f"{decimal_text(txn.amount_refunded)})")
+        txn_text += (
+            f" (charged {decimal_text(txn.amount)}, already refunded "
+            f"{decimal_text(txn.amount_refunded)})"
+        )
     reason = refund.reason_code + (f": {refund.note}" if refund.note else "")
     return Notice(
         title=f"Refund needs a human: {amount} on Wizehire order {refund.wizehire_order_id}",
@@ -183,12 +187,13 @@ async def whitelabel_provider_text(ctx: Any, location_id: str) -> str:
     try:
         page = await ctx.services.ghl.list_whitelabel_providers(location_id)
     except Exception as exc:  # any GHL trouble: say so instead of failing the notice
-        log.warning("could not read the white-label providers",
-                    extra={"location_id": location_id, "error": type(exc).__name__})
+        log.warning(
+            "could not read the white-label providers",
+            extra={"location_id": location_id, "error": type(exc).__name__},
+        )
         return f"unknown (GHL did not say: {type(exc).__name__})"
     names = [
-        f"{p.title or p.id} ({p.provider})" if p.provider else (p.title or p.id)
-        for p in page.items
+        f"{p.title or p.id} ({p.provider})" if p.provider else (p.title or p.id) for p in page.items
     ]
     return ", ".join(names) if names else "none registered (GHL's own payment integration)"
 

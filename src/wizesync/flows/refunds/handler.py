@@ -52,12 +52,18 @@ class GhlOrder:
 async def handle_refund_requested(ctx: EventContext) -> None:
     requested = _parse(ctx.event.payload)
     async with ctx.unit_of_work() as session:
-        refund = await refund_repo.create_once(session, refund_repo.NewRefund(
-            wizehire_refund_id=requested.id, wizehire_order_id=requested.order_id,
-            amount=requested.amount, currency=requested.currency,
-            reason_code=requested.reason_code, note=requested.note,
-            executor=ctx.services.mapping.refunds.executor,
-        ))
+        refund = await refund_repo.create_once(
+            session,
+            refund_repo.NewRefund(
+                wizehire_refund_id=requested.id,
+                wizehire_order_id=requested.order_id,
+                amount=requested.amount,
+                currency=requested.currency,
+                reason_code=requested.reason_code,
+                note=requested.note,
+                executor=ctx.services.mapping.refunds.executor,
+            ),
+        )
     if refund.status in refund_repo.OPEN_STATUSES:
         current = await _current_state(ctx, refund)
         if current is not None:  # None: refused already (stored as failed)
@@ -75,8 +81,9 @@ def _parse(payload: Any) -> Refund:
     try:
         return RefundRequestedEvent.model_validate(payload).data.refund
     except ValidationError as exc:
-        raise PermanentFailure(f"refund.requested payload does not match the contract: {exc}") \
-            from None
+        raise PermanentFailure(
+            f"refund.requested payload does not match the contract: {exc}"
+        ) from None
 
 
 async def _current_state(
@@ -87,8 +94,12 @@ async def _current_state(
     here. A GHL order with unusable data (mixed currencies, ...) makes the event dead
     (PermanentFailure from the refresh): replayable once fixed, rather than a refused refund."""
     sync_order = await _sync_order(ctx, refund.wizehire_order_id)
-    if sync_order is not None and not sync_order.ghl_order_id and sync_order.ghl_invoice_id \
-            and sync_order.ghl_location_id:
+    if (
+        sync_order is not None
+        and not sync_order.ghl_order_id
+        and sync_order.ghl_invoice_id
+        and sync_order.ghl_location_id
+    ):
         # Only the invoice is known: the refresh looks for the order GHL made for it.
         await refresh_order_from_ghl(ctx, sync_order.id)
         sync_order = await _sync_order(ctx, refund.wizehire_order_id)
@@ -108,18 +119,27 @@ async def _wait_for_order(
     ctx: EventContext, refund: SyncRefund, sync_order: SyncOrder | None
 ) -> None:
     if sync_order is None:
-        reason = (f"Wizehire order {refund.wizehire_order_id} is unknown here: no "
-                  f"order.created for it has been synced")
+        reason = (
+            f"Wizehire order {refund.wizehire_order_id} is unknown here: no "
+            f"order.created for it has been synced"
+        )
     else:
-        reason = (f"Wizehire order {refund.wizehire_order_id} has no GHL order yet (its sync "
-                  f"has not finished" + (f": {sync_order.last_error}" if sync_order.last_error
-                                         else "") + ")")
+        reason = (
+            f"Wizehire order {refund.wizehire_order_id} has no GHL order yet (its sync "
+            f"has not finished"
+            + (f": {sync_order.last_error}" if sync_order.last_error else "")
+            + ")"
+        )
     if refund.refunded_baseline is not None:
         raise PermanentFailure(f"refund {refund.wizehire_refund_id} was accepted but {reason}")
     if ctx.event.attempt < ctx.settings.worker_max_attempts:
         raise RetryLater(f"refund {refund.wizehire_refund_id} waits: {reason}")
-    await _refuse(ctx, refund, f"{reason}; gave up after {ctx.event.attempt} attempts",
-                  sync_order.ghl_location_id if sync_order is not None else None)
+    await _refuse(
+        ctx,
+        refund,
+        f"{reason}; gave up after {ctx.event.attempt} attempts",
+        sync_order.ghl_location_id if sync_order is not None else None,
+    )
 
 
 async def _validate(
@@ -128,27 +148,45 @@ async def _validate(
     async with ctx.unit_of_work() as session:
         others = await refund_repo.list_accepted_open(session, refund.wizehire_order_id)
     claims = [
-        Claim(refund_id=r.id, transaction_id=r.ghl_transaction_id or "", amount=r.amount,
-              baseline=r.refunded_baseline if r.refunded_baseline is not None else r.amount)
-        for r in others if r.id != refund.id
+        Claim(
+            refund_id=r.id,
+            transaction_id=r.ghl_transaction_id or "",
+            amount=r.amount,
+            baseline=r.refunded_baseline if r.refunded_baseline is not None else r.amount,
+        )
+        for r in others
+        if r.id != refund.id
     ]
-    verdict = decide(amount=refund.amount, currency=refund.currency,
-                     ghl_order_id=ghl_order.order_id, state=state, open_claims=claims,
-                     mapping=ctx.services.mapping)
+    verdict = decide(
+        amount=refund.amount,
+        currency=refund.currency,
+        ghl_order_id=ghl_order.order_id,
+        state=state,
+        open_claims=claims,
+        mapping=ctx.services.mapping,
+    )
     if isinstance(verdict, Refused):
         await _refuse(ctx, refund, verdict.reason, ghl_order.location_id)
         return
     assert isinstance(verdict, Accepted)
     async with ctx.unit_of_work() as session:
         current = await refund_repo.lock(session, refund.id)
-        if current is not None and current.status == "pending" \
-                and current.refunded_baseline is None:
+        if (
+            current is not None
+            and current.status == "pending"
+            and current.refunded_baseline is None
+        ):
             await refund_repo.set_fields(
-                session, refund.id, ghl_location_id=ghl_order.location_id,
-                ghl_transaction_id=verdict.transaction_id, refunded_baseline=verdict.baseline,
+                session,
+                refund.id,
+                ghl_location_id=ghl_order.location_id,
+                ghl_transaction_id=verdict.transaction_id,
+                refunded_baseline=verdict.baseline,
             )
-    log.info("refund accepted", extra={"refund_id": refund.wizehire_refund_id,
-                                       "transaction_id": verdict.transaction_id})
+    log.info(
+        "refund accepted",
+        extra={"refund_id": refund.wizehire_refund_id, "transaction_id": verdict.transaction_id},
+    )
 
 
 async def _refuse(
@@ -156,10 +194,18 @@ async def _refuse(
 ) -> None:
     async with ctx.unit_of_work() as session:
         current = await refund_repo.lock(session, refund.id)
-        if current is not None and current.status == "pending" \
-                and current.refunded_baseline is None:
-            await refund_repo.set_fields(session, refund.id, status="failed",
-                                         failure_reason=reason, ghl_location_id=location_id)
+        if (
+            current is not None
+            and current.status == "pending"
+            and current.refunded_baseline is None
+        ):
+            await refund_repo.set_fields(
+                session,
+                refund.id,
+                status="failed",
+                failure_reason=reason,
+                ghl_location_id=location_id,
+            )
     log.info("refund refused", extra={"refund_id": refund.wizehire_refund_id, "reason": reason})
 
 
@@ -171,12 +217,19 @@ async def _execute(
     except KeyError as exc:
         raise PermanentFailure(str(exc.args[0])) from None
     case = RefundCase(
-        refund_id=refund.id, wizehire_refund_id=refund.wizehire_refund_id,
-        wizehire_order_id=refund.wizehire_order_id, amount=money(refund.amount),
-        currency=refund.currency, reason_code=refund.reason_code, note=refund.note,
+        refund_id=refund.id,
+        wizehire_refund_id=refund.wizehire_refund_id,
+        wizehire_order_id=refund.wizehire_order_id,
+        amount=money(refund.amount),
+        currency=refund.currency,
+        reason_code=refund.reason_code,
+        note=refund.note,
         ghl_location_id=refund.ghl_location_id or ghl_order.location_id,
-        ghl_order_id=ghl_order.order_id, ghl_transaction_id=refund.ghl_transaction_id or "",
-        notified_at=refund.notified_at, status=refund.status, gateway=refund.gateway,
+        ghl_order_id=ghl_order.order_id,
+        ghl_transaction_id=refund.ghl_transaction_id or "",
+        notified_at=refund.notified_at,
+        status=refund.status,
+        gateway=refund.gateway,
         gateway_refund_id=refund.gateway_refund_id,
         gateway_attempted_at=refund.gateway_attempted_at,
     )
@@ -185,8 +238,9 @@ async def _execute(
     if result.status == "succeeded":
         values["processed_at"] = utcnow()
     elif result.status == "failed":
-        values["failure_reason"] = result.failure_reason or \
-            f"the {executor.name} refund executor refused the refund"
+        values["failure_reason"] = (
+            result.failure_reason or f"the {executor.name} refund executor refused the refund"
+        )
     elif result.failure_reason:  # manual_action_required: why a human must act
         values["failure_reason"] = result.failure_reason
     if result.gateway is not None:
@@ -205,8 +259,11 @@ async def _execute(
         if changed:
             await refund_repo.set_fields(session, refund.id, **changed)
         # Queued with the status it is about: both are stored, or neither.
-        if result.notice is not None and current.notified_at is None \
-                and await queue_notice(session, ctx.services, result.notice):
+        if (
+            result.notice is not None
+            and current.notified_at is None
+            and await queue_notice(session, ctx.services, result.notice)
+        ):
             await refund_repo.set_fields(session, refund.id, notified_at=utcnow())
 
 

@@ -77,11 +77,15 @@ def decide(
     """Accept a refund onto one captured transaction with enough left, or refuse it in words."""
     asked = f"{_text(amount)} {currency}"
     if state.currency and state.currency.upper() != currency.upper():
-        return Refused(f"the refund is in {currency} but GHL order {ghl_order_id} was paid in "
-                       f"{state.currency.upper()}")
+        return Refused(
+            f"the refund is in {currency} but GHL order {ghl_order_id} was paid in "
+            f"{state.currency.upper()}"
+        )
     if state.amount_paid <= ZERO:
-        return Refused(f"nothing has been paid on GHL order {ghl_order_id} (payment status "
-                       f"{state.payment_status}), so there is nothing to refund")
+        return Refused(
+            f"nothing has been paid on GHL order {ghl_order_id} (payment status "
+            f"{state.payment_status}), so there is nothing to refund"
+        )
     ends = claim_ends(open_claims)
     available: dict[str, tuple[Decimal, Decimal]] = {}  # txn -> (left, start of a new slice)
     for txn_id, txn in state.by_transaction.items():
@@ -92,19 +96,22 @@ def decide(
     total_left = sum((left for left, _ in available.values()), ZERO)
     awaiting = sum((c.amount for c in open_claims), ZERO)
     if amount > total_left:
-        detail = (f"paid {_text(state.amount_paid)}, refunded "
-                  f"{_text(state.amount_refunded)}")
+        detail = f"paid {_text(state.amount_paid)}, refunded {_text(state.amount_refunded)}"
         if awaiting > ZERO:
             detail += f", {_text(awaiting)} in other refunds not yet carried out"
-        return Refused(f"the refund of {asked} is more than the {_text(total_left)} "
-                       f"{currency} still refundable on GHL order {ghl_order_id} ({detail})")
+        return Refused(
+            f"the refund of {asked} is more than the {_text(total_left)} "
+            f"{currency} still refundable on GHL order {ghl_order_id} ({detail})"
+        )
     for txn_id, (left, start) in available.items():  # oldest transaction first
         if amount <= left:
             return Accepted(transaction_id=txn_id, baseline=start)
     largest = max(available.items(), key=lambda item: item[1][0])
-    return Refused(f"no single transaction of GHL order {ghl_order_id} has {asked} left to "
-                   f"refund (the most is {_text(largest[1][0])} on transaction "
-                   f"{largest[0]}); request one refund per transaction")
+    return Refused(
+        f"no single transaction of GHL order {ghl_order_id} has {asked} left to "
+        f"refund (the most is {_text(largest[1][0])} on transaction "
+        f"{largest[0]}); request one refund per transaction"
+    )
 
 
 def plan_settlement(claims: Sequence[Claim], state: PaymentState) -> list[Settlement]:

@@ -47,8 +47,12 @@ async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentSta
             session, wizehire_order_id, for_update=True
         )
         claims = [
-            Claim(refund_id=r.id, transaction_id=r.ghl_transaction_id or "", amount=r.amount,
-                  baseline=r.refunded_baseline if r.refunded_baseline is not None else r.amount)
+            Claim(
+                refund_id=r.id,
+                transaction_id=r.ghl_transaction_id or "",
+                amount=r.amount,
+                baseline=r.refunded_baseline if r.refunded_baseline is not None else r.amount,
+            )
             for r in open_refunds
         ]
         by_id = {r.id: r for r in open_refunds}
@@ -57,34 +61,45 @@ async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentSta
         for step in plan_settlement(claims, state):
             refund = by_id[step.refund_id]
             if step.settled and refund_repo.awaiting_ghl(refund):
-                await refund_repo.set_fields(session, refund.id, ghl_seen_at=now,
-                                             refunded_baseline=step.baseline)
-                log.info("GHL shows the gateway refund",
-                         extra={"refund_id": refund.wizehire_refund_id,
-                                "gateway": refund.gateway})
+                await refund_repo.set_fields(
+                    session, refund.id, ghl_seen_at=now, refunded_baseline=step.baseline
+                )
+                log.info(
+                    "GHL shows the gateway refund",
+                    extra={"refund_id": refund.wizehire_refund_id, "gateway": refund.gateway},
+                )
             elif step.settled and _unanswered_gateway_call(refund):
                 # GHL shows money back, but which gateway refund it is only the gateway can
                 # say: the refund's own event looks it up there (and stores its id).
                 if step.baseline != refund.refunded_baseline:
-                    await refund_repo.set_fields(session, refund.id,
-                                                 refunded_baseline=step.baseline)
+                    await refund_repo.set_fields(
+                        session, refund.id, refunded_baseline=step.baseline
+                    )
             elif step.settled:
                 await refund_repo.set_fields(
-                    session, refund.id, status="succeeded", processed_at=now,
+                    session,
+                    refund.id,
+                    status="succeeded",
+                    processed_at=now,
                     refunded_baseline=step.baseline,
                     **({"ghl_seen_at": now} if refund.gateway_refund_id else {}),
                 )
-                log.info("refund settled: GHL shows the money back",
-                         extra={"refund_id": refund.wizehire_refund_id,
-                                "transaction_id": refund.ghl_transaction_id})
+                log.info(
+                    "refund settled: GHL shows the money back",
+                    extra={
+                        "refund_id": refund.wizehire_refund_id,
+                        "transaction_id": refund.ghl_transaction_id,
+                    },
+                )
             else:
                 if step.baseline != refund.refunded_baseline:
-                    await refund_repo.set_fields(session, refund.id,
-                                                 refunded_baseline=step.baseline)
+                    await refund_repo.set_fields(
+                        session, refund.id, refunded_baseline=step.baseline
+                    )
                 if _late_at_ghl(refund, now - late_after) and await queue_notice(
-                        session, ctx.services, ghl_late_notice(refund, state)):
-                    await refund_repo.set_fields(session, refund.id,
-                                                 ghl_catchup_notified_at=now)
+                    session, ctx.services, ghl_late_notice(refund, state)
+                ):
+                    await refund_repo.set_fields(session, refund.id, ghl_catchup_notified_at=now)
         refunds = await refund_repo.list_for_order(session, wizehire_order_id)
         to_push = [r.wizehire_refund_id for r in refunds if needs_push(r)]
     for wizehire_refund_id in to_push:
@@ -93,15 +108,21 @@ async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentSta
 
 
 def _unanswered_gateway_call(refund: SyncRefund) -> bool:
-    return refund.gateway_attempted_at is not None and refund.gateway_refund_id is None \
+    return (
+        refund.gateway_attempted_at is not None
+        and refund.gateway_refund_id is None
         and refund.status == "pending"
+    )
 
 
 def _late_at_ghl(refund: SyncRefund, sent_before: object) -> bool:
-    return (refund.gateway_refund_id is not None and refund.ghl_seen_at is None
-            and refund.ghl_catchup_notified_at is None
-            and refund.gateway_attempted_at is not None
-            and refund.gateway_attempted_at <= sent_before)  # type: ignore[operator]
+    return (
+        refund.gateway_refund_id is not None
+        and refund.ghl_seen_at is None
+        and refund.ghl_catchup_notified_at is None
+        and refund.gateway_attempted_at is not None
+        and refund.gateway_attempted_at <= sent_before
+    )  # type: ignore[operator]
 
 
 def ghl_late_notice(refund: SyncRefund, state: PaymentState) -> Notice:
@@ -110,7 +131,7 @@ def ghl_late_notice(refund: SyncRefund, state: PaymentState) -> Notice:
     amount = f"{decimal_text(refund.amount)} {refund.currency}"
     return Notice(
         title=f"GHL does not show a gateway refund yet: {amount} on Wizehire order "
-              f"{refund.wizehire_order_id}",
+        f"{refund.wizehire_order_id}",
         lines=(
             f"Refund: {refund.wizehire_refund_id}, made at {refund.gateway} as "
             f"{refund.gateway_refund_id}",

@@ -26,7 +26,8 @@ def refund_update(refund: SyncRefund) -> RefundUpdate:
         ghl_transaction_id=refund.ghl_transaction_id,
         # failed: why not; manual_action_required: why a human must act (None when by choice)
         failure_reason=refund.failure_reason
-        if refund.status in ("failed", "manual_action_required") else None,
+        if refund.status in ("failed", "manual_action_required")
+        else None,
         processed_at=refund.processed_at,
         gateway=gateway,
         gateway_refund_id=gateway_refund_id,
@@ -62,7 +63,8 @@ async def push_refund_state(ctx: Any, wizehire_refund_id: str) -> bool:
         return False
     body = refund_update(refund)
     await ctx.services.wizehire.update_refund(
-        refund.wizehire_refund_id, body,
+        refund.wizehire_refund_id,
+        body,
         idempotency_key=idempotency_key("refund", refund.wizehire_refund_id, refund.status),
     )
     sent: dict[str, Any] = body.model_dump(mode="json")

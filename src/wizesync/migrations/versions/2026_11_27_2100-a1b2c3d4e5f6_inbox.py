@@ -62,7 +62,9 @@ def upgrade() -> None:
         sa.Column("outbound_calls", JSONType, nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_event_attempts")),
         sa.ForeignKeyConstraint(
-            ["event_id"], ["inbox_events.id"], ondelete="CASCADE",
+            ["event_id"],
+            ["inbox_events.id"],
+            ondelete="CASCADE",
             name=op.f("fk_event_attempts_event_id_inbox_events"),
         ),
         sa.UniqueConstraint("event_id", "attempt", name=op.f("uq_event_attempts_event_id_attempt")),

@@ -43,13 +43,19 @@ def upgrade() -> None:
         sa.Column("updated_at", UTCDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_ghl_installations")),
         sa.UniqueConstraint("location_id", name=op.f("uq_ghl_installations_location_id")),
-        sa.CheckConstraint("user_type IN ('Location', 'Company')",
-                           name=op.f("ck_ghl_installations_user_type_valid")),
-        sa.CheckConstraint("auth_mode IN ('oauth', 'pit')",
-                           name=op.f("ck_ghl_installations_auth_mode_valid")),
+        sa.CheckConstraint(
+            "user_type IN ('Location', 'Company')",
+            name=op.f("ck_ghl_installations_user_type_valid"),
+        ),
+        sa.CheckConstraint(
+            "auth_mode IN ('oauth', 'pit')", name=op.f("ck_ghl_installations_auth_mode_valid")
+        ),
     )
     op.create_index(
-        op.f("ix_ghl_installations_agency"), "ghl_installations", ["company_id"], unique=True,
+        op.f("ix_ghl_installations_agency"),
+        "ghl_installations",
+        ["company_id"],
+        unique=True,
         sqlite_where=sa.text("location_id IS NULL"),
         postgresql_where=sa.text("location_id IS NULL"),
     )

@@ -21,8 +21,9 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     with op.batch_alter_table("sync_orders", schema=None) as batch_op:
         batch_op.add_column(sa.Column("ghl_checked_at", UTCDateTime(), nullable=True))
-    op.create_index("ix_sync_orders_location_checked", "sync_orders",
-                    ["ghl_location_id", "ghl_checked_at"])
+    op.create_index(
+        "ix_sync_orders_location_checked", "sync_orders", ["ghl_location_id", "ghl_checked_at"]
+    )
 
 
 def downgrade() -> None:

@@ -28,7 +28,7 @@ from wizesync.doctor_golive import (
     webhook_keys,
 )
 
-SLACK = "https://hooks.slack.test/services/T000/B000/XXXX"
+SLACK = "https://hooks.slack.com/services/T000/B000/XXXX"
 STRONG_TOKEN = secrets.token_urlsafe(32)
 STRONG_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 

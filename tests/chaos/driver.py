@@ -79,6 +79,7 @@ from wizesync.db.models import InboxEvent
 from wizesync.sandbox import defaults
 
 CLIENT_ID, CLIENT_SECRET = "chaos-app", "chaos-app-secret"  # the sandbox's app, not a secret
+ADMIN_TOKEN = "chaos-admin-token-0123456789abcdefghijklmnop"  # 32+ characters, as the service asks
 # The service renews an access token this long before it expires (ghl/tokens.py REFRESH_MARGIN).
 SERVICE_REFRESH_MARGIN = 300
 AMOUNT = Decimal("149.00")
@@ -289,6 +290,10 @@ class Chaos:
             # 12 attempts would span 2 minutes here instead of an hour: give the same span.
             "WORKER_MAX_ATTEMPTS": "25",
             "LOG_LEVEL": "INFO",
+            # The install route is the installer's: an admin starts it, as in production.
+            "ADMIN_TOKEN": ADMIN_TOKEN,
+            # Sandbox INSTALL/UNINSTALL events name the app by its client id.
+            "GHL_APP_ID": CLIENT_ID,
         }
         self.api_env = service_env(service_db, **base, WORKER="off")
         self.worker_env = service_env(service_db, **base)
@@ -353,7 +358,9 @@ class Chaos:
 
     async def _install(self, http: httpx.AsyncClient, location_id: str) -> None:
         """The marketplace install, as a browser would click through it, for one location."""
-        start = await http.get("/oauth/ghl/install")
+        start = await http.get(
+            "/oauth/ghl/install", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        )
         assert start.status_code == 302, start.text
         chooser = httpx.URL(start.headers["location"])
         chooser = chooser.copy_add_param("location_id", location_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable, Iterator
@@ -81,7 +82,13 @@ async def test_a_record_logged_in_a_handler_names_its_event(
     body, headers = wizehire_request(order_event(), event_id="msg_logged_event")
     inbox_id = (await client.post("/webhooks/wizehire", content=body, headers=headers)).json()["id"]
     await wait_for_status(client, inbox_id, "done")
-    _, records = captured(capfd)
+    # The worker commits "done" a moment before it logs the attempt's end: wait for the line.
+    records: list[dict[str, Any]] = []
+    for _ in range(100):
+        records += captured(capfd)[1]
+        if any(r["msg"] == "attempt finished" for r in records):
+            break
+        await asyncio.sleep(0.05)
     inside = next(r for r in records if r["msg"] == "creating the GHL invoice")
     assert inside["inbox_id"] == inbox_id
     assert inside["event_id"] == "msg_logged_event"

@@ -33,8 +33,8 @@ def doctor(
     """Check configuration, database, migrations, webhook keys, GHL tokens and scopes, and
     Wizehire's API; say what is wrong in words. `--go-live`: the production checklist
     (docs/GO-LIVE.md)."""
-    from wizesync.doctor import run_checks
-    from wizesync.doctor_golive import run_go_live
+    from wizesync.doctor.basic import run_checks
+    from wizesync.doctor.golive import run_go_live
 
     try:
         settings = load_settings()

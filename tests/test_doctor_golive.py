@@ -17,7 +17,7 @@ from tests.conftest import make_settings
 from tests.test_try_it import SERVICE_VARIABLES
 from wizesync.cli import app
 from wizesync.config import Settings
-from wizesync.doctor_golive import (
+from wizesync.doctor.golive import (
     database_engine,
     https_urls,
     mapping_online,

@@ -19,7 +19,7 @@ from wizesync.db import ghl_repo
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation
 from wizesync.db.ghl_repo import StoredTokens
-from wizesync.doctor import run_checks
+from wizesync.doctor.basic import run_checks
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.oauth import SCOPES
 

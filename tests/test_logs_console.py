@@ -12,7 +12,8 @@ import pytest
 from rich.logging import RichHandler
 from typer.testing import CliRunner
 
-from wizesync.cli import _log_format, app
+from wizesync.cli import app
+from wizesync.cli.serve import _log_format
 from wizesync.config import Settings
 from wizesync.db.migrate import upgrade_head
 from wizesync.logs import EVENT_CONTEXT, REDACTED, JsonFormatter, configure_logging

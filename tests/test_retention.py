@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 from tests.support.worker_harness import add_event
 from wizesync.cli import app
+from wizesync.cli.purge import parse_age
 from wizesync.db import inbox_repo, retention_repo
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventAttempt, EventStatus, InboxEvent
-from wizesync.inbox.purge_cli import parse_age
 from wizesync.inbox.retention import purge_older_than, run_retention
 
 

@@ -225,7 +225,7 @@ async def test_go_live_test_order_runs_a_sample_order_through_the_sandbox_to_don
     served: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from wizesync.config import Settings
-    from wizesync.doctor_golive import sample_order
+    from wizesync.doctor.golive import sample_order
 
     for name in list(os.environ):
         if SERVICE_VARIABLES.match(name):

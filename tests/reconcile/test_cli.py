@@ -18,9 +18,9 @@ from tests.reconcile.test_scheduler_processes import _worker_env
 from tests.support.processes import Proc, free_port, service_env
 from tests.test_cli import run_cli, words
 from wizesync import samples
+from wizesync.cli import reconcile as reconcile_cli
 from wizesync.db import reconcile_repo
 from wizesync.db.engine import create_engine, create_sessionmaker
-from wizesync.reconcile import cli as reconcile_cli
 from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
 
 

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from rich.table import Table
 
-from wizesync.ghl.providers_cli import _exit, _Fail, _require_ghl, _run
+from wizesync.cli.common import (
+    Fail,
+    console,
+    err,
+    exit_with,
+    require_ghl,
+    run_ghl,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
     from wizesync.config import Settings
@@ -28,22 +36,16 @@ CATALOG_SCOPE = "products.readonly"
 mapping_app = typer.Typer(help="The YAML field mapping (MAPPING_FILE)", no_args_is_help=True)
 
 
-def _cli() -> Any:
-    from wizesync import cli  # the shared settings loader and consoles (imported late: cycle)
-
-    return cli
-
-
 def _location(settings: Settings, location: str | None) -> str:
     from wizesync.ghl.transport import checked_id
 
     location = location or settings.ghl_location_id
     if not location:
-        raise _exit("--location is required (no GHL_LOCATION_ID is configured)", 2)
+        raise exit_with("--location is required (no GHL_LOCATION_ID is configured)", 2)
     try:
         checked_id(location, "location id")
     except ValueError as exc:
-        raise _exit(f"--location: {exc}", 2) from None
+        raise exit_with(f"--location: {exc}", 2) from None
     return location
 
 
@@ -56,11 +58,9 @@ def _read_catalog(settings: Settings, location_id: str) -> list[CatalogLine]:
         try:
             return await read_catalog(access.client, location_id)
         except GhlError as exc:
-            raise _Fail(
-                f"location {location_id}: {ghl_problem(exc, scope=CATALOG_SCOPE)}"
-            ) from None
+            raise Fail(f"location {location_id}: {ghl_problem(exc, scope=CATALOG_SCOPE)}") from None
 
-    return _run(settings, run)
+    return run_ghl(settings, run)
 
 
 def _money(line: Any) -> str:
@@ -76,9 +76,8 @@ def ghl_catalog(
     ] = None,
 ) -> None:
     """List a location's GHL products and prices (the ids a mapping names)."""
-    cli = _cli()
-    settings = cli._settings()
-    _require_ghl(settings)
+    settings = settings_or_exit()
+    require_ghl(settings)
     location_id = _location(settings, location)
     lines = _read_catalog(settings, location_id)
     table = Table(
@@ -101,9 +100,9 @@ def ghl_catalog(
             line.currency or "",
             line.recurring or "",
         )
-    cli.console.print(table)
+    console.print(table)
     if not lines:
-        cli.err.print(f"location {location_id} has no products in GHL")
+        err.print(f"location {location_id} has no products in GHL")
 
 
 # --- mapping check -------------------------------------------------------------------------------
@@ -125,22 +124,21 @@ def mapping_check(
     from wizesync.flows.refunds.executors import check_executor_name, load_executors
     from wizesync.mapping import MappingError, load_mapping
 
-    cli = _cli()
-    settings = cli._settings()
+    settings = settings_or_exit()
     source = path or settings.mapping_file
     try:
         mapping = load_mapping(source, default_location=settings.ghl_location_id)
     except MappingError as exc:
-        cli.err.print(f"[red]✗[/red] {exc}")
+        err.print(f"[red]✗[/red] {exc}")
         raise typer.Exit(1) from None
     known = load_executors()
     unknown_executor = check_executor_name(mapping.refunds.executor)
     if unknown_executor:
-        cli.err.print(f"[red]✗[/red] refunds.executor: {unknown_executor}")
+        err.print(f"[red]✗[/red] refunds.executor: {unknown_executor}")
         raise typer.Exit(1)
-    cli.console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
-    cli.console.print_json(mapping.model_dump_json())
-    cli.console.print(f"refund executors this build knows: {', '.join(known)}", highlight=False)
+    console.print(f"[green]✓[/green] {source or 'built-in defaults'} is valid")
+    console.print_json(mapping.model_dump_json())
+    console.print(f"refund executors this build knows: {', '.join(known)}", highlight=False)
     if online:
         _check_online(settings, mapping)
 
@@ -150,26 +148,23 @@ def _check_online(settings: Settings, mapping: Mapping) -> None:
     from wizesync.ghl.errors import GhlError
     from wizesync.ghl.providers import ghl_problem
 
-    cli = _cli()
-    _require_ghl(settings)
+    require_ghl(settings)
     if not mapped_locations(mapping):
-        raise _exit(
+        raise exit_with(
             "the mapping routes no order anywhere: set locations.default or "
             "locations.accounts (or GHL_LOCATION_ID)",
             1,
         )
     if not mapping.products:
-        raise _exit("the mapping maps no SKU (products is empty): every order would go dead", 1)
+        raise exit_with("the mapping maps no SKU (products is empty): every order would go dead", 1)
 
     async def run(access: GhlAccess, sessionmaker: Any) -> list[PriceCheck]:
         try:
             return await check_mapping(access.client, mapping)
         except GhlError as exc:
-            raise _Fail(
-                f"GHL could not be asked: {ghl_problem(exc, scope=CATALOG_SCOPE)}"
-            ) from None
+            raise Fail(f"GHL could not be asked: {ghl_problem(exc, scope=CATALOG_SCOPE)}") from None
 
-    checks = _run(settings, run)
+    checks = run_ghl(settings, run)
     table = Table("SKU", "location", "price id", "product id", "amount", "currency", "in GHL")
     for check in checks:
         table.add_row(
@@ -181,16 +176,16 @@ def _check_online(settings: Settings, mapping: Mapping) -> None:
             check.currency or "",
             "[green]✓[/green]" if check.ok else "[red]✗[/red]",
         )
-    cli.console.print(table)
+    console.print(table)
     bad = [c for c in checks if not c.ok]
     for check in bad:
-        cli.err.print(
+        err.print(
             f"[red]✗[/red] {check.sku} in location {check.location_id}: {check.problem}",
             highlight=False,
         )
     if bad:
         raise typer.Exit(1)
-    cli.console.print(f"[green]✓[/green] every mapped price exists in GHL ({len(checks)} checked)")
+    console.print(f"[green]✓[/green] every mapped price exists in GHL ({len(checks)} checked)")
 
 
 # --- mapping init --------------------------------------------------------------------------------
@@ -211,11 +206,10 @@ def mapping_init(
     from wizesync.mapping import MappingError, load_mapping
     from wizesync.mapping_template import render_init
 
-    cli = _cli()
-    settings = cli._settings()
+    settings = settings_or_exit()
     if output.exists() and not force:
-        raise _exit(f"{output} exists already; pass --force to overwrite it", 1)
-    _require_ghl(settings)
+        raise exit_with(f"{output} exists already; pass --force to overwrite it", 1)
+    require_ghl(settings)
     location_id = _location(settings, location)
     lines = _read_catalog(settings, location_id)
     text = render_init(location_id, lines)
@@ -228,19 +222,19 @@ def mapping_init(
         load_mapping(tmp)
         os.replace(tmp, output)
     except MappingError as exc:
-        raise _exit(f"the generated mapping does not validate: {exc}", 1) from None
+        raise exit_with(f"the generated mapping does not validate: {exc}", 1) from None
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     priced = sum(1 for line in lines if line.price_id)
-    cli.console.print(
+    console.print(
         f"[green]✓[/green] wrote {output}: location {location_id}, {priced} "
         f"price(s). Rename the SKUs to Wizehire's, then `wizesync mapping check "
         f"{output} --online` and set MAPPING_FILE={output}",
         highlight=False,
     )
     if not priced:
-        cli.err.print(
+        err.print(
             f"location {location_id} has no priced products in GHL: add the products "
             "Wizehire sells there first"
         )

@@ -14,14 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import typer
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from wizesync.cli.common import console, err
 from wizesync.config import ConfigError, Settings
 
 tokens_app = typer.Typer(help="GHL tokens at rest", no_args_is_help=True)
-console = Console()
-err = Console(stderr=True)
 
 
 @dataclass

@@ -17,12 +17,9 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from wizesync.cli.common import console, err, settings_or_exit
 from wizesync.db.retention_repo import NAMED_STATUSES
-
-console = Console()
-err = Console(stderr=True)
 
 _AGE = re.compile(r"^\s*(\d+)\s*([dhm])\s*$")
 _UNITS = {"d": "days", "h": "hours", "m": "minutes"}
@@ -48,7 +45,6 @@ def events_purge(
     ] = None,
 ) -> None:
     """Delete old done/ignored events, or named dead/quarantined ones (attempts included)."""
-    from wizesync.cli import _settings
     from wizesync.db.engine import create_engine, create_sessionmaker
 
     if (older_than is None) == (not event_ids):
@@ -75,7 +71,7 @@ def events_purge(
         from wizesync.db import retention_repo
         from wizesync.inbox.retention import purge_older_than
 
-        engine = create_engine(_settings().database_url)
+        engine = create_engine(settings_or_exit().database_url)
         try:
             sessionmaker = create_sessionmaker(engine)
             if age is not None:

@@ -8,100 +8,29 @@ GHL's client and models are imported when a command runs, so the command line st
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
-from wizesync.config import Settings
+from wizesync.cli.common import (
+    Fail,
+    console,
+    err,
+    exit_with,
+    require_ghl,
+    run_ghl,
+    settings_or_exit,
+)
 
 if TYPE_CHECKING:
+    from wizesync.config import Settings
     from wizesync.ghl.factory import GhlAccess
-
-T = TypeVar("T")
 
 providers_app = typer.Typer(
     help="White-label payment providers of each location (NMI or Authorize.net based)",
     no_args_is_help=True,
 )
-
-
-class _Fail(Exception):
-    """A failure said in words, with the exit code it deserves."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.message, self.code = message, code
-
-
-def _cli() -> Any:
-    from wizesync import cli  # the shared settings loader and consoles (imported late: cycle)
-
-    return cli
-
-
-def _exit(message: str, code: int) -> typer.Exit:
-    _cli().err.print(f"[red]✗[/red] {message}", highlight=False)
-    return typer.Exit(code)
-
-
-def _require_ghl(settings: Settings) -> None:
-    from wizesync.ghl.factory import auth_mode
-
-    if auth_mode(settings) != "none":
-        return
-    from wizesync.sandbox.dev import plan
-
-    message = (
-        "GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID (Private "
-        "Integration Token), or GHL_CLIENT_ID, GHL_CLIENT_SECRET and GHL_REDIRECT_URI "
-        "(OAuth app) and install it"
-    )
-    if plan(settings) is not None:
-        from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
-
-        message += (
-            ". In development the service runs against its built-in sandbox; to use it "
-            "from here, run with GHL_API_URL=http://127.0.0.1:8000/sandbox/ghl "
-            f"GHL_PRIVATE_TOKEN={DEFAULT_PRIVATE_TOKEN} "
-            f"GHL_LOCATION_ID={DEFAULT_LOCATION_ID}"
-        )
-    raise _exit(message, 2)
-
-
-async def _with_ghl(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable[T]]) -> T:
-    """Runs `fn(access, sessionmaker)` with a client, a database and the shared budget."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from wizesync.config import ConfigError
-    from wizesync.db.engine import create_engine, create_sessionmaker
-    from wizesync.ghl.factory import build_ghl_access
-    from wizesync.ghl.http import build_http_client
-
-    engine = create_engine(settings.database_url)
-    http = build_http_client(settings)
-    try:
-        sessionmaker = create_sessionmaker(engine)
-        try:
-            access = build_ghl_access(settings, sessionmaker, http)
-        except ConfigError as exc:
-            raise _Fail(str(exc), 2) from None
-        try:
-            return await fn(access, sessionmaker)
-        except (SQLAlchemyError, OSError) as exc:  # the shared budget lives in the database
-            raise _Fail(
-                f"the database is not usable: {type(exc).__name__}: {exc} (run `wizesync doctor`)"
-            ) from None
-        finally:
-            try:
-                await access.close()
-            except Exception:  # noqa: S110  (the database is down: already reported)
-                pass
-    finally:
-        await http.aclose()
-        await engine.dispose()
 
 
 async def _locations(settings: Settings, sessionmaker: Any) -> list[str]:
@@ -111,17 +40,10 @@ async def _locations(settings: Settings, sessionmaker: Any) -> list[str]:
         async with sessionmaker() as session:
             return await configured_locations(settings, session)
     except Exception as exc:
-        raise _Fail(
+        raise Fail(
             f"cannot read the GHL installations from the database: "
             f"{type(exc).__name__}: {exc} (run `wizesync doctor`)"
         ) from None
-
-
-def _run(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable[T]]) -> T:
-    try:
-        return asyncio.run(_with_ghl(settings, fn))
-    except _Fail as fail:
-        raise _exit(fail.message, fail.code) from None
 
 
 def _table(rows: list[tuple[str, dict[str, Any] | None]]) -> Table:
@@ -159,19 +81,18 @@ def providers_list(
     from wizesync.ghl.providers import ghl_problem, provider_view
     from wizesync.ghl.transport import checked_id
 
-    cli = _cli()
-    settings = cli._settings()
-    _require_ghl(settings)
+    settings = settings_or_exit()
+    require_ghl(settings)
     if location is not None:
         try:
             checked_id(location, "location id")
         except ValueError as exc:
-            raise _exit(f"--location: {exc}", 2) from None
+            raise exit_with(f"--location: {exc}", 2) from None
 
     async def run(access: GhlAccess, sessionmaker: Any) -> tuple[list[Any], list[str]]:
         locations = [location] if location else await _locations(settings, sessionmaker)
         if not locations:
-            raise _Fail(
+            raise Fail(
                 "no GHL location is installed yet: install the app (`wizesync ghl install-url`)"
             )
         rows: list[tuple[str, dict[str, Any] | None]] = []
@@ -185,11 +106,11 @@ def providers_list(
             rows += [(location_id, provider_view(p)) for p in page.items] or [(location_id, None)]
         return rows, failures
 
-    rows, failures = _run(settings, run)
+    rows, failures = run_ghl(settings, run)
     if rows:
-        cli.console.print(_table(rows))
+        console.print(_table(rows))
     for failure in failures:
-        cli.err.print(f"[red]✗[/red] {failure}", highlight=False)
+        err.print(f"[red]✗[/red] {failure}", highlight=False)
     if failures:
         raise typer.Exit(1)
 
@@ -220,16 +141,15 @@ def providers_register(
         registration_problems,
     )
 
-    cli = _cli()
-    settings = cli._settings()
-    _require_ghl(settings)
+    settings = settings_or_exit()
+    require_ghl(settings)
 
     async def known_locations(access: GhlAccess, sessionmaker: Any) -> list[str]:
         return await _locations(settings, sessionmaker)
 
-    installed = _run(settings, known_locations)
+    installed = run_ghl(settings, known_locations)
     if not installed:
-        raise _exit(
+        raise exit_with(
             "no GHL location is installed yet: install the app (`wizesync ghl install-url`)", 1
         )
     if location is None:
@@ -237,7 +157,7 @@ def providers_register(
             "GHL location id", default=installed[0] if len(installed) == 1 else None
         )
     if location not in installed:
-        raise _exit(
+        raise exit_with(
             f"location {location} is not configured here; configured: {', '.join(installed)}", 2
         )
     if provider is None:
@@ -258,7 +178,7 @@ def providers_register(
         image_url=image_url,
     )
     if problems:
-        raise _exit("; ".join(problems), 2)
+        raise exit_with("; ".join(problems), 2)
     body = m.RegisterWhitelabelProvider(
         provider=provider,
         unique_name=unique_name,
@@ -274,28 +194,28 @@ def providers_register(
         try:
             existing = (await access.client.list_whitelabel_providers(where)).items
         except GhlError as exc:
-            raise _Fail(f"location {where}: {ghl_problem(exc)}") from None
+            raise Fail(f"location {where}: {ghl_problem(exc)}") from None
         for p in existing:
             if p.route == unique_name:
-                raise _Fail(
+                raise Fail(
                     f"location {where} already has a provider named {unique_name} "
                     f"({p.provider}, id {p.id}); nothing changed"
                 )
         try:
             created = await access.client.register_whitelabel_provider(where, body)
         except (GhlServerError, GhlTimeout) as exc:
-            raise _Fail(
+            raise Fail(
                 f"GHL did not confirm the registration ({ghl_problem(exc)}): it may or "
                 f"may not exist now; check with `wizesync ghl providers list --location "
                 f"{where}` before trying again"
             ) from None
         except GhlError as exc:
-            raise _Fail(f"location {where}: {ghl_problem(exc, scope=WRITE_SCOPE)}") from None
+            raise Fail(f"location {where}: {ghl_problem(exc, scope=WRITE_SCOPE)}") from None
         return provider_view(created)
 
-    created = _run(settings, register)
-    cli.console.print(_table([(where, created)]))
-    cli.console.print(
+    created = run_ghl(settings, register)
+    console.print(_table([(where, created)]))
+    console.print(
         f"[green]✓[/green] registered {created['provider']} provider "
         f"{created['unique_name']} for location {where}",
         highlight=False,

@@ -38,7 +38,7 @@ async def run_go_live(
     test_order: bool = False,
     http: httpx.AsyncClient | None = None,
 ) -> list[Check]:
-    from wizesync.doctor import run_checks
+    from wizesync.doctor.basic import run_checks
 
     results = await run_checks(settings)
     results += production_settings(settings)

@@ -8,7 +8,7 @@ Check = tuple[bool, str, str]
 
 
 async def run_checks(settings: Settings) -> list[Check]:
-    from wizesync.doctor_integrations import ghl_checks, wizehire_check
+    from wizesync.doctor.integrations import ghl_checks, wizehire_check
 
     results: list[Check] = []
     results.append(_environment(settings))

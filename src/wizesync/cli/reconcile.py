@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.progress import (
     BarColumn,
     Progress,
@@ -23,13 +22,11 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from wizesync.cli.common import console, err, settings_or_exit
 from wizesync.config import ConfigError, Settings
 from wizesync.db.reconcile_models import CATEGORIES, ReconciliationRun
 from wizesync.reconcile.runs import InvalidWindow, Window, check_window, default_window
 from wizesync.reconcile.views import iso
-
-console = Console()
-err = Console(stderr=True)
 
 _PHASE_NAMES = {
     "ghl_orders": "GHL orders read",
@@ -53,10 +50,9 @@ def reconcile(
     ] = True,
 ) -> None:
     """Reconcile Wizehire and GHL for a window now and print the counts by category."""
-    from wizesync.cli import _settings
     from wizesync.logs import configure_logging
 
-    settings = _settings()
+    settings = settings_or_exit()
     configure_logging(settings.log_level)
     try:
         window = _window(settings, since, until)

@@ -15,9 +15,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 COPY requirements-runtime.lock pyproject.toml README.md ./
 COPY src ./src
+# The alembic scripts, installed as `wizesync.migrations` (pyproject's package-dir).
+COPY migrations ./migrations
 # Every dependency at the locked version with its hash (`make lock`), then the package alone.
 RUN pip install --require-hashes -r requirements-runtime.lock \
-    && pip install --no-deps . && rm -rf /app/src
+    && pip install --no-deps . && rm -rf /app/src /app/migrations
 
 # Never run as root; the app writes nothing but its logs (to stderr).
 RUN useradd --create-home --uid 10001 --shell /usr/sbin/nologin wizesync

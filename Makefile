@@ -42,8 +42,8 @@ test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src migrations tests benchmarks scripts
+	$(BIN)/ruff format --check src migrations tests benchmarks scripts
 
 sandbox: $(STAMP)
 	$(BIN)/wizesync sandbox --port $${SANDBOX_PORT:-8010}

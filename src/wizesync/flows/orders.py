@@ -47,9 +47,12 @@ from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows import order_bodies as bodies
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import refresh_order_from_ghl
-from wizesync.flows.refresh import order_made_from, store_state_seen
-from wizesync.flows.wizehire_sync import push_order_state
+from wizesync.flows.payments.refresh import (
+    order_made_from,
+    refresh_order_from_ghl,
+    store_state_seen,
+)
+from wizesync.flows.payments.wizehire_sync import push_order_state
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlNotFound, GhlValidationError
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater

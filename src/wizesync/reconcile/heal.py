@@ -36,7 +36,7 @@ from wizesync.db import sync_repo
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.orders import advance_order
 from wizesync.flows.outcomes import calling
-from wizesync.flows.wizehire_sync import order_state, state_digest
+from wizesync.flows.payments.wizehire_sync import order_state, state_digest
 from wizesync.inbox import internal
 from wizesync.inbox.context import EventContext, PermanentFailure
 from wizesync.inbox.registry import registry

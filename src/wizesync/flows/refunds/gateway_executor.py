@@ -26,7 +26,7 @@ import httpx
 from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import PaymentState, money
+from wizesync.flows.payments.payment_state import PaymentState, money
 from wizesync.flows.refunds.executors import (
     ExecutorResult,
     ExecutorStatus,

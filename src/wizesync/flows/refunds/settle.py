@@ -19,7 +19,7 @@ from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncRefund
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import PaymentState
+from wizesync.flows.payments.payment_state import PaymentState
 from wizesync.flows.refunds.rules import Claim, plan_settlement
 from wizesync.flows.refunds.wizehire_push import needs_push, push_refund_state
 from wizesync.notify.outbox import queue_notice

@@ -12,7 +12,7 @@ from typing import Any
 
 from wizesync.db import refund_repo
 from wizesync.db.sync_models import SyncRefund
-from wizesync.flows.payment_state import money
+from wizesync.flows.payments.payment_state import money
 from wizesync.wizehire.client import idempotency_key
 from wizesync.wizehire.models import RefundUpdate
 

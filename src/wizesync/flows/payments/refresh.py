@@ -23,15 +23,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from wizesync.db import poller_repo, sync_repo
 from wizesync.db.base import utcnow
-from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import MixedCurrencies, PaymentState, compute_payment_state
-from wizesync.flows.subscriptions import current_subscription
+from wizesync.flows.payments.payment_state import (
+    MixedCurrencies,
+    PaymentState,
+    compute_payment_state,
+)
+from wizesync.flows.payments.subscriptions import current_subscription
+from wizesync.flows.payments.wizehire_sync import push_order_state
+from wizesync.flows.refunds.settle import settle_pending_refunds
 from wizesync.ghl import models as m
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 
@@ -62,7 +66,7 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
     # `ghl_checked_at` is when these reads STARTED, not when they ended: every read below began
     # after this moment, so the stored state reflects any change GHL announced (by a webhook we
     # received) before it. An `order.advance` whose webhook arrived no later than this may skip
-    # its own refresh (flows/advance.py); stamping the end would let a webhook that arrived while
+    # its own refresh (advance.py); stamping the end would let a webhook that arrived while
     # the reads ran look covered by data read before the change it announces.
     reads_started = utcnow()
     order: m.Order | None = None
@@ -143,9 +147,6 @@ async def _store_and_tell(
         if order_id is not None:
             await poller_repo.resolve_unmatched(session, target.location_id, order_id)
 
-    from wizesync.flows.refunds.settle import settle_pending_refunds
-    from wizesync.flows.wizehire_sync import push_order_state
-
     await push_order_state(ctx, sync_order_id)
     await settle_pending_refunds(ctx, sync_order_id, state)
     return state
@@ -157,12 +158,7 @@ async def adopt_ghl_order(
     """Keep `ghl_order_id` on the record unless it already has one; the id it now has."""
     try:
         async with ctx.unit_of_work() as session:
-            await session.execute(
-                update(SyncOrder)
-                .where(SyncOrder.id == sync_order_id, SyncOrder.ghl_order_id.is_(None))
-                .values(ghl_order_id=ghl_order_id, ghl_order_source=source, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+            await sync_repo.link_ghl_order(session, sync_order_id, ghl_order_id, source=source)
     except IntegrityError as exc:
         # One GHL order belongs to one record (unique index): another took it meanwhile.
         raise RetryLater(

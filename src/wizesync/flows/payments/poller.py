@@ -13,7 +13,7 @@ location is polled at most once per interval whichever process gets there first)
    filter by creation time only, so a refund of an old transaction is found only by re-reading.
 Every record found goes through `refresh_order_from_ghl` (the refresh GHL's webhooks lead to),
 so Wizehire is patched only when something changed; a record the refresh leaves with a GHL order
-but no fulfillment gets an `order.advance` queued on its order's line (flows/advance.py).
+but no fulfillment gets an `order.advance` queued on its order's line (advance.py).
 Cursors move only after a run without errors in reading the lists; one record's failure is
 counted and retried next run, not fatal.
 
@@ -38,9 +38,9 @@ from wizesync.config import Settings
 from wizesync.db import poller_repo, refund_repo, sync_repo
 from wizesync.db.base import utcnow
 from wizesync.db.inbox_repo import ClaimedEvent
-from wizesync.flows.advance import Cause, queue_advance
-from wizesync.flows.refresh import refresh_order_from_ghl
-from wizesync.flows.unmatched import report_unmatched
+from wizesync.flows.payments.advance import Cause, queue_advance
+from wizesync.flows.payments.refresh import refresh_order_from_ghl
+from wizesync.flows.payments.unmatched import report_unmatched
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlError, GhlNeedsReauth
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater

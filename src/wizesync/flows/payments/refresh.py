@@ -37,7 +37,7 @@ from wizesync.flows.payments.subscriptions import current_subscription
 from wizesync.flows.payments.wizehire_sync import push_order_state
 from wizesync.flows.refunds.settle import settle_pending_refunds
 from wizesync.ghl import models as m
-from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import FlowContext, PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class _Target:
     wizehire_status: str
 
 
-async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> PaymentState:
+async def refresh_order_from_ghl(ctx: FlowContext, sync_order_id: int) -> PaymentState:
     """Refresh one record from GHL and tell Wizehire if anything changed (see module doc).
 
     Raises RetryLater (GHL/Wizehire transient, install needs re-auth) and PermanentFailure (mixed
@@ -87,7 +87,7 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
 
 
 async def store_state_seen(
-    ctx: EventContext,
+    ctx: FlowContext,
     sync_order_id: int,
     *,
     order: m.Order,
@@ -110,7 +110,7 @@ async def store_state_seen(
 
 
 async def _store_and_tell(
-    ctx: EventContext,
+    ctx: FlowContext,
     target: _Target,
     order_id: str | None,
     order: m.Order,
@@ -153,7 +153,7 @@ async def _store_and_tell(
 
 
 async def adopt_ghl_order(
-    ctx: EventContext, sync_order_id: int, ghl_order_id: str, source: str = "invoice"
+    ctx: FlowContext, sync_order_id: int, ghl_order_id: str, source: str = "invoice"
 ) -> str | None:
     """Keep `ghl_order_id` on the record unless it already has one; the id it now has."""
     try:
@@ -172,7 +172,7 @@ async def adopt_ghl_order(
 # --- reading GHL ---------------------------------------------------------------------------------
 
 
-async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
+async def _load(ctx: FlowContext, sync_order_id: int) -> _Target:
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get(session, sync_order_id)
         if record is None:
@@ -195,7 +195,7 @@ async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
         )
 
 
-async def _transactions(ctx: EventContext, location_id: str, entity_id: str) -> list[m.Transaction]:
+async def _transactions(ctx: FlowContext, location_id: str, entity_id: str) -> list[m.Transaction]:
     """The entity's transactions, each re-read by id (the detail is GHL's current word)."""
     ghl = ctx.services.ghl
     with calling(f"GHL list transactions of {entity_id}"):
@@ -210,7 +210,7 @@ async def _transactions(ctx: EventContext, location_id: str, entity_id: str) -> 
 
 
 async def _order_of_invoice(
-    ctx: EventContext, target: _Target
+    ctx: FlowContext, target: _Target
 ) -> tuple[str | None, m.Invoice | None]:
     """The order GHL made for the record's invoice (kept on the record), else the invoice."""
     assert target.ghl_invoice_id is not None

@@ -130,7 +130,7 @@ async def _resend_if_wizehire_differs(
     seen: Any,
     synced_before: datetime | None,
 ) -> None:
-    async with ctx.sessionmaker() as session:
+    async with ctx.read() as session:
         record = await sync_repo.get(session, sync_order_id)
     if record is None or record.last_synced_state is None or record.synced_at is None:
         return  # never accepted by Wizehire: the advance's push is the first one

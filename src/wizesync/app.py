@@ -12,7 +12,7 @@ from starlette.types import Receive, Scope, Send
 from wizesync import __version__
 from wizesync.config import Settings, load_settings
 from wizesync.db.engine import create_engine, create_sessionmaker
-from wizesync.flows.poller import build_poller
+from wizesync.flows.payments.poller import build_poller
 from wizesync.flows.services import build_services
 from wizesync.ghl.http import build_http_client
 from wizesync.ghl.providers import ProviderDirectory

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
@@ -37,6 +37,10 @@ class AppState:
 def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.wizesync
     return state
+
+
+# A route's `state: StateDep` parameter: what the lifespan built.
+StateDep = Annotated[AppState, Depends(get_state)]
 
 
 def build_verifiers(

@@ -23,7 +23,6 @@ from tests.flows.support_refunds import (
 )
 from tests.support.worker_harness import wait_until
 from wizesync.db.models import EventStatus
-from wizesync.flows.refunds.gateway_executor import GatewayHub
 from wizesync.mapping import Mapping, Refunds
 from wizesync.sandbox.gateways import GatewayRefundDoc
 from wizesync.sandbox.wizehire_app import validate_refund
@@ -266,8 +265,8 @@ class GatewayScenarios:
         self, flow: FlowKit
     ) -> None:
         # A patient client: the worker is killed while the gateway (done) holds the answer.
-        flow.services.refund_gateways = GatewayHub(  # type: ignore[attr-defined]
-            flow.settings.model_copy(update={"refund_gateway_timeout_seconds": 60.0}), flow.http
+        flow.services.settings = flow.settings.model_copy(
+            update={"refund_gateway_timeout_seconds": 60.0}
         )
         order = await self.order(flow, "wh_ord_kill")
         await self.control(flow, f"{self.gateway}/lose-answer", {"mode": "timeout"})

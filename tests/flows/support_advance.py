@@ -11,7 +11,7 @@ from tests.flows.conftest import FlowKit
 from tests.flows.support_payments import deliver_ghl
 from tests.support.worker_harness import wait_until
 from wizesync.db.models import EventAttempt, EventStatus, InboxEvent
-from wizesync.flows.advance import ADVANCE
+from wizesync.flows.payments.advance import ADVANCE
 
 _FINAL = (EventStatus.DONE.value, EventStatus.DEAD.value)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.flows.conftest import LOCATION_ID, PLAN_SKU, SAMPLE_SKU, FlowKit, now_iso
 from wizesync.db.models import EventStatus
-from wizesync.flows.poller import Poller
+from wizesync.flows.payments.poller import Poller
 from wizesync.ghl import models as m
 from wizesync.sandbox.defaults import BOOST_PRICE_ID, PLAN_PRICE_ID
 

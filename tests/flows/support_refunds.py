@@ -10,7 +10,8 @@ from typing import Any
 from tests.flows.conftest import BOOST_PRICE_ID, FlowKit, now_iso
 from wizesync.db import refund_repo, sync_repo
 from wizesync.db.sync_models import SyncRefund
-from wizesync.flows.payment_state import PaymentState, refresh_order_from_ghl
+from wizesync.flows.payments.payment_state import PaymentState
+from wizesync.flows.payments.refresh import refresh_order_from_ghl
 from wizesync.ghl import models as m
 from wizesync.wizehire.events import Order
 

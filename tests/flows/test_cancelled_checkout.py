@@ -13,8 +13,8 @@ import pytest
 from tests.flows.conftest import LOCATION_ID, SAMPLE_SKU, FlowKit
 from wizesync.db.models import EventStatus
 from wizesync.db.sync_models import SyncOrder
-from wizesync.flows.advance import checked_since, nothing_left
-from wizesync.flows.payment_state import compute_payment_state
+from wizesync.flows.payments.advance import checked_since, nothing_left
+from wizesync.flows.payments.payment_state import compute_payment_state
 from wizesync.ghl import models as m
 from wizesync.mapping import Mapping
 from wizesync.sandbox.defaults import BOOST_PRICE_ID

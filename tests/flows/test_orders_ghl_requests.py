@@ -1,8 +1,8 @@
 """GHL requests per new order, the GHL webhooks it causes included: the floor is 5 (contact upsert,
 invoice, its payment, the order's lookup, the fulfillment). The payment state comes from the
 payment's answer and the transactions the lookup lists, and the webhooks of the flow's own payment
-are news already stored, whenever they arrive (module doc of `flows/advance.py`); the one that may
-carry other news (a later `OrderStatusUpdate`) still reads GHL.
+are news already stored, whenever they arrive (module doc of `flows/payments/advance.py`); the
+one that may carry other news (a later `OrderStatusUpdate`) still reads GHL.
 
 GHL webhooks are recorded by the fake GHL (not sent) and delivered by the test at a chosen moment:
 `early` right after the GHL request that caused them (GHL at its fastest), `mid_flow` when the
@@ -28,7 +28,7 @@ from tests.flows.test_orders_idempotency import assert_one_of_each
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventStatus
 from wizesync.db.sync_models import SyncOrder
-from wizesync.flows.advance import news_already_stored
+from wizesync.flows.payments.advance import news_already_stored
 from wizesync.mapping import Mapping
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from wizesync.flows.payment_state import (
+from wizesync.flows.payments.payment_state import (
     MixedCurrencies,
     compute_payment_state,
     money,

@@ -22,7 +22,7 @@ from tests.flows.support_payments import (
 )
 from wizesync.db import poller_repo
 from wizesync.db.sync_models import PollerState, UnmatchedGhlOrder
-from wizesync.flows.poller import Poller, PollResult
+from wizesync.flows.payments.poller import Poller, PollResult
 
 
 async def poller_row(flow: FlowKit) -> PollerState:
@@ -272,7 +272,7 @@ async def test_sync_status_shows_the_poller(flow: FlowKit, client_factory) -> No
 
 
 def test_overlap_default_is_ten_minutes() -> None:
-    from wizesync.flows.poller import OVERLAP
+    from wizesync.flows.payments.poller import OVERLAP
 
     assert OVERLAP == timedelta(minutes=10)
 

@@ -29,7 +29,7 @@ from tests.flows.support_refunds import (
 )
 from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
-from wizesync.flows.poller import Poller
+from wizesync.flows.payments.poller import Poller
 from wizesync.mapping import Mapping
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from wizesync.flows.payment_state import PaymentState, TransactionState
+from wizesync.flows.payments.payment_state import PaymentState, TransactionState
 from wizesync.flows.refunds.rules import Accepted, Claim, Refused, decide, plan_settlement
 from wizesync.mapping import Mapping
 

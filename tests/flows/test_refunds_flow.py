@@ -20,8 +20,8 @@ from tests.flows.support_refunds import (
     wizehire_refund,
 )
 from wizesync.db import refund_repo
-from wizesync.flows.payment_state import PaymentState
-from wizesync.flows.poller import Poller
+from wizesync.flows.payments.payment_state import PaymentState
+from wizesync.flows.payments.poller import Poller
 from wizesync.flows.refunds.executors import ExecutorResult, RefundCase, register_executor
 from wizesync.flows.refunds.validation import check_refunds_mapping
 from wizesync.inbox.context import RetryLater

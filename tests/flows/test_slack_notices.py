@@ -19,7 +19,7 @@ from tests.flows.support_refunds import (
 )
 from wizesync.db import refund_repo, sync_repo
 from wizesync.db.models import EventStatus, InboxEvent
-from wizesync.flows.wizehire_sync import push_order_state
+from wizesync.flows.payments.wizehire_sync import push_order_state
 from wizesync.inbox.replay import replay
 from wizesync.notify.slack import SlackNotifier
 from wizesync.wizehire.events import Order

@@ -9,7 +9,7 @@ import pytest
 
 from tests.flows.conftest import FlowKit
 from wizesync.db import sync_repo
-from wizesync.flows.wizehire_sync import push_order_state, state_digest
+from wizesync.flows.payments.wizehire_sync import push_order_state, state_digest
 from wizesync.inbox.context import RetryLater
 from wizesync.wizehire.client import idempotency_key
 from wizesync.wizehire.events import Order

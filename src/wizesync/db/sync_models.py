@@ -62,7 +62,7 @@ class SyncOrder(Base):
     ghl_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # When the order flow stored the payment state from GHL's answers to its own invoice
     # payment: the webhooks that payment caused, received before it, are news already stored
-    # (flows/advance.py).
+    # (flows/payments/advance.py).
     own_payment_state_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The last body Wizehire accepted (without synced_at): patch again only when it changes.
     last_synced_state: Mapped[dict[str, Any] | None] = mapped_column(JSONType)

@@ -161,6 +161,20 @@ async def set_fields(session: AsyncSession, sync_order_id: int, **values: Any) -
     )
 
 
+async def link_ghl_order(
+    session: AsyncSession, sync_order_id: int, ghl_order_id: str, *, source: str
+) -> None:
+    """Keep `ghl_order_id` on the record unless it already has one: a conditional UPDATE, so
+    another writer's id is never overwritten. IntegrityError when another record has the order
+    (one GHL order belongs to one record: unique index)."""
+    await session.execute(
+        update(SyncOrder)
+        .where(SyncOrder.id == sync_order_id, SyncOrder.ghl_order_id.is_(None))
+        .values(ghl_order_id=ghl_order_id, ghl_order_source=source, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+
+
 async def list_synced_for_location(
     session: AsyncSession, location_id: str, *, with_ghl_order: bool = True
 ) -> Sequence[SyncOrder]:

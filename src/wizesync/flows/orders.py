@@ -47,9 +47,12 @@ from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows import order_bodies as bodies
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import refresh_order_from_ghl
-from wizesync.flows.refresh import order_made_from, store_state_seen
-from wizesync.flows.wizehire_sync import push_order_state
+from wizesync.flows.payments.refresh import (
+    order_made_from,
+    refresh_order_from_ghl,
+    store_state_seen,
+)
+from wizesync.flows.payments.wizehire_sync import push_order_state
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlNotFound, GhlValidationError
 from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
@@ -127,7 +130,7 @@ class _OrderRun:
     # --- plumbing --------------------------------------------------------------------------------
     async def load(self, record: SyncOrder | None = None) -> None:
         if record is None:
-            async with self.ctx.sessionmaker() as session:
+            async with self.ctx.read() as session:
                 record = await sync_repo.get(session, self.id)
         if record is None:
             raise PermanentFailure(f"sync record {self.id} is gone")
@@ -261,7 +264,7 @@ class _OrderRun:
                 + "; ".join(problems)
                 + ")"
             )
-        async with self.ctx.sessionmaker() as session:
+        async with self.ctx.read() as session:
             owner = await sync_repo.get_by_ghl_order(session, self.loc, found.id)
         if owner is not None and owner.id != self.id:
             raise PermanentFailure(
@@ -287,7 +290,7 @@ class _OrderRun:
         fitting = [c for c in candidates if bodies.is_match(c, self.order, self.mapping)]
         taken: set[str] = set()
         if fitting:
-            async with self.ctx.sessionmaker() as session:
+            async with self.ctx.read() as session:
                 taken = await self.taken(session, fitting)
         matches = [c for c in fitting if c.id not in taken]
         if len(matches) > 1:
@@ -405,7 +408,7 @@ class _OrderRun:
     async def find_invoice_order(self, invoice_id: str) -> None:
         # P's GHL handlers adopt the invoice's order when its OrderCreate arrives first.
         if not self.link_read:
-            async with self.ctx.sessionmaker() as session:
+            async with self.ctx.read() as session:
                 record = await sync_repo.get(session, self.id)
             if record is not None and record.ghl_order_id:
                 self.rec.ghl_order_id = record.ghl_order_id

@@ -1,7 +1,8 @@
 """What the flows talk to, built once per process (lifespan or `wizesync worker`).
 
-Handlers reach these through `ctx.services`; tests build their own `Services` around respx or
-the sandbox.
+Handlers reach these through `ctx.services`, typed by the `Services` protocol of
+`wizesync.inbox.context` (the queue carries them without knowing this class); tests build their
+own `Services` around respx or the sandbox.
 """
 
 from __future__ import annotations

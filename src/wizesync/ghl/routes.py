@@ -23,11 +23,10 @@ from wizesync.ghl.errors import GhlError, GhlServerError, GhlTimeout
 from wizesync.ghl.oauth import GhlOAuth
 from wizesync.ops.auth import unauthorized
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import AppState, StateDep
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/oauth/ghl", tags=["ghl"])
-StateDep = Annotated[AppState, Depends(get_state)]
 INSTALL_COOKIE = "wizesync_ghl_install"
 COOKIE_PATH = "/oauth/ghl"
 

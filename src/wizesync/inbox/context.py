@@ -1,4 +1,5 @@
-"""What a handler gets: the event, a way to commit its work, and a log of outbound calls."""
+"""What a handler gets: the event, its services, the one way to open a transaction, and a log of
+outbound calls."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from sqlalchemy import event as sa_event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -14,6 +15,13 @@ from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from wizesync.config import Settings
 from wizesync.db.inbox_repo import ClaimedEvent
+
+if TYPE_CHECKING:
+    import httpx
+
+    from wizesync.ghl.client import GhlClient
+    from wizesync.mapping import Mapping
+    from wizesync.wizehire.client import WizehireClient
 
 # The attempt's outbound-call log; HTTP clients append to it through `record_outbound_call`.
 OUTBOUND_CALLS: ContextVar[list[dict[str, Any]] | None] = ContextVar(
@@ -43,17 +51,90 @@ class PermanentFailure(Exception):
     """Retrying cannot help (bad data, unmapped SKU): the event goes dead, replayable."""
 
 
-@dataclass
-class EventContext:
-    event: ClaimedEvent
-    settings: Settings
+class Notifier(Protocol):
+    """Slack as handlers and the queue see it: configured or not. Posting is `wizesync.notify`'s
+    business (a queued `slack.notify` event)."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+
+class Services(Protocol):
+    """What handlers talk to, built once per process (`wizesync.flows.services.Services`); tests
+    build their own."""
+
+    @property
+    def settings(self) -> Settings: ...
+
+    @property
+    def ghl(self) -> GhlClient: ...
+
+    @property
+    def wizehire(self) -> WizehireClient: ...
+
+    @property
+    def mapping(self) -> Mapping: ...
+
+    @property
+    def slack(self) -> Notifier: ...
+
+    # The shared outbound client (the refund gateways build their clients on it).
+    @property
+    def http(self) -> httpx.AsyncClient | None: ...
+
+
+class _SlackOff:
+    enabled = False
+
+
+class NoServices:
+    """The services of a worker built without any (the queue's own tests): Slack is off, and a
+    handler that reaches for a client, the mapping or the settings fails in words."""
+
+    slack = _SlackOff()
+    http = None
+
+    @property
+    def settings(self) -> NoReturn:
+        raise self._missing("settings")
+
+    @property
+    def ghl(self) -> NoReturn:
+        raise self._missing("GHL client")
+
+    @property
+    def wizehire(self) -> NoReturn:
+        raise self._missing("Wizehire client")
+
+    @property
+    def mapping(self) -> NoReturn:
+        raise self._missing("mapping")
+
+    @staticmethod
+    def _missing(what: str) -> PermanentFailure:
+        return PermanentFailure(f"this worker was built without services: no {what}")
+
+
+NO_SERVICES = NoServices()
+
+
+@dataclass(kw_only=True)
+class FlowContext:
+    """What a sync step needs: its services, and the one way to open a transaction (`read()`,
+    `unit_of_work()`). A handler's `EventContext` is one; the poller, which works outside any
+    event, makes its own."""
+
     sessionmaker: async_sessionmaker[AsyncSession]
-    # `wizesync.flows.services.Services` (GHL, Wizehire, mapping, Slack); None in bare tests.
-    services: Any = None
-    outbound_calls: list[dict[str, Any]] = field(default_factory=list)
-    # Units of work this attempt committed that wrote something: the attempt made progress, so
-    # a retry after it does not back off further (see the worker's `_backoff`).
+    services: Services
+    # Units of work committed that wrote something: an attempt that made progress does not
+    # back off further when it is retried (see the worker's `_backoff`).
     progress: int = 0
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session to read in; nothing is committed (the transaction ends with the block)."""
+        async with self.sessionmaker() as session:
+            yield session
 
     @asynccontextmanager
     async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
@@ -64,6 +145,15 @@ class EventContext:
             yield session
         if writes.seen:
             self.progress += 1
+
+
+@dataclass(kw_only=True)
+class EventContext(FlowContext):
+    """A handler's context: the event it runs, and the attempt's outbound calls."""
+
+    event: ClaimedEvent
+    settings: Settings
+    outbound_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 class _WriteWatch:

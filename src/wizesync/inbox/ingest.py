@@ -49,7 +49,7 @@ async def store(
     Handled at once, they only competed with it (for the worker, the database's write lock and
     the GHL budget) and then found nothing to do; handled a moment later, the advance they queue
     sees that a newer GHL read already stored the state and skips its GHL calls
-    (`flows/advance.py`). A payment made in GHL itself reaches Wizehire that much later.
+    (`flows/payments/advance.py`). A payment made in GHL itself reaches Wizehire that much later.
     """
     new = NewEvent(
         source=source,

@@ -56,8 +56,8 @@ BUILTIN_HANDLER_MODULES: list[str] = [
     "wizesync.ghl.install_events",
     "wizesync.flows.orders",
     "wizesync.flows.refunds.handler",
-    "wizesync.flows.payments",
-    "wizesync.flows.advance",
+    "wizesync.flows.payments.handler",
+    "wizesync.flows.payments.advance",
     "wizesync.notify.outbox",
     "wizesync.reconcile.heal",
 ]

@@ -40,7 +40,14 @@ from wizesync.db.engine import one_statement_transactions
 from wizesync.db.errors import is_db_unavailable
 from wizesync.db.inbox_repo import ClaimedEvent
 from wizesync.db.models import EventStatus
-from wizesync.inbox.context import OUTBOUND_CALLS, EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import (
+    NO_SERVICES,
+    OUTBOUND_CALLS,
+    EventContext,
+    PermanentFailure,
+    RetryLater,
+    Services,
+)
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.logs import EVENT_CONTEXT
 from wizesync.notify import outbox
@@ -74,13 +81,14 @@ class Worker:
         sessionmaker: async_sessionmaker[AsyncSession],
         registry: HandlerRegistry,
         worker_id: str | None = None,
-        services: Any = None,
+        services: Services | None = None,
         companions: Sequence[Callable[[], Awaitable[None]]] = (),
     ) -> None:
         self.settings = settings
         self.sessionmaker = sessionmaker
         self.registry = registry
-        self.services = services
+        # Without services (the queue's own tests) handlers get `NO_SERVICES`: no Slack.
+        self.services: Services = services if services is not None else NO_SERVICES
         self.worker_id = worker_id or new_worker_id()
         self.concurrency = settings.worker_concurrency
         self.lease_seconds = settings.worker_lease_seconds

@@ -26,19 +26,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wizesync.db.inbox_repo import ClaimedEvent
 from wizesync.db.models import Source
 from wizesync.inbox import internal
-from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater, Services
 from wizesync.inbox.registry import registry
-from wizesync.notify.slack import SENT, Notice, SlackRefused, SlackUnavailable
+from wizesync.notify.slack import SENT, Notice, SlackNotifier, SlackRefused, SlackUnavailable
 
 NOTIFY_TYPE = "slack.notify"
 ORDERING_KEY = "slack"
 _MAX_EVENT_ID = 200  # the column holds 255; long keys keep a readable prefix and a hash
 
 
-def notices_enabled(services: Any) -> bool:
+def notices_enabled(services: Services) -> bool:
     """Is there a Slack to tell (`SLACK_WEBHOOK_URL` set in this process)?"""
-    slack = getattr(services, "slack", None)
-    return slack is not None and slack.enabled
+    return services.slack.enabled
 
 
 def notice_event_id(notice: Notice) -> str:
@@ -50,7 +49,7 @@ def notice_event_id(notice: Notice) -> str:
     return event_id
 
 
-async def queue_notice(session: AsyncSession, services: Any, notice: Notice) -> bool:
+async def queue_notice(session: AsyncSession, services: Services, notice: Notice) -> bool:
     """Queue `notice` in the caller's transaction. True when Slack will get it (queued now, or
     by an earlier run under the same key); False when Slack is not configured (nothing written).
     """
@@ -119,8 +118,8 @@ def notice_from_payload(payload: Any) -> Notice:
 @registry.on("internal", NOTIFY_TYPE)
 async def post_notice(ctx: EventContext) -> None:
     notice = notice_from_payload(ctx.event.payload)
-    slack = getattr(ctx.services, "slack", None)
-    if slack is None or not slack.enabled:
+    slack = ctx.services.slack
+    if not isinstance(slack, SlackNotifier) or not slack.enabled:
         raise PermanentFailure("SLACK_WEBHOOK_URL is not set in this worker: set it, then replay")
     try:
         await slack.post(notice)

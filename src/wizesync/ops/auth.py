@@ -4,13 +4,12 @@ development), and for starting a GHL install (`ghl/routes.py`, never open)."""
 from __future__ import annotations
 
 import secrets
-from typing import Annotated
 
 from fastapi import Depends, Request
 
 from wizesync.config import Settings
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 
 
 def bearer_matches(request: Request, settings: Settings) -> bool:
@@ -33,7 +32,7 @@ def unauthorized(detail: str = "a valid admin bearer token is required") -> Prob
     return Problem(401, "Unauthorized", detail, headers={"WWW-Authenticate": "Bearer"})
 
 
-async def require_admin(request: Request, state: Annotated[AppState, Depends(get_state)]) -> None:
+async def require_admin(request: Request, state: StateDep) -> None:
     if state.settings.admin_token is None:
         return
     if not bearer_matches(request, state.settings):

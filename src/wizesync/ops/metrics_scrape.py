@@ -15,21 +15,19 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wizesync.ops import metrics, status
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import AppState, StateDep
 
 log = logging.getLogger(__name__)
 
 
-async def require_metrics_token(
-    request: Request, state: Annotated[AppState, Depends(get_state)]
-) -> None:
+async def require_metrics_token(request: Request, state: StateDep) -> None:
     """Bearer `METRICS_TOKEN` when it is set; open otherwise (a private network's choice)."""
     token = state.settings.metrics_token
     if token is None or not token.get_secret_value():

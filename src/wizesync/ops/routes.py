@@ -6,7 +6,7 @@ import asyncio
 import logging
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, Path, Query, Response
+from fastapi import APIRouter, BackgroundTasks, Path, Query, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -17,11 +17,10 @@ from wizesync.ops import status
 from wizesync.ops.auth import AdminDep
 from wizesync.ops.metrics_scrape import MetricsAuthDep, refresh_from_database
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 
 log = logging.getLogger(__name__)
 router = APIRouter()
-StateDep = Annotated[AppState, Depends(get_state)]
 
 
 @router.get("/health", tags=["ops"])

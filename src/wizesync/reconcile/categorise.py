@@ -12,8 +12,8 @@ exactly one.
 - `refund_mismatch`: Wizehire's `sync.amount_refunded` (absent = 0) differs from what GHL's
   transactions say was refunded.
 - `status_mismatch`: Wizehire's `sync.payment_status` (absent = Wizehire was never told) differs
-  from what GHL's current transactions map to (`flows/payment_state.py`, the sync's own rules,
-  with the Wizehire order's cancellation taken into account as the sync does).
+  from what GHL's current transactions map to (`flows/payments/payment_state.py`, the sync's
+  own rules, with the Wizehire order's cancellation taken into account as the sync does).
 - `fulfillment_missing`: GHL's order has money captured and kept (maps to `paid` or
   `partially_refunded`) and no fulfillment.
 - `matched`: none of the above; this includes a Wizehire order not paid (pending, cancelled) for
@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from wizesync.flows.payment_state import MixedCurrencies, compute_payment_state, money
+from wizesync.flows.payments.payment_state import MixedCurrencies, compute_payment_state, money
 from wizesync.ghl import models as m
 from wizesync.mapping import Mapping
 
@@ -178,5 +178,5 @@ def categorise(
 
 
 def _text(value: Decimal | None) -> str | None:
-    """Decimal string with at least two places (`flows.payment_state.money`)."""
+    """Decimal string with at least two places (`flows.payments.payment_state.money`)."""
     return None if value is None else format(money(value), "f")

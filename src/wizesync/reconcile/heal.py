@@ -36,7 +36,7 @@ from wizesync.db import sync_repo
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.orders import advance_order
 from wizesync.flows.outcomes import calling
-from wizesync.flows.wizehire_sync import order_state, state_digest
+from wizesync.flows.payments.wizehire_sync import order_state, state_digest
 from wizesync.inbox import internal
 from wizesync.inbox.context import EventContext, PermanentFailure
 from wizesync.inbox.registry import registry
@@ -130,7 +130,7 @@ async def _resend_if_wizehire_differs(
     seen: Any,
     synced_before: datetime | None,
 ) -> None:
-    async with ctx.sessionmaker() as session:
+    async with ctx.read() as session:
         record = await sync_repo.get(session, sync_order_id)
     if record is None or record.last_synced_state is None or record.synced_at is None:
         return  # never accepted by Wizehire: the advance's push is the first one

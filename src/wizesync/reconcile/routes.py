@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict
 
@@ -25,10 +25,9 @@ from wizesync.problems import Problem
 from wizesync.reconcile.runs import InvalidWindow, check_window, default_window
 from wizesync.reconcile.runtime import reconciler_for
 from wizesync.reconcile.views import item_json, run_json
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 
 router = APIRouter(prefix="/admin/reconciliations", tags=["admin"], dependencies=[AdminDep])
-StateDep = Annotated[AppState, Depends(get_state)]
 
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000

@@ -18,7 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 from wizesync.web.session import AdminSession, SessionCodec, same_secret
 
 
@@ -41,7 +41,7 @@ class Admin:
     session: AdminSession | None = None
 
 
-async def require_admin(request: Request, state: Annotated[AppState, Depends(get_state)]) -> Admin:
+async def require_admin(request: Request, state: StateDep) -> Admin:
     token = state.settings.admin_token
     if token is None:
         return Admin(via="open")

@@ -15,16 +15,15 @@ import time
 from collections import deque
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 from wizesync.web.auth import AdminDep, safe_next
 from wizesync.web.pages import SECURITY_HEADERS, render
 from wizesync.web.session import SessionCodec, same_secret
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-StateDep = Annotated[AppState, Depends(get_state)]
 FAILED_LOGIN_PAUSE_SECONDS = 0.5
 MAX_FAILURES = 10
 FAILURE_WINDOW_SECONDS = 300.0

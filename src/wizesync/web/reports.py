@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from wizesync.db import reconcile_repo
@@ -18,12 +18,11 @@ from wizesync.db.reconcile_models import CATEGORIES
 from wizesync.problems import Problem
 from wizesync.reconcile.routes import reconciliation_csv
 from wizesync.reconcile.views import counts_json, item_json, run_json
-from wizesync.state import AppState, get_state
+from wizesync.state import StateDep
 from wizesync.web.auth import AdminDep
 from wizesync.web.pages import render
 
 router = APIRouter(tags=["pages"], include_in_schema=False)
-StateDep = Annotated[AppState, Depends(get_state)]
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 

@@ -38,7 +38,7 @@ from wizesync.notify.slack import Notice
 from wizesync.wizehire.models import decimal_text
 
 if TYPE_CHECKING:
-    from wizesync.flows.payment_state import PaymentState
+    from wizesync.flows.payments.payment_state import PaymentState
 
 log = logging.getLogger(__name__)
 

@@ -20,13 +20,14 @@ import os
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass
 from typing import Any, cast
+from weakref import WeakKeyDictionary
 
 import httpx
 
 from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import PaymentState, money
+from wizesync.flows.payments.payment_state import PaymentState, money
 from wizesync.flows.refunds.executors import (
     ExecutorResult,
     ExecutorStatus,
@@ -47,7 +48,7 @@ from wizesync.flows.refunds.gateways import (
 )
 from wizesync.flows.refunds.gateways._minor_units import AmountNotRepresentable
 from wizesync.ghl import models as m
-from wizesync.inbox.context import RetryLater
+from wizesync.inbox.context import RetryLater, Services
 from wizesync.mapping import Refunds
 
 log = logging.getLogger(__name__)
@@ -97,7 +98,7 @@ def resolve_credentials(
 
 class GatewayHub:
     """Built gateway clients, one per gateway and set of credentials, on the service's HTTP
-    client (kept on `Services`)."""
+    client (one hub per client: `hub_for`)."""
 
     def __init__(self, settings: Any, http: httpx.AsyncClient | None) -> None:
         self.settings = settings
@@ -126,11 +127,19 @@ class GatewayHub:
         return gateway
 
 
-def hub_for(services: Any) -> GatewayHub:
-    hub = getattr(services, "refund_gateways", None)
+# Built gateway clients live as long as the HTTP client they are built on (the process's one;
+# each test kit has its own).
+_HUBS: WeakKeyDictionary[httpx.AsyncClient, GatewayHub] = WeakKeyDictionary()
+
+
+def hub_for(services: Services) -> GatewayHub:
+    """The gateway clients on the services' HTTP client, made on first use with its settings."""
+    http = services.http
+    if http is None:
+        return GatewayHub(services.settings, None)  # its `get` says there is no client
+    hub = _HUBS.get(http)
     if hub is None:
-        hub = GatewayHub(services.settings, getattr(services, "http", None))
-        services.refund_gateways = hub
+        hub = _HUBS[http] = GatewayHub(services.settings, http)
     return hub
 
 

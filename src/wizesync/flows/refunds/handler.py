@@ -27,7 +27,8 @@ from wizesync.db import refund_repo, sync_repo
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder, SyncRefund
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import PaymentState, money, refresh_order_from_ghl
+from wizesync.flows.payments.payment_state import PaymentState, money
+from wizesync.flows.payments.refresh import refresh_order_from_ghl
 from wizesync.flows.refunds.executors import RefundCase, get_executor, load_executors
 from wizesync.flows.refunds.rules import Accepted, Claim, Refused, decide
 from wizesync.flows.refunds.wizehire_push import push_refund_state

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from wizesync.flows.payment_state import (
+from wizesync.flows.payments.payment_state import (
     PaymentState,
     TransactionState,
     money,

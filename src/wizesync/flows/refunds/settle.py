@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
-from typing import Any
 
 from wizesync.db import refund_repo
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncRefund
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import PaymentState
+from wizesync.flows.payments.payment_state import PaymentState
 from wizesync.flows.refunds.rules import Claim, plan_settlement
 from wizesync.flows.refunds.wizehire_push import needs_push, push_refund_state
+from wizesync.inbox.context import FlowContext
 from wizesync.notify.outbox import queue_notice
 from wizesync.notify.slack import Notice
 from wizesync.wizehire.models import decimal_text
@@ -29,15 +29,14 @@ from wizesync.wizehire.models import decimal_text
 log = logging.getLogger(__name__)
 
 
-async def settle_pending_refunds(ctx: Any, sync_order_id: int, state: PaymentState) -> None:
+async def settle_pending_refunds(ctx: FlowContext, sync_order_id: int, state: PaymentState) -> None:
     """Mark the order's covered refunds `succeeded` and (re)send every refund state Wizehire
     has not acknowledged yet.
 
-    `ctx`: anything with `unit_of_work()` and `services` (an `EventContext`, or the poller's
-    context). `state` must come from GHL's current transactions. A failed Wizehire call raises
-    like every flow step (`RetryLater` when transient, `PermanentFailure` otherwise); the
-    decisions are already stored, so the next refresh sends them again and nothing is decided
-    twice.
+    `ctx`: a handler's `EventContext`, or the poller's `FlowContext`. `state` must come from
+    GHL's current transactions. A failed Wizehire call raises like every flow step
+    (`RetryLater` when transient, `PermanentFailure` otherwise); the decisions are already
+    stored, so the next refresh sends them again and nothing is decided twice.
     """
     async with ctx.unit_of_work() as session:
         wizehire_order_id = await refund_repo.wizehire_order_id_of(session, sync_order_id)

@@ -12,7 +12,8 @@ from typing import Any
 
 from wizesync.db import refund_repo
 from wizesync.db.sync_models import SyncRefund
-from wizesync.flows.payment_state import money
+from wizesync.flows.payments.payment_state import money
+from wizesync.inbox.context import FlowContext
 from wizesync.wizehire.client import idempotency_key
 from wizesync.wizehire.models import RefundUpdate
 
@@ -53,7 +54,7 @@ def needs_push(refund: SyncRefund) -> bool:
     return refund_update(refund).model_dump(mode="json") != refund.last_synced_state
 
 
-async def push_refund_state(ctx: Any, wizehire_refund_id: str) -> bool:
+async def push_refund_state(ctx: FlowContext, wizehire_refund_id: str) -> bool:
     """PATCH the refund's stored state to Wizehire when it differs from what Wizehire has;
     True when a request was sent. Wizehire errors propagate (the state stays stored, so the
     next run sends it again)."""

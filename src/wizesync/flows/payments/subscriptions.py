@@ -16,13 +16,13 @@ from typing import Any
 
 from wizesync.flows.outcomes import calling
 from wizesync.ghl import models as m
-from wizesync.inbox.context import EventContext
+from wizesync.inbox.context import FlowContext
 
 _TERMINAL = frozenset({"canceled", "cancelled", "incomplete_expired", "expired"})
 
 
 async def current_subscription(
-    ctx: EventContext,
+    ctx: FlowContext,
     location_id: str,
     order: m.Order | None,
     transactions: list[m.Transaction],

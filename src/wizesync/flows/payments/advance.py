@@ -141,7 +141,7 @@ async def handle_advance(ctx: EventContext) -> None:
     found = payload.get("cause")
     cause: dict[str, Any] = found if isinstance(found, dict) else {}
     received_at = _moment(cause.get("received_at"))
-    async with ctx.sessionmaker() as session:
+    async with ctx.read() as session:
         record = await sync_repo.get(session, sync_order_id)
     if record is None:
         raise PermanentFailure(f"no sync record {sync_order_id}")

@@ -22,7 +22,7 @@ from wizesync.db import sync_repo
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.outcomes import calling
-from wizesync.inbox.context import EventContext, PermanentFailure
+from wizesync.inbox.context import FlowContext, PermanentFailure
 from wizesync.notify.outbox import queue_notice
 from wizesync.notify.slack import Notice
 from wizesync.wizehire.client import idempotency_key
@@ -66,7 +66,7 @@ def state_digest(state: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(state, sort_keys=True).encode()).hexdigest()
 
 
-async def push_order_state(ctx: EventContext, sync_order_id: int) -> bool:
+async def push_order_state(ctx: FlowContext, sync_order_id: int) -> bool:
     """PATCH Wizehire when the order's state changed since it last accepted one; True if sent."""
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get(session, sync_order_id, lock=True)

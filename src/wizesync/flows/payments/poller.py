@@ -13,7 +13,7 @@ location is polled at most once per interval whichever process gets there first)
    filter by creation time only, so a refund of an old transaction is found only by re-reading.
 Every record found goes through `refresh_order_from_ghl` (the refresh GHL's webhooks lead to),
 so Wizehire is patched only when something changed; a record the refresh leaves with a GHL order
-but no fulfillment gets an `order.advance` queued on its order's line (flows/advance.py).
+but no fulfillment gets an `order.advance` queued on its order's line (advance.py).
 Cursors move only after a run without errors in reading the lists; one record's failure is
 counted and retried next run, not fatal.
 
@@ -30,20 +30,19 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
 from wizesync.db import poller_repo, refund_repo, sync_repo
 from wizesync.db.base import utcnow
-from wizesync.db.inbox_repo import ClaimedEvent
-from wizesync.flows.advance import Cause, queue_advance
-from wizesync.flows.refresh import refresh_order_from_ghl
-from wizesync.flows.unmatched import report_unmatched
+from wizesync.flows.payments.advance import Cause, queue_advance
+from wizesync.flows.payments.refresh import refresh_order_from_ghl
+from wizesync.flows.payments.unmatched import report_unmatched
+from wizesync.flows.services import Services
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import GhlError, GhlNeedsReauth
-from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import FlowContext, PermanentFailure, RetryLater
 from wizesync.inbox.worker import new_worker_id
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ class Poller:
         *,
         settings: Settings,
         sessionmaker: async_sessionmaker[AsyncSession],
-        services: Any,
+        services: Services,
         owner: str | None = None,
         interval_seconds: float | None = None,
         overlap: timedelta = OVERLAP,
@@ -78,8 +77,9 @@ class Poller:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
-        self.sessionmaker = sessionmaker
         self.services = services
+        # The refresh path's context (no event behind it) and the poller's own transactions.
+        self.ctx = FlowContext(sessionmaker=sessionmaker, services=services)
         self.owner = owner or f"poller:{new_worker_id()}"
         self.interval = float(interval_seconds or settings.poll_interval_seconds)
         self.overlap = overlap
@@ -104,7 +104,7 @@ class Poller:
     async def poll_all(self, *, force: bool = False) -> list[PollResult]:
         """One pass over every location this process gets the lease of."""
         extra = [self.settings.ghl_location_id] if self.settings.ghl_location_id else []
-        async with self.sessionmaker() as session:
+        async with self.ctx.read() as session:
             locations = await poller_repo.locations_to_poll(session, extra)
         results = []
         for location_id in locations:
@@ -120,7 +120,7 @@ class Poller:
         None when another process holds it or polled it within the interval."""
         started = utcnow()
         due_before = None if force else started - timedelta(seconds=self.interval * 0.9)
-        async with self.sessionmaker.begin() as session:
+        async with self.ctx.unit_of_work() as session:
             state = await poller_repo.acquire_lease(
                 session,
                 location_id,
@@ -135,7 +135,7 @@ class Poller:
         finished = False
         try:
             cursors = await self._poll(location_id, txn_cursor, sub_cursor, result)
-            async with self.sessionmaker.begin() as session:
+            async with self.ctx.unit_of_work() as session:
                 finished = await poller_repo.finish_run(
                     session,
                     location_id,
@@ -155,7 +155,7 @@ class Poller:
                 "poll of a location failed", exc_info=exc, extra={"location_id": location_id}
             )
             with contextlib.suppress(Exception):
-                async with self.sessionmaker.begin() as session:
+                async with self.ctx.unit_of_work() as session:
                     finished = await poller_repo.finish_run(
                         session,
                         location_id,
@@ -167,7 +167,7 @@ class Poller:
         finally:
             if not finished:  # cancelled (shutdown) or the database away: free it now
                 with contextlib.suppress(Exception):
-                    async with self.sessionmaker.begin() as session:
+                    async with self.ctx.unit_of_work() as session:
                         await poller_repo.release_lease(session, location_id, owner=self.owner)
         log.info(
             "location polled",
@@ -184,7 +184,7 @@ class Poller:
     ) -> tuple[datetime | None, datetime | None]:
         ghl = self.services.ghl
         counts = result.counts
-        async with self.sessionmaker() as session:
+        async with self.ctx.read() as session:
             first = await poller_repo.earliest_record_at(session, location_id)
         fallback = first or utcnow()
 
@@ -199,7 +199,7 @@ class Poller:
         since = (sub_cursor or fallback) - self.overlap
         subs = [s async for s in ghl.iter_subscriptions(location_id, start_at=since)]
         counts["subscriptions"] = len(subs)
-        async with self.sessionmaker() as session:
+        async with self.ctx.read() as session:
             by_order = await poller_repo.records_by_ghl_ids(
                 session, location_id, order_ids=[s.entity_id for s in subs if s.entity_id]
             )
@@ -229,7 +229,7 @@ class Poller:
         """Record ids the transactions belong to, and order ids no record knows."""
         order_ids = [t.entity_id for t in txns if t.entity_type == "order" and t.entity_id]
         invoice_ids = [i for i in (_invoice_of(t) for t in txns) if i]
-        async with self.sessionmaker() as session:
+        async with self.ctx.read() as session:
             known = await poller_repo.records_by_ghl_ids(
                 session, location_id, order_ids=order_ids, invoice_ids=invoice_ids
             )
@@ -256,16 +256,17 @@ class Poller:
         counts = result.counts
         counts.setdefault("refreshed", 0)
         counts.setdefault("errors", 0)
-        ctx = self._context(location_id)
+        # What an `order.advance` this run queues names as its cause.
+        poll_id = f"poll:{location_id}:{int(utcnow().timestamp())}"
         for record_id in record_ids:
-            async with self.sessionmaker.begin() as session:
+            async with self.ctx.unit_of_work() as session:
                 if not await poller_repo.extend_lease(
                     session, location_id, owner=self.owner, lease_seconds=self.lease_seconds
                 ):
                     raise LeaseLost(location_id)
             try:
-                await refresh_order_from_ghl(ctx, record_id)
-                await self._advance_if_unfinished(ctx, record_id)
+                await refresh_order_from_ghl(self.ctx, record_id)
+                await self._advance_if_unfinished(record_id, poll_id)
             except RetryLater as exc:
                 if isinstance(exc.__cause__, GhlNeedsReauth):
                     raise  # every other record would fail the same way: end the run
@@ -286,12 +287,12 @@ class Poller:
                 counts["refreshed"] += 1
                 result.refreshed.append(record_id)
 
-    async def _advance_if_unfinished(self, ctx: EventContext, record_id: int) -> None:
+    async def _advance_if_unfinished(self, record_id: int, poll_id: str) -> None:
         """A record that has its GHL order but no fulfillment (the order GHL made from our paid
         invoice, adopted by this refresh because its webhooks were lost) gets an `order.advance`:
         the fulfillment is made in the order's own line, never here beside its events. Queued
         once per GHL order; the refresh itself stays here (no step of the order flow races it)."""
-        async with self.sessionmaker.begin() as session:
+        async with self.ctx.unit_of_work() as session:
             record = await sync_repo.get(session, record_id)
             if (
                 record is None
@@ -300,9 +301,7 @@ class Poller:
                 or record.wizehire_status == "cancelled"
             ):
                 return
-            cause = Cause(
-                source="poller", event_id=ctx.event.event_id, type="poll", received_at=utcnow()
-            )
+            cause = Cause(source="poller", event_id=poll_id, type="poll", received_at=utcnow())
             queued = await queue_advance(
                 session, record, cause, event_id=f"advance:poller:{record.id}:{record.ghl_order_id}"
             )
@@ -313,32 +312,11 @@ class Poller:
             )
 
     async def _unmatched(self, location_id: str, order_id: str) -> None:
-        ctx = self._context(location_id)
-        await report_unmatched(ctx, location_id, order_id, event_type="poller", snapshot=None)
-
-    def _context(self, location_id: str) -> EventContext:
-        """What a handler would get, so the refresh path is literally the same."""
-        now = utcnow()
-        event = ClaimedEvent(
-            id=0,
-            source="poller",
-            event_id=f"poll:{location_id}:{int(now.timestamp())}",
-            type="poll",
-            ordering_key=f"poller:{location_id}",
-            attempt=1,
-            payload={"location_id": location_id},
-            received_at=now,
-        )
-        return EventContext(
-            event=event,
-            settings=self.settings,
-            sessionmaker=self.sessionmaker,
-            services=self.services,
-        )
+        await report_unmatched(self.ctx, location_id, order_id, event_type="poller", snapshot=None)
 
 
 def build_poller(
-    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], services: Any
+    settings: Settings, sessionmaker: async_sessionmaker[AsyncSession], services: Services
 ) -> Poller:
     return Poller(settings=settings, sessionmaker=sessionmaker, services=services)
 

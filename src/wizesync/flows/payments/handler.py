@@ -14,7 +14,7 @@ whose Wizehire order comes later resolves it when a record takes the order.
 record knows is not ours (GHL's own invoicing); if it makes an order, that order is reported.
 
 The event only says "look", and the look is not done here: once the record is known, the handler
-queues an internal `order.advance` on the Wizehire order's own ordering key (`flows/advance.py`).
+queues an internal `order.advance` on the Wizehire order's own ordering key (`advance.py`).
 That event runs the order's remaining steps (e.g. the fulfillment of the order GHL made when the
 customer paid our invoice in GHL) and the refresh from GHL's current data, in line with the
 order's Wizehire events instead of racing them, and skips the GHL reads when a refresh that
@@ -30,10 +30,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from wizesync.db import sync_repo
-from wizesync.flows.advance import queue_advance_for_event
 from wizesync.flows.outcomes import calling
-from wizesync.flows.refresh import adopt_ghl_order
-from wizesync.flows.unmatched import report_unmatched
+from wizesync.flows.payments.advance import queue_advance_for_event
+from wizesync.flows.payments.refresh import adopt_ghl_order
+from wizesync.flows.payments.unmatched import report_unmatched
 from wizesync.ghl.webhook_events import InvoiceEvent, OrderEvent
 from wizesync.inbox.context import EventContext, PermanentFailure
 from wizesync.inbox.registry import registry

@@ -25,13 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from wizesync.ghl import models as m
 from wizesync.mapping import Mapping, WizehirePaymentStatus
-
-if TYPE_CHECKING:
-    from wizesync.inbox.context import EventContext
 
 ZERO = Decimal(0)
 _CAPTURED = frozenset({"paid", "partially_refunded", "refunded"})
@@ -184,11 +181,3 @@ def _sort_key(txn: m.Transaction) -> tuple[datetime, str]:
     if created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
     return created, txn.id
-
-
-async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> PaymentState:
-    """Read GHL, store this state on the record, push Wizehire, settle refunds: the I/O half,
-    kept in `wizesync.flows.refresh` so this module stays pure."""
-    from wizesync.flows.refresh import refresh_order_from_ghl as refresh
-
-    return await refresh(ctx, sync_order_id)

@@ -23,17 +23,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from wizesync.db import poller_repo, sync_repo
 from wizesync.db.base import utcnow
-from wizesync.db.sync_models import SyncOrder
 from wizesync.flows.outcomes import calling
-from wizesync.flows.payment_state import MixedCurrencies, PaymentState, compute_payment_state
-from wizesync.flows.subscriptions import current_subscription
+from wizesync.flows.payments.payment_state import (
+    MixedCurrencies,
+    PaymentState,
+    compute_payment_state,
+)
+from wizesync.flows.payments.subscriptions import current_subscription
+from wizesync.flows.payments.wizehire_sync import push_order_state
+from wizesync.flows.refunds.settle import settle_pending_refunds
 from wizesync.ghl import models as m
-from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import FlowContext, PermanentFailure, RetryLater
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +55,7 @@ class _Target:
     wizehire_status: str
 
 
-async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> PaymentState:
+async def refresh_order_from_ghl(ctx: FlowContext, sync_order_id: int) -> PaymentState:
     """Refresh one record from GHL and tell Wizehire if anything changed (see module doc).
 
     Raises RetryLater (GHL/Wizehire transient, install needs re-auth) and PermanentFailure (mixed
@@ -62,7 +66,7 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
     # `ghl_checked_at` is when these reads STARTED, not when they ended: every read below began
     # after this moment, so the stored state reflects any change GHL announced (by a webhook we
     # received) before it. An `order.advance` whose webhook arrived no later than this may skip
-    # its own refresh (flows/advance.py); stamping the end would let a webhook that arrived while
+    # its own refresh (advance.py); stamping the end would let a webhook that arrived while
     # the reads ran look covered by data read before the change it announces.
     reads_started = utcnow()
     order: m.Order | None = None
@@ -83,7 +87,7 @@ async def refresh_order_from_ghl(ctx: EventContext, sync_order_id: int) -> Payme
 
 
 async def store_state_seen(
-    ctx: EventContext,
+    ctx: FlowContext,
     sync_order_id: int,
     *,
     order: m.Order,
@@ -106,7 +110,7 @@ async def store_state_seen(
 
 
 async def _store_and_tell(
-    ctx: EventContext,
+    ctx: FlowContext,
     target: _Target,
     order_id: str | None,
     order: m.Order,
@@ -143,26 +147,18 @@ async def _store_and_tell(
         if order_id is not None:
             await poller_repo.resolve_unmatched(session, target.location_id, order_id)
 
-    from wizesync.flows.refunds.settle import settle_pending_refunds
-    from wizesync.flows.wizehire_sync import push_order_state
-
     await push_order_state(ctx, sync_order_id)
     await settle_pending_refunds(ctx, sync_order_id, state)
     return state
 
 
 async def adopt_ghl_order(
-    ctx: EventContext, sync_order_id: int, ghl_order_id: str, source: str = "invoice"
+    ctx: FlowContext, sync_order_id: int, ghl_order_id: str, source: str = "invoice"
 ) -> str | None:
     """Keep `ghl_order_id` on the record unless it already has one; the id it now has."""
     try:
         async with ctx.unit_of_work() as session:
-            await session.execute(
-                update(SyncOrder)
-                .where(SyncOrder.id == sync_order_id, SyncOrder.ghl_order_id.is_(None))
-                .values(ghl_order_id=ghl_order_id, ghl_order_source=source, updated_at=utcnow())
-                .execution_options(synchronize_session=False)
-            )
+            await sync_repo.link_ghl_order(session, sync_order_id, ghl_order_id, source=source)
     except IntegrityError as exc:
         # One GHL order belongs to one record (unique index): another took it meanwhile.
         raise RetryLater(
@@ -176,7 +172,7 @@ async def adopt_ghl_order(
 # --- reading GHL ---------------------------------------------------------------------------------
 
 
-async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
+async def _load(ctx: FlowContext, sync_order_id: int) -> _Target:
     async with ctx.unit_of_work() as session:
         record = await sync_repo.get(session, sync_order_id)
         if record is None:
@@ -199,7 +195,7 @@ async def _load(ctx: EventContext, sync_order_id: int) -> _Target:
         )
 
 
-async def _transactions(ctx: EventContext, location_id: str, entity_id: str) -> list[m.Transaction]:
+async def _transactions(ctx: FlowContext, location_id: str, entity_id: str) -> list[m.Transaction]:
     """The entity's transactions, each re-read by id (the detail is GHL's current word)."""
     ghl = ctx.services.ghl
     with calling(f"GHL list transactions of {entity_id}"):
@@ -214,7 +210,7 @@ async def _transactions(ctx: EventContext, location_id: str, entity_id: str) -> 
 
 
 async def _order_of_invoice(
-    ctx: EventContext, target: _Target
+    ctx: FlowContext, target: _Target
 ) -> tuple[str | None, m.Invoice | None]:
     """The order GHL made for the record's invoice (kept on the record), else the invoice."""
     assert target.ghl_invoice_id is not None

@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from wizesync.db import poller_repo
-from wizesync.inbox.context import EventContext
+from wizesync.inbox.context import FlowContext
 from wizesync.notify.outbox import queue_notice
 from wizesync.notify.slack import Notice
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 
 async def report_unmatched(
-    ctx: EventContext,
+    ctx: FlowContext,
     location_id: str,
     order_id: str,
     *,

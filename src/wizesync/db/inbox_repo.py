@@ -216,8 +216,8 @@ _PIN_CLAIM_PLAN = text(
 # last few claims or outcomes, never anything a handler committed (its units of work keep the
 # server's setting): a lost claim puts the event back in the queue, a lost outcome leaves it
 # running until its lease expires; either way the handler runs again, as after a worker crash,
-# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) was
-# the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
+# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) would
+# be the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
 # `unflushed`; the setting is read at commit, which ends that statement.)
 
 _PG_CLAIM = (

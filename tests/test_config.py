@@ -482,31 +482,6 @@ def test_an_unreadable_pem_path_is_a_clear_error_at_start(
 # --- deployment files -----------------------------------------------------------------------------
 
 
-def env_example_variables() -> dict[str, str]:
-    """Every variable named in .env.example, set or commented out, with the comment above it."""
-    variables, comment = {}, []
-    for line in (ROOT / ".env.example").read_text().splitlines():
-        match = re.match(r"^#?\s*([A-Z][A-Z0-9_]+)=", line)
-        if match:
-            variables[match.group(1)] = " ".join(comment)
-            comment = []
-        elif line.startswith("#"):
-            comment.append(line.lstrip("# "))
-        else:
-            comment = []
-    return variables
-
-
-def test_env_example_lists_every_contract_and_worker_variable_with_a_comment() -> None:
-    variables = env_example_variables()
-    for name in [*CONTRACT_VARIABLES, *WORKER_TUNING]:
-        assert name in variables, f"{name} missing from .env.example"
-        assert variables[name].strip(), f"{name} has no comment in .env.example"
-    fields = set(Settings.model_fields)
-    for name in variables:
-        assert name.lower() in fields, f".env.example names {name}, which is no setting"
-
-
 def test_env_example_as_a_dotenv_is_production_and_refuses_until_filled_in(
     clean_env: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

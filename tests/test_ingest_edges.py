@@ -1,4 +1,4 @@
-"""Edges of the ingest path that the benchmark work touched: a sender hanging up mid-body, and a
+"""Edges of the ingest path's fast handling: a sender hanging up mid-body, and a
 pooled PostgreSQL connection the server terminated (replaced at checkout, without pre-ping)."""
 
 from __future__ import annotations

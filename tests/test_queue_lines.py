@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text, update
 
-from tests.support.worker_harness import add_event
+from tests.support.worker_harness import add_event, finish_attempt
 from wizesync.db import inbox_repo
 from wizesync.db.base import utcnow
 from wizesync.db.inbox_repo import ClaimedEvent, NewEvent
@@ -33,7 +33,7 @@ async def finish(
     sessionmaker, event: ClaimedEvent, outcome: EventStatus, worker_id: str = "w1", **kwargs
 ) -> bool:
     async with sessionmaker.begin() as session:
-        return await inbox_repo.finish_attempt(
+        return await finish_attempt(
             session, event=event, worker_id=worker_id, outcome=outcome, **kwargs
         )
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.support.worker_harness import add_event, load
+from tests.support.worker_harness import add_event, finish_attempt, load
 from wizesync.db import inbox_repo
 from wizesync.db.base import utcnow
 from wizesync.db.inbox_repo import ClaimedEvent
@@ -33,7 +33,7 @@ async def finish(
     **kwargs,
 ) -> bool:
     async with sessionmaker.begin() as session:
-        return await inbox_repo.finish_attempt(
+        return await finish_attempt(
             session, event=event, worker_id=worker_id, outcome=outcome, **kwargs
         )
 

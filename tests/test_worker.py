@@ -12,6 +12,7 @@ from tests.conftest import make_settings
 from tests.support.signing import wizehire_request
 from tests.support.worker_harness import (
     add_event,
+    finish_attempt,
     heartbeat_row,
     load,
     new_worker,
@@ -566,7 +567,7 @@ async def test_idle_worker_sleeps_until_the_next_retry_falls_due(
     await add_event(sessionmaker)
     async with sessionmaker.begin() as session:
         [claimed] = await inbox_repo.claim_due(session, worker_id="w", lease_seconds=60, limit=1)
-        await inbox_repo.finish_attempt(
+        await finish_attempt(
             session,
             event=claimed,
             worker_id="w",

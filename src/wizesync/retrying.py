@@ -2,9 +2,9 @@
 
 Both clients retry one HTTP attempt the same way: a fixed number of attempts, the wait the API
 asked for (429 / Retry-After) when there is one and jittered exponential backoff otherwise, and a
-warning before each sleep. They used to build that tenacity policy each by hand; it lives here so
-the two cannot drift apart. What stays in each client is what differs per API: which errors are
-retryable, where an error's own delay comes from, the token refresh, and the log line's wording.
+warning before each sleep. One policy for both, so the two cannot drift apart. What stays in
+each client is what differs per API: which errors are retryable, where an error's own delay
+comes from, the token refresh, and the log line's wording.
 """
 
 from __future__ import annotations

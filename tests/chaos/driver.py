@@ -74,7 +74,7 @@ from tests.support.processes import (
 from wizesync import samples
 from wizesync.config import DEV_WIZEHIRE_SECRET
 from wizesync.db.engine import create_engine, create_sessionmaker
-from wizesync.db.migrate import upgrade_head_async
+from wizesync.db.migrate import upgrade_head
 from wizesync.db.models import InboxEvent
 from wizesync.sandbox import defaults
 
@@ -240,7 +240,7 @@ class Chaos:
         if url is None:
             raise RuntimeError(reason)
         self.db_url = url
-        await upgrade_head_async(url)
+        await asyncio.to_thread(upgrade_head, url)
         self.proxy = TcpProxy.to(url)
         self.proxy.start()
         service_db = via_proxy(url, self.proxy)

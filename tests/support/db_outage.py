@@ -15,7 +15,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from wizesync.db.migrate import upgrade_head_async
+from wizesync.db.migrate import upgrade_head
 
 
 class TcpProxy:
@@ -107,7 +107,7 @@ class SqliteOutage:
         # its connection can hold the lock the migration's first PRAGMA needs: try again.
         for attempt in range(5):
             try:
-                await upgrade_head_async(self.url)
+                await asyncio.to_thread(upgrade_head, self.url)
                 return
             except Exception as exc:
                 if "locked" not in str(exc) or attempt == 4:

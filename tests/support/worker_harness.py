@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
 from wizesync.db import inbox_repo
-from wizesync.db.inbox_repo import NewEvent
+from wizesync.db.inbox_repo import ClaimedEvent, NewEvent
 from wizesync.db.models import EventStatus, InboxEvent, WorkerHeartbeat
 from wizesync.inbox.context import EventContext
 from wizesync.inbox.registry import HandlerRegistry
@@ -59,6 +59,24 @@ async def add_event(
         row_id = await inbox_repo.insert_event(session, new)
     assert row_id is not None
     return row_id
+
+
+async def finish_attempt(
+    session: AsyncSession,
+    *,
+    event: ClaimedEvent,
+    worker_id: str,
+    outcome: EventStatus,
+    **fields: Any,
+) -> bool:
+    """`inbox_repo.finish_attempts` for one attempt (`fields`: the rest of its `Outcome`):
+    False when the lease was lost."""
+    owned = await inbox_repo.finish_attempts(
+        session,
+        worker_id=worker_id,
+        outcomes=[inbox_repo.Outcome(event=event, status=outcome, **fields)],
+    )
+    return event.id in owned
 
 
 async def load(sessionmaker: Sessionmaker, event_id: int) -> InboxEvent:

@@ -113,7 +113,7 @@ async def store_event(
     try:
         pooled = await engine.raw_connection()
     except SQLAlchemyError:
-        raise  # the pool's own errors (timeout, connect refused): mapped as they always were
+        raise  # the pool's own errors (timeout, connect refused): mapped as on every other path
     except Exception as exc:
         # Unlike `engine.connect()`, `raw_connection()` lets driver errors through untranslated
         # (asyncpg's, or the dialect's adapted ones): a new connection cut off while the dialect

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    delete,
     func,
     insert,
     select,
@@ -30,7 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer, load_only, selectinload
 
 from wizesync.db.base import UTCDateTime, utcnow
@@ -82,22 +81,19 @@ class StoredEvent:
     body_sha256: str | None
 
 
-def _dialect(session: AsyncSession | AsyncConnection) -> str:
-    if isinstance(session, AsyncConnection):
-        return session.dialect.name
+def _dialect(session: AsyncSession) -> str:
     return session.get_bind().dialect.name
 
 
 # --- ingest ----------------------------------------------------------------------------------
 
 
-async def insert_event(session: AsyncSession | AsyncConnection, event: NewEvent) -> int | None:
+async def insert_event(session: AsyncSession, event: NewEvent) -> int | None:
     """Store an event once per (source, event_id); None when it was already there.
 
-    Takes a session or a bare connection: the webhook path on PostgreSQL skips the session
-    (its set-up and teardown cost more CPU than building the INSERT ever did); on PostgreSQL
-    the webhooks go further, through the driver (`db/inbox_driver.py`), with these same values
-    and this same statement."""
+    On PostgreSQL the webhooks store theirs through the driver instead (`db/inbox_driver.py`),
+    with these same values and this same statement: a session's set-up and teardown cost more
+    CPU than the INSERT itself."""
     stmt = _insert_once(_dialect(session))
     return (await session.execute(stmt, insert_values(event))).scalar_one_or_none()
 
@@ -145,9 +141,7 @@ def insert_statement(dialect: str) -> Any:
     return _insert_once(dialect)
 
 
-async def find_event(
-    session: AsyncSession | AsyncConnection, source: str, event_id: str
-) -> StoredEvent | None:
+async def find_event(session: AsyncSession, source: str, event_id: str) -> StoredEvent | None:
     stmt = find_event_statement(source, event_id)
     row = (await session.execute(stmt)).one_or_none()
     return StoredEvent(row.id, row.body_sha256) if row is not None else None
@@ -159,7 +153,7 @@ def find_event_statement(source: str, event_id: str) -> Any:
     )
 
 
-async def stored_body_sha256(session: AsyncSession | AsyncConnection, row_id: int) -> str | None:
+async def stored_body_sha256(session: AsyncSession, row_id: int) -> str | None:
     """The hash of a stored row's raw body, computed from the body when the row predates the
     `body_sha256` column."""
     row = (
@@ -222,8 +216,8 @@ _PIN_CLAIM_PLAN = text(
 # last few claims or outcomes, never anything a handler committed (its units of work keep the
 # server's setting): a lost claim puts the event back in the queue, a lost outcome leaves it
 # running until its lease expires; either way the handler runs again, as after a worker crash,
-# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) was
-# the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
+# and handlers are idempotent. Waiting for the flush twice per event (claim and outcome) would
+# be the longest step of a key's line on a busy disk. (The finish sets it inside its one statement,
 # `unflushed`; the setting is read at commit, which ends that statement.)
 
 _PG_CLAIM = (
@@ -553,35 +547,6 @@ async def _finish_one(
     return owned
 
 
-async def finish_attempt(
-    session: AsyncSession,
-    *,
-    event: ClaimedEvent,
-    worker_id: str,
-    outcome: EventStatus,
-    error: str | None = None,
-    next_attempt_at: datetime | None = None,
-    outbound_calls: list[dict[str, Any]] | None = None,
-    stalled_attempts: int | None = None,
-) -> bool:
-    """`finish_attempts` for one attempt: False when the lease was lost."""
-    owned = await finish_attempts(
-        session,
-        worker_id=worker_id,
-        outcomes=[
-            Outcome(
-                event=event,
-                status=outcome,
-                error=error,
-                next_attempt_at=next_attempt_at,
-                outbound_calls=outbound_calls,
-                stalled_attempts=stalled_attempts,
-            )
-        ],
-    )
-    return event.id in owned
-
-
 async def release(session: AsyncSession, *, worker_id: str, event_ids: Sequence[int]) -> int:
     """Hand leased events back on shutdown so another worker takes them at once."""
     if not event_ids:
@@ -784,9 +749,3 @@ async def flow_stats(session: AsyncSession, since: datetime) -> list[dict[str, A
             }
         )
     return out
-
-
-async def delete_all(session: AsyncSession) -> None:
-    """Tests only."""
-    await session.execute(delete(EventAttempt))
-    await session.execute(delete(InboxEvent))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 from functools import cache
 from pathlib import Path
@@ -42,7 +41,3 @@ def head_revision() -> str | None:
 def upgrade_head(database_url: str) -> None:
     """Blocking: alembic's env.py runs its own event loop; call it outside one, or in a thread."""
     command.upgrade(alembic_config(database_url), "head")
-
-
-async def upgrade_head_async(database_url: str) -> None:
-    await asyncio.to_thread(upgrade_head, database_url)

@@ -318,15 +318,6 @@ async def resolve_unmatched(session: AsyncSession, location_id: str, ghl_order_i
     return _rowcount(result)
 
 
-async def list_unmatched(
-    session: AsyncSession, *, include_resolved: bool = False, limit: int = 100
-) -> list[UnmatchedGhlOrder]:
-    stmt = select(UnmatchedGhlOrder).order_by(UnmatchedGhlOrder.last_seen_at.desc()).limit(limit)
-    if not include_resolved:
-        stmt = stmt.where(UnmatchedGhlOrder.resolved_at.is_(None))
-    return list((await session.execute(stmt)).scalars())
-
-
 async def count_unmatched(session: AsyncSession) -> int:
     stmt = (
         select(func.count())

@@ -38,8 +38,6 @@ CATEGORIES: tuple[str, ...] = (
     "fulfillment_missing",
     "matched",
 )
-RUN_STATUSES: tuple[str, ...] = ("running", "done", "failed")
-RUN_TRIGGERS: tuple[str, ...] = ("scheduled", "manual", "cli")
 
 
 class ReconciliationRun(Base):
@@ -51,8 +49,8 @@ class ReconciliationRun(Base):
     )
 
     id: Mapped[int] = mapped_column(BigIntPK, primary_key=True, autoincrement=True)
-    status: Mapped[str] = mapped_column(String(16), default="running")
-    trigger: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running, done, failed
+    trigger: Mapped[str] = mapped_column(String(16))  # scheduled, manual, cli
     # Scheduled runs only; NULLs never collide, so manual runs are not limited by it.
     fire_time: Mapped[datetime | None] = mapped_column(UTCDateTime())
     since: Mapped[datetime] = mapped_column(UTCDateTime())

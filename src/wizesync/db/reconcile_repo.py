@@ -511,13 +511,3 @@ async def linked_ghl_orders(
         )
         invoices = {v for v in (await session.execute(stmt)).scalars() if v}
     return orders, invoices
-
-
-async def set_staged_mapped(session: AsyncSession, ids: Sequence[int]) -> None:
-    if ids:
-        await session.execute(
-            update(ReconciliationGhlOrder)
-            .where(ReconciliationGhlOrder.id.in_(list(ids)))
-            .values(mapped=True)
-            .execution_options(synchronize_session=False)
-        )

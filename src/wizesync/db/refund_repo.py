@@ -22,8 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder, SyncRefund
 
-# Statuses (Wizehire's vocabulary) after which nothing about the refund changes any more.
-FINAL_STATUSES = frozenset({"succeeded", "failed"})
 # Accepted and waiting for the money to move (GHL's amountRefunded to grow).
 OPEN_STATUSES = ("pending", "manual_action_required")
 

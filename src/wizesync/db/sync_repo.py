@@ -174,23 +174,3 @@ async def link_ghl_order(
         .execution_options(synchronize_session=False)
     )
 
-
-async def list_synced_for_location(
-    session: AsyncSession, location_id: str, *, with_ghl_order: bool = True
-) -> Sequence[SyncOrder]:
-    """The location's sync records (those GHL has an order for, by default), oldest first."""
-    stmt = select(SyncOrder).where(SyncOrder.ghl_location_id == location_id)
-    if with_ghl_order:
-        stmt = stmt.where(SyncOrder.ghl_order_id.is_not(None))
-    return (await session.execute(stmt.order_by(SyncOrder.id))).scalars().all()
-
-
-async def list_locations(session: AsyncSession) -> list[str]:
-    """Every GHL location some sync record routes to (what the poller should look at)."""
-    stmt = (
-        select(SyncOrder.ghl_location_id)
-        .where(SyncOrder.ghl_location_id.is_not(None))
-        .distinct()
-        .order_by(SyncOrder.ghl_location_id)
-    )
-    return [loc for loc in (await session.execute(stmt)).scalars().all() if loc]

@@ -254,7 +254,7 @@ def wizehire_problem(exc: Any) -> str:
             f"{exc.detail}; check WIZEHIRE_API_KEY or the client credentials"
         )
     if isinstance(exc, e.WizehireUnavailable):
-        from wizesync.networds import connection_problem
+        from wizesync.connection_problems import connection_problem
 
         return f"cannot reach it: {connection_problem(exc)}"
     if isinstance(exc, e.WizehireNotFound):

@@ -25,6 +25,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import ConfigError, Settings
+from wizesync.connection_problems import connection_problem
 from wizesync.ghl import models as m
 from wizesync.ghl.errors import (
     GhlError,
@@ -39,7 +40,6 @@ from wizesync.ghl.errors import (
     GhlValidationError,
 )
 from wizesync.ghl.limits import TokenProvider
-from wizesync.networds import connection_problem
 
 log = logging.getLogger(__name__)
 

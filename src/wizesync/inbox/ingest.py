@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from wizesync.db import inbox_driver, inbox_repo
-from wizesync.db.engine import one_statement_transactions
 from wizesync.db.inbox_repo import NewEvent, StoredEvent
 from wizesync.db.models import EventStatus
 from wizesync.inbox.classify import Classified
@@ -70,7 +69,6 @@ async def store(
         row_id, existing = await inbox_driver.store_event(engine, new)
     else:
         async with sessionmaker.begin() as session:
-            await one_statement_transactions(session)
             row_id = await inbox_repo.insert_event(session, new)
             if row_id is None:
                 existing = await inbox_repo.find_event(session, source, event_id)

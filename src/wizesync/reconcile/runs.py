@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,9 +27,9 @@ from wizesync.db.base import utcnow
 from wizesync.db.reconcile_models import ReconciliationRun
 from wizesync.ghl.client import GhlClient
 from wizesync.inbox.worker import new_worker_id
+from wizesync.ops import metrics
 from wizesync.reconcile.budget import ShareLimiter
 from wizesync.reconcile.engine import Engine, LeaseLost, Progress
-from wizesync.reconcile.metrics import record_counts
 from wizesync.reconcile.summary import queue_summary
 
 log = logging.getLogger(__name__)
@@ -273,7 +274,7 @@ class Reconciler:
             if announce and status == "done":
                 await queue_summary(session, self.services, run, counts, self.settings.public_url)
         if status == "done":
-            record_counts(counts)
+            metrics.set_reconciliation_counts(counts, finished_at=time.time())
         log.info(
             "reconciliation finished",
             extra={"run_id": run_id, "status": status, "counts": counts, "error": error},

@@ -45,9 +45,6 @@ log = logging.getLogger(__name__)
 ExecutorStatus = Literal["pending", "manual_action_required", "succeeded", "failed"]
 
 
-GatewayName = Literal["stripe", "nmi", "authorize_net"]
-
-
 @dataclass(frozen=True)
 class RefundCase:
     """What an executor knows about one validated refund (a snapshot, no ORM object)."""

@@ -10,9 +10,9 @@ that module, its sandbox fake and its tests; no other file names it. The executo
 one per gateway name) are made from this registry in `flows.refunds.gateway_executor`.
 
 What a gateway promises (the executor relies on it):
-- `refund` moves the money once per `GatewayRefund.key` (the Wizehire refund id): with the
-  gateway's idempotency key where it has one (`idempotent=True`), else the executor calls
-  `find_refund` before any repeat, and `refund` tags the refund with the key so it can be found.
+- `refund` moves the money once per `GatewayRefund.key` (the Wizehire refund id): it sends the
+  key as the gateway's idempotency key where it has one, and tags the refund with it so that
+  `find_refund`, which the executor calls before any repeat, can find it.
 - An answer is `succeeded`, `pending` (accepted, settles later) or `declined` (with the gateway's
   reason); anything it cannot tell (timeout, 5xx, network) raises `GatewayUnavailable`, and the
   refund may or may not have happened: the next attempt looks before it refunds again.
@@ -100,8 +100,6 @@ class GatewaySpec:
     provider_types: tuple[str, ...]  # GHL `paymentProviderType` values whose money it holds
     credentials: tuple[str, ...]  # the mapping's `*_env` fields it needs
     build: Callable[[GatewaySetup], Gateway]
-    # True: the gateway dedupes repeats by our key, a retry just repeats the call.
-    idempotent: bool = False
 
 
 _REGISTRY: dict[str, GatewaySpec] = {}

@@ -159,6 +159,5 @@ register_gateway(
         provider_types=("stripe",),
         credentials=("api_key_env",),
         build=StripeGateway,
-        idempotent=True,
     )
 )

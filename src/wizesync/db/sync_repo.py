@@ -173,4 +173,3 @@ async def link_ghl_order(
         .values(ghl_order_id=ghl_order_id, ghl_order_source=source, updated_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-

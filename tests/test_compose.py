@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from wizesync.config import DEV_ADMIN_TOKEN, DEV_WIZEHIRE_SECRET, ConfigError, Settings
 from wizesync.mapping import load_mapping
-from wizesync.sandbox import defaults
+from wizesync_sandbox import defaults
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"

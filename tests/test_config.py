@@ -30,8 +30,8 @@ from wizesync.config import (
     ConfigError,
     Settings,
 )
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
-from wizesync.sandbox.signing import ghl_headers
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
+from wizesync.signing import ghl_headers
 
 FERNET = Fernet.generate_key().decode()
 

@@ -67,6 +67,28 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
+    serve_app(
+        "wizesync.app:create_app",
+        host=host,
+        port=port,
+        migrate=migrate,
+        workers=workers,
+        log_format=log_format,
+        expose_development=expose_development,
+    )
+
+
+def serve_app(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    migrate: bool,
+    workers: int,
+    log_format: str | None,
+    expose_development: bool,
+) -> None:
+    """`serve`, with the app from `factory` (`wizesync dev` serves the sandbox's composition)."""
     import uvicorn
 
     from wizesync.logs import configure_logging
@@ -84,7 +106,7 @@ def serve(
     if migrate:
         _migrate(settings)
     uvicorn.run(
-        "wizesync.app:create_app",
+        factory,
         factory=True,
         host=host,
         port=port,
@@ -336,7 +358,7 @@ def trigger(
     import httpx
 
     from wizesync import samples
-    from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+    from wizesync.signing import ghl_headers, wizehire_headers
     from wizesync.trigger import TriggerError, build
 
     settings = _settings()
@@ -467,48 +489,43 @@ def ghl_install_url(
         err.print(f"A link that never expires (it makes a fresh state each time): {stable}")
 
 
-# --- sandbox -----------------------------------------------------------------------------------
+# --- development commands (`dev`, `sandbox`) ---------------------------------------------------
 
 
-@app.command()
-def sandbox(
-    host: Annotated[str, typer.Option(help="interface to bind")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="ONE port for both fakes")] = 8010,
-    service_url: Annotated[
-        str,
-        typer.Option(
-            help="base URL of the service that receives the signed webhooks ('' for none)"
-        ),
-    ] = "http://127.0.0.1:8000",
-    wizehire_secret: Annotated[
-        str | None,
-        typer.Option(
-            help="Standard Webhooks secret for Wizehire events (default: the development secret)",
-            envvar="SANDBOX_WIZEHIRE_SECRET",
-        ),
-    ] = None,
-    webhooks: Annotated[
-        str, typer.Option(help="send | hold | off: what happens to webhooks on state changes")
-    ] = "send",
-    seed: Annotated[
-        bool, typer.Option("--seed/--empty", help="start with a demo location and products")
-    ] = True,
-) -> None:
-    """Run the fake GHL and fake Wizehire on one port: GHL at /ghl, Wizehire at /wizehire, the
-    control plane at /_sandbox (see /docs). Development only."""
-    from wizesync.sandbox.runner import run
+def _add_plugin_commands() -> None:
+    """The development commands live in the `wizesync_sandbox` package, which offers them as
+    `wizesync.commands` entry points (pyproject.toml): the product never imports it. Where it is
+    absent (the production image), each command says so instead of running."""
+    from importlib.metadata import entry_points
 
-    if webhooks not in ("send", "hold", "off"):
-        err.print("--webhooks must be send, hold or off")
+    for entry in entry_points(group="wizesync.commands"):
+        try:
+            command = entry.load()
+        except ModuleNotFoundError as exc:
+            if (exc.name or "").partition(".")[0] != entry.module.partition(".")[0]:
+                raise  # the package is there but broken: its own traceback says why
+            app.command(
+                entry.name,
+                help="(not installed here: development only)",
+                context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+            )(_not_installed(entry.name, str(exc)))
+        else:
+            app.command(entry.name)(command)
+
+
+def _not_installed(name: str, why: str) -> Any:
+    def command() -> None:
+        err.print(
+            f"[red]`wizesync {name}` is not installed here:[/red] it comes with the development "
+            "tools (the wizesync_sandbox package), which production images leave out; in a "
+            f"checkout, `make install` installs them ({why})"
+        )
         raise typer.Exit(2)
-    run(
-        host=host,
-        port=port,
-        service_url=service_url,
-        wizehire_secret=wizehire_secret,
-        webhooks=webhooks,
-        seed=seed,
-    )
+
+    return command
+
+
+_add_plugin_commands()
 
 
 def main() -> None:

@@ -25,9 +25,9 @@ from tests.support.worker_harness import wait_until
 from wizesync.db.models import EventStatus
 from wizesync.flows.refunds.gateway_executor import GatewayHub
 from wizesync.mapping import Mapping, Refunds
-from wizesync.sandbox.gateways import GatewayRefundDoc
-from wizesync.sandbox.wizehire_app import validate_refund
 from wizesync.wizehire.client import idempotency_key
+from wizesync_sandbox.gateways import GatewayRefundDoc
+from wizesync_sandbox.wizehire_app import validate_refund
 
 GATEWAY_ENV = {
     "WZTEST_STRIPE_KEY": "sk_test_wizesync",

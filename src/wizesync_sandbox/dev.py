@@ -155,7 +155,7 @@ class DevSandbox:
     """The stand-in `create_app()`'s lifespan runs with (`wizesync.app.StandIn`)."""
 
     # Its webhooks are signed with the sandbox's key, trusted beside GHL's while it runs here.
-    ghl_keys = (SANDBOX_GHL_PUBLIC_KEY_PEM,)
+    ghl_keys: tuple[str, ...] = (SANDBOX_GHL_PUBLIC_KEY_PEM,)
 
     def __init__(
         self, the_plan: DevSandboxPlan, settings: Settings, app: Any, stack: AsyncExitStack

@@ -52,17 +52,18 @@ def test_the_development_target_holds_the_sandbox_too() -> None:
 
 
 @pytest.mark.slow
-def test_the_wheel_the_production_image_installs_has_no_sandbox(tmp_path: Path) -> None:
+@pytest.mark.parametrize("target", ["production", "development"])
+def test_only_the_development_images_wheel_has_the_sandbox(tmp_path: Path, target: str) -> None:
     context = tmp_path / "context"
-    for source in copied("production"):
+    for source in copied(target):
         if source.endswith(".lock"):
             continue  # dependencies: installed before the package
-        target = context / source
-        target.parent.mkdir(parents=True, exist_ok=True)
+        copy = context / source
+        copy.parent.mkdir(parents=True, exist_ok=True)
         if (ROOT / source).is_dir():
-            subprocess.run(["cp", "-r", str(ROOT / source), str(target)], check=True)
+            subprocess.run(["cp", "-r", str(ROOT / source), str(copy)], check=True)
         else:
-            target.write_bytes((ROOT / source).read_bytes())
+            copy.write_bytes((ROOT / source).read_bytes())
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(tmp_path), "."],
         cwd=context,
@@ -73,7 +74,11 @@ def test_the_wheel_the_production_image_installs_has_no_sandbox(tmp_path: Path) 
     [wheel] = tmp_path.glob("wizesync-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "wizesync/app.py" in names and "wizesync/devmode.py" in names
-    assert not [n for n in names if n.startswith("wizesync_sandbox")]
+    sandbox = [n for n in names if n.startswith("wizesync_sandbox/")]
+    if target == "production":
+        assert not sandbox
+    else:
+        assert "wizesync_sandbox/dev.py" in sandbox and "wizesync_sandbox/cli.py" in sandbox
 
 
 # A `wizesync` as the production image has it: the sandbox package cannot be imported.

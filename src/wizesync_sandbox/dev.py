@@ -216,8 +216,8 @@ class DevSandbox:
 
     def adopt(self, services: Services) -> None:
         """The worker's services use the adapted mapping (see `adapt_mapping`)."""
+        services.mapping = self.adapt_mapping(services.mapping)
         if not self.settings.mapping_file:
-            services.mapping = sandbox_mapping(services.mapping)
             # The variables the sandbox mapping names (development only: values are public).
             for name, value in SANDBOX_GATEWAY_ENV.items():
                 os.environ.setdefault(name, value)

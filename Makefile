@@ -30,7 +30,7 @@ audit: $(STAMP)
 
 run: $(STAMP)
 	$(BIN)/wizesync migrate
-	$(BIN)/wizesync serve --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --log-format auto
+	$(BIN)/wizesync dev --host $${HOST:-127.0.0.1} --port $${PORT:-8000} --log-format auto
 
 migrate: $(STAMP)
 	$(BIN)/wizesync migrate

@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from wizesync import samples
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID
 
 _spec = importlib.util.spec_from_file_location(
     "wizesync_demo", Path(__file__).resolve().parent.parent / "scripts" / "demo.py"

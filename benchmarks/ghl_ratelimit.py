@@ -230,7 +230,7 @@ def sandbox_state(base: str) -> dict[str, Any]:
 
 
 def main_sandbox(args: argparse.Namespace, workdir: Path, database_url: str) -> None:
-    from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+    from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
     if (args.limit, args.window) != (100, 10.0):
         raise SystemExit("--sandbox measures GHL's own limit: leave --limit and --window alone")

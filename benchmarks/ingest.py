@@ -49,7 +49,7 @@ sys.path.insert(0, str(HERE))
 import loadgen  # noqa: E402  (a sibling module, found through the path set just above)
 
 from wizesync import samples  # noqa: E402
-from wizesync.sandbox.signing import wizehire_headers  # noqa: E402
+from wizesync.signing import wizehire_headers  # noqa: E402
 
 PATH = "/webhooks/wizehire"
 PICKUP_PREFIX = "msg_pickup_"  # bench_handlers logs the start of these events only

@@ -77,10 +77,10 @@ def wizehire_id(i: int) -> str:
 def serve_sandbox(orders: int, port: int, limit_scale: float, ready: Path) -> None:
     import uvicorn
 
-    from wizesync.sandbox.core import Sandbox
-    from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
-    from wizesync.sandbox.server import create_sandbox_app
-    from wizesync.sandbox.settings import SandboxConfig
+    from wizesync_sandbox.core import Sandbox
+    from wizesync_sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
+    from wizesync_sandbox.server import create_sandbox_app
+    from wizesync_sandbox.settings import SandboxConfig
 
     _index_sandbox_lists()
     config = SandboxConfig(
@@ -189,8 +189,8 @@ def serve_sandbox(orders: int, port: int, limit_scale: float, ready: Path) -> No
 
 def _index_sandbox_lists() -> None:
     """Same answers as the sandbox's `_filtered`, without a full scan and sort per page."""
-    from wizesync.sandbox import ghl_payments_routes as routes
-    from wizesync.sandbox.clock import parse_moment
+    from wizesync_sandbox import ghl_payments_routes as routes
+    from wizesync_sandbox.clock import parse_moment
 
     original = routes._filtered
     index: dict[int, tuple[int, list[Any], list[float]]] = {}
@@ -257,13 +257,13 @@ async def run_reconcile(
     from wizesync.ghl.ratelimit import DbRateLimiter
     from wizesync.mapping import Locations, Mapping, Product
     from wizesync.reconcile.runs import Reconciler, Window
-    from wizesync.sandbox.defaults import (
+    from wizesync.wizehire.auth import ApiKeyAuth
+    from wizesync.wizehire.client import WizehireClient
+    from wizesync_sandbox.defaults import (
         BOOST_PRICE_ID,
         BOOST_PRODUCT_ID,
         DEFAULT_PRIVATE_TOKEN,
     )
-    from wizesync.wizehire.auth import ApiKeyAuth
-    from wizesync.wizehire.client import WizehireClient
 
     window_seconds = 10.0 / limit_scale
     settings = Settings(

@@ -36,8 +36,8 @@ import httpx
 
 from wizesync import samples
 from wizesync.config import DEV_WIZEHIRE_SECRET
-from wizesync.sandbox import defaults
-from wizesync.sandbox.signing import wizehire_headers
+from wizesync.signing import wizehire_headers
+from wizesync_sandbox import defaults
 
 WIZESYNC = str(Path(sys.executable).with_name("wizesync"))
 STEP_TIMEOUT = 60.0  # seconds any one step may take before the demo gives up and says so

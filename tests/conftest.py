@@ -17,7 +17,7 @@ from tests.support.databases import (
 from wizesync.config import Settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 
 
 @pytest.fixture(scope="session")
@@ -106,11 +106,16 @@ async def client_factory(settings: Settings):
     from contextlib import AsyncExitStack
 
     from wizesync.app import create_app
+    from wizesync_sandbox.dev import create_dev_app
 
     stack = AsyncExitStack()
 
-    async def build(app_settings: Settings | None = None, **kwargs: object) -> httpx.AsyncClient:
-        app = create_app(app_settings or settings, **kwargs)  # type: ignore[arg-type]
+    async def build(
+        app_settings: Settings | None = None, *, sandbox: bool = False, **kwargs: object
+    ) -> httpx.AsyncClient:
+        """`sandbox=True`: the app `wizesync dev` serves (the sandbox stands in for GHL)."""
+        factory = create_dev_app if sandbox else create_app
+        app = factory(app_settings or settings, **kwargs)  # type: ignore[arg-type]
         await stack.enter_async_context(_lifespan(app))
         return await stack.enter_async_context(
             httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")

@@ -291,7 +291,8 @@ def test_doctor_reports_a_production_config_error(cli_env, sqlite_url: str) -> N
 
 @pytest.fixture
 def served(cli_env, tmp_path: Path) -> Iterator[str]:
-    """`wizesync serve` in development mode on SQLite, on a free port; yields its base URL."""
+    """`wizesync dev` (`make run`) in development mode on SQLite, on a free port (the sandbox
+    stands in for GHL and Wizehire); yields its base URL."""
     port = free_port()
     env = {name: value for name, value in os.environ.items() if not SERVICE_VARIABLES.match(name)}
     env.update(
@@ -302,7 +303,7 @@ def served(cli_env, tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "wizesync", "serve", "--port", str(port), "--migrate"],
+            [sys.executable, "-m", "wizesync", "dev", "--port", str(port), "--migrate"],
             cwd=tmp_path / "workdir",
             env=env,
             stdout=log,

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from wizesync.config import DEV_ADMIN_TOKEN, DEV_WIZEHIRE_SECRET, ConfigError, Settings
 from wizesync.mapping import load_mapping
-from wizesync.sandbox import defaults
+from wizesync_sandbox import defaults
 
 ROOT = Path(__file__).parents[1]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -89,6 +89,11 @@ def test_dev_runs_postgres_an_api_a_worker_and_the_sandbox_as_its_own_service() 
         assert env["GHL_PRIVATE_TOKEN"] == defaults.DEFAULT_PRIVATE_TOKEN, name
         assert dev[name]["depends_on"]["sandbox"]["condition"] == "service_healthy", name
     assert dev["dev-api"]["environment"]["WORKER"] == "off"  # the worker service works the queue
+    # The sandbox package is only in the image's development target.
+    for name in ("sandbox", "dev-migrate", "dev-api", "dev-worker"):
+        assert dev[name]["build"]["target"] == "development", name
+    for name in ("migrate", "api", "worker"):
+        assert services_for("prod")[name]["build"]["target"] == "production", name
     # Nothing of production starts in development.
     assert not {"migrate", "api", "worker"} & set(dev)
 

@@ -30,8 +30,8 @@ from wizesync.config import (
     ConfigError,
     Settings,
 )
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
-from wizesync.sandbox.signing import ghl_headers
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
+from wizesync.signing import ghl_headers
 
 FERNET = Fernet.generate_key().decode()
 
@@ -548,7 +548,8 @@ def test_dockerfile_installs_the_package_and_runs_as_a_non_root_user() -> None:
     text = (ROOT / "Dockerfile").read_text()
     lines = [line.strip() for line in text.splitlines()]
     assert any(
-        re.match(r"FROM python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}$", line) for line in lines
+        re.match(r"FROM python:3\.11-slim(-bookworm)?@sha256:[0-9a-f]{64}( AS \w+)?$", line)
+        for line in lines
     ), "the base image is pinned by digest"
     assert "pip install --require-hashes -r requirements-runtime.lock" in text
     assert "pip install --no-deps ." in text

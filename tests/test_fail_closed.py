@@ -29,6 +29,7 @@ from wizesync import samples
 from wizesync.config import Settings
 from wizesync.db.ghl_models import GhlOAuthState
 from wizesync.db.ghl_repo import MAX_PENDING_STATES
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 from wizesync.state import build_verifiers
 
 KEY = Ed25519TestKey.generate()
@@ -53,7 +54,7 @@ def test_sandbox_key_is_not_trusted_unless_the_in_process_sandbox_runs(env: str)
     with pytest.raises(Exception, match="does not verify"):
         verifier.verify(body, sandbox_signed)
 
-    _, with_sandbox = build_verifiers(settings, sandbox_running=True)
+    _, with_sandbox = build_verifiers(settings, extra_ghl_keys=[SANDBOX_GHL_PUBLIC_KEY_PEM])
     assert with_sandbox.verify(body, sandbox_signed) == "ed25519"
 
 
@@ -84,7 +85,7 @@ async def test_in_process_development_sandbox_still_signs_its_webhooks(
         worker="off",
         ghl_webhook_public_key=KEY.public_pem,
     )
-    client = await client_factory(settings)
+    client = await client_factory(settings, sandbox=True)
     body, headers = ghl_request(samples.ghl_event("OrderCreate"))
     assert (await client.post(GHL, content=body, headers=headers)).status_code == 202
 
@@ -135,7 +136,7 @@ async def test_sandbox_config_never_shows_the_wizehire_secret(
     settings = make_settings(
         database_url, wizesync_env="development", worker="off", wizehire_webhook_secret=secret
     )
-    client = await client_factory(settings)
+    client = await client_factory(settings, sandbox=True)
     shown = await client.get("/sandbox/_sandbox/config")
     assert shown.status_code == 200, shown.text
     assert secret not in shown.text

@@ -22,7 +22,7 @@ from wizesync.cli import app
 from wizesync.ghl.catalog import CatalogLine
 from wizesync.mapping import Mapping, load_mapping
 from wizesync.mapping_template import mapped_prices, render_example
-from wizesync.sandbox.defaults import (
+from wizesync_sandbox.defaults import (
     BOOST_PRICE_ID,
     BOOST_PRODUCT_ID,
     DEFAULT_LOCATION_ID,

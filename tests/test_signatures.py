@@ -21,6 +21,7 @@ from tests.support.webhook_kit import (
     wizehire_signed,
 )
 from wizesync.config import GHL_ED25519_PUBLIC_KEY, Settings
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 from wizesync.inbox.signatures import (
     GhlVerifier,
     SignatureError,
@@ -28,8 +29,7 @@ from wizesync.inbox.signatures import (
     load_ed25519,
     load_rsa,
 )
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
-from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+from wizesync.signing import ghl_headers, wizehire_headers
 from wizesync.state import build_verifiers
 
 BODY = b'{"type": "order.created", "data": {}}'
@@ -286,7 +286,7 @@ def test_default_ghl_key_is_ghls_published_ed25519_key() -> None:
 
 def test_production_trusts_only_the_configured_key_not_the_sandbox_one() -> None:
     settings = _production(ghl_webhook_public_key=KEY.public_pem)
-    _, verifier = build_verifiers(settings, sandbox_running=True)
+    _, verifier = build_verifiers(settings, extra_ghl_keys=[SANDBOX_GHL_PUBLIC_KEY_PEM])
 
     assert verifier.verify(BODY, {"x-ghl-signature": KEY.sign(BODY)}) == "ed25519"
     sandbox_signed = ghl_headers(BODY)
@@ -300,7 +300,7 @@ def test_the_running_in_process_sandbox_makes_its_key_trusted_too(env: str) -> N
         wizesync_env=env,  # type: ignore[arg-type]
         ghl_webhook_public_key=KEY.public_pem,
     )
-    _, verifier = build_verifiers(settings, sandbox_running=True)
+    _, verifier = build_verifiers(settings, extra_ghl_keys=[SANDBOX_GHL_PUBLIC_KEY_PEM])
 
     assert verifier.verify(BODY, ghl_headers(BODY)) == "ed25519"
     assert verifier.verify(BODY, {"x-ghl-signature": KEY.sign(BODY)}) == "ed25519"

@@ -11,9 +11,9 @@ import pytest
 
 from tests.support.sandbox_proc import running_sandbox
 from wizesync.config import Settings
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 from wizesync.trigger import TriggerError, build
 from wizesync.trigger import sandbox_url as where
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
 pytestmark = pytest.mark.slow
 

@@ -44,7 +44,7 @@ def try_it_commands() -> list[str]:
 
 
 class Served:
-    """`make run` as a subprocess: `wizesync migrate`, then `wizesync serve`, development mode
+    """`make run` as a subprocess: `wizesync migrate`, then `wizesync dev`, development mode
     with nothing configured (the built-in sandbox), SQLite in a temp dir, a free port."""
 
     def __init__(self, tmp_path: Path) -> None:
@@ -72,7 +72,7 @@ class Served:
         )
         with self.log.open("wb") as log:
             self.proc = subprocess.Popen(
-                [str(WIZESYNC), "serve", "--port", str(self.port)],
+                [str(WIZESYNC), "dev", "--port", str(self.port)],
                 cwd=self.workdir,
                 env=self.env,
                 stdout=log,
@@ -158,6 +158,12 @@ def wait_until(what: str, check: Any, timeout: float = 60.0) -> Any:
             return result
         time.sleep(0.2)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def test_served_starts_the_service_as_make_run_does() -> None:
+    recipe = (ROOT / "Makefile").read_text().split("\nrun:", 1)[1].split("\n\n", 1)[0]
+    assert "$(BIN)/wizesync migrate" in recipe
+    assert "$(BIN)/wizesync dev " in recipe  # `dev`: with the sandbox, as `Served` starts it
 
 
 def test_readme_try_it_ends_with_every_event_done(served: Served) -> None:

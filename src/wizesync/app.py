@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Protocol
 
+import httpx
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
@@ -28,12 +30,38 @@ from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers
 from wizesync.reconcile.routes import router as reconciliation_router
 from wizesync.reconcile.runtime import build_scheduler, close_reconciler
-from wizesync.sandbox.dev import MOUNT_PATH, DevSandbox, SandboxMount
 from wizesync.state import AppState, build_verifiers
 from wizesync.web import install as install_web
 from wizesync.wizehire.openapi import document_wizehire_api
 
+if TYPE_CHECKING:
+    from wizesync.flows.services import Services
+    from wizesync.mapping import Mapping as SyncMapping
+
 log = logging.getLogger(__name__)
+
+
+class StandIn(Protocol):
+    """What stands in for GHL (and maybe Wizehire) in this process: `wizesync dev`'s sandbox
+    (`wizesync_sandbox.dev`). Never asked for in production."""
+
+    settings: Settings  # what the service runs with: GHL's URLs are the stand-in's
+    ghl_keys: tuple[str, ...]  # GHL webhook keys trusted beside the configured one
+
+    @property
+    def mounts(self) -> Mapping[str, httpx.AsyncBaseTransport]:
+        """Hosts the service's HTTP client reaches in-process."""
+        ...
+
+    def adapt_mapping(self, mapping: SyncMapping) -> SyncMapping: ...
+
+    def adopt(self, services: Services) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+# Given the settings and the service's app (to deliver webhooks to), a started stand-in, or None.
+StandInFactory = Callable[[Settings, FastAPI], Awaitable[StandIn | None]]
 
 
 class WizesyncApp(FastAPI):
@@ -77,19 +105,26 @@ class WizesyncApp(FastAPI):
 
 
 def create_app(
-    settings: Settings | None = None, *, registry: HandlerRegistry | None = None
+    settings: Settings | None = None,
+    *,
+    registry: HandlerRegistry | None = None,
+    stand_in: StandInFactory | None = None,
 ) -> WizesyncApp:
+    """`stand_in`: what `wizesync dev` passes, so that in development with no GHL credentials
+    GHL (and Wizehire) are the sandbox; production never asks it."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         conf = settings or load_settings()
-        # Development with no GHL credentials: GHL (and Wizehire) are the built-in sandbox.
-        dev = None if conf.is_production else await DevSandbox.start(conf, app, sandbox_mount)
+        dev = None if conf.is_production or stand_in is None else await stand_in(conf, app)
         if dev is not None:
             conf = dev.settings
         # No `echo`: it prints plain text to stdout past the JSON formatter and its redaction.
         engine = create_engine(conf.database_url)
         sessionmaker = create_sessionmaker(engine)
-        wizehire_verifier, ghl_verifier = build_verifiers(conf, sandbox_running=dev is not None)
+        wizehire_verifier, ghl_verifier = build_verifiers(
+            conf, extra_ghl_keys=dev.ghl_keys if dev else ()
+        )
         ghl_http = build_http_client(conf, mounts=dev.mounts if dev else None)
         state = AppState(
             settings=conf,
@@ -128,7 +163,11 @@ def create_app(
         )
         app.state.wizesync = state
         app.state.insights = build_app_insights(
-            conf, sessionmaker, ghl_http, services=services, sandbox=dev
+            conf,
+            sessionmaker,
+            ghl_http,
+            services=services,
+            adapt_mapping=dev.adapt_mapping if dev else None,
         )
         try:
             yield
@@ -150,14 +189,12 @@ def create_app(
         summary="Wizehire <-> HighLevel payments sync",
         lifespan=lifespan,
     )
-    sandbox_mount = SandboxMount()  # answers only while the development sandbox runs
     install_handlers(app)
     app.include_router(webhooks_router)
     app.include_router(ghl_oauth_router)
     app.include_router(ops_router)
     app.include_router(admin_router)
     app.include_router(reconciliation_router)
-    app.mount(MOUNT_PATH, sandbox_mount)
     install_web(app)  # /login, /insights, /reports/*, /static
     document_wizehire_api(app)  # the Wizehire API the service calls, under `webhooks`
     return app

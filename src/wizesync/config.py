@@ -259,7 +259,7 @@ class Settings(BaseSettings):
                     "24 bytes (the base64 after the prefix: 24+ random bytes)"
                 )
                 break
-        from wizesync.sandbox.keys import is_sandbox_key
+        from wizesync.devmode import is_sandbox_key
 
         if is_sandbox_key(self.ghl_public_key_pem):
             problems.append(

@@ -10,7 +10,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import Any
 
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync.devmode import DEFAULT_LOCATION_ID
 
 
 def _now() -> str:

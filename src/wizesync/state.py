@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
@@ -44,13 +44,12 @@ StateDep = Annotated[AppState, Depends(get_state)]
 
 
 def build_verifiers(
-    settings: Settings, *, sandbox_running: bool = False
+    settings: Settings, *, extra_ghl_keys: Sequence[str] = ()
 ) -> tuple[WizehireVerifier, GhlVerifier]:
-    """`sandbox_running`: the in-process development sandbox runs (`sandbox/dev.py`); only then
-    is its GHL signing key (public, its private half is in the repository) trusted too."""
-    from wizesync.sandbox.keys import trusted_sandbox_keys
-
-    ghl_keys = [settings.ghl_public_key_pem, *trusted_sandbox_keys(settings, sandbox_running)]
+    """`extra_ghl_keys`: trusted beside the configured GHL key, outside production only (the
+    sandbox's, while `wizesync dev` runs it in this process: its private half is public)."""
+    extra = [] if settings.is_production else list(extra_ghl_keys)
+    ghl_keys = [settings.ghl_public_key_pem, *extra]
     return (
         WizehireVerifier(settings.wizehire_webhook_secrets),
         GhlVerifier(ghl_keys, settings.ghl_rsa_public_key_pem),

@@ -24,11 +24,9 @@ from typing import Any
 
 import httpx
 
-from wizesync import samples
+from wizesync import devmode, samples
 from wizesync.config import Settings
-from wizesync.sandbox import dev
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, SANDBOX_APP_ID
-from wizesync.sandbox.ghl_invoices import invoice_webhook
+from wizesync.devmode import DEFAULT_LOCATION_ID, SANDBOX_APP_ID
 
 # The contract's order fields: what Wizehire sends, without what the fake adds (sync, updated_at).
 ORDER_FIELDS = (
@@ -67,8 +65,8 @@ class Built:
 def sandbox_url(settings: Settings, service_url: str) -> str | None:
     """The sandbox's base URL (its control plane is `<base>/_sandbox`), or None for a real GHL:
     the service's built-in one at `/sandbox`, else the `wizesync sandbox` GHL_API_URL names."""
-    if dev.plan(settings) is not None:
-        return service_url.rstrip("/") + dev.MOUNT_PATH
+    if devmode.plan(settings) is not None:
+        return service_url.rstrip("/") + devmode.MOUNT_PATH
     api = settings.ghl_api_url.rstrip("/")
     if not settings.is_production and api.endswith("/ghl"):
         return api.removesuffix("/ghl")
@@ -144,18 +142,18 @@ def build(
         raise KeyError(event_type)
     base = sandbox_url(settings, service_url)
     location = settings.ghl_location_id or DEFAULT_LOCATION_ID
-    if dev.plan(settings) is not None:
+    if devmode.plan(settings) is not None:
         location = DEFAULT_LOCATION_ID  # the built-in sandbox ignores GHL_LOCATION_ID
     sandbox = Sandbox(http, base, location) if base else None
     if sandbox is not None and not sandbox.reachable():
         raise TriggerError(
-            f"could not reach the sandbox at {base}: start the service "
-            "(`make run`) or `wizesync sandbox` first"
+            f"could not reach the sandbox at {base}: start the service with `make run` "
+            "(`wizesync dev`), or `wizesync sandbox`, first"
         )
     if event_type in samples.WIZEHIRE_TYPES:
         return _wizehire(event_type, sandbox, order_id)
     # Install events name the app this service applies them for (the built-in sandbox's own).
-    app_id = SANDBOX_APP_ID if dev.plan(settings) is not None else settings.ghl_app_id
+    app_id = SANDBOX_APP_ID if devmode.plan(settings) is not None else settings.ghl_app_id
     return _ghl(event_type, sandbox, location, order_id, app_id)
 
 
@@ -253,7 +251,14 @@ def _ghl(
             "the sandbox has no invoice yet: a sample invoice id "
             "(the service ignores an invoice no order of its made)",
         )
-    return Built("ghl", {**invoice_webhook(invoice), **head}, f"GHL invoice {invoice['_id']}")
+    return Built("ghl", {**_invoice_webhook(invoice), **head}, f"GHL invoice {invoice['_id']}")
+
+
+def _invoice_webhook(invoice: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the sandbox holds it, as GHL's webhook body carries it: without `sentTo`,
+    the invoice number a string (see webhooks/InvoicePaid.json)."""
+    body = {k: v for k, v in invoice.items() if k != "sentTo"}
+    return {**body, "invoiceNumber": str(invoice["invoiceNumber"])}
 
 
 def _newest_first(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:

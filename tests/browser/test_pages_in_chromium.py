@@ -4,8 +4,8 @@ the admin API's counts), filter it by category, log out. Screenshots (desktop an
 are saved under the test's tmp_path; with `WIZESYNC_SCREENSHOTS=<dir>` they are also copied
 there (how docs/img is made).
 
-The service is `wizesync serve` in development mode with its built-in sandbox GHL and Wizehire,
-its in-process worker syncing, on both databases. The history is real: Wizehire orders the
+The service is `wizesync dev` (`make run`) in development mode with its built-in sandbox GHL and
+Wizehire, its in-process worker syncing, on both databases. The history is real: Wizehire orders the
 service synced, a paid Wizehire order it never heard of, GHL checkouts nobody linked, refunds and
 renewals (tests/insights/seed.py), and a reconciliation run started through the admin API.
 """
@@ -104,6 +104,7 @@ async def test_operator_logs_in_reads_insights_and_the_report(
 
     _, base = await spawner.server(
         database_url,
+        command="dev",
         WIZESYNC_ENV="development",
         ADMIN_TOKEN=ADMIN_TOKEN,
         POLL_INTERVAL_SECONDS="3600",

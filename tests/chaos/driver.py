@@ -76,7 +76,7 @@ from wizesync.config import DEV_WIZEHIRE_SECRET
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
 from wizesync.db.models import InboxEvent
-from wizesync.sandbox import defaults
+from wizesync_sandbox import defaults
 
 CLIENT_ID, CLIENT_SECRET = "chaos-app", "chaos-app-secret"  # the sandbox's app, not a secret
 ADMIN_TOKEN = "chaos-admin-token-0123456789abcdefghijklmnop"  # 32+ characters, as the service asks

@@ -44,8 +44,10 @@ from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.worker import Worker
 from wizesync.mapping import Fulfillment, Locations, Mapping, Orders, Product
 from wizesync.notify.slack import SlackNotifier
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.defaults import (
+from wizesync.wizehire.auth import ApiKeyAuth
+from wizesync.wizehire.client import WizehireClient
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.defaults import (
     BOOST_PRICE_ID,
     BOOST_PRODUCT_ID,
     DEFAULT_LOCATION_ID,
@@ -53,11 +55,9 @@ from wizesync.sandbox.defaults import (
     PLAN_PRICE_ID,
     PLAN_PRODUCT_ID,
 )
-from wizesync.sandbox.faults import FaultRule
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
-from wizesync.wizehire.auth import ApiKeyAuth
-from wizesync.wizehire.client import WizehireClient
+from wizesync_sandbox.faults import FaultRule
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 SANDBOX_HOST = "sandbox"
 GHL_BASE_URL = f"http://{SANDBOX_HOST}/ghl"

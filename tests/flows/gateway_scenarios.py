@@ -24,9 +24,9 @@ from tests.flows.support_refunds import (
 from tests.support.worker_harness import wait_until
 from wizesync.db.models import EventStatus
 from wizesync.mapping import Mapping, Refunds
-from wizesync.sandbox.gateways import GatewayRefundDoc
-from wizesync.sandbox.wizehire_app import validate_refund
 from wizesync.wizehire.client import idempotency_key
+from wizesync_sandbox.gateways import GatewayRefundDoc
+from wizesync_sandbox.wizehire_app import validate_refund
 
 GATEWAY_ENV = {
     "WZTEST_STRIPE_KEY": "sk_test_wizesync",

@@ -12,7 +12,7 @@ from tests.flows.conftest import LOCATION_ID, PLAN_SKU, SAMPLE_SKU, FlowKit, now
 from wizesync.db.models import EventStatus
 from wizesync.flows.payments.poller import Poller
 from wizesync.ghl import models as m
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, PLAN_PRICE_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, PLAN_PRICE_ID
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from wizesync.inbox import ingest
 from wizesync.inbox.classify import classify_ghl
 from wizesync.inbox.replay import replay
 from wizesync.mapping import Mapping
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.settings import SandboxConfig
 
 SERVICE_HOST = "service.test"
 

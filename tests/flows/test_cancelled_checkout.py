@@ -17,7 +17,7 @@ from wizesync.flows.payments.advance import checked_since, nothing_left
 from wizesync.flows.payments.payment_state import compute_payment_state
 from wizesync.ghl import models as m
 from wizesync.mapping import Mapping
-from wizesync.sandbox.defaults import BOOST_PRICE_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID
 
 
 @pytest.mark.parametrize(("outcome", "expected"), [("pending", "cancelled"), ("paid", "paid")])

@@ -11,8 +11,8 @@ from tests.flows.conftest import LOCATION_ID, FlowKit, default_mapping
 from wizesync.db.models import EventStatus
 from wizesync.flows.payments.wizehire_sync import state_digest
 from wizesync.mapping import Mapping
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
 from wizesync.wizehire.client import idempotency_key
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
 
 CUSTOMER_EMAIL = "pat@example.com"
 

@@ -10,8 +10,8 @@ import pytest
 
 from tests.flows.conftest import LOCATION_ID, FlowKit
 from wizesync.db.models import EventStatus
-from wizesync.sandbox.defaults import BOOST_PRICE_ID
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.defaults import BOOST_PRICE_ID
+from wizesync_sandbox.settings import SandboxConfig
 
 RATE = 1 / 3
 

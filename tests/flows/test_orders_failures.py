@@ -11,7 +11,7 @@ from tests.flows.conftest import LOCATION_ID, FlowKit, default_mapping
 from wizesync.db.models import EventStatus
 from wizesync.inbox.replay import replay
 from wizesync.mapping import Locations, Mapping, Product
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID
 
 
 async def _checkout(flow: FlowKit, email: str = "pat@example.com") -> dict[str, Any]:

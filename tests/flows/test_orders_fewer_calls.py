@@ -14,7 +14,7 @@ from tests.flows.test_orders_idempotency import assert_one_of_each
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import RetryLater
 from wizesync.mapping import Mapping
-from wizesync.sandbox.defaults import BOOST_PRICE_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID
 
 
 @pytest.fixture

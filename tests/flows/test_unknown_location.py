@@ -10,7 +10,7 @@ from wizesync import samples
 from wizesync.db.models import EventStatus
 from wizesync.ghl.client import GhlClient
 from wizesync.ghl.limits import StaticTokenProvider
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_PRIVATE_TOKEN
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, DEFAULT_PRIVATE_TOKEN
 
 OTHER_LOCATION = "Z4Bxl8J4SaPEPLq9IQ8g"  # GHL's official example's location
 

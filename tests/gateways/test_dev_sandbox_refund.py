@@ -8,7 +8,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.support.ops_kit import eventually, order_event, post_wizehire, wait_for_status
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID, SANDBOX_GATEWAY_ENV
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID, SANDBOX_GATEWAY_ENV
 
 
 async def test_a_checkout_paid_with_stripe_is_refunded_at_the_sandboxs_stripe(
@@ -16,7 +16,9 @@ async def test_a_checkout_paid_with_stripe_is_refunded_at_the_sandboxs_stripe(
 ) -> None:
     for name, value in SANDBOX_GATEWAY_ENV.items():  # restored after the test
         monkeypatch.setenv(name, value)
-    client = await client_factory(make_settings(database_url, wizesync_env="development"))
+    client = await client_factory(
+        make_settings(database_url, wizesync_env="development"), sandbox=True
+    )
     bought = (
         await client.post(
             "/sandbox/_sandbox/ghl/checkout",

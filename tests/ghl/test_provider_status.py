@@ -19,9 +19,9 @@ from wizesync.ghl import models as m
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlServerError
 from wizesync.ghl.providers import ProviderDirectory
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 WHITELABEL = "/ghl/payments/integrations/provider/whitelabel"
 PIT = {"Authorization": "Bearer pit-status-token", "Version": "2021-07-28"}

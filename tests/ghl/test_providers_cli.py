@@ -16,9 +16,9 @@ from tests.ghl.kit import CLIENT_ID, CLIENT_SECRET, KEY_OLD, LOCATION, LOCATION_
 from tests.test_cli import assert_no_traceback, cli_env, run_cli, words  # noqa: F401 (fixture)
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.ghl.crypto import TokenCipher
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 SANDBOX = "http://sandbox"
 REAL_API = "https://ghl.test"

@@ -17,7 +17,7 @@ import pytest
 
 from tests.ghl.kit import run_together, subprocess_env
 from tests.support.processes import Proc, free_port, wait_answering
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
 pytestmark = pytest.mark.slow
 

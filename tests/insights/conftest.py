@@ -26,10 +26,10 @@ from wizesync.insights.routes import get_insights
 from wizesync.insights.service import InsightsService
 from wizesync.insights.source import GhlRevenueSource
 from wizesync.mapping import Locations, Mapping, Product
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 ADMIN_TOKEN = "insights-test-admin-token-0123456789"
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from wizesync.sandbox.defaults import (
+from wizesync_sandbox.defaults import (
     BOOST_PRICE_ID,
     BOOST_PRODUCT_ID,
     DEFAULT_LOCATION_ID,

@@ -17,7 +17,7 @@ from tests.insights.seed import (
     expected_totals,
 )
 from wizesync.db import reconcile_repo
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID
 
 LOCATIONS = [DEFAULT_LOCATION_ID, SECOND_LOCATION_ID]
 

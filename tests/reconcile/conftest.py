@@ -26,7 +26,7 @@ from tests.test_cli import cli_env  # noqa: F401  (a fixture for test_cli.py)
 from wizesync.db import reconcile_repo
 from wizesync.db.reconcile_models import ReconciliationItem, ReconciliationRun
 from wizesync.reconcile.runs import Reconciler, Window
-from wizesync.sandbox.defaults import BOOST_PRICE_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID
 
 
 @dataclass

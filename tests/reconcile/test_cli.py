@@ -21,7 +21,7 @@ from wizesync import samples
 from wizesync.cli import reconcile as reconcile_cli
 from wizesync.db import reconcile_repo
 from wizesync.db.engine import create_engine, create_sessionmaker
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from tests.support.processes import Proc, Spawner, eventually, free_port, servic
 from wizesync.db import reconcile_repo
 from wizesync.db.reconcile_models import ReconciliationRun
 from wizesync.reconcile.schedule import previous_fire
-from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
 pytestmark = pytest.mark.slow
 

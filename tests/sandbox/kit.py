@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID, DEFAULT_LOCATION_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID, DEFAULT_LOCATION_ID
 
 LOC = DEFAULT_LOCATION_ID
 VERSION = "2021-07-28"

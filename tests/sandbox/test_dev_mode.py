@@ -1,5 +1,6 @@
-"""`make run` with no GHL credentials: in development the service runs against the built-in
-sandbox (in its own process, at /sandbox) and says so loudly; production never does.
+"""`make run` (`wizesync dev`) with no GHL credentials: in development the service runs against
+the built-in sandbox (in its own process, at /sandbox) and says so loudly; production never does,
+and neither does `wizesync serve` (the product's own app knows nothing of the sandbox).
 
 The end-to-end test is the README's two-command demo in-process: a sample `order.created` (what
 `wizesync trigger order.created` sends) becomes a contact, an invoice, its payment, the order
@@ -17,8 +18,8 @@ from pydantic import SecretStr
 from tests.conftest import make_settings
 from tests.support.ops_kit import eventually, order_event, post_wizehire, wait_for_status
 from wizesync.config import ConfigError
-from wizesync.sandbox import dev
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
+from wizesync_sandbox import dev
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID
 
 BANNER = "DEVELOPMENT: GHL and Wizehire are the built-in sandbox at /sandbox"
 PRODUCTION = {
@@ -38,8 +39,8 @@ def development(database_url: str, **overrides: Any) -> Any:
 async def test_development_without_ghl_credentials_serves_the_sandbox_and_says_so(
     database_url, engine, client_factory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="wizesync.sandbox.dev")
-    client = await client_factory(development(database_url))
+    caplog.set_level(logging.WARNING, logger="wizesync_sandbox.dev")
+    client = await client_factory(development(database_url), sandbox=True)
     [banner] = [r for r in caplog.records if r.getMessage().startswith(BANNER)]
     assert banner.levelno == logging.WARNING
     assert "Nothing reaches the real GHL" in banner.getMessage()
@@ -59,7 +60,7 @@ async def test_development_without_ghl_credentials_serves_the_sandbox_and_says_s
 async def test_a_sample_order_syncs_end_to_end_through_the_built_in_sandbox(
     database_url, engine, client_factory
 ) -> None:
-    client = await client_factory(development(database_url))
+    client = await client_factory(development(database_url), sandbox=True)
     event = order_event("order.created")
     order = event["data"]["order"]
     assert [i["sku"] for i in order["items"]] == ["JOB-BOOST-30"]
@@ -98,13 +99,23 @@ async def test_production_settings_never_start_the_sandbox(
     caplog.set_level(logging.WARNING)
     settings = make_settings(database_url, worker="off", **PRODUCTION)
     assert dev.plan(settings) is None
-    client = await client_factory(settings)
+    client = await client_factory(settings, sandbox=True)
     missing = await client.get("/sandbox/health")
     assert missing.status_code == 404
     assert "only in development" in missing.json()["detail"]
     assert not [r for r in caplog.records if BANNER in r.getMessage()]
     with pytest.raises(ConfigError, match="development only"):
         await dev.DevSandbox.start(settings, object())  # type: ignore[arg-type]
+
+
+async def test_the_products_own_app_never_starts_the_sandbox(
+    database_url, engine, client_factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`wizesync serve`: the same settings as `make run`, and no sandbox."""
+    caplog.set_level(logging.WARNING)
+    client = await client_factory(development(database_url, worker="off"))
+    assert (await client.get("/sandbox/health")).status_code == 404
+    assert not [r for r in caplog.records if BANNER in r.getMessage()]
 
 
 def test_the_sandbox_is_only_for_development_with_nothing_configured(database_url) -> None:

@@ -16,7 +16,7 @@ from tests.sandbox.kit import (
     invoice_body,
     upsert_contact,
 )
-from wizesync.sandbox.defaults import BOOST_PRICE_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID
 
 
 async def _fault(client, **rule):

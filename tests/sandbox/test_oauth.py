@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.sandbox.kit import LOC, Q, bearer
-from wizesync.sandbox.core import Sandbox
+from wizesync_sandbox.core import Sandbox
 
 FORM = {"client_id": "app-client", "client_secret": "app-secret"}
 

@@ -15,8 +15,8 @@ from tests.sandbox.kit import (
     pay_invoice,
     upsert_contact,
 )
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, PLAN_PRICE_ID
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, PLAN_PRICE_ID
 
 HEX24 = re.compile(r"^[0-9a-f]{24}$")
 

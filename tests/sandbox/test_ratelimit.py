@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from tests.sandbox.kit import LOC, PIT, Q
-from wizesync.sandbox.core import Sandbox
+from wizesync_sandbox.core import Sandbox
 
 HEADERS = (
     "x-ratelimit-max",

@@ -22,8 +22,8 @@ from tests.sandbox.kit import (
     upsert_contact,
 )
 from tests.support import ghl_spec
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.defaults import (
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.defaults import (
     BOOST_PRICE_ID,
     BOOST_PRODUCT_ID,
     DEFAULT_COMPANY_ID,

@@ -15,11 +15,11 @@ from fastapi.responses import JSONResponse
 
 from tests.sandbox.kit import LOC, checkout, create_invoice, pay_invoice, upsert_contact
 from wizesync.config import DEV_WIZEHIRE_SECRET
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 from wizesync.inbox.signatures import GhlVerifier, SignatureError, WizehireVerifier
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 
 class Receiver:

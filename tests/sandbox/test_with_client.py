@@ -8,7 +8,7 @@ from datetime import date
 from wizesync.ghl import models as m
 from wizesync.ghl.client import GhlClient
 from wizesync.ghl.limits import InMemoryRateLimiter, StaticTokenProvider
-from wizesync.sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID, DEFAULT_LOCATION_ID
+from wizesync_sandbox.defaults import BOOST_PRICE_ID, BOOST_PRODUCT_ID, DEFAULT_LOCATION_ID
 
 LOC = DEFAULT_LOCATION_ID
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from wizesync.sandbox.core import Sandbox
+from wizesync_sandbox.core import Sandbox
 
 AUTH = {"Authorization": "Bearer wizehire-key"}
 SYNC = {

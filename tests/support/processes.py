@@ -24,7 +24,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from tests.support.databases import _plain_dsn, postgres_admin_url
-from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 HANDLER_MODULE = "tests.support.handlers"
@@ -171,12 +171,15 @@ class Spawner:
         args = ["worker"] + ([] if grace is None else ["--grace", str(grace)])
         return self._spawn("worker", args, service_env(database_url, **env))
 
-    async def server(self, database_url: str, **env: str) -> tuple[Proc, str]:
-        """A `wizesync serve` on a free port, answering /health; returns it and its base URL."""
+    async def server(
+        self, database_url: str, *, command: str = "serve", **env: str
+    ) -> tuple[Proc, str]:
+        """A `wizesync serve` (or `dev`: with the sandbox) on a free port, answering /health;
+        returns it and its base URL."""
         port = free_port()
         proc = self._spawn(
             "server",
-            ["serve", "--host", "127.0.0.1", "--port", str(port)],
+            [command, "--host", "127.0.0.1", "--port", str(port)],
             service_env(database_url, **{"WORKER": "inprocess", **env}),
         )
         base_url = f"http://127.0.0.1:{port}"

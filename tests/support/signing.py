@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from wizesync.config import DEV_WIZEHIRE_SECRET
-from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+from wizesync.signing import ghl_headers, wizehire_headers
 
 
 def wizehire_request(

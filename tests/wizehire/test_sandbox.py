@@ -11,12 +11,12 @@ import httpx
 import pytest
 
 from tests.wizehire import kit
-from wizesync.sandbox.core import Sandbox
-from wizesync.sandbox.faults import FaultRule
-from wizesync.sandbox.server import create_sandbox_app
-from wizesync.sandbox.settings import SandboxConfig
 from wizesync.wizehire.auth import ApiKeyAuth, ClientCredentialsAuth, WizehireAuth
 from wizesync.wizehire.client import WizehireClient, idempotency_key
+from wizesync_sandbox.core import Sandbox
+from wizesync_sandbox.faults import FaultRule
+from wizesync_sandbox.server import create_sandbox_app
+from wizesync_sandbox.settings import SandboxConfig
 
 ROOT = "http://sandbox.test"
 API = f"{ROOT}/wizehire"

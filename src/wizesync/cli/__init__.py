@@ -10,10 +10,11 @@ import sys
 
 import typer
 
-from wizesync.cli import doctor, reconcile, sandbox, serve, trigger
+from wizesync.cli import doctor, reconcile, serve, trigger
 from wizesync.cli.events import events_app
 from wizesync.cli.ghl import ghl_app
 from wizesync.cli.mapping import mapping_app
+from wizesync.cli.plugins import add_plugin_commands
 from wizesync.cli.tokens import tokens_app
 
 app = typer.Typer(help="wizesync: Wizehire <-> HighLevel payments sync", no_args_is_help=True)
@@ -24,11 +25,11 @@ app.command()(serve.worker)
 app.command()(serve.migrate)
 app.command()(trigger.trigger)
 app.command()(doctor.doctor)
-app.command()(sandbox.sandbox)
 app.add_typer(events_app, name="events")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(ghl_app, name="ghl")
+add_plugin_commands(app)
 
 
 def main() -> None:

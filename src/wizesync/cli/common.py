@@ -81,7 +81,7 @@ def require_ghl(settings: Settings) -> None:
 
     if auth_mode(settings) != "none":
         return
-    from wizesync.sandbox.dev import plan
+    from wizesync.devmode import plan
 
     message = (
         "GHL is not configured: set GHL_PRIVATE_TOKEN and GHL_LOCATION_ID (Private "
@@ -89,7 +89,7 @@ def require_ghl(settings: Settings) -> None:
         "(OAuth app) and install it"
     )
     if plan(settings) is not None:
-        from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
+        from wizesync.devmode import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
         message += (
             ". In development the service runs against its built-in sandbox; to use it "

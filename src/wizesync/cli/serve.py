@@ -31,6 +31,28 @@ def serve(
     ] = False,
 ) -> None:
     """Run the HTTP service (and, with WORKER=inprocess, the worker in the same process)."""
+    serve_app(
+        "wizesync.app:create_app",
+        host=host,
+        port=port,
+        migrate=migrate,
+        workers=workers,
+        log_format=log_format,
+        expose_development=expose_development,
+    )
+
+
+def serve_app(
+    factory: str,
+    *,
+    host: str,
+    port: int,
+    migrate: bool,
+    workers: int,
+    log_format: str | None,
+    expose_development: bool,
+) -> None:
+    """`serve`, with the app from `factory` (`wizesync dev` serves the sandbox's composition)."""
     import uvicorn
 
     from wizesync.logs import configure_logging
@@ -48,7 +70,7 @@ def serve(
     if migrate:
         _migrate(settings)
     uvicorn.run(
-        "wizesync.app:create_app",
+        factory,
         factory=True,
         host=host,
         port=port,

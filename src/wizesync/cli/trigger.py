@@ -31,7 +31,7 @@ def trigger(
     import httpx
 
     from wizesync import samples
-    from wizesync.sandbox.signing import ghl_headers, wizehire_headers
+    from wizesync.signing import ghl_headers, wizehire_headers
     from wizesync.trigger import TriggerError, build
 
     settings = settings_or_exit()

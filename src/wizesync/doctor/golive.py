@@ -368,7 +368,7 @@ async def service_round_trip(
 ) -> list[Check]:
     """/ready, then a signed Wizehire webhook the service stores as `ignored`, found again
     through the admin API: the secret, the inbox and ADMIN_TOKEN agree with the service's."""
-    from wizesync.sandbox.signing import wizehire_headers
+    from wizesync.signing import wizehire_headers
 
     base = url.rstrip("/")
     try:
@@ -472,7 +472,7 @@ async def sample_order(
     settings: Settings, url: str, client: httpx.AsyncClient, wait_seconds: float = 60.0
 ) -> Check:
     """A sample Wizehire order through the service and a sandbox it talks to, to `done`."""
-    from wizesync.sandbox.signing import wizehire_headers
+    from wizesync.signing import wizehire_headers
     from wizesync.trigger import TriggerError, build
 
     name = "test order"

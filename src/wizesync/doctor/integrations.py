@@ -22,8 +22,8 @@ TIMEOUT = httpx.Timeout(10.0)
 
 
 async def ghl_checks(settings: Settings, database_ok: bool) -> list[Check]:
+    from wizesync.devmode import MOUNT_PATH, plan
     from wizesync.ghl.factory import auth_mode
-    from wizesync.sandbox.dev import MOUNT_PATH, plan
 
     mode = auth_mode(settings)
     if mode == "pit":
@@ -35,8 +35,8 @@ async def ghl_checks(settings: Settings, database_ok: bool) -> list[Check]:
             (
                 True,
                 "ghl",
-                "no GHL credentials: in development the service runs against its "
-                f"built-in sandbox (served at {MOUNT_PATH}); set "
+                "no GHL credentials: in development `wizesync dev` (`make run`) runs the "
+                f"service against the built-in sandbox (served at {MOUNT_PATH}); set "
                 "GHL_PRIVATE_TOKEN and GHL_LOCATION_ID, or GHL_CLIENT_ID, to use "
                 "a real GHL",
             )
@@ -217,7 +217,7 @@ def _expiry(row: Any, now: Any) -> str:
 
 async def wizehire_check(settings: Settings) -> Check:
     from wizesync.db.base import utcnow
-    from wizesync.sandbox.dev import MOUNT_PATH, plan
+    from wizesync.devmode import MOUNT_PATH, plan
     from wizesync.wizehire.client import build_wizehire_client
     from wizesync.wizehire.errors import WizehireError
 
@@ -228,8 +228,8 @@ async def wizehire_check(settings: Settings) -> Check:
             True,
             name,
             (
-                "not configured: in development the service uses the built-in "
-                f"sandbox's fake Wizehire ({MOUNT_PATH}/wizehire)"
+                "not configured: in development `wizesync dev` (`make run`) uses the "
+                f"built-in sandbox's fake Wizehire ({MOUNT_PATH}/wizehire)"
             ),
         )
     async with httpx.AsyncClient(timeout=TIMEOUT) as http:

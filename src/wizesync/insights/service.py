@@ -30,6 +30,8 @@ from wizesync.insights.source import GhlRevenueSource
 from wizesync.problems import Problem
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import httpx
 
     from wizesync.config import Settings
@@ -186,11 +188,11 @@ def build_app_insights(
     http: httpx.AsyncClient,
     *,
     services: Any = None,
-    sandbox: Any = None,
+    adapt_mapping: Callable[[Mapping], Mapping] | None = None,
 ) -> InsightsService | None:
     """For the lifespan: the worker's mapping and tokens when this process has them, else its own
-    (the development sandbox's mapping in that mode); None, with the reason logged, when GHL is
-    not configured in a way that can work (the pages then say so)."""
+    (as `adapt_mapping` adapts it: the development sandbox's seeded products); None, with the
+    reason logged, when GHL is not configured in a way that can work (the pages then say so)."""
     from wizesync.config import ConfigError
     from wizesync.mapping import MappingError, load_mapping
 
@@ -200,10 +202,8 @@ def build_app_insights(
                 settings, sessionmaker, http, services.mapping, tokens=services.tokens
             )
         mapping = load_mapping(settings.mapping_file, default_location=settings.ghl_location_id)
-        if sandbox is not None and not settings.mapping_file:
-            from wizesync.sandbox.dev import sandbox_mapping
-
-            mapping = sandbox_mapping(mapping)
+        if adapt_mapping is not None:
+            mapping = adapt_mapping(mapping)
         return build_insights(settings, sessionmaker, http, mapping)
     except (ConfigError, MappingError) as exc:
         log.warning("revenue insights unavailable: %s", exc)

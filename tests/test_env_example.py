@@ -11,7 +11,7 @@ from wizesync.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / ".env.example"
-SRC = ROOT / "src" / "wizesync"
+SRC = ROOT / "src"  # both packages: the sandbox adds the development commands
 # `NAME=value`, active or commented out (`# NAME=value`).
 ASSIGNMENT = re.compile(r"^(#\s?)?([A-Z][A-Z0-9_]*)=(.*)$")
 
@@ -48,7 +48,7 @@ def settings_variables() -> set[str]:
 
 
 def command_variables() -> set[str]:
-    """Variables the `wizesync` commands' options read (`envvar=` anywhere in the package)."""
+    """Variables the `wizesync` commands' options read (`envvar=`, product or sandbox)."""
     names: set[str] = set()
     for path in SRC.rglob("*.py"):
         names.update(re.findall(r"envvar=\"([A-Z][A-Z0-9_]*)\"", path.read_text()))

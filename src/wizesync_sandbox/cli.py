@@ -72,7 +72,7 @@ def sandbox(
 ) -> None:
     """Run the fake GHL and fake Wizehire on one port: GHL at /ghl, Wizehire at /wizehire, the
     control plane at /_sandbox (see /docs). Development only."""
-    from wizesync.cli import err
+    from wizesync.cli.common import err
     from wizesync_sandbox.runner import run
 
     if webhooks not in ("send", "hold", "off"):

@@ -307,9 +307,28 @@ async def run_reconcile(
 
         sampler = asyncio.create_task(sample_rss())
         cpu0 = _cpu_seconds()
+        # When each phase was first and last heard of (seconds from the start): where time goes.
+        phases: dict[str, list[float]] = {}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            now = round(time.monotonic() - t0, 1)
+            phases.setdefault(phase, [now, now])[1] = now
+
         reconciler = Reconciler(
-            settings=settings, sessionmaker=sessionmaker, services=services, http=http
+            settings=settings,
+            sessionmaker=sessionmaker,
+            services=services,
+            http=http,
+            progress=progress,
         )
+        sent: list[float] = []  # when each GHL call was let through
+        acquire = reconciler.limiter.acquire
+
+        async def timed_acquire(location_id: str) -> None:
+            await acquire(location_id)
+            sent.append(time.monotonic() - t0)
+
+        reconciler.limiter.acquire = timed_acquire  # type: ignore[method-assign]
         run_id = await reconciler.start(trigger="cli", window=Window(SINCE, UNTIL), heal=False)
         run = await reconciler.execute(run_id, announce=False)
         wall = time.monotonic() - t0
@@ -336,6 +355,8 @@ async def run_reconcile(
         # other load on the machine; the database server's CPU is not in it.
         "cpu_seconds": round(cpu, 1),
         "load_average": round(os.getloadavg()[0], 1),
+        "phases": phases,
+        "last_ghl_call_seconds": round(max(sent, default=0.0), 1),
         "rss_mb_samples": [
             (t, round(kb / 1024, 1)) for t, kb in samples[:: max(1, len(samples) // 12)]
         ],

@@ -304,7 +304,7 @@ class Engine:
         # How far the transactions are read, taken BEFORE the staged orders are: what they say
         # then is at least what was committed up to here.
         state = dict(self.state)
-        async with self._writing() as session:  # reads only, but one session at a time
+        async with self._reading() as session:
             records = await repo.sync_links_by_wizehire_ids(session, list(latest))
             links = [link_for(o, records.get(o.id), self.mapping) for o in window]
             await resolve_links(session, self.run_id, links)
@@ -527,6 +527,18 @@ class Engine:
         and one waiting on another sleeps in SQLite's busy handler)."""
         async with self._commit_lock, self.sessionmaker() as session:
             yield session
+
+    @contextlib.asynccontextmanager
+    async def _reading(self) -> AsyncIterator[AsyncSession]:
+        """A session that only reads: beside the other stream's steps on PostgreSQL; on SQLite,
+        where it would hold the one write lock all the same, one of the steps."""
+        bind = self.sessionmaker.kw.get("bind")
+        if bind is not None and bind.dialect.name == "postgresql":
+            async with self.sessionmaker() as session:
+                yield session
+        else:
+            async with self._writing() as session:
+                yield session
 
     async def _commit(
         self,

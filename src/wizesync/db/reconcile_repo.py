@@ -16,8 +16,10 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    String,
     Table,
     and_,
+    any_,
     bindparam,
     case,
     delete,
@@ -27,6 +29,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -473,10 +476,16 @@ async def existing_item_keys(
     """Which of these orders already have an item in the run (a resumed or re-read page)."""
     if not order_keys:
         return set()
-    stmt = select(ReconciliationItem.order_key).where(
-        ReconciliationItem.run_id == run_id,
-        ReconciliationItem.order_key.in_(list(order_keys)),
-    )
+    keys: ColumnElement[bool] = ReconciliationItem.order_key.in_(list(order_keys))
+    if session.get_bind().dialect.name == "postgresql":
+        # One array, not one parameter per key: once asyncpg's prepared statement goes generic,
+        # PostgreSQL reads `IN ($2, ..., $201)` as "most rows" and scanned the run's items on
+        # the other index (a second per page at 100,000 orders), while `= ANY($2)` stays on
+        # the unique (run, order key) index.
+        keys = ReconciliationItem.order_key == any_(
+            bindparam("order_keys", list(order_keys), type_=ARRAY(String))
+        )
+    stmt = select(ReconciliationItem.order_key).where(ReconciliationItem.run_id == run_id, keys)
     return set((await session.execute(stmt)).scalars())
 
 

@@ -12,9 +12,11 @@ Three processes per size, so each measures only itself:
 - this driver, which starts both and prints/writes the figures.
 
 The floor: GHL calls the run made / (GHL_RATE_LIMIT_MAX per window) -> seconds, i.e. at GHL's
-100 per 10 s, calls / 10 per second. `--limit-scale S` divides the sandbox's window AND the
-service's window by S (the floor shrinks by S too), for quick looks; the figures in
-docs/RECONCILIATION.md say which scale they ran at.
+100 per 10 s, calls / 10 per second. The share floor: the same calls at the run's share of the
+budget (GHL_RATE_LIMIT_MAX - RECONCILE_GHL_RESERVE per window, 90 per 10 s by default), the
+best a run that leaves the live sync its reserve can do. `--limit-scale S` divides the
+sandbox's window AND the service's window by S (the floor shrinks by S too), for quick looks;
+the figures in docs/RECONCILIATION.md say which scale they ran at.
 
 The sandbox's list endpoints scan and sort every document on every page (fine for tests, O(N) per
 page). In the benchmark's sandbox process they are replaced by an index answering the same pages
@@ -307,9 +309,28 @@ async def run_reconcile(
 
         sampler = asyncio.create_task(sample_rss())
         cpu0 = _cpu_seconds()
+        # When each phase was first and last heard of (seconds from the start): where time goes.
+        phases: dict[str, list[float]] = {}
+
+        def progress(phase: str, done: int, total: int | None) -> None:
+            now = round(time.monotonic() - t0, 1)
+            phases.setdefault(phase, [now, now])[1] = now
+
         reconciler = Reconciler(
-            settings=settings, sessionmaker=sessionmaker, services=services, http=http
+            settings=settings,
+            sessionmaker=sessionmaker,
+            services=services,
+            http=http,
+            progress=progress,
         )
+        sent: list[float] = []  # when each GHL call was let through
+        acquire = reconciler.limiter.acquire
+
+        async def timed_acquire(location_id: str) -> None:
+            await acquire(location_id)
+            sent.append(time.monotonic() - t0)
+
+        reconciler.limiter.acquire = timed_acquire  # type: ignore[method-assign]
         run_id = await reconciler.start(trigger="cli", window=Window(SINCE, UNTIL), heal=False)
         run = await reconciler.execute(run_id, announce=False)
         wall = time.monotonic() - t0
@@ -319,8 +340,11 @@ async def run_reconcile(
     await engine.dispose()
     assert run is not None and run.status == "done", run and run.error
     calls = reconciler.limiter.total_calls
+    # Two floors: the (GHL's whole budget, 100 per 10 s) and the one a run can reach,
+    # since it leaves `reserve` requests of every window to the live sync.
     per_second = settings.ghl_rate_limit_max / window_seconds
     floor = calls / per_second
+    share_floor = calls / (reconciler.limiter.share / window_seconds)
     return {
         "orders": orders,
         "limit_scale": limit_scale,
@@ -329,6 +353,8 @@ async def run_reconcile(
         "ghl_calls": calls,
         "floor_seconds": round(floor, 1),
         "wall_over_floor": round(wall / floor, 3),
+        "share_floor_seconds": round(share_floor, 1),
+        "wall_over_share_floor": round(wall / share_floor, 3),
         "calls_per_order": round(calls / orders, 4),
         "peak_rss_mb": round(_peak_rss_kb() / 1024, 1),
         "run_rss_max_mb": round(max(kb for _, kb in samples) / 1024, 1),
@@ -336,6 +362,8 @@ async def run_reconcile(
         # other load on the machine; the database server's CPU is not in it.
         "cpu_seconds": round(cpu, 1),
         "load_average": round(os.getloadavg()[0], 1),
+        "phases": phases,
+        "last_ghl_call_seconds": round(max(sent, default=0.0), 1),
         "rss_mb_samples": [
             (t, round(kb / 1024, 1)) for t, kb in samples[:: max(1, len(samples) // 12)]
         ],
@@ -525,13 +553,13 @@ def main() -> None:
     print()
     print(
         f"{'orders':>8} {'calls':>6} {'calls/order':>11} {'floor s':>8} {'wall s':>7} "
-        f"{'wall/floor':>10} {'peak RSS MB':>11}"
+        f"{'wall/floor':>10} {'wall/share floor':>16} {'peak RSS MB':>11} {'load':>5}"
     )
     for r in results:
         print(
             f"{r['orders']:>8} {r['ghl_calls']:>6} {r['calls_per_order']:>11} "
             f"{r['floor_seconds']:>8} {r['wall_seconds']:>7} {r['wall_over_floor']:>10} "
-            f"{r['peak_rss_mb']:>11}"
+            f"{r['wall_over_share_floor']:>16} {r['peak_rss_mb']:>11} {r['load_average']:>5}"
         )
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))

@@ -114,7 +114,7 @@ async def test_a_crashed_run_is_resumed_by_another_process(recon: ReconKit) -> N
     with pytest.raises(Crash):
         await dying.execute(run_id)
     [run] = await _runs(recon)
-    assert run.status == "running" and run.state["phase"] == "wizehire"
+    assert run.status == "running" and run.state["phase"] == "ghl_transactions"
     assert len(await recon.items(run_id)) == 4  # two pages of two committed
 
     other = recon.reconciler(wizehire_page_size=2)

@@ -32,8 +32,11 @@ _PHASE_NAMES = {
     "ghl_orders": "GHL orders read",
     "ghl_transactions": "GHL transactions read",
     "wizehire": "Wizehire orders compared",
+    "settle": "Wizehire orders settled once GHL's transactions were in",
     "unclaimed": "GHL orders left checked",
 }
+# Phases the engine runs side by side: one starting does not mean the other is over.
+_TOGETHER = {"ghl_transactions", "wizehire", "settle"}
 
 
 def reconcile(
@@ -156,8 +159,10 @@ class _Reporter:
         name = _PHASE_NAMES.get(phase, phase)
         if self.bar is not None:
             if phase not in self.tasks:
-                # The phase before is over: its bar shows full.
+                # The phases before are over (bar those run side by side): their bars show full.
                 for other, task in self.tasks.items():
+                    if phase in _TOGETHER and other in _TOGETHER:
+                        continue
                     self.bar.update(
                         task,
                         total=self.done.get(other, 0) or 1,

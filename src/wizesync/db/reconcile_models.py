@@ -38,6 +38,9 @@ CATEGORIES: tuple[str, ...] = (
     "fulfillment_missing",
     "matched",
 )
+# Not a category: a Wizehire order paired with a GHL order whose transactions the run is still
+# reading. The run settles it into one of CATEGORIES before it finishes; readers never see it.
+PENDING = "pending"
 
 
 class ReconciliationRun(Base):
@@ -112,6 +115,7 @@ class ReconciliationGhlOrder(Base):
     created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     currency: Mapped[str | None] = mapped_column(String(3))
     amount: Mapped[Decimal | None] = mapped_column(Money)
+    # Not read: the refunded amount is computed from `transactions` when the order is compared.
     amount_refunded: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     # GHL's own order status (completed, cancelled, ...); the payment state is computed from
     # `transactions` when the order is compared.

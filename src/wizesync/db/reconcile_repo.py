@@ -11,10 +11,25 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, case, delete, func, select, update
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    Table,
+    and_,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from wizesync.db.base import utcnow
 from wizesync.db.reconcile_models import (
     CATEGORIES,
+    PENDING,
     ReconciliationGhlOrder,
     ReconciliationItem,
     ReconciliationRun,
@@ -31,6 +47,12 @@ from wizesync.db.sync_models import SyncOrder
 
 def _insert(session: AsyncSession) -> Any:
     return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _table(model: Any) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
 
 
 def _rowcount(result: Any) -> int:
@@ -239,16 +261,21 @@ async def finish_run(
 
 async def add_items(session: AsyncSession, run_id: int, items: Sequence[dict[str, Any]]) -> int:
     """Insert items (dicts of ReconciliationItem columns with `order_key`); an item already
-    written for that order in this run is kept. The number inserted."""
+    written for that order in this run is kept. The number inserted.
+
+    One executemany of a cached statement (batched into multi-row INSERTs by the driver layer):
+    a `.values([...])` of a page's rows is compiled afresh each time, which cost more CPU than
+    the run's comparison itself."""
     if not items:
         return 0
-    rows = [{**item, "run_id": run_id} for item in items]
+    table = _table(ReconciliationItem)
+    rows = [{**_ITEM_DEFAULTS, **item, "run_id": run_id} for item in items]
     stmt = (
-        _insert(session)(ReconciliationItem)
-        .values(rows)
+        _insert(session)(table)
         .on_conflict_do_nothing(index_elements=["run_id", "order_key"])
+        .returning(table.c.id)
     )
-    return _rowcount(await session.execute(stmt))
+    return len((await session.execute(stmt, rows)).all())
 
 
 async def list_items(
@@ -259,10 +286,12 @@ async def list_items(
     after_id: int | None = None,
     limit: int = 1000,
 ) -> list[ReconciliationItem]:
-    """Items of a run ordered by id, from after `after_id`."""
+    """Items of a run ordered by id, from after `after_id` (settled ones: see `PENDING`)."""
     stmt = select(ReconciliationItem).where(ReconciliationItem.run_id == run_id)
     if category is not None:
         stmt = stmt.where(ReconciliationItem.category == category)
+    else:
+        stmt = stmt.where(ReconciliationItem.category != PENDING)
     if after_id is not None:
         stmt = stmt.where(ReconciliationItem.id > after_id)
     stmt = stmt.order_by(ReconciliationItem.id).limit(limit)
@@ -270,10 +299,10 @@ async def list_items(
 
 
 async def count_items(session: AsyncSession, run_id: int) -> dict[str, int]:
-    """{category: n} for every category (zeros included), counted from the items."""
+    """{category: n} for every category (zeros included), counted from the settled items."""
     stmt = (
         select(ReconciliationItem.category, func.count())
-        .where(ReconciliationItem.run_id == run_id)
+        .where(ReconciliationItem.run_id == run_id, ReconciliationItem.category != PENDING)
         .group_by(ReconciliationItem.category)
     )
     counts = empty_counts()
@@ -290,7 +319,10 @@ async def worst_items(
     rank = case({c: i for i, c in enumerate(CATEGORIES)}, value=ReconciliationItem.category)
     stmt = (
         select(ReconciliationItem)
-        .where(ReconciliationItem.run_id == run_id, ReconciliationItem.category != "matched")
+        .where(
+            ReconciliationItem.run_id == run_id,
+            ReconciliationItem.category.not_in(("matched", PENDING)),
+        )
         .order_by(rank, ReconciliationItem.id)
         .limit(limit)
     )
@@ -304,11 +336,12 @@ async def stage_ghl_orders(
     session: AsyncSession, run_id: int, rows: Sequence[dict[str, Any]]
 ) -> None:
     """Insert or refresh GHL orders read by the run (re-reading a page after a resume is
-    harmless). `rows` are dicts of ReconciliationGhlOrder columns."""
+    harmless). `rows` are dicts of ReconciliationGhlOrder columns; one executemany (see
+    `add_items`)."""
     if not rows:
         return
-    insert = _insert(session)
-    stmt = insert(ReconciliationGhlOrder).values([{**row, "run_id": run_id} for row in rows])
+    table = _table(ReconciliationGhlOrder)
+    stmt = _insert(session)(table)
     refreshed = (
         "invoice_id",
         "created_at",
@@ -322,33 +355,22 @@ async def stage_ghl_orders(
         index_elements=["run_id", "location_id", "ghl_order_id"],
         set_={name: getattr(stmt.excluded, name) for name in refreshed},
     )
-    await session.execute(stmt)
+    await session.execute(stmt, [{**_STAGED_DEFAULTS, **row, "run_id": run_id} for row in rows])
 
 
 async def set_ghl_order_payments(session: AsyncSession, payments: Sequence[dict[str, Any]]) -> None:
-    """Write what staged orders' transactions say: dicts of `id` plus the columns to set
-    (`transactions`, `amount_refunded`), one executemany by primary key."""
+    """Write staged orders' transactions as read so far: dicts of `id` and `transactions`, one
+    executemany by primary key."""
     if payments:
-        table = ReconciliationGhlOrder.__table__
-        assert isinstance(table, Table)
+        table = _table(ReconciliationGhlOrder)
         stmt = (
             update(table)
             .where(table.c.id == bindparam("staged_id"))
-            .values(
-                transactions=bindparam("new_transactions"),
-                amount_refunded=bindparam("new_refunded"),
-            )
+            .values(transactions=bindparam("new_transactions"))
         )
         await session.execute(
             stmt,
-            [
-                {
-                    "staged_id": p["id"],
-                    "new_transactions": p["transactions"],
-                    "new_refunded": p["amount_refunded"],
-                }
-                for p in payments
-            ],
+            [{"staged_id": p["id"], "new_transactions": p["transactions"]} for p in payments],
         )
 
 
@@ -454,11 +476,99 @@ async def existing_item_keys(
     """Which of these orders already have an item in the run (a resumed or re-read page)."""
     if not order_keys:
         return set()
-    stmt = select(ReconciliationItem.order_key).where(
-        ReconciliationItem.run_id == run_id,
-        ReconciliationItem.order_key.in_(list(order_keys)),
-    )
+    keys: ColumnElement[bool] = ReconciliationItem.order_key.in_(list(order_keys))
+    if session.get_bind().dialect.name == "postgresql":
+        # One array, not one parameter per key: once asyncpg's prepared statement goes generic,
+        # PostgreSQL reads `IN ($2, ..., $201)` as "most rows" and scanned the run's items on
+        # the other index (a second per page at 100,000 orders), while `= ANY($2)` stays on
+        # the unique (run, order key) index.
+        keys = ReconciliationItem.order_key == any_(
+            bindparam("order_keys", list(order_keys), type_=ARRAY(String))
+        )
+    stmt = select(ReconciliationItem.order_key).where(ReconciliationItem.run_id == run_id, keys)
     return set((await session.execute(stmt)).scalars())
+
+
+async def pending_to_settle(
+    session: AsyncSession,
+    run_id: int,
+    *,
+    everything: bool,
+    read_locations: Sequence[str] = (),
+    reading: tuple[str, datetime] | None = None,
+    limit: int,
+) -> list[ReconciliationItem]:
+    """Pending items, oldest first: all of them (`everything`), or those whose GHL order's
+    transactions are all read: its location's list is read to the end (`read_locations`), or
+    it is in the location being read and was created at or after `reading`'s time (a pending
+    item's `ghl` holds its GHL order's `created_at`). Not a join with the working set:
+    PostgreSQL, without statistics of tables filled a moment ago, planned that as one scan of
+    the working set per pending item."""
+    item = ReconciliationItem
+    stmt = select(item).where(item.run_id == run_id, item.category == PENDING)
+    if not everything:
+        complete: list[ColumnElement[bool]] = []
+        if read_locations:
+            complete.append(item.ghl_location_id.in_(list(read_locations)))
+        if reading is not None:
+            created = item.ghl["created_at"].as_string()
+            complete.append(and_(item.ghl_location_id == reading[0], created >= _iso(reading[1])))
+        if not complete:
+            return []
+        stmt = stmt.where(or_(*complete))
+    return list((await session.execute(stmt.order_by(item.id).limit(limit))).scalars())
+
+
+def pending_ghl(created_at: datetime | None) -> dict[str, Any]:
+    """What a pending item keeps of its GHL order (for `pending_to_settle`)."""
+    return {"created_at": _iso(created_at) if created_at is not None else None}
+
+
+def _iso(moment: datetime) -> str:
+    """UTC, one fixed width: these strings compare as the times do."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+async def analyze_working_set(session: AsyncSession) -> None:
+    """Give PostgreSQL's planner the freshly read working set's statistics: without them it
+    looks orders up by (run, location) on the invoice index and filters, one scan of the whole
+    set per page. (SQLite picks the unique index by its own rules.)"""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"ANALYZE {_table(ReconciliationGhlOrder).name}"))
+
+
+async def settle_items(session: AsyncSession, settled: Sequence[dict[str, Any]]) -> None:
+    """Give pending items their category and figures: dicts of `id` plus `category`,
+    `wizehire`, `ghl`, `detail`, `healed`; one executemany by primary key."""
+    if settled:
+        table = _table(ReconciliationItem)
+        stmt = (
+            update(table)
+            .where(table.c.id == bindparam("item_id"), table.c.category == PENDING)
+            .values(
+                category=bindparam("new_category"),
+                wizehire=bindparam("new_wizehire"),
+                ghl=bindparam("new_ghl"),
+                detail=bindparam("new_detail"),
+                healed=bindparam("new_healed"),
+            )
+        )
+        await session.execute(
+            stmt,
+            [
+                {
+                    "item_id": s["id"],
+                    "new_category": s["category"],
+                    "new_wizehire": s["wizehire"],
+                    "new_ghl": s["ghl"],
+                    "new_detail": s["detail"],
+                    "new_healed": s["healed"],
+                }
+                for s in settled
+            ],
+        )
 
 
 # --- the sync records a run matches through (indexed look-ups, a page at a time) ----------------

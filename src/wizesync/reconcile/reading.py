@@ -31,9 +31,10 @@ GHL_PAGE_SIZE = 100
 
 @dataclass(frozen=True)
 class GhlPage:
-    rows: list[dict[str, Any]]
+    rows: list[Any]
     read: int  # items GHL returned (the next offset moves by this)
     more: bool
+    total: int | None = None  # as GHL counts the list (None: it did not say)
 
 
 def in_window(moment: datetime | None, since: datetime, until: datetime) -> bool:
@@ -75,7 +76,7 @@ async def ghl_orders_page(
     rows = [staged_row(o, location_id) for o in page.items if in_window(o.created_at, since, until)]
     read = len(page.items)
     more = read == limit and (page.total is None or offset + read < page.total)
-    return GhlPage(rows, read, more)
+    return GhlPage(rows, read, more, page.total)
 
 
 async def ghl_transactions_page(
@@ -84,13 +85,14 @@ async def ghl_transactions_page(
     since: datetime,
     offset: int,
     limit: int = GHL_PAGE_SIZE,
-) -> tuple[list[m.Transaction], int, bool]:
+) -> GhlPage:
+    """`rows`: the transactions (`m.Transaction`)."""
     page = await ghl.list_transactions(
         location_id, start_at=since.date().isoformat(), limit=limit, offset=offset
     )
     read = len(page.items)
     more = read == limit and (page.total is None or offset + read < page.total)
-    return page.items, read, more
+    return GhlPage(list(page.items), read, more, page.total)
 
 
 def transaction_doc(txn: m.Transaction) -> dict[str, Any]:

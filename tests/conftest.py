@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -19,6 +20,13 @@ from wizesync.config import Settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
 from wizesync.sandbox.keys import SANDBOX_GHL_PUBLIC_KEY_PEM
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers start with COLUMNS=80 and LINES=24 set; the CLI's module-level rich
+    # consoles would fix their width at 80 on import, and the CLI tests' tables (COLUMNS=200 per
+    # invocation) would wrap as they never do in one process.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 @pytest.fixture(scope="session")

@@ -38,8 +38,11 @@ migrate: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/wizesync worker
 
+# Two pytest-xdist processes: most tests wait on subprocesses, sockets or PostgreSQL, so two
+# keep both cores busy. PYTEST_WORKERS=0 runs in one process (pdb, -x, output ordering).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check src migrations tests benchmarks scripts

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import MetaData, Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from tests.support.databases import (
@@ -18,6 +20,13 @@ from wizesync.config import Settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.migrate import upgrade_head
 from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist's workers start with COLUMNS=80 and LINES=24 set; the CLI's module-level rich
+    # consoles would fix their width at 80 on import, and the CLI tests' tables (COLUMNS=200 per
+    # invocation) would wrap as they never do in one process.
+    os.environ.pop("COLUMNS", None)
+    os.environ.pop("LINES", None)
 
 
 @pytest.fixture(scope="session")
@@ -55,7 +64,7 @@ def is_postgres(database_url: str) -> bool:
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
     async with engine.begin() as conn:  # each test starts from empty tables
-        await conn.run_sync(_empty_all_tables)
+        await conn.run_sync(_empty_all_tables, database_url)
     yield engine
     await engine.dispose()
 
@@ -65,15 +74,21 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return create_sessionmaker(engine)
 
 
-def _empty_all_tables(conn) -> None:  # type: ignore[no-untyped-def]
-    """Every table the migrations made, children first (foreign keys), except alembic's own."""
-    from sqlalchemy import MetaData
+# The tables to empty, per database: reflecting the schema costs several times the DELETEs, and
+# no test changes the session databases' schema (migration tests make databases of their own).
+_TABLES: dict[str, list[Table]] = {}
 
-    meta = MetaData()
-    meta.reflect(bind=conn)
-    for table in reversed(meta.sorted_tables):
-        if table.name != "alembic_version":
-            conn.execute(table.delete())
+
+def _empty_all_tables(conn, database_url: str) -> None:  # type: ignore[no-untyped-def]
+    """Every table the migrations made, children first (foreign keys), except alembic's own."""
+    tables = _TABLES.get(database_url)
+    if tables is None:
+        meta = MetaData()
+        meta.reflect(bind=conn)
+        tables = [t for t in reversed(meta.sorted_tables) if t.name != "alembic_version"]
+        _TABLES[database_url] = tables
+    for table in tables:
+        conn.execute(table.delete())
 
 
 def make_settings(database_url: str, **overrides: object) -> Settings:

@@ -9,15 +9,9 @@ import httpx
 import pytest
 
 from tests.conftest import make_settings
-from tests.support.ops_kit import (
-    CUSTOMER_EMAIL,
-    PROBLEM_JSON,
-    eventually,
-    order_event,
-    post_wizehire,
-    wait_for_status,
-)
+from tests.support.ops_kit import CUSTOMER_EMAIL, PROBLEM_JSON, order_event, post_wizehire
 from tests.support.signing import ghl_request
+from tests.support.waiting import eventually, wait_for_status
 from wizesync import samples
 from wizesync.inbox.context import PermanentFailure, record_outbound_call
 from wizesync.inbox.registry import HandlerRegistry

@@ -8,7 +8,8 @@ from datetime import timedelta
 from sqlalchemy import text, update
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import SOURCE, TYPE, add_event, load, running_worker, wait_until
+from tests.support.waiting import eventually
+from tests.support.worker_harness import SOURCE, TYPE, add_event, load, running_worker
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventStatus, InboxEvent
 from wizesync.inbox.context import EventContext
@@ -30,7 +31,7 @@ async def wait_attempts(sessionmaker, event_id: int, attempts: int) -> InboxEven
         ok = len(finished) == attempts and event.status != EventStatus.RUNNING
         return event if ok else None
 
-    return await wait_until(check, what=f"event {event_id} to finish attempt {attempts}")
+    return await eventually(check, what=f"event {event_id} to finish attempt {attempts}")
 
 
 async def due_now(sessionmaker, worker, event_id: int) -> None:

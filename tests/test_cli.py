@@ -11,7 +11,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import make_settings
 from tests.support.databases import create_postgres_database, drop_postgres_database
-from tests.support.ops_kit import free_port, order_event, post_wizehire, wait_for_status
+from tests.support.ops_kit import free_port, order_event, post_wizehire
+from tests.support.waiting import wait_answering_sync, wait_for_status
 from wizesync.cli import app
 from wizesync.db.migrate import head_revision
 from wizesync.inbox.context import PermanentFailure
@@ -311,16 +311,9 @@ def served(cli_env, tmp_path: Path) -> Iterator[str]:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"serve exited:\n{log_path.read_text()}"
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"serve did not start:\n{log_path.read_text()}"
-            time.sleep(0.2)
+        wait_answering_sync(
+            f"{base}/health", lambda: None if proc.poll() is None else log_path.read_text()
+        )
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)

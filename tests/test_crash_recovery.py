@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.processes import Spawner, eventually
+from tests.support.processes import Spawner
 from tests.support.scripted import (
     direct_event,
     load_event,
@@ -25,6 +25,7 @@ from tests.support.scripted import (
     read_runs,
     script,
 )
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -17,13 +17,13 @@ from sqlalchemy import func, select
 from tests.conftest import make_settings
 from tests.ghl.kit import installation, oauth_settings
 from tests.support.signing import ghl_request
+from tests.support.waiting import wait_for_status
 from tests.support.webhook_kit import (
     Ed25519TestKey,
     assert_problem,
     ghl_signed,
     new_whsec,
     stored_total,
-    wait_for_status,
 )
 from wizesync import samples
 from wizesync.config import Settings

@@ -14,9 +14,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 
 from tests.conftest import make_settings
-from tests.support.ops_kit import eventually
 from tests.support.signing import ghl_request, wizehire_request
-from tests.support.worker_harness import wait_for_status
+from tests.support.waiting import eventually, wait_for_status
 from wizesync import samples
 from wizesync.config import Settings
 from wizesync.db.base import utcnow

@@ -3,9 +3,7 @@ pooled PostgreSQL connection the server terminated (replaced at checkout, withou
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 
 import asyncpg
@@ -13,6 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.support.waiting import eventually
 from wizesync.app import create_app
 from wizesync.config import Settings
 from wizesync.db import inbox_repo
@@ -85,15 +84,20 @@ async def test_pooled_connection_terminated_by_the_server_is_replaced_not_used(
     try:
         async with sessionmaker() as session:
             first = (await session.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+            pooled = (await (await session.connection()).get_raw_connection()).driver_connection
         await admin.execute("SELECT pg_terminate_backend($1)", first)
-        deadline = time.monotonic() + 30
-        while await admin.fetchval("SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first):
-            assert time.monotonic() < deadline, "the backend did not go away"
-            await asyncio.sleep(0.05)
+
+        async def gone() -> bool:
+            count = await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = $1", first
+            )
+            return not count
+
+        await eventually(gone, timeout=30, what="the backend to go away")
         # The backend leaving pg_stat_activity can come a moment before its goodbye reaches
         # the client's socket; the checkout check reads what the driver has seen (a checkout
         # racing that moment fails once, is invalidated, and the caller answers 503/retries).
-        await asyncio.sleep(0.5)
+        await eventually(_closed(pooled), what="the driver to see the connection closed")
 
         # The only pooled connection is dead: the next unit of work gets a new one, no error.
         async with sessionmaker() as session:
@@ -102,3 +106,10 @@ async def test_pooled_connection_terminated_by_the_server_is_replaced_not_used(
     finally:
         await admin.close()
         await engine.dispose()
+
+
+def _closed(connection: Any) -> Any:
+    async def check() -> bool:
+        return bool(connection.is_closed())
+
+    return check

@@ -6,7 +6,8 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import add_event, running_worker, wait_for_status
+from tests.support.waiting import wait_for_status
+from tests.support.worker_harness import add_event, running_worker
 from wizesync.db.models import EventStatus, InboxEvent, Source
 from wizesync.inbox import internal
 from wizesync.inbox.context import EventContext

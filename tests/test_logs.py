@@ -12,8 +12,9 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.conftest import make_settings
-from tests.support.ops_kit import order_event, wait_for_status
+from tests.support.ops_kit import order_event
 from tests.support.signing import wizehire_request
+from tests.support.waiting import wait_for_status
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.logs import REDACTED, configure_logging, redact, redact_text
 

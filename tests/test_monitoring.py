@@ -18,13 +18,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.conftest import make_settings
-from tests.support.ops_kit import (
-    event_statuses,
-    eventually,
-    metric_value,
-    order_event,
-    post_wizehire,
-)
+from tests.support.ops_kit import metric_value, order_event, post_wizehire
+from tests.support.waiting import wait_for_status
 from tests.test_ops import ok_and_dying_registry
 from wizesync.db import ghl_repo, poller_repo
 from wizesync.db.base import utcnow
@@ -161,10 +156,7 @@ async def test_flow_install_and_poller_gauges_follow_the_database(
     client = await client_factory(registry=ok_and_dying_registry())
     event_id = (await post_wizehire(client, order_event())).json()["id"]
 
-    async def done() -> bool:
-        return (await event_statuses(client)).get(event_id) == "done"
-
-    await eventually(done)
+    await wait_for_status(client, event_id, "done")
     async with sessionmaker.begin() as session:
         await ghl_repo.upsert_location(
             session, location_id="LocReauth0000000000a", company_id=None, tokens=None
@@ -204,10 +196,7 @@ async def test_flow_install_and_poller_gauges_follow_the_database(
     # is fresh on every scrape.
     second = (await post_wizehire(client, order_event())).json()["id"]
 
-    async def second_done() -> bool:
-        return (await event_statuses(client)).get(second) == "done"
-
-    await eventually(second_done)
+    await wait_for_status(client, second, "done")
     text = (await client.get("/metrics")).text
     assert metric_value(text, "wizesync_queue_events", status="done") == 2
     assert metric_value(text, "wizesync_flow_events_24h", flow=flow, outcome="success") == 1

@@ -17,8 +17,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.processes import Spawner, eventually
+from tests.support.processes import Spawner
 from tests.support.scripted import Run, direct_event, load_events, queue_events, read_runs, script
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

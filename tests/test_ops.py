@@ -16,14 +16,13 @@ from tests.support.db_outage import PostgresOutage, SqliteOutage
 from tests.support.ops_kit import (
     CUSTOMER_EMAIL,
     PROBLEM_JSON,
-    event_statuses,
-    eventually,
     metric_samples,
     metric_value,
     order_event,
     post_wizehire,
 )
 from tests.support.signing import wizehire_request
+from tests.support.waiting import eventually, wait_for_status
 from wizesync.inbox.context import PermanentFailure
 from wizesync.inbox.registry import HandlerRegistry
 
@@ -164,11 +163,9 @@ async def test_sync_status_reports_queue_flows_and_dead_letters(client_factory) 
     done_ids = [(await post_wizehire(client, order_event())).json()["id"] for _ in range(2)]
     dead_id = (await post_wizehire(client, order_event("order.updated"))).json()["id"]
 
-    async def settled() -> bool:
-        statuses = await event_statuses(client)
-        return all(statuses.get(i) == "done" for i in done_ids) and statuses.get(dead_id) == "dead"
-
-    await eventually(settled)
+    for event_id in done_ids:
+        await wait_for_status(client, event_id, "done")
+    await wait_for_status(client, dead_id, "dead")
     response = await client.get("/sync-status")
     assert response.status_code == 200
     body = response.json()
@@ -224,11 +221,8 @@ async def test_dead_letters_list_the_twenty_newest(client_factory) -> None:
         (await post_wizehire(client, order_event("order.updated"))).json()["id"] for _ in range(22)
     ]
 
-    async def all_dead() -> bool:
-        statuses = await event_statuses(client)
-        return all(statuses.get(i) == "dead" for i in ids)
-
-    await eventually(all_dead)
+    for event_id in ids:
+        await wait_for_status(client, event_id, "dead")
     dead = (await client.get("/sync-status")).json()["dead_letters"]
     assert dead["count"] == 22
     assert len(dead["newest"]) == 20
@@ -322,10 +316,7 @@ async def test_metrics_show_pickup_and_handler_latency_after_an_event_ran(client
     before = (await client.get("/metrics")).text
     event_id = (await post_wizehire(client, order_event())).json()["id"]
 
-    async def done() -> bool:
-        return (await event_statuses(client)).get(event_id) == "done"
-
-    await eventually(done)
+    await wait_for_status(client, event_id, "done")
     text = (await client.get("/metrics")).text
 
     def grew(metric: str, **labels: str) -> float:

@@ -11,14 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import (
-    SOURCE,
-    TYPE,
-    RunLog,
-    add_event,
-    running_worker,
-    wait_all_done,
-)
+from tests.support.waiting import wait_all_done
+from tests.support.worker_harness import SOURCE, TYPE, RunLog, add_event, running_worker
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import EventContext, PermanentFailure

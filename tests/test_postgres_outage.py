@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.processes import Spawner, TcpProxy, eventually, terminate_backends, via_proxy
+from tests.support.processes import Spawner, TcpProxy, terminate_backends, via_proxy
 from tests.support.scripted import (
     direct_event,
     http_event,
@@ -29,6 +29,7 @@ from tests.support.scripted import (
     script,
 )
 from tests.support.signing import ghl_request
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

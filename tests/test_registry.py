@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import add_event, running_worker, wait_for_status
+from tests.support.waiting import wait_for_status
+from tests.support.worker_harness import add_event, running_worker
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import EventContext
 from wizesync.inbox.registry import HandlerRegistry

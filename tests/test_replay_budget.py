@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import add_event, load, running_worker, wait_for_status
+from tests.support.waiting import wait_for_status
+from tests.support.worker_harness import add_event, load, running_worker
 from wizesync.db.models import EventStatus
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.inbox.replay import replay

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
+from tests.support.waiting import eventually
 from tests.support.worker_harness import add_event
 from wizesync.cli import app
 from wizesync.cli.purge import parse_age
@@ -107,10 +108,11 @@ async def test_the_daily_task_purges_and_keeps_running(sessionmaker) -> None:
     recent = await add_aged(sessionmaker, EventStatus.DONE, 1)
     task = asyncio.create_task(run_retention(sessionmaker, 7, interval=3600, first_delay=0))
     try:
-        for _ in range(200):
-            if old not in await remaining(sessionmaker):
-                break
-            await asyncio.sleep(0.05)
+
+        async def purged() -> bool:
+            return old not in await remaining(sessionmaker)
+
+        await eventually(purged, what="the old event to be purged")
         assert await remaining(sessionmaker) == {recent}
         assert not task.done()
     finally:

@@ -17,7 +17,8 @@ from tests.support.slack import (
     notice_rows,
     services_for,
 )
-from tests.support.worker_harness import running_worker, wait_for_status
+from tests.support.waiting import wait_for_status
+from tests.support.worker_harness import running_worker
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventStatus
 from wizesync.notify import slack as slack_module

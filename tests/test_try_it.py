@@ -3,6 +3,7 @@ against running services: every command succeeds and every event they cause ends
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import io
 import os
@@ -10,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +20,7 @@ import httpx
 import pytest
 
 from tests.support.ops_kit import free_port
+from tests.support.waiting import eventually_sync, wait_answering_sync
 from wizesync import samples
 
 pytestmark = pytest.mark.slow
@@ -78,16 +79,10 @@ class Served:
                 stdout=log,
                 stderr=subprocess.STDOUT,
             )
-        deadline = time.monotonic() + 60
-        while True:
-            assert self.proc.poll() is None, f"serve exited:\n{self.log.read_text()}"
-            try:
-                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, f"serve did not start:\n{self.log.read_text()}"
-            time.sleep(0.2)
+        proc = self.proc
+        wait_answering_sync(
+            f"{self.url}/health", lambda: None if proc.poll() is None else self.log.read_text()
+        )
 
     def stop(self) -> None:
         if self.proc is None:
@@ -130,14 +125,17 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
 def settled_events(base_url: str, timeout: float = 90.0) -> list[dict[str, Any]]:
     """Every inbox event, once none is queued, running or waiting for a retry (or at timeout)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        events = httpx.get(f"{base_url}/admin/events", params={"limit": 500}, timeout=10).json()[
+    last: list[dict[str, Any]] = []
+
+    def settled() -> bool:
+        last[:] = httpx.get(f"{base_url}/admin/events", params={"limit": 500}, timeout=10).json()[
             "data"
         ]
-        if not any(e["status"] in UNSETTLED for e in events) or time.monotonic() > deadline:
-            return list(events)
-        time.sleep(0.3)
+        return not any(e["status"] in UNSETTLED for e in last)
+
+    with contextlib.suppress(AssertionError):  # at timeout: the events as they are
+        eventually_sync(settled, timeout=timeout, what="every event to settle")
+    return list(last)
 
 
 def assert_all_done(events: list[dict[str, Any]]) -> None:
@@ -148,16 +146,6 @@ def assert_all_done(events: list[dict[str, Any]]) -> None:
         if e["status"] != "done"
     ]
     assert not not_done, not_done
-
-
-def wait_until(what: str, check: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = check()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def test_served_starts_the_service_as_make_run_does() -> None:
@@ -186,7 +174,7 @@ def test_every_trigger_sample_ends_done_against_make_run(served: Served) -> None
         orders = httpx.get(f"{sandbox}/wizehire/orders", timeout=10).json()["data"]
         return any((o.get("ghl_sync") or {}).get("payment_status") == "paid" for o in orders)
 
-    wait_until("the sample order to sync as paid", paid)
+    eventually_sync(paid, what="the sample order to sync as paid")
     for event_type in samples.WIZEHIRE_TYPES + samples.GHL_TYPES:
         if event_type != "order.created":
             served.trigger(event_type)

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 import wizesync.app
 from tests.conftest import make_settings
+from tests.support.waiting import wait_for_status
 from tests.support.webhook_kit import (
     Ed25519TestKey,
     counts_delta,
@@ -26,7 +27,6 @@ from tests.support.webhook_kit import (
     new_whsec,
     stored_event,
     stored_total,
-    wait_for_status,
     webhook_counts,
     wizehire_signed,
 )

@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError
 
 from tests.conftest import make_settings
 from tests.support.signing import wizehire_request
+from tests.support.waiting import eventually, wait_for_status
 from tests.support.worker_harness import (
     add_event,
     finish_attempt,
@@ -17,8 +18,6 @@ from tests.support.worker_harness import (
     load,
     new_worker,
     running_worker,
-    wait_for_status,
-    wait_until,
 )
 from wizesync import samples
 from wizesync.db import heartbeat_repo, inbox_repo
@@ -226,7 +225,7 @@ async def test_replay_runs_a_finished_event_again(
     async with running_worker(make_settings(database_url), sessionmaker, registry_with(handle)):
         await wait_for_status(sessionmaker, event_id, first_outcome)
         assert await replay(sessionmaker, event_id) == EventStatus.QUEUED
-        event = await wait_until(
+        event = await eventually(
             lambda: _done_after(sessionmaker, event_id, attempts=2),
             what="the replayed event to run again",
         )
@@ -371,7 +370,7 @@ async def test_stop_lets_a_handler_finish_within_its_grace(database_url, session
     await asyncio.wait_for(started.wait(), HANDLER_WAIT)
 
     stopping = asyncio.create_task(worker.stop(grace_seconds=HANDLER_WAIT))
-    await wait_until(_true_when(lambda: worker._stopping.is_set()), what="stop to begin")
+    await eventually(_true_when(lambda: worker._stopping.is_set()), what="stop to begin")
     later = await add_event(sessionmaker)  # arrives during shutdown: must not be claimed
     assert not stopping.done()
     proceed.set()
@@ -399,7 +398,7 @@ async def test_heartbeat_row_appears_and_is_marked_stopped(database_url, session
     )
     worker.start()
     try:
-        row = await wait_until(
+        row = await eventually(
             lambda: heartbeat_row(sessionmaker, "beating-worker"), what="the worker's heartbeat row"
         )
         assert row.stopped_at is None
@@ -483,7 +482,7 @@ async def test_late_finish_of_a_lapsed_attempt_does_not_close_the_retry_in_the_s
             first = event.attempt_log[0]
             return event if first.error == "lease lost before the attempt finished" else None
 
-        event = await wait_until(first_attempt_returned, what="attempt 1 to finish late")
+        event = await eventually(first_attempt_returned, what="attempt 1 to finish late")
         assert (event.status, event.lease_owner, event.attempts) == (
             EventStatus.RUNNING,
             "lapsed",

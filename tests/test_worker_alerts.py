@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from tests.conftest import make_settings
 from tests.support.slack import ScriptedSlack, notice_registry, notice_rows, services_for
-from tests.support.worker_harness import add_event, running_worker, wait_for_status, wait_until
+from tests.support.waiting import eventually, wait_for_status
+from tests.support.worker_harness import add_event, running_worker
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import PermanentFailure, RetryLater
@@ -26,7 +27,7 @@ async def test_a_dead_event_is_queued_for_slack_with_how_to_replay_it(database_u
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
         worker.services = services_for(slack)
         await wait_for_status(sessionmaker, event_id, EventStatus.DEAD)
-        (row,) = await wait_until(lambda: notice_rows(sessionmaker), what="a queued notice")
+        (row,) = await eventually(lambda: notice_rows(sessionmaker), what="a queued notice")
         await wait_for_status(sessionmaker, row.id, EventStatus.DONE)
 
     assert (row.type, row.ordering_key) == (NOTIFY_TYPE, "slack")
@@ -62,7 +63,7 @@ async def test_a_wait_that_needs_a_human_alerts_once_an_hour_and_a_plain_retry_d
     async with running_worker(make_settings(database_url), sessionmaker, registry) as worker:
         worker.services = services_for(slack)
         await wait_for_status(sessionmaker, event_id, EventStatus.DONE)
-        (first, *_) = await wait_until(lambda: notice_rows(sessionmaker), what="a queued alert")
+        (first, *_) = await eventually(lambda: notice_rows(sessionmaker), what="a queued alert")
         await wait_for_status(sessionmaker, first.id, EventStatus.DONE)
     rows = await notice_rows(sessionmaker)  # stop() waited for every attempt and its notice
 

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from typer.testing import CliRunner
 
 from tests.conftest import make_settings
 from tests.support.ops_kit import free_port
+from tests.support.waiting import eventually_sync
 from tests.test_try_it import SERVICE_VARIABLES
 from wizesync.cli import app
 from wizesync.db import heartbeat_repo
@@ -99,16 +99,15 @@ def test_a_running_worker_passes_its_healthcheck_and_serves_its_metrics(tmp_path
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        while True:
+
+        def checked() -> subprocess.CompletedProcess[str] | None:
             assert proc.poll() is None, (tmp_path / "worker.log").read_text()
-            after = subprocess.run(
+            answer = subprocess.run(
                 check, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60
             )
-            if after.returncode == 0:
-                break
-            assert time.monotonic() < deadline, after.stderr
-            time.sleep(0.5)
+            return answer if answer.returncode == 0 else None
+
+        after = eventually_sync(checked, interval=0.5, what="`worker --check` to pass")
         assert "beat" in after.stdout
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         assert "# TYPE wizesync_event_attempts_total counter" in text

@@ -24,7 +24,8 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM_ARGS
 from tests.insights.seed import plant
-from tests.support.processes import Spawner, eventually
+from tests.support.processes import Spawner
+from tests.support.waiting import eventually
 from wizesync import samples
 from wizesync.db.reconcile_models import CATEGORIES
 

@@ -27,7 +27,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import make_settings
-from tests.support.worker_harness import load, wait_until
+from tests.support.waiting import eventually
+from tests.support.worker_harness import load
 from wizesync import samples
 from wizesync.config import Settings
 from wizesync.db import sync_repo
@@ -314,7 +315,7 @@ class FlowKit:
             final = (EventStatus.DONE.value, EventStatus.DEAD.value)
             return rows if all(r.status in final for r in rows) else None
 
-        return await wait_until(check, what=f"events {inbox_ids} to finish", timeout=timeout)
+        return await eventually(check, what=f"events {inbox_ids} to finish", timeout=timeout)
 
     async def process(self, *inbox_ids: int, timeout: float = 60.0) -> list[InboxEvent]:
         """Run a real Worker until these events are done or dead, and the Slack notices they
@@ -348,7 +349,7 @@ class FlowKit:
                 ).scalar_one()
             return pending == 0
 
-        await wait_until(check, what="the queued Slack notices to be posted", timeout=timeout)
+        await eventually(check, what="the queued Slack notices to be posted", timeout=timeout)
 
     # --- the sync record ---------------------------------------------------------------------
     async def sync_order(self, wizehire_order_id: str) -> SyncOrder | None:

@@ -21,7 +21,7 @@ from tests.flows.support_refunds import (
     stored_refund,
     wizehire_refund,
 )
-from tests.support.worker_harness import wait_until
+from tests.support.waiting import eventually
 from wizesync.db.models import EventStatus
 from wizesync.mapping import Mapping, Refunds
 from wizesync.wizehire.client import idempotency_key
@@ -279,7 +279,7 @@ class GatewayScenarios:
 
         worker = flow.worker()
         worker.start()
-        await wait_until(gateway_did_it, what=f"{self.gateway} to have made the refund")
+        await eventually(gateway_did_it, what=f"{self.gateway} to have made the refund")
         await worker.stop(grace_seconds=0.1)  # the kill: the waiting attempt is cancelled
 
         stored = await stored_refund(flow, "wh_ref_kill")

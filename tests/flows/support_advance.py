@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from tests.flows.conftest import FlowKit
 from tests.flows.support_payments import deliver_ghl
-from tests.support.worker_harness import wait_until
+from tests.support.waiting import eventually
 from wizesync.db.models import EventAttempt, EventStatus, InboxEvent
 from wizesync.flows.payments.advance import ADVANCE
 
@@ -42,7 +42,7 @@ async def wait_advances_finished(flow: FlowKit, timeout: float = 60.0) -> list[I
         rows = await advance_events(flow)
         return rows if all(r.status in _FINAL for r in rows) else None
 
-    return await wait_until(check, what="order.advance events to finish", timeout=timeout)
+    return await eventually(check, what="order.advance events to finish", timeout=timeout)
 
 
 async def process_with_advances(

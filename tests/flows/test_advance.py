@@ -35,7 +35,7 @@ from tests.flows.support_payments import (
     synced_checkout,
 )
 from tests.flows.support_refunds import refund_body, request_refund, stored_refund
-from tests.support.worker_harness import wait_until
+from tests.support.waiting import eventually
 from wizesync.db.models import EventStatus, InboxEvent
 from wizesync.ghl import models as m
 from wizesync.inbox import ingest
@@ -134,7 +134,7 @@ async def test_invoice_paid_in_ghl_gets_its_order_fulfilled_without_a_wizehire_e
                 record and record.ghl_fulfillment_id and sync.get("payment_status") == "paid"
             )
 
-        await wait_until(fulfilled, what="the GHL order fulfilled and Wizehire told paid")
+        await eventually(fulfilled, what="the GHL order fulfilled and Wizehire told paid")
         events = await flow.wait_finished(*received)
         advances = await wait_advances_finished(flow)
 

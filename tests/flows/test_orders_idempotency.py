@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.flows.conftest import FlowKit, default_mapping
-from tests.support.worker_harness import wait_until
+from tests.support.waiting import eventually
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import RetryLater
 from wizesync.mapping import Mapping
@@ -144,7 +144,7 @@ async def test_worker_killed_mid_step_resumes_without_duplicates(
 
     worker = flow.worker()
     worker.start()
-    await wait_until(ghl_did_it, what=f"GHL to have done {path}")
+    await eventually(ghl_did_it, what=f"GHL to have done {path}")
     await worker.stop(grace_seconds=0.1)  # the kill: the hanging attempt is cancelled
 
     record = await flow.sync_order(order["id"])

@@ -278,7 +278,7 @@ def test_overlap_default_is_ten_minutes() -> None:
 
 
 async def test_the_worker_runs_the_poller_beside_it_and_stops_it(flow: FlowKit) -> None:
-    from tests.support.worker_harness import wait_until
+    from tests.support.waiting import eventually
     from wizesync.inbox.worker import Worker
 
     synced = await synced_checkout(flow, outcome="pending")
@@ -305,7 +305,7 @@ async def test_the_worker_runs_the_poller_beside_it_and_stops_it(flow: FlowKit) 
         async def paid() -> bool | None:
             return last_sync(flow, synced.wizehire_order_id)["payment_status"] == "paid" or None
 
-        await wait_until(paid, what="the poller to sync the payment", timeout=30)
+        await eventually(paid, what="the poller to sync the payment", timeout=30)
     finally:
         await worker.stop(grace_seconds=5)
     assert stopped.is_set()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import make_settings
-from tests.support.ops_kit import eventually, order_event, post_wizehire, wait_for_status
+from tests.support.ops_kit import order_event, post_wizehire
+from tests.support.waiting import eventually, wait_for_status
 from wizesync_sandbox.defaults import BOOST_PRICE_ID, DEFAULT_LOCATION_ID, SANDBOX_GATEWAY_ENV
 
 

@@ -165,7 +165,7 @@ class Helper:
         return self.log.read_text(errors="replace")
 
     async def wait_for(self, text: str, timeout: float = 60.0) -> None:
-        from tests.support.processes import eventually
+        from tests.support.waiting import eventually
 
         async def seen() -> bool:
             if text in self.output():

@@ -21,7 +21,7 @@ from tests.ghl.kit import (
     seed_location,
 )
 from tests.support.signing import ghl_request
-from tests.support.webhook_kit import wait_for_status
+from tests.support.waiting import wait_for_status
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlNeedsReauth
 from wizesync.ghl.oauth import GhlOAuth

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.ghl.kit import KEY_OLD, LOCATION, oauth_settings, seed_location
-from tests.support.processes import eventually
+from tests.support.waiting import eventually
 from wizesync.db import ghl_repo
 from wizesync.db.base import utcnow
 from wizesync.ghl import models as m

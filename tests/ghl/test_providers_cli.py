@@ -45,7 +45,7 @@ async def _empty(database_url: str) -> None:
     engine = create_engine(database_url)
     try:
         async with engine.begin() as conn:
-            await conn.run_sync(_empty_all_tables)
+            await conn.run_sync(_empty_all_tables, database_url)
     finally:
         await engine.dispose()
 

@@ -175,7 +175,7 @@ async def test_locations_have_separate_budgets(database_url, engine, sessionmake
 async def test_what_an_answer_teaches_is_written_without_another_call(
     database_url, engine, sessionmaker
 ):
-    from tests.support.processes import eventually
+    from tests.support.waiting import eventually
 
     conf = limited(database_url)
     limiter = DbRateLimiter(sessionmaker, conf)

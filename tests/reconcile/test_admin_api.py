@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -14,6 +13,7 @@ from pydantic import SecretStr
 
 from tests.conftest import _lifespan
 from tests.reconcile.conftest import ReconKit
+from tests.support.waiting import eventually
 from wizesync.app import create_app
 from wizesync.db.reconcile_models import CATEGORIES
 from wizesync.reconcile.routes import CSV_COLUMNS
@@ -47,12 +47,11 @@ async def api(recon: ReconKit) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def _finished(api: httpx.AsyncClient, run_id: int) -> dict[str, Any]:
-    for _ in range(300):
+    async def finished() -> dict[str, Any] | None:
         body = (await api.get(f"/admin/reconciliations/{run_id}")).json()
-        if body["status"] != "running":
-            return body
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"run {run_id} still running")
+        return body if body["status"] != "running" else None
+
+    return await eventually(finished, what=f"run {run_id} to finish")
 
 
 async def _planted(recon: ReconKit) -> tuple[dict[str, Any], dict[str, Any]]:

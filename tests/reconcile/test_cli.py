@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ from rich.console import Console
 
 from tests.reconcile.test_scheduler_processes import _worker_env
 from tests.support.processes import Proc, free_port, service_env
+from tests.support.waiting import wait_answering_sync
 from tests.test_cli import run_cli, words
 from wizesync import samples
 from wizesync.cli import reconcile as reconcile_cli
@@ -35,16 +35,9 @@ def sandbox_url(tmp_path: Path, sqlite_url: str) -> Iterator[str]:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.alive(), proc.tail()
-            try:
-                if httpx.get(base + "/_sandbox/wizehire/orders", timeout=2).is_success:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "sandbox did not start"
-            time.sleep(0.2)
+        wait_answering_sync(
+            base + "/_sandbox/wizehire/orders", lambda: None if proc.alive() else proc.tail()
+        )
         yield base
     finally:
         proc.stop()

@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from tests.support.processes import Proc, Spawner, eventually, free_port, service_env
+from tests.support.processes import Proc, Spawner, free_port, service_env
+from tests.support.waiting import eventually
 from wizesync.db import reconcile_repo
 from wizesync.db.reconcile_models import ReconciliationRun
 from wizesync.reconcile.schedule import previous_fire

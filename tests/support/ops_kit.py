@@ -1,11 +1,8 @@
-"""Helpers for the ops, admin, CLI and log tests: polling, sample events, metric reads."""
+"""Helpers for the ops, admin, CLI and log tests: sample events and metric reads."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -19,18 +16,6 @@ PROBLEM_JSON = "application/problem+json"
 CUSTOMER_EMAIL = "private.customer@example.com"
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    """Poll `check` until it returns something truthy; fail after a generous deadline."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s (last: {value!r})")
-        await asyncio.sleep(0.05)
-
-
 def order_event(event_type: str = "order.created", order_id: str | None = None) -> dict[str, Any]:
     event = samples.wizehire_event(event_type, order_id)
     event["data"]["order"]["customer"]["email"] = CUSTOMER_EMAIL
@@ -42,22 +27,6 @@ async def post_wizehire(
 ) -> httpx.Response:
     body, headers = wizehire_request(payload, **signing)
     return await client.post("/webhooks/wizehire", content=body, headers=headers)
-
-
-async def event_statuses(
-    client: httpx.AsyncClient, headers: dict[str, str] | None = None
-) -> dict[int, str]:
-    response = await client.get("/admin/events", params={"limit": 500}, headers=headers)
-    return {row["id"]: row["status"] for row in response.json()["data"]}
-
-
-async def wait_for_status(
-    client: httpx.AsyncClient, event_id: int, status: str, headers: dict[str, str] | None = None
-) -> None:
-    async def reached() -> bool:
-        return (await event_statuses(client, headers)).get(event_id) == status
-
-    await eventually(reached)
 
 
 def metric_samples(text: str, metric: str) -> list[Any]:

@@ -15,8 +15,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +22,7 @@ import httpx
 from sqlalchemy.engine import make_url
 
 from tests.support.databases import _plain_dsn, postgres_admin_url
+from tests.support.waiting import eventually
 from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -34,24 +33,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]],
-    *,
-    timeout: float = 60.0,
-    interval: float = 0.2,
-    what: str = "condition",
-) -> Any:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def wait_answering(proc: Proc, http: httpx.AsyncClient, path: str = "/health") -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from tests.support.ops_kit import free_port
+from tests.support.waiting import wait_answering_sync
 
 WIZESYNC = Path(sys.executable).with_name("wizesync")
 
@@ -29,16 +27,9 @@ def running_sandbox(log_dir: Path) -> Iterator[str]:
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert proc.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/_sandbox/config", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_answering_sync(
+            f"{url}/_sandbox/config", lambda: None if proc.poll() is None else log.read_text()
+        )
         yield url
     finally:
         proc.terminate()

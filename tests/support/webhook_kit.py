@@ -7,7 +7,6 @@ rather than through the `standardwebhooks` package, so a test signs bytes the pa
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import hashlib
 import hmac
@@ -136,26 +135,6 @@ async def stored_event(sessionmaker: async_sessionmaker[AsyncSession], row_id: i
         event = await inbox_repo.get_event(session, row_id)
     assert event is not None, f"inbox row {row_id} is missing"
     return event
-
-
-async def wait_for_status(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    row_id: int,
-    status: str,
-    deadline_seconds: float = 30.0,
-) -> InboxEvent:
-    """Polls (the machine is shared and slow at times) until the event reaches `status`."""
-    loop = asyncio.get_running_loop()
-    give_up = loop.time() + deadline_seconds
-    while True:
-        event = await stored_event(sessionmaker, row_id)
-        if event.status == status:
-            return event
-        if loop.time() > give_up:
-            raise AssertionError(
-                f"event {row_id} is {event.status} ({event.last_error}), not {status}"
-            )
-        await asyncio.sleep(0.05)
 
 
 def assert_problem(response: httpx.Response, status: int) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -26,11 +26,9 @@ from wizesync.inbox.context import EventContext
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.inbox.worker import Worker
 
-DEADLINE_SECONDS = 30.0
 SOURCE = "wizehire"
 TYPE = "order.created"
 
-T = TypeVar("T")
 Sessionmaker = async_sessionmaker[AsyncSession]
 
 
@@ -90,41 +88,6 @@ async def load(sessionmaker: Sessionmaker, event_id: int) -> InboxEvent:
 async def heartbeat_row(sessionmaker: Sessionmaker, worker_id: str) -> WorkerHeartbeat | None:
     async with sessionmaker() as session:
         return await session.get(WorkerHeartbeat, worker_id)
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[T]], *, what: str, timeout: float = DEADLINE_SECONDS
-) -> T:
-    """Poll `check` until it returns something truthy; fail with `what` after `timeout`."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-async def wait_for_status(
-    sessionmaker: Sessionmaker, event_id: int, *statuses: str, timeout: float = DEADLINE_SECONDS
-) -> InboxEvent:
-    async def check() -> InboxEvent | None:
-        event = await load(sessionmaker, event_id)
-        return event if event.status in statuses else None
-
-    return await wait_until(
-        check, what=f"event {event_id} to become {'/'.join(statuses)}", timeout=timeout
-    )
-
-
-async def wait_all_done(sessionmaker: Sessionmaker, ids: list[int]) -> list[InboxEvent]:
-    async def check() -> list[InboxEvent] | None:
-        events = [await load(sessionmaker, i) for i in ids]
-        return events if all(e.status == EventStatus.DONE for e in events) else None
-
-    return await wait_until(check, what=f"all {len(ids)} events to be done")
 
 
 def new_worker(

@@ -19,8 +19,9 @@ from tests.support.ops_kit import (
 )
 from tests.support.signing import ghl_request
 from wizesync import samples
-from wizesync.inbox.context import PermanentFailure, record_outbound_call
+from wizesync.inbox.context import PermanentFailure
 from wizesync.inbox.registry import HandlerRegistry
+from wizesync.outbound import record_outbound_call
 
 SUMMARY_KEYS = {
     "id",

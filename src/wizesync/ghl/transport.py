@@ -29,8 +29,8 @@ from wizesync.ghl.errors import (
 )
 from wizesync.ghl.http import GHL_TIMEOUT
 from wizesync.ghl.limits import RateLimiter, TokenProvider
-from wizesync.inbox.context import record_outbound_call
 from wizesync.ops import metrics
+from wizesync.outbound import record_outbound_call
 from wizesync.retrying import Sleep, default_sleep, jittered_backoff, retry_policy
 
 log = logging.getLogger("wizesync.ghl")

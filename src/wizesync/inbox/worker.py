@@ -40,12 +40,13 @@ from wizesync.db.engine import one_statement_transactions
 from wizesync.db.errors import is_db_unavailable
 from wizesync.db.inbox_repo import ClaimedEvent
 from wizesync.db.models import EventStatus
-from wizesync.inbox.context import OUTBOUND_CALLS, EventContext, PermanentFailure, RetryLater
+from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.logs import EVENT_CONTEXT
 from wizesync.notify import outbox
 from wizesync.notify.slack import Notice
 from wizesync.ops import metrics
+from wizesync.outbound import OUTBOUND_CALLS
 
 log = logging.getLogger(__name__)
 

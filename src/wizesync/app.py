@@ -15,7 +15,6 @@ from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.flows.poller import build_poller
 from wizesync.flows.services import build_services
 from wizesync.ghl.http import build_http_client
-from wizesync.ghl.providers import ProviderDirectory
 from wizesync.ghl.routes import router as ghl_oauth_router
 from wizesync.inbox.asgi import serve_webhook
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
@@ -23,6 +22,7 @@ from wizesync.inbox.routes import WEBHOOKS
 from wizesync.inbox.routes import router as webhooks_router
 from wizesync.inbox.worker import Worker
 from wizesync.insights.service import build_app_insights
+from wizesync.ops.providers import ProviderDirectory
 from wizesync.ops.routes import admin as admin_router
 from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers

@@ -276,8 +276,8 @@ async def mapping_online(settings: Settings) -> list[Check]:
     from wizesync.ghl.catalog import check_mapping, mapped_locations
     from wizesync.ghl.errors import GhlError
     from wizesync.ghl.factory import auth_mode
-    from wizesync.ghl.providers import ghl_problem
     from wizesync.mapping import MappingError, load_mapping
+    from wizesync.ops.providers import ghl_problem
 
     name = "mapping"
     if not settings.mapping_file:

@@ -56,7 +56,7 @@ async def _pit_call(settings: Settings) -> Check:
     from wizesync.ghl.client import GhlClient
     from wizesync.ghl.errors import GhlError
     from wizesync.ghl.limits import InMemoryRateLimiter, StaticTokenProvider
-    from wizesync.ghl.providers import ghl_problem
+    from wizesync.ops.providers import ghl_problem
 
     name = "ghl token"
     location = settings.ghl_location_id

@@ -18,7 +18,7 @@ from wizesync.db.base import utcnow
 from wizesync.ghl import models as m
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlServerError
-from wizesync.ghl.providers import ProviderDirectory
+from wizesync.ops.providers import ProviderDirectory
 from wizesync.sandbox.defaults import DEFAULT_LOCATION_ID
 from wizesync.sandbox.server import create_sandbox_app
 from wizesync.sandbox.settings import SandboxConfig

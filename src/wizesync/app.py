@@ -15,7 +15,6 @@ from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.flows.poller import build_poller
 from wizesync.flows.services import build_services
 from wizesync.ghl.http import build_http_client
-from wizesync.ghl.routes import router as ghl_oauth_router
 from wizesync.inbox.asgi import serve_webhook
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.routes import WEBHOOKS
@@ -31,6 +30,7 @@ from wizesync.reconcile.runtime import build_scheduler, close_reconciler
 from wizesync.sandbox.dev import MOUNT_PATH, DevSandbox, SandboxMount
 from wizesync.state import AppState, build_verifiers
 from wizesync.web import install as install_web
+from wizesync.web.ghl_oauth import router as ghl_oauth_router
 from wizesync.wizehire.openapi import document_wizehire_api
 
 log = logging.getLogger(__name__)

@@ -43,7 +43,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
-from wizesync.db import ghl_repo
+from wizesync.db import rate_budget_repo
 from wizesync.db.ghl_models import GhlRateBudget
 from wizesync.ghl.errors import GhlRateLimited, retry_after_seconds
 
@@ -136,7 +136,7 @@ class DbRateLimiter:
                 return
             async with self._sessionmaker.begin() as session:
                 # `now` is read after the lock was granted: waiting for it took time.
-                budget, now = await ghl_repo.lock_budget(session, location_id)
+                budget, now = await rate_budget_repo.lock_budget(session, location_id)
                 local_now = loop.time()
                 self._offset = now - local_now
                 view = await self._write_learned(session, location_id, budget)
@@ -217,11 +217,11 @@ class DbRateLimiter:
         """Write what answers taught us now (tests, shutdown; otherwise it rides along)."""
         loop = asyncio.get_running_loop()
         async with self._lock(location_id), self._sessionmaker.begin() as session:
-            budget, now = await ghl_repo.lock_budget(session, location_id)
+            budget, now = await rate_budget_repo.lock_budget(session, location_id)
             self._offset = now - loop.time()
             view = await self._write_learned(session, location_id, budget)
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
 
     async def close(self) -> None:
         """Write what is pending and stop the timers."""
@@ -312,11 +312,11 @@ class DbRateLimiter:
         learned = self._learned.pop(location_id, None) or _Learned()
         view = _View(budget, self._limit, self._window)
         if learned.answered:
-            await ghl_repo.extend_slots(session, location_id, learned.answered)
+            await rate_budget_repo.extend_slots(session, location_id, learned.answered)
         if learned.settled:
-            await ghl_repo.settle_slots(session, location_id, learned.settled)
+            await rate_budget_repo.settle_slots(session, location_id, learned.settled)
         if learned.released:
-            await ghl_repo.release_slots(session, location_id, sorted(learned.released))
+            await rate_budget_repo.release_slots(session, location_id, sorted(learned.released))
             # At the end of the sequence (no reservation since), the numbers are reused: the
             # rule counts positions, so a hole would keep the next slot waiting for nothing.
             tail = view.next_seq
@@ -335,7 +335,7 @@ class DbRateLimiter:
         if learned.remaining is not None:
             remaining, counted_from, answered_at = learned.remaining
             limit, window = view.limit_window()
-            used = await ghl_repo.count_slots_in_window(
+            used = await rate_budget_repo.count_slots_in_window(
                 session, location_id, counted_from - window, answered_at
             )
             # Our spare slots not handed out yet: GHL cannot have counted them.
@@ -344,7 +344,7 @@ class DbRateLimiter:
             if foreign > 0:
                 # Requests we did not make (another app instance?): booked as used from then
                 # on; they take sequence numbers, so the next `foreign` reservations wait.
-                await ghl_repo.add_slots(
+                await rate_budget_repo.add_slots(
                     session, location_id, view.next_seq, [answered_at] * foreign
                 )
                 view.set(next_seq=view.next_seq + foreign)
@@ -368,7 +368,7 @@ class DbRateLimiter:
             and now < daily_at + DAILY_PAUSE_SECONDS
         ):
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
             return GhlRateLimited(
                 f"GHL daily request budget of location {location_id} is spent",
                 delay=daily_at + DAILY_PAUSE_SECONDS - now,
@@ -376,13 +376,13 @@ class DbRateLimiter:
         seq = view.next_seq
         go = max(now, view.get("last_go_at") or 0.0, view.get("paused_until") or 0.0)
         if seq >= limit:
-            floor = await ghl_repo.latest_slot_at(session, location_id, seq - limit)
+            floor = await rate_budget_repo.latest_slot_at(session, location_id, seq - limit)
             if floor is not None:
                 go = max(go, floor + window + max(window * GUARD_FRACTION, GUARD_MIN_SECONDS))
         wait = go - now
         if wait > self._max_wait:
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
             return GhlRateLimited(
                 f"GHL request budget of location {location_id} is booked for the next {wait:.0f} s",
                 delay=wait,
@@ -392,17 +392,19 @@ class DbRateLimiter:
             if wait <= 0
             else 1
         )
-        await ghl_repo.add_slots(session, location_id, seq, [go])
+        await rate_budget_repo.add_slots(session, location_id, seq, [go])
         if count > 1:  # counted until the end of their lease: see the module doc
-            await ghl_repo.add_slots(
+            await rate_budget_repo.add_slots(
                 session, location_id, seq + 1, [go] * (count - 1), counted_until=go + self._lease
             )
         view.set(next_seq=seq + count, last_go_at=go)
         if daily is not None:
             view.set(daily_remaining=daily - count)
-        await ghl_repo.update_budget(session, location_id, **view.changes)
+        await rate_budget_repo.update_budget(session, location_id, **view.changes)
         if seq and (seq + count - 1) // PRUNE_EVERY != (seq - 1) // PRUNE_EVERY:
-            await ghl_repo.prune_slots(session, location_id, seq - 2 * max(limit, self._limit))
+            await rate_budget_repo.prune_slots(
+                session, location_id, seq - 2 * max(limit, self._limit)
+            )
         return seq, go, wait, count
 
     async def _room_ahead(
@@ -423,7 +425,7 @@ class DbRateLimiter:
             return 1
         back = seq + BATCH - 1 - room
         if back >= 0:
-            counted = await ghl_repo.latest_slot_at(session, location_id, back)
+            counted = await rate_budget_repo.latest_slot_at(session, location_id, back)
             guard = max(window * GUARD_FRACTION, GUARD_MIN_SECONDS)
             if counted is not None and counted + window + guard > now:
                 return 1
@@ -457,16 +459,16 @@ class _View:
 
 async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headroom]:
     """Every known location's budget right now (read only), for `/sync-status`."""
-    now = await ghl_repo.clock(session)
+    now = await rate_budget_repo.clock(session)
     out = {}
-    for location_id, budget in (await ghl_repo.get_budgets(session)).items():
+    for location_id, budget in (await rate_budget_repo.get_budgets(session)).items():
         limit, window = _effective(
             settings.ghl_rate_limit_max,
             settings.ghl_rate_limit_window_seconds,
             budget.server_max,
             budget.server_window_ms,
         )
-        used = await ghl_repo.count_slots_in_window(session, location_id, now - window, now)
+        used = await rate_budget_repo.count_slots_in_window(session, location_id, now - window, now)
         out[location_id] = Headroom(
             limit=limit,
             window_seconds=window,

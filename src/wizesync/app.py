@@ -14,7 +14,7 @@ from wizesync.config import Settings, load_settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.flows.poller import build_poller
 from wizesync.flows.services import build_services
-from wizesync.ghl.http import build_http_client
+from wizesync.ghl.http_client import build_http_client
 from wizesync.inbox.asgi import serve_webhook
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.routes import WEBHOOKS

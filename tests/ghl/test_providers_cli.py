@@ -69,7 +69,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Any:
     def routed(settings: object, **_: object) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
 
-    monkeypatch.setattr("wizesync.ghl.http.build_http_client", routed)
+    monkeypatch.setattr("wizesync.ghl.http_client.build_http_client", routed)
     return app.state.sandbox
 
 

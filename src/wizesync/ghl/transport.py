@@ -27,7 +27,7 @@ from wizesync.ghl.errors import (
     error_from_response,
     is_invalid_token,
 )
-from wizesync.ghl.http import GHL_TIMEOUT
+from wizesync.ghl.http_client import GHL_TIMEOUT
 from wizesync.ghl.limits import RateLimiter, TokenProvider
 from wizesync.ops import metrics
 from wizesync.outbound import record_outbound_call

@@ -12,7 +12,8 @@ import pytest
 from tests.conftest import make_settings
 from tests.ghl.test_ratelimit import LOCATION, busiest_window, limited, other_engines  # noqa: F401
 from wizesync.db import rate_budget_repo
-from wizesync.ghl.ratelimit import AHEAD_MAX_SHARE, BATCH, DbRateLimiter
+from wizesync.ghl.rate_schedule import AHEAD_MAX_SHARE, BATCH
+from wizesync.ghl.ratelimit import DbRateLimiter
 
 
 async def slots(sessionmaker) -> list[float]:

@@ -13,8 +13,9 @@ from tests.support.ops_kit import CUSTOMER_EMAIL, PROBLEM_JSON, order_event, pos
 from tests.support.signing import ghl_request
 from tests.support.waiting import eventually, wait_for_status
 from wizesync import samples
-from wizesync.inbox.context import PermanentFailure, record_outbound_call
+from wizesync.inbox.context import PermanentFailure
 from wizesync.inbox.registry import HandlerRegistry
+from wizesync.outbound import record_outbound_call
 
 SUMMARY_KEYS = {
     "id",

@@ -15,10 +15,10 @@ from sqlalchemy import update
 from tests.conftest import make_settings
 from tests.ghl.kit import KEY_NEW, KEY_OLD, LOCATION, LOCATION_2, oauth_settings
 from tests.test_cli import assert_no_traceback, cli_env, run_cli, words  # noqa: F401 (fixture)
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation
-from wizesync.db.ghl_repo import StoredTokens
+from wizesync.db.install_repo import StoredTokens
 from wizesync.doctor.basic import run_checks
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.oauth import SCOPES
@@ -182,7 +182,7 @@ async def install(
         scopes,
     )
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_location(
+        await install_repo.upsert_location(
             session, location_id=location_id, company_id=None, tokens=tokens
         )
 
@@ -217,9 +217,9 @@ async def test_each_installation_problem_is_said_in_words(database_url, sessionm
     await install(sessionmaker, new, "LocUnreadable0000001")  # stored under another key
     await install(sessionmaker, old, "LocNeedsReauth000001")
     async with sessionmaker.begin() as session:
-        row = await ghl_repo.get_installation(session, "LocNeedsReauth000001")
+        row = await install_repo.get_installation(session, "LocNeedsReauth000001")
         assert row is not None
-        await ghl_repo.mark_needs_reauth(
+        await install_repo.mark_needs_reauth(
             session, [row.id], "Invalid grant: refresh token is invalid"
         )
         await session.execute(

@@ -28,7 +28,7 @@ from tests.support.webhook_kit import (
 from wizesync import samples
 from wizesync.config import Settings
 from wizesync.db.ghl_models import GhlOAuthState
-from wizesync.db.ghl_repo import MAX_PENDING_STATES
+from wizesync.db.oauth_state_repo import MAX_PENDING_STATES
 from wizesync.devmode import SANDBOX_GHL_PUBLIC_KEY_PEM
 from wizesync.state import build_verifiers
 

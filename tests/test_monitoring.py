@@ -21,7 +21,7 @@ from tests.conftest import make_settings
 from tests.support.ops_kit import metric_value, order_event, post_wizehire
 from tests.support.waiting import wait_for_status
 from tests.test_ops import ok_and_dying_registry
-from wizesync.db import ghl_repo, poller_repo
+from wizesync.db import install_repo, poller_repo
 from wizesync.db.base import utcnow
 from wizesync.ops import metrics
 
@@ -158,15 +158,15 @@ async def test_flow_install_and_poller_gauges_follow_the_database(
 
     await wait_for_status(client, event_id, "done")
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_location(
+        await install_repo.upsert_location(
             session, location_id="LocReauth0000000000a", company_id=None, tokens=None
         )
-        await ghl_repo.upsert_location(
+        await install_repo.upsert_location(
             session, location_id="LocFine00000000000000", company_id=None, tokens=None
         )
-        row = await ghl_repo.get_installation(session, "LocReauth0000000000a")
+        row = await install_repo.get_installation(session, "LocReauth0000000000a")
         assert row is not None
-        await ghl_repo.mark_needs_reauth(session, [row.id], "invalid_grant")
+        await install_repo.mark_needs_reauth(session, [row.id], "invalid_grant")
         lease = await poller_repo.acquire_lease(
             session, "LocFine00000000000000", owner="t", lease_seconds=60
         )

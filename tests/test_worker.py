@@ -23,10 +23,11 @@ from wizesync import samples
 from wizesync.db import heartbeat_repo, inbox_repo
 from wizesync.db.base import utcnow
 from wizesync.db.models import EventStatus
-from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater, record_outbound_call
+from wizesync.inbox.context import EventContext, PermanentFailure, RetryLater
 from wizesync.inbox.registry import HandlerRegistry
 from wizesync.inbox.replay import replay
 from wizesync.inbox.worker import backoff_delay
+from wizesync.outbound import record_outbound_call
 
 SOURCE, TYPE = "wizehire", "order.created"
 HANDLER_WAIT = 30.0  # how long a handler waits for the test before giving up

@@ -16,15 +16,14 @@ from wizesync.config import Settings, load_settings
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.flows.payments.poller import build_poller
 from wizesync.flows.services import build_services
-from wizesync.ghl.http import build_http_client
-from wizesync.ghl.providers import ProviderDirectory
-from wizesync.ghl.routes import router as ghl_oauth_router
+from wizesync.ghl.http_client import build_http_client
 from wizesync.inbox.asgi import serve_webhook
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
 from wizesync.inbox.routes import WEBHOOKS
 from wizesync.inbox.routes import router as webhooks_router
 from wizesync.inbox.worker import Worker
 from wizesync.insights.service import build_app_insights
+from wizesync.ops.providers import ProviderDirectory
 from wizesync.ops.routes import admin as admin_router
 from wizesync.ops.routes import router as ops_router
 from wizesync.problems import install_handlers
@@ -32,6 +31,7 @@ from wizesync.reconcile.routes import router as reconciliation_router
 from wizesync.reconcile.runtime import build_scheduler, close_reconciler
 from wizesync.state import AppState, build_verifiers
 from wizesync.web import install as install_web
+from wizesync.web.ghl_oauth import router as ghl_oauth_router
 from wizesync.wizehire.openapi import document_wizehire_api
 
 if TYPE_CHECKING:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any, Protocol
 
 import httpx
 from fastapi import Depends, Request
@@ -13,8 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from wizesync.config import Settings
 from wizesync.inbox.signatures import GhlVerifier, WizehireVerifier
 
-if TYPE_CHECKING:
-    from wizesync.ghl.providers import ProviderDirectory
+
+class ProviderLookup(Protocol):
+    """Each location's white-label providers for /sync-status: `ops.providers.ProviderDirectory`
+    (named here by shape: the state every layer reads must not import a feature)."""
+
+    async def lookup(self, location_ids: Iterable[str]) -> dict[str, dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
 
 
 @dataclass
@@ -30,8 +36,8 @@ class AppState:
     worker_id: str | None = None
     # The shared HTTP client for GHL (API and OAuth calls), closed by the lifespan.
     ghl_http: httpx.AsyncClient | None = None
-    # Each location's white-label providers for /sync-status (wizesync.ghl.providers).
-    providers: ProviderDirectory | None = None
+    # Each location's white-label providers for /sync-status (wizesync.ops.providers).
+    providers: ProviderLookup | None = None
 
 
 def get_state(request: Request) -> AppState:

@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import make_settings
 from wizesync.config import Settings
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation
-from wizesync.db.ghl_repo import StoredTokens
+from wizesync.db.install_repo import StoredTokens
 from wizesync.ghl.crypto import TokenCipher
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -74,7 +74,7 @@ async def seed_location(
             scopes="invoices.write",
         )
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_location(
+        await install_repo.upsert_location(
             session, location_id=location_id, company_id=company_id, tokens=tokens
         )
 
@@ -95,7 +95,7 @@ async def seed_agency(
         "oauth.write",
     )
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_agency(session, company_id=company_id, tokens=tokens)
+        await install_repo.upsert_agency(session, company_id=company_id, tokens=tokens)
 
 
 async def installation(

@@ -12,8 +12,8 @@ import respx
 from tests.support import ghl_kit as kit
 from tests.support.ghl_kit import LOC, ORDER_ID, FakeTokens
 from wizesync.ghl.errors import GhlServerError
-from wizesync.inbox.context import OUTBOUND_CALLS
 from wizesync.logs import JsonFormatter
+from wizesync.outbound import OUTBOUND_CALLS
 
 ORDER_URL = f"{kit.BASE}/payments/orders/{ORDER_ID}"
 INVALID_TOKEN = {"statusCode": 401, "message": "Invalid token: access token is invalid"}

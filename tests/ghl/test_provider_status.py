@@ -13,12 +13,12 @@ import pytest
 from tests.conftest import make_settings
 from tests.ghl.kit import KEY_OLD, LOCATION, oauth_settings, seed_location
 from tests.support.waiting import eventually
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.db.base import utcnow
 from wizesync.ghl import models as m
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlServerError
-from wizesync.ghl.providers import ProviderDirectory
+from wizesync.ops.providers import ProviderDirectory
 from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID
 from wizesync_sandbox.server import create_sandbox_app
 from wizesync_sandbox.settings import SandboxConfig
@@ -250,7 +250,9 @@ async def test_locations_without_a_usable_token_are_not_read(
     cipher = TokenCipher([KEY_OLD])
     await seed_location(sessionmaker, cipher, access="at-1", refresh="rt-1")
     async with sessionmaker.begin() as session:
-        await ghl_repo.record_uninstall(session, location_id=LOCATION, company_id=None, at=utcnow())
+        await install_repo.record_uninstall(
+            session, location_id=LOCATION, company_id=None, at=utcnow()
+        )
     sent: list[httpx.Request] = []
 
     def recorder(settings: object, **_: object) -> httpx.AsyncClient:

@@ -51,12 +51,12 @@ async def _empty(database_url: str) -> None:
 
 
 async def reserved_slots(database_url: str, location_id: str) -> int:
-    from wizesync.db import ghl_repo
+    from wizesync.db import rate_budget_repo
 
     engine = create_engine(database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            return (await ghl_repo.get_budgets(session))[location_id].next_seq
+            return (await rate_budget_repo.get_budgets(session))[location_id].next_seq
     finally:
         await engine.dispose()
 
@@ -69,7 +69,7 @@ def sandbox(monkeypatch: pytest.MonkeyPatch) -> Any:
     def routed(settings: object, **_: object) -> httpx.AsyncClient:
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
 
-    monkeypatch.setattr("wizesync.ghl.http.build_http_client", routed)
+    monkeypatch.setattr("wizesync.ghl.http_client.build_http_client", routed)
     return app.state.sandbox
 
 

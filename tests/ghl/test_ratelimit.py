@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from tests.conftest import make_settings
 from wizesync.config import Settings
-from wizesync.db import ghl_repo
+from wizesync.db import rate_budget_repo
 from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.ghl.errors import GhlRateLimited
 from wizesync.ghl.ratelimit import DbRateLimiter, headroom
@@ -161,7 +161,7 @@ async def test_a_refused_wait_reserves_nothing(database_url, engine, sessionmake
         with pytest.raises(GhlRateLimited):
             await limiter.acquire(LOCATION)
     async with sessionmaker() as session:
-        assert len(await ghl_repo.slot_times(session, LOCATION)) == 2
+        assert len(await rate_budget_repo.slot_times(session, LOCATION)) == 2
 
 
 async def test_locations_have_separate_budgets(database_url, engine, sessionmaker):

@@ -11,13 +11,14 @@ import pytest
 
 from tests.conftest import make_settings
 from tests.ghl.test_ratelimit import LOCATION, busiest_window, limited, other_engines  # noqa: F401
-from wizesync.db import ghl_repo
-from wizesync.ghl.ratelimit import AHEAD_MAX_SHARE, BATCH, DbRateLimiter
+from wizesync.db import rate_budget_repo
+from wizesync.ghl.rate_schedule import AHEAD_MAX_SHARE, BATCH
+from wizesync.ghl.ratelimit import DbRateLimiter
 
 
 async def slots(sessionmaker) -> list[float]:
     async with sessionmaker() as session:
-        return await ghl_repo.slot_times(session, LOCATION)
+        return await rate_budget_repo.slot_times(session, LOCATION)
 
 
 async def test_spare_slots_serve_the_next_calls_without_a_transaction(
@@ -101,7 +102,7 @@ async def test_an_answer_showing_no_room_gives_the_spare_slots_back(
     await limiter.flush(LOCATION)
     assert len(await slots(sessionmaker)) == 1 + (95 - 1 - 2)  # spare ones released
     async with sessionmaker() as session:
-        budget, _ = await ghl_repo.lock_budget(session, LOCATION)
+        budget, _ = await rate_budget_repo.lock_budget(session, LOCATION)
         assert budget.next_seq == 1 + 92  # their numbers reused: no hole in the sequence
     await limiter.close()
 
@@ -139,10 +140,10 @@ async def test_spare_slots_not_used_in_time_are_given_back(database_url, engine,
 async def book_in_window(sessionmaker, count: int) -> None:
     """`count` requests of the location in the current window (seq 0..count-1, just now)."""
     async with sessionmaker.begin() as session:
-        await ghl_repo.lock_budget(session, LOCATION)  # creates the budget row
-        now = await ghl_repo.clock(session)
-        await ghl_repo.add_slots(session, LOCATION, 0, [now] * count)
-        await ghl_repo.update_budget(session, LOCATION, next_seq=count, last_go_at=now)
+        await rate_budget_repo.lock_budget(session, LOCATION)  # creates the budget row
+        now = await rate_budget_repo.clock(session)
+        await rate_budget_repo.add_slots(session, LOCATION, 0, [now] * count)
+        await rate_budget_repo.update_budget(session, LOCATION, next_seq=count, last_go_at=now)
 
 
 def count_transactions(engine) -> list[int]:

@@ -12,8 +12,8 @@ import respx
 
 from tests.wizehire import kit
 from tests.wizehire.kit import API_KEY, CLIENT_SECRET, KEY, ORDERS_URL, SYNC_URL, TOKEN_URL
-from wizesync.inbox.context import OUTBOUND_CALLS
 from wizesync.logs import JsonFormatter
+from wizesync.outbound import OUTBOUND_CALLS
 from wizesync.wizehire.errors import WizehireAuthError
 
 ACCESS_TOKENS = ("at_first_" + "x" * 20, "at_second_" + "y" * 20)

@@ -106,7 +106,7 @@ async def with_ghl(settings: Settings, fn: Callable[[GhlAccess, Any], Awaitable[
 
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.ghl.factory import build_ghl_access
-    from wizesync.ghl.http import build_http_client
+    from wizesync.ghl.http_client import build_http_client
 
     engine = create_engine(settings.database_url)
     http = build_http_client(settings)

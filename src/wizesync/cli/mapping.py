@@ -52,7 +52,7 @@ def _location(settings: Settings, location: str | None) -> str:
 def _read_catalog(settings: Settings, location_id: str) -> list[CatalogLine]:
     from wizesync.ghl.catalog import read_catalog
     from wizesync.ghl.errors import GhlError
-    from wizesync.ghl.providers import ghl_problem
+    from wizesync.ops.providers import ghl_problem
 
     async def run(access: GhlAccess, sessionmaker: Any) -> list[CatalogLine]:
         try:
@@ -146,7 +146,7 @@ def mapping_check(
 def _check_online(settings: Settings, mapping: Mapping) -> None:
     from wizesync.ghl.catalog import check_mapping, mapped_locations
     from wizesync.ghl.errors import GhlError
-    from wizesync.ghl.providers import ghl_problem
+    from wizesync.ops.providers import ghl_problem
 
     require_ghl(settings)
     if not mapped_locations(mapping):

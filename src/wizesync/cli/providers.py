@@ -78,8 +78,8 @@ def providers_list(
 ) -> None:
     """Print each location's white-label payment providers."""
     from wizesync.ghl.errors import GhlError
-    from wizesync.ghl.providers import ghl_problem, provider_view
     from wizesync.ghl.transport import checked_id
+    from wizesync.ops.providers import ghl_problem, provider_view
 
     settings = settings_or_exit()
     require_ghl(settings)
@@ -134,7 +134,7 @@ def providers_register(
     It registers a provider; it moves no money."""
     from wizesync.ghl import models as m
     from wizesync.ghl.errors import GhlError, GhlServerError, GhlTimeout
-    from wizesync.ghl.providers import (
+    from wizesync.ops.providers import (
         WRITE_SCOPE,
         ghl_problem,
         provider_view,

@@ -93,7 +93,7 @@ def _moment(value: str, name: str) -> datetime:
 async def _run(settings: Settings, window: Window, heal: bool) -> ReconciliationRun | None:
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.flows.services import build_services
-    from wizesync.ghl.http import build_http_client
+    from wizesync.ghl.http_client import build_http_client
     from wizesync.reconcile.runs import Reconciler
 
     engine = create_engine(settings.database_url)

@@ -137,7 +137,7 @@ async def _run_worker(settings: Settings, grace: float) -> None:
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.flows.payments.poller import build_poller
     from wizesync.flows.services import build_services
-    from wizesync.ghl.http import build_http_client
+    from wizesync.ghl.http_client import build_http_client
     from wizesync.inbox.registry import load_handlers
     from wizesync.inbox.worker import Worker
 

@@ -53,14 +53,14 @@ class ReencryptReport:
 async def reencrypt_all(
     sessionmaker: async_sessionmaker[AsyncSession], cipher: Any
 ) -> ReencryptReport:
-    from wizesync.db import ghl_repo
+    from wizesync.db import install_repo
 
     report = ReencryptReport()
     async with sessionmaker() as session:
-        row_ids = await ghl_repo.installation_ids_with_tokens(session)
+        row_ids = await install_repo.installation_ids_with_tokens(session)
     for row_id in row_ids:
         async with sessionmaker.begin() as session:
-            row = await ghl_repo.lock_installation_by_id(session, row_id)
+            row = await install_repo.lock_installation_by_id(session, row_id)
             if row is None:
                 continue
             ciphertexts = [row.access_token_enc, row.refresh_token_enc]
@@ -75,7 +75,7 @@ async def reencrypt_all(
                 cipher.reencrypt(c) if c and n != 1 else c
                 for c, n in zip(ciphertexts, numbers, strict=True)
             ]
-            await ghl_repo.replace_ciphertexts(session, row_id, *rewritten)
+            await install_repo.replace_ciphertexts(session, row_id, *rewritten)
             report.rewritten += sum(1 for n in numbers if n not in (None, 1))
     return report
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from decimal import Decimal
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -18,12 +19,31 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from wizesync.db.base import utcnow
 from wizesync.db.sync_models import SyncOrder
-from wizesync.wizehire.events import Order
 
 # Wizehire's order statuses, in the only direction they move: an older event never undoes
 # a newer one (`paid` is not set back to `pending`, nothing leaves `cancelled`).
 _STATUS_RANK = {"pending": 0, "paid": 1, "cancelled": 2}
 EVENT_AT_KEY = "_event_at"  # inside order_snapshot: when Wizehire sent the snapshot
+
+
+class OrderFacts(Protocol):
+    """What a sync record is made from: a Wizehire order as its event carried it (the Wizehire
+    event schema's `Order` is one; storage does not import the client's schemas)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def amount(self) -> Decimal: ...
+
+    def model_dump(self, *, mode: str) -> dict[str, Any]:
+        """The whole order as JSON-ready values: the stored snapshot."""
+        ...
 
 
 async def get(session: AsyncSession, sync_order_id: int, *, lock: bool = False) -> SyncOrder | None:
@@ -96,7 +116,7 @@ async def _owned_by_others(
 
 
 async def create_or_update_from_order(
-    session: AsyncSession, order: Order, *, event_at: datetime | None = None
+    session: AsyncSession, order: OrderFacts, *, event_at: datetime | None = None
 ) -> SyncOrder:
     """The order's sync record, created on first sight, else refreshed from the event.
 

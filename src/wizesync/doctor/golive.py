@@ -276,8 +276,8 @@ async def mapping_online(settings: Settings) -> list[Check]:
     from wizesync.ghl.catalog import check_mapping, mapped_locations
     from wizesync.ghl.errors import GhlError
     from wizesync.ghl.factory import auth_mode
-    from wizesync.ghl.providers import ghl_problem
     from wizesync.mapping import MappingError, load_mapping
+    from wizesync.ops.providers import ghl_problem
 
     name = "mapping"
     if not settings.mapping_file:
@@ -329,7 +329,7 @@ async def mapping_online(settings: Settings) -> list[Check]:
 async def _with_ghl(settings: Settings, fn: Any) -> Any:
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.ghl.factory import build_ghl_access
-    from wizesync.ghl.http import build_http_client
+    from wizesync.ghl.http_client import build_http_client
 
     engine = create_engine(settings.database_url)
     http = build_http_client(settings)

@@ -56,7 +56,7 @@ async def _pit_call(settings: Settings) -> Check:
     from wizesync.ghl.client import GhlClient
     from wizesync.ghl.errors import GhlError
     from wizesync.ghl.limits import InMemoryRateLimiter, StaticTokenProvider
-    from wizesync.ghl.providers import ghl_problem
+    from wizesync.ops.providers import ghl_problem
 
     name = "ghl token"
     location = settings.ghl_location_id
@@ -98,7 +98,7 @@ async def _pit_call(settings: Settings) -> Check:
 
 
 async def _installations(settings: Settings, database_ok: bool) -> list[Check]:
-    from wizesync.db import ghl_repo
+    from wizesync.db import install_repo
     from wizesync.db.engine import create_engine, create_sessionmaker
     from wizesync.ghl.crypto import TokenCipher
 
@@ -111,7 +111,7 @@ async def _installations(settings: Settings, database_ok: bool) -> list[Check]:
     engine = create_engine(settings.database_url)
     try:
         async with create_sessionmaker(engine)() as session:
-            rows = await ghl_repo.list_installations(session)
+            rows = await install_repo.list_installations(session)
     except Exception as exc:
         return [(False, "ghl installations", f"cannot read them: {type(exc).__name__}: {exc}")]
     finally:

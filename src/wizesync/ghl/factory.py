@@ -15,7 +15,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.ghl.client import GhlClient
 from wizesync.ghl.limits import RateLimiter, TokenProvider
 
@@ -76,6 +76,6 @@ async def configured_locations(settings: Settings, session: AsyncSession) -> lis
         return [settings.ghl_location_id] if settings.ghl_location_id else []
     return [
         row.location_id
-        for row in await ghl_repo.list_installations(session)
+        for row in await install_repo.list_installations(session)
         if row.location_id is not None and row.uninstalled_at is None
     ]

@@ -15,10 +15,10 @@ from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo, oauth_state_repo
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import UserType
-from wizesync.db.ghl_repo import StoredTokens
+from wizesync.db.install_repo import StoredTokens
 from wizesync.ghl.crypto import TokenCipher
 from wizesync.ghl.errors import GhlError
 from wizesync.ghl.oauth import GhlOAuth, TokenGrant
@@ -45,7 +45,7 @@ async def new_state(
     session: AsyncSession, user_type: str = UserType.LOCATION, *, browser_bound: bool = False
 ) -> str:
     state = (BROWSER_BOUND_PREFIX if browser_bound else "") + secrets.token_urlsafe(32)
-    await ghl_repo.create_state(
+    await oauth_state_repo.create_state(
         session, state_hash=hash_state(state), user_type=user_type, ttl=STATE_TTL
     )
     return state
@@ -53,7 +53,7 @@ async def new_state(
 
 async def use_state(session: AsyncSession, state: str) -> str | None:
     """The state's user type if it is known, unexpired and unused (and now it is used)."""
-    return await ghl_repo.consume_state(session, hash_state(state))
+    return await oauth_state_repo.consume_state(session, hash_state(state))
 
 
 def stored_tokens(cipher: TokenCipher, grant: TokenGrant) -> StoredTokens:
@@ -90,7 +90,7 @@ async def complete_install(
         if not grant.location_id:
             raise GhlError("GHL's token answer names no location")
         async with sessionmaker.begin() as session:
-            await ghl_repo.upsert_location(
+            await install_repo.upsert_location(
                 session,
                 location_id=grant.location_id,
                 company_id=grant.company_id,
@@ -104,7 +104,7 @@ async def complete_install(
     if not company_id:
         raise GhlError("GHL's agency token answer names no company")
     async with sessionmaker.begin() as session:
-        await ghl_repo.upsert_agency(
+        await install_repo.upsert_agency(
             session,
             company_id=company_id,
             tokens=stored_tokens(cipher, grant),
@@ -127,7 +127,7 @@ async def complete_install(
             # Agency-minted: the location keeps no refresh token of its own.
             if tokens is not None:
                 tokens = StoredTokens(tokens.access_enc, None, tokens.expires_at, tokens.scopes)
-            await ghl_repo.upsert_location(
+            await install_repo.upsert_location(
                 session,
                 location_id=location_id,
                 company_id=company_id,

@@ -27,7 +27,7 @@ from wizesync.ghl.errors import (
     GhlTimeout,
     retry_after_seconds,
 )
-from wizesync.inbox.context import record_outbound_call
+from wizesync.outbound import record_outbound_call
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,13 @@ sent), then, once answered, until its answer like any slot. Compared with X-Rate
 the spare slots this process still holds are known unsent and left out; other processes' count
 as sent (errs towards no booking, like the rest of that comparison). A spare slot is handed out
 only during the first half of its lease; one not handed out by then, or when an answer shows
-(nearly) no room or a tighter limit (`_tighter`), or at a 429, is released (deleted with this
-process's next write for the location: it was never sent). At a busy window, or a small limit,
-nothing is reserved ahead: one slot per transaction, so the budget is used to the full.
+(nearly) no room or a tighter limit (`rate_schedule.tighter`), or at a 429, is released
+(deleted with this process's next write for the location: it was never sent). At a busy window,
+or a small limit, nothing is reserved ahead: one slot per transaction, so the budget is used to
+the full.
+
+The arithmetic of these rules is `ghl/rate_schedule.py` (pure); the SQL `db/rate_budget_repo.py`.
+This module applies them: what it learned, the locks, the transactions.
 """
 
 from __future__ import annotations
@@ -43,31 +47,14 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import Settings
-from wizesync.db import ghl_repo
+from wizesync.db import rate_budget_repo
 from wizesync.db.ghl_models import GhlRateBudget
-from wizesync.ghl.errors import GhlRateLimited, retry_after_seconds
+from wizesync.ghl import rate_schedule as rules
+from wizesync.ghl.errors import GhlRateLimited
 
 log = logging.getLogger(__name__)
 
-# Slack for timing noise (a late wake-up, latency jitter) between our schedule and GHL's
-# counting: 1% of the window, at least 50 ms.
-GUARD_FRACTION = 0.01
-GUARD_MIN_SECONDS = 0.05
-# Disagreements with X-RateLimit-Remaining this small are latency at the window's edge.
-REMAINING_TOLERANCE = 2
-# Daily budget spent: no calls for this long, then one response tells us where we stand.
-DAILY_PAUSE_SECONDS = 3600.0
-PRUNE_EVERY = 64
 FLUSH_AFTER = 0.2
-# Slots reserved in one transaction when the window has room (see the module doc), and how long
-# one reserved ahead counts, as a share of the window (0.5 s of GHL's 10 s).
-BATCH = 4
-LEASE_FRACTION = 0.05
-# "Room": the window, with the batch, at most this share used. Not half: a steady trickle of
-# orders keeps a location's window about half used, and there every GHL call took a budget
-# transaction of its own (docs/BENCHMARKS.md, "Flows"); above 3/4 every slot is reserved on
-# its own, so a burst's end still uses the budget to the full.
-AHEAD_MAX_SHARE = 0.75
 
 # (location, seq, go time, spare?) of the slot this task reserved last: `observe` in the same
 # task (acquire, send, observe) finds it.
@@ -121,7 +108,7 @@ class DbRateLimiter:
         self._flushes: dict[str, asyncio.Task[None]] = {}
         # Slots reserved ahead, per location: (seq, go time, hand out before this loop time).
         self._ready: dict[str, deque[tuple[int, float, float]]] = {}
-        self._lease = max(GUARD_MIN_SECONDS, self._window * LEASE_FRACTION)
+        self._lease = rules.lease(self._window)
         # The budget clock (the database's on PostgreSQL) minus the event loop's clock.
         self._offset: float | None = None
 
@@ -136,7 +123,7 @@ class DbRateLimiter:
                 return
             async with self._sessionmaker.begin() as session:
                 # `now` is read after the lock was granted: waiting for it took time.
-                budget, now = await ghl_repo.lock_budget(session, location_id)
+                budget, now = await rate_budget_repo.lock_budget(session, location_id)
                 local_now = loop.time()
                 self._offset = now - local_now
                 view = await self._write_learned(session, location_id, budget)
@@ -158,26 +145,15 @@ class DbRateLimiter:
         """Learn from an answer: when it came, GHL's rate-limit headers, a 429."""
         answered_local = asyncio.get_running_loop().time()
         h = {k.lower(): v for k, v in headers.items()}
-        remaining = _int(h.get("x-ratelimit-remaining"))
-        server_max = _int(h.get("x-ratelimit-max"))
-        interval_ms = _int(h.get("x-ratelimit-interval-milliseconds"))
-        daily = _int(h.get("x-ratelimit-daily-remaining"))
-        if self._ready.get(location_id) and self._tighter(
-            remaining, server_max, interval_ms, daily
-        ):
+        told = rules.RateHeaders.read(h)
+        if self._ready.get(location_id) and rules.tighter(told, self._limit, self._window):
             # Reserved ahead on a ledger that did not know this yet: reserve afresh.
             self._release_ready(location_id)
         reservation = _RESERVATION.get()
         mine = reservation is not None and reservation[0] == location_id
         if mine:
             _RESERVATION.set(None)
-        if (
-            not mine
-            and status != 429
-            and remaining is None
-            and daily is None
-            and not (server_max or interval_ms)
-        ):
+        if not mine and status != 429 and not told.tell_anything:
             return
         if self._offset is None:  # no reservation here yet: learn the budget clock first
             await self.flush(location_id)
@@ -190,15 +166,13 @@ class DbRateLimiter:
                 learned.settled[reservation[1]] = answered_at
             else:
                 learned.answered[reservation[1]] = answered_at
-        learned.server_max = server_max or learned.server_max
-        learned.server_window_ms = interval_ms or learned.server_window_ms
-        if daily is not None:
-            learned.daily = (daily, answered_at)
+        learned.server_max = told.server_max or learned.server_max
+        learned.server_window_ms = told.interval_ms or learned.server_window_ms
+        if told.daily is not None:
+            learned.daily = (told.daily, answered_at)
         if status == 429:
             self._release_ready(location_id)  # reserved ahead, but GHL says stop
-            delay = retry_after_seconds(h)
-            if delay is None:
-                delay = max(self._window, (interval_ms or 0) / 1000)
+            delay = rules.pause_seconds(h, self._window, told.interval_ms)
             learned.pause_until = max(learned.pause_until or 0.0, answered_at + delay)
             log.warning(
                 "GHL answered 429: pausing the location",
@@ -206,22 +180,22 @@ class DbRateLimiter:
             )
             await self.flush(location_id)  # every process must stop now, not later
             return
-        if remaining is not None:
+        if told.remaining is not None:
             # GHL counted at some moment between our send and its answer: compare with every
             # request of ours it may have counted then (over-counting errs towards no booking).
             counted_from = reservation[2] if mine and reservation else answered_at
-            learned.remaining = (remaining, counted_from, answered_at)
+            learned.remaining = (told.remaining, counted_from, answered_at)
         self._schedule_flush(location_id)
 
     async def flush(self, location_id: str) -> None:
         """Write what answers taught us now (tests, shutdown; otherwise it rides along)."""
         loop = asyncio.get_running_loop()
         async with self._lock(location_id), self._sessionmaker.begin() as session:
-            budget, now = await ghl_repo.lock_budget(session, location_id)
+            budget, now = await rate_budget_repo.lock_budget(session, location_id)
             self._offset = now - loop.time()
             view = await self._write_learned(session, location_id, budget)
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
 
     async def close(self) -> None:
         """Write what is pending and stop the timers."""
@@ -263,25 +237,6 @@ class DbRateLimiter:
             learned = self._learned.setdefault(location_id, _Learned())
             learned.released.update(seq for seq, _, _ in ready)
 
-    def _tighter(
-        self,
-        remaining: int | None,
-        server_max: int | None,
-        interval_ms: int | None,
-        daily: int | None,
-    ) -> bool:
-        """Whether an answer's headers say less room than reserving ahead assumed: a smaller
-        limit or longer window than ours, a window GHL counts as (nearly) full, or a daily
-        budget near its end. (A window merely past half is not: spare slots given back in the
-        middle of the sequence leave a position unused, and at a burst's end one such position
-        costs a whole window; the spare ones are used within a quarter of a second anyway.)"""
-        return bool(
-            (server_max and server_max < self._limit)
-            or (interval_ms and interval_ms / 1000 > self._window)
-            or (remaining is not None and remaining < 2 * BATCH)
-            or (daily is not None and daily < 4 * BATCH)
-        )
-
     def _lock(self, location_id: str) -> asyncio.Lock:
         return self._locks.setdefault(location_id, asyncio.Lock())
 
@@ -312,16 +267,13 @@ class DbRateLimiter:
         learned = self._learned.pop(location_id, None) or _Learned()
         view = _View(budget, self._limit, self._window)
         if learned.answered:
-            await ghl_repo.extend_slots(session, location_id, learned.answered)
+            await rate_budget_repo.extend_slots(session, location_id, learned.answered)
         if learned.settled:
-            await ghl_repo.settle_slots(session, location_id, learned.settled)
+            await rate_budget_repo.settle_slots(session, location_id, learned.settled)
         if learned.released:
-            await ghl_repo.release_slots(session, location_id, sorted(learned.released))
-            # At the end of the sequence (no reservation since), the numbers are reused: the
-            # rule counts positions, so a hole would keep the next slot waiting for nothing.
-            tail = view.next_seq
-            while tail - 1 in learned.released:
-                tail -= 1
+            await rate_budget_repo.release_slots(session, location_id, sorted(learned.released))
+            # At the end of the sequence (no reservation since), the numbers are reused.
+            tail = rules.reusable_tail(view.next_seq, learned.released)
             if tail != view.next_seq:
                 view.set(next_seq=tail)
         if learned.server_max and learned.server_max != budget.server_max:
@@ -335,16 +287,16 @@ class DbRateLimiter:
         if learned.remaining is not None:
             remaining, counted_from, answered_at = learned.remaining
             limit, window = view.limit_window()
-            used = await ghl_repo.count_slots_in_window(
+            used = await rate_budget_repo.count_slots_in_window(
                 session, location_id, counted_from - window, answered_at
             )
             # Our spare slots not handed out yet: GHL cannot have counted them.
             used -= len(self._ready.get(location_id) or ())
-            foreign = (limit - remaining) - used - max(REMAINING_TOLERANCE, limit // 50)
+            foreign = rules.foreign_requests(limit, remaining, used)
             if foreign > 0:
                 # Requests we did not make (another app instance?): booked as used from then
                 # on; they take sequence numbers, so the next `foreign` reservations wait.
-                await ghl_repo.add_slots(
+                await rate_budget_repo.add_slots(
                     session, location_id, view.next_seq, [answered_at] * foreign
                 )
                 view.set(next_seq=view.next_seq + foreign)
@@ -361,28 +313,24 @@ class DbRateLimiter:
         there is none (nothing reserved)."""
         limit, window = view.limit_window()
         daily, daily_at = view.get("daily_remaining"), view.get("daily_observed_at")
-        if (
-            daily is not None
-            and daily <= 0
-            and daily_at is not None
-            and now < daily_at + DAILY_PAUSE_SECONDS
-        ):
+        spent_for = rules.daily_wait(daily, daily_at, now)
+        if spent_for is not None:
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
             return GhlRateLimited(
-                f"GHL daily request budget of location {location_id} is spent",
-                delay=daily_at + DAILY_PAUSE_SECONDS - now,
+                f"GHL daily request budget of location {location_id} is spent", delay=spent_for
             )
         seq = view.next_seq
-        go = max(now, view.get("last_go_at") or 0.0, view.get("paused_until") or 0.0)
-        if seq >= limit:
-            floor = await ghl_repo.latest_slot_at(session, location_id, seq - limit)
-            if floor is not None:
-                go = max(go, floor + window + max(window * GUARD_FRACTION, GUARD_MIN_SECONDS))
+        floor = (
+            await rate_budget_repo.latest_slot_at(session, location_id, seq - limit)
+            if seq >= limit
+            else None
+        )
+        go = rules.go_time(now, view.get("last_go_at"), view.get("paused_until"), floor, window)
         wait = go - now
         if wait > self._max_wait:
             if view.changes:
-                await ghl_repo.update_budget(session, location_id, **view.changes)
+                await rate_budget_repo.update_budget(session, location_id, **view.changes)
             return GhlRateLimited(
                 f"GHL request budget of location {location_id} is booked for the next {wait:.0f} s",
                 delay=wait,
@@ -392,17 +340,18 @@ class DbRateLimiter:
             if wait <= 0
             else 1
         )
-        await ghl_repo.add_slots(session, location_id, seq, [go])
+        await rate_budget_repo.add_slots(session, location_id, seq, [go])
         if count > 1:  # counted until the end of their lease: see the module doc
-            await ghl_repo.add_slots(
+            await rate_budget_repo.add_slots(
                 session, location_id, seq + 1, [go] * (count - 1), counted_until=go + self._lease
             )
         view.set(next_seq=seq + count, last_go_at=go)
         if daily is not None:
             view.set(daily_remaining=daily - count)
-        await ghl_repo.update_budget(session, location_id, **view.changes)
-        if seq and (seq + count - 1) // PRUNE_EVERY != (seq - 1) // PRUNE_EVERY:
-            await ghl_repo.prune_slots(session, location_id, seq - 2 * max(limit, self._limit))
+        await rate_budget_repo.update_budget(session, location_id, **view.changes)
+        below = rules.prune_below(seq, count, limit, self._limit)
+        if below is not None:
+            await rate_budget_repo.prune_slots(session, location_id, below)
         return seq, go, wait, count
 
     async def _room_ahead(
@@ -415,19 +364,16 @@ class DbRateLimiter:
         now: float,
         daily: int | None,
     ) -> int:
-        """`BATCH` when the window, with that many more requests now, is at most
-        `AHEAD_MAX_SHARE` used: the request `room` places before the batch's last one no longer
-        counts. Else 1 (also for small limits, where a few spare slots would be a large share)."""
-        room = int(limit * AHEAD_MAX_SHARE)
-        if BATCH < 2 or BATCH > limit // 8 or (daily is not None and daily < 4 * BATCH):
+        """`BATCH` when the window has room for that many more requests now
+        (`rate_schedule.batch_probe`), else 1."""
+        back = rules.batch_probe(seq, limit, daily)
+        if back is None:
             return 1
-        back = seq + BATCH - 1 - room
         if back >= 0:
-            counted = await ghl_repo.latest_slot_at(session, location_id, back)
-            guard = max(window * GUARD_FRACTION, GUARD_MIN_SECONDS)
-            if counted is not None and counted + window + guard > now:
+            counted = await rate_budget_repo.latest_slot_at(session, location_id, back)
+            if rules.still_counted(counted, window, now):
                 return 1
-        return BATCH
+        return rules.BATCH
 
 
 @dataclass
@@ -450,23 +396,23 @@ class _View:
         return int(self.get("next_seq"))
 
     def limit_window(self) -> tuple[int, float]:
-        return _effective(
+        return rules.effective(
             self.limit, self.window, self.get("server_max"), self.get("server_window_ms")
         )
 
 
 async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headroom]:
     """Every known location's budget right now (read only), for `/sync-status`."""
-    now = await ghl_repo.clock(session)
+    now = await rate_budget_repo.clock(session)
     out = {}
-    for location_id, budget in (await ghl_repo.get_budgets(session)).items():
-        limit, window = _effective(
+    for location_id, budget in (await rate_budget_repo.get_budgets(session)).items():
+        limit, window = rules.effective(
             settings.ghl_rate_limit_max,
             settings.ghl_rate_limit_window_seconds,
             budget.server_max,
             budget.server_window_ms,
         )
-        used = await ghl_repo.count_slots_in_window(session, location_id, now - window, now)
+        used = await rate_budget_repo.count_slots_in_window(session, location_id, now - window, now)
         out[location_id] = Headroom(
             limit=limit,
             window_seconds=window,
@@ -475,23 +421,3 @@ async def headroom(session: AsyncSession, settings: Settings) -> dict[str, Headr
             daily_remaining=budget.daily_remaining,
         )
     return out
-
-
-def _effective(
-    limit: int, window: float, server_max: int | None, server_window_ms: int | None
-) -> tuple[int, float]:
-    """Our configured budget, tightened (never loosened) by what GHL announced."""
-    if server_max:
-        limit = min(limit, server_max)
-    if server_window_ms:
-        window = max(window, server_window_ms / 1000)
-    return max(1, limit), window
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None

@@ -21,10 +21,10 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from wizesync.config import ConfigError, Settings
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlInstallation, UserType
-from wizesync.db.ghl_repo import StoredTokens
+from wizesync.db.install_repo import StoredTokens
 from wizesync.ghl.crypto import TokenCipher, TokenDecryptError
 from wizesync.ghl.errors import GhlError, GhlLocationInactive, GhlNeedsReauth, GhlNotInstalled
 from wizesync.ghl.installs import stored_tokens
@@ -107,7 +107,7 @@ class DbTokenProvider:
 
     async def _locked_obtain(self, location_id: str, rejected: str | None) -> _Fresh:
         async with self._sessionmaker.begin() as session:
-            row = await ghl_repo.lock_installation(session, location_id)
+            row = await install_repo.lock_installation(session, location_id)
             if row is None:
                 raise GhlNotInstalled(
                     f"this service has no GHL install for location {location_id}: GHL location "
@@ -144,7 +144,7 @@ class DbTokenProvider:
         except _Undecryptable:
             raise
         except GhlNeedsReauth as exc:
-            await ghl_repo.mark_needs_reauth(session, [row.id], exc.message)
+            await install_repo.mark_needs_reauth(session, [row.id], exc.message)
             log.error(
                 "GHL installation needs re-authorisation",
                 extra={"location_id": location_id, "reason": exc.message},
@@ -161,7 +161,7 @@ class DbTokenProvider:
             tokens = StoredTokens(
                 tokens.access_enc, tokens.refresh_enc, tokens.expires_at, row.scopes
             )
-        await ghl_repo.save_tokens(session, row.id, tokens)
+        await install_repo.save_tokens(session, row.id, tokens)
         log.info(
             "GHL access token renewed",
             extra={
@@ -212,7 +212,7 @@ class DbTokenProvider:
     async def _agency_token(self, session: AsyncSession, company_id: str, *, force: bool) -> str:
         """The agency's access token, renewed under the agency row's lock when needed. Same
         transaction as the location's: on SQLite a second one would wait on our own lock."""
-        agency = await ghl_repo.lock_agency(session, company_id)
+        agency = await install_repo.lock_agency(session, company_id)
         if agency is None:
             raise _needs_reauth(
                 f"no agency install stored for company {company_id}: "
@@ -233,7 +233,7 @@ class DbTokenProvider:
         try:
             grant = await self._oauth.refresh(refresh, UserType.COMPANY)
         except GhlNeedsReauth as exc:
-            await ghl_repo.mark_needs_reauth(session, [agency.id], exc.message)
+            await install_repo.mark_needs_reauth(session, [agency.id], exc.message)
             raise
         tokens = stored_tokens(self._cipher, grant)
         if tokens.refresh_enc is None:
@@ -243,7 +243,7 @@ class DbTokenProvider:
                 tokens.expires_at,
                 tokens.scopes or agency.scopes,
             )
-        await ghl_repo.save_tokens(session, agency.id, tokens)
+        await install_repo.save_tokens(session, agency.id, tokens)
         log.info("GHL agency token renewed", extra={"company_id": company_id})
         return grant.access_token.get_secret_value()
 
@@ -252,7 +252,7 @@ class DbTokenProvider:
     ) -> GhlLocationInactive:
         strikes = row.inactive_strikes or 0
         delay = min(INACTIVE_FIRST_DELAY * 2**strikes, INACTIVE_MAX_DELAY)
-        await ghl_repo.mark_inactive(
+        await install_repo.mark_inactive(
             session, row.id, until=utcnow() + timedelta(seconds=delay), strikes=strikes + 1
         )
         log.warning(
@@ -275,7 +275,7 @@ class DbTokenProvider:
         access = self._decrypt(row.access_token_enc)
         refresh = self._decrypt(row.refresh_token_enc)
         assert access is not None and row.expires_at is not None
-        await ghl_repo.save_tokens(
+        await install_repo.save_tokens(
             session,
             row.id,
             StoredTokens(

@@ -27,10 +27,10 @@ from wizesync.ghl.errors import (
     error_from_response,
     is_invalid_token,
 )
-from wizesync.ghl.http import GHL_TIMEOUT
+from wizesync.ghl.http_client import GHL_TIMEOUT
 from wizesync.ghl.limits import RateLimiter, TokenProvider
-from wizesync.inbox.context import record_outbound_call
 from wizesync.ops import metrics
+from wizesync.outbound import record_outbound_call
 from wizesync.retrying import Sleep, default_sleep, jittered_backoff, retry_policy
 
 log = logging.getLogger("wizesync.ghl")

@@ -1,11 +1,10 @@
-"""What a handler gets: the event, its services, the one way to open a transaction, and a log of
-outbound calls."""
+"""What a handler gets: the event, its services, the one way to open a transaction, and its
+outbound-call log (which the API clients fill through `wizesync.outbound`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
@@ -22,17 +21,6 @@ if TYPE_CHECKING:
     from wizesync.ghl.client import GhlClient
     from wizesync.mapping import Mapping
     from wizesync.wizehire.client import WizehireClient
-
-# The attempt's outbound-call log; HTTP clients append to it through `record_outbound_call`.
-OUTBOUND_CALLS: ContextVar[list[dict[str, Any]] | None] = ContextVar(
-    "wizesync_outbound_calls", default=None
-)
-
-
-def record_outbound_call(method: str, url: str, status: int | None, ms: float) -> None:
-    calls = OUTBOUND_CALLS.get()
-    if calls is not None and len(calls) < 200:
-        calls.append({"method": method, "url": url, "status": status, "ms": round(ms, 1)})
 
 
 class RetryLater(Exception):

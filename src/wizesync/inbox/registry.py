@@ -53,7 +53,7 @@ registry = HandlerRegistry()
 
 # Modules whose import registers the service's own flows (filled in as flows land).
 BUILTIN_HANDLER_MODULES: list[str] = [
-    "wizesync.ghl.install_events",
+    "wizesync.flows.install_events",
     "wizesync.flows.orders",
     "wizesync.flows.refunds.handler",
     "wizesync.flows.payments.handler",

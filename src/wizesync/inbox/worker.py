@@ -42,7 +42,6 @@ from wizesync.db.inbox_repo import ClaimedEvent
 from wizesync.db.models import EventStatus
 from wizesync.inbox.context import (
     NO_SERVICES,
-    OUTBOUND_CALLS,
     EventContext,
     PermanentFailure,
     RetryLater,
@@ -53,6 +52,7 @@ from wizesync.logs import EVENT_CONTEXT
 from wizesync.notify import outbox
 from wizesync.notify.slack import Notice
 from wizesync.ops import metrics
+from wizesync.outbound import OUTBOUND_CALLS
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Who is an operator: bearer `ADMIN_TOKEN` for `/sync-status` and `/admin/*` (open when unset, in
-development), and for starting a GHL install (`ghl/routes.py`, never open)."""
+development), and for starting a GHL install (`web/ghl_oauth.py`, never open)."""
 
 from __future__ import annotations
 

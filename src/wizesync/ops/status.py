@@ -56,7 +56,7 @@ async def flow_summary(session: AsyncSession) -> dict[str, Any]:
 async def installation_summary(session: AsyncSession, settings: Settings) -> list[dict[str, Any]]:
     """Per GHL location (and agency install): auth mode, token expiry, whether a human must
     re-authorise, and the rate budget's headroom. Never a token."""
-    from wizesync.db import ghl_repo
+    from wizesync.db import install_repo
     from wizesync.ghl.ratelimit import headroom
 
     budgets = await headroom(session, settings)
@@ -95,7 +95,7 @@ async def installation_summary(session: AsyncSession, settings: Settings) -> lis
                 "rate_limit": rate(settings.ghl_location_id),
             }
         )
-    for row in await ghl_repo.list_installations(session):
+    for row in await install_repo.list_installations(session):
         out.append(
             {
                 "location_id": row.location_id,

@@ -4,6 +4,8 @@
   bearer token or the session cookie; never a token in a URL.
 - `session.py`: the signed session cookie and the login form's CSRF cookie.
 - `login.py`: `/login`, `/logout`.
+- `ghl_oauth.py`: `/oauth/ghl/install`, `/oauth/ghl/callback` (installing the GHL app behind the
+  login; mounted by `app.py`).
 - `reports.py`: `/reports/reconciliation[/{id}[.csv]]`.
 - `pages.py`: Jinja2 rendering and the security headers of every page; `templates/`, `static/`.
 The revenue page itself is `wizesync.insights.routes` (`/insights`).

@@ -26,7 +26,7 @@ from wizesync.wizehire.errors import (
     WizehireBadResponse,
     error_from_response,
 )
-from wizesync.wizehire.http import WIZEHIRE_TIMEOUT, send
+from wizesync.wizehire.exchange import WIZEHIRE_TIMEOUT, send
 
 log = logging.getLogger("wizesync.wizehire")
 

@@ -39,7 +39,7 @@ from wizesync.wizehire.errors import (
     WizehireUnavailable,
     error_from_response,
 )
-from wizesync.wizehire.http import WIZEHIRE_TIMEOUT, send
+from wizesync.wizehire.exchange import WIZEHIRE_TIMEOUT, send
 from wizesync.wizehire.models import (
     ListedOrder,
     OrderSync,

@@ -1,4 +1,5 @@
-"""Every SQL statement of the GHL side: installations and tokens, OAuth states, rate budgets.
+"""SQL for `ghl_installations`: a location's (or an agency's) install, its encrypted token pair,
+and the reauth and inactive marks.
 
 Locks: `lock_*` take a row lock on PostgreSQL (`SELECT ... FOR UPDATE`); on SQLite every
 transaction already began IMMEDIATE (see `db.engine`), which serialises writers database-wide.
@@ -7,37 +8,18 @@ Either way the caller holds the lock until its transaction ends.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import (
-    Table,
-    bindparam,
-    case,
-    delete,
-    func,
-    insert,
-    or_,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import case, func, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from wizesync.db.base import utcnow
-from wizesync.db.ghl_models import (
-    AuthMode,
-    GhlInstallation,
-    GhlOAuthState,
-    GhlRateBudget,
-    GhlRateSlot,
-    UserType,
-)
+from wizesync.db.ghl_models import AuthMode, GhlInstallation, UserType
 
 
 def _postgres(session: AsyncSession) -> bool:
@@ -46,9 +28,6 @@ def _postgres(session: AsyncSession) -> bool:
 
 def _insert(session: AsyncSession) -> Any:
     return pg_insert if _postgres(session) else sqlite_insert
-
-
-# --- installations ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,220 +309,3 @@ async def list_installations(session: AsyncSession) -> list[GhlInstallation]:
         GhlInstallation.company_id,
     )
     return list((await session.execute(stmt)).scalars())
-
-
-# --- OAuth states -------------------------------------------------------------------------------
-
-MAX_PENDING_STATES = 100
-
-
-async def create_state(
-    session: AsyncSession, *, state_hash: str, user_type: str, ttl: timedelta
-) -> None:
-    now = utcnow()
-    expires_at = now + ttl
-    # Housekeeping on the way: states a day past their expiry are of no use to anyone.
-    await session.execute(
-        delete(GhlOAuthState).where(GhlOAuthState.expires_at < now - timedelta(days=1))
-    )
-    # Bounded: at most MAX_PENDING_STATES usable states; the oldest make room (an install left
-    # half-way stops working sooner, but no caller can grow the table without limit).
-    keep = (
-        select(GhlOAuthState.id)
-        .where(GhlOAuthState.used_at.is_(None), GhlOAuthState.expires_at > now)
-        .order_by(GhlOAuthState.id.desc())
-        .limit(MAX_PENDING_STATES - 1)
-    )
-    await session.execute(
-        delete(GhlOAuthState).where(
-            GhlOAuthState.used_at.is_(None),
-            GhlOAuthState.expires_at > now,
-            GhlOAuthState.id.not_in(keep.scalar_subquery()),
-        )
-    )
-    await session.execute(
-        insert(GhlOAuthState).values(
-            state_hash=state_hash, user_type=user_type, created_at=now, expires_at=expires_at
-        )
-    )
-
-
-async def consume_state(session: AsyncSession, state_hash: str) -> str | None:
-    """Use a state once: its user type when it was unused and unexpired, else None.
-
-    One conditional UPDATE, so two callbacks racing with the same state cannot both win.
-    """
-    now = utcnow()
-    stmt = (
-        update(GhlOAuthState)
-        .where(
-            GhlOAuthState.state_hash == state_hash,
-            GhlOAuthState.used_at.is_(None),
-            GhlOAuthState.expires_at > now,
-        )
-        .values(used_at=now)
-        .returning(GhlOAuthState.user_type)
-    )
-    return (await session.execute(stmt)).scalar_one_or_none()
-
-
-# --- rate budgets -------------------------------------------------------------------------------
-
-
-async def clock(session: AsyncSession) -> float:
-    """Now, in epoch seconds: PostgreSQL's clock (one clock for every host), else ours."""
-    if _postgres(session):
-        value = await session.execute(select(func.extract("epoch", func.clock_timestamp())))
-        return float(value.scalar_one())
-    return time.time()
-
-
-async def lock_budget(session: AsyncSession, location_id: str) -> tuple[GhlRateBudget, float]:
-    """The location's budget row (created on first use), locked for this transaction, and the
-    time right after the lock was granted (see `clock`), in the same round trip."""
-    postgres = _postgres(session)
-    columns: list[Any] = [GhlRateBudget]
-    if postgres:
-        columns.append(func.extract("epoch", func.clock_timestamp()))
-    stmt = (
-        select(*columns)
-        .where(GhlRateBudget.location_id == location_id)
-        .execution_options(populate_existing=True)
-    )
-    if postgres:
-        stmt = stmt.with_for_update(of=GhlRateBudget)
-    row = (await session.execute(stmt)).one_or_none()
-    if row is None:
-        await session.execute(
-            _insert(session)(GhlRateBudget)
-            .values(location_id=location_id, next_seq=0, last_go_at=0.0, updated_at=utcnow())
-            .on_conflict_do_nothing(index_elements=["location_id"])
-        )
-        row = (await session.execute(stmt)).one()
-    return row[0], float(row[1]) if postgres else time.time()
-
-
-async def latest_slot_at(session: AsyncSession, location_id: str, upto_seq: int) -> float | None:
-    """The latest time of any slot up to `upto_seq`: the request `limit` places back."""
-    stmt = select(func.max(GhlRateSlot.at)).where(
-        GhlRateSlot.location_id == location_id, GhlRateSlot.seq <= upto_seq
-    )
-    value = (await session.execute(stmt)).scalar_one_or_none()
-    return None if value is None else float(value)
-
-
-async def add_slots(
-    session: AsyncSession,
-    location_id: str,
-    first_seq: int,
-    times: Sequence[float],
-    *,
-    counted_until: float | None = None,
-) -> None:
-    """Slots from `first_seq` on, each going at its time; counted (`at`) until then, or until
-    `counted_until` for slots reserved ahead that may be sent any time before it."""
-    await session.execute(
-        insert(GhlRateSlot),
-        [
-            {
-                "location_id": location_id,
-                "seq": first_seq + i,
-                "go_at": go,
-                "at": go if counted_until is None else max(go, counted_until),
-            }
-            for i, go in enumerate(times)
-        ],
-    )
-
-
-async def extend_slots(session: AsyncSession, location_id: str, answered: dict[int, float]) -> None:
-    """Requests answered at these times: each slot counts until then (it may have reached GHL
-    late). Never moves a slot earlier."""
-    table = GhlRateSlot.__table__  # Core executemany: one UPDATE statement, many rows
-    assert isinstance(table, Table)
-    stmt = (
-        update(table)
-        .where(
-            table.c.location_id == bindparam("b_location"),
-            table.c.seq == bindparam("b_seq"),
-            table.c.at < bindparam("b_at"),
-        )
-        .values(at=bindparam("b_at"))
-    )
-    await session.execute(
-        stmt,
-        [{"b_location": location_id, "b_seq": seq, "b_at": at} for seq, at in answered.items()],
-    )
-
-
-async def settle_slots(session: AsyncSession, location_id: str, answered: dict[int, float]) -> None:
-    """Slots reserved ahead (counted until the end of their lease) whose requests were answered
-    at these times: they count until then, earlier or later (GHL counted them before)."""
-    table = GhlRateSlot.__table__
-    assert isinstance(table, Table)
-    stmt = (
-        update(table)
-        .where(table.c.location_id == bindparam("b_location"), table.c.seq == bindparam("b_seq"))
-        .values(at=bindparam("b_at"))
-    )
-    await session.execute(
-        stmt,
-        [{"b_location": location_id, "b_seq": seq, "b_at": at} for seq, at in answered.items()],
-    )
-
-
-async def release_slots(session: AsyncSession, location_id: str, seqs: Sequence[int]) -> None:
-    """Slots reserved ahead and never sent: they stop counting."""
-    await session.execute(
-        delete(GhlRateSlot).where(
-            GhlRateSlot.location_id == location_id, GhlRateSlot.seq.in_(list(seqs))
-        )
-    )
-
-
-async def count_slots_in_window(
-    session: AsyncSession, location_id: str, since: float, until: float
-) -> int:
-    """Requests sent by `until` whose answer came after `since`: what GHL may still count."""
-    stmt = (
-        select(func.count())
-        .select_from(GhlRateSlot)
-        .where(
-            GhlRateSlot.location_id == location_id,
-            GhlRateSlot.at > since,
-            GhlRateSlot.go_at <= until,
-        )
-    )
-    return int((await session.execute(stmt)).scalar_one())
-
-
-async def prune_slots(session: AsyncSession, location_id: str, below_seq: int) -> None:
-    await session.execute(
-        delete(GhlRateSlot).where(
-            GhlRateSlot.location_id == location_id, GhlRateSlot.seq < below_seq
-        )
-    )
-
-
-async def update_budget(session: AsyncSession, location_id: str, **values: Any) -> None:
-    await session.execute(
-        update(GhlRateBudget)
-        .where(GhlRateBudget.location_id == location_id)
-        .values(updated_at=utcnow(), **values)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def get_budgets(session: AsyncSession) -> dict[str, GhlRateBudget]:
-    rows = (await session.execute(select(GhlRateBudget))).scalars()
-    return {row.location_id: row for row in rows}
-
-
-async def slot_times(session: AsyncSession, location_id: str) -> list[float]:
-    """Every kept slot's time, oldest first (for status and for tests of the invariant)."""
-    stmt = (
-        select(GhlRateSlot.at)
-        .where(GhlRateSlot.location_id == location_id)
-        .order_by(GhlRateSlot.seq)
-    )
-    return [float(v) for v in (await session.execute(stmt)).scalars()]

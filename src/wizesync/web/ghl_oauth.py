@@ -24,6 +24,7 @@ from wizesync.ghl.oauth import GhlOAuth
 from wizesync.ops.auth import unauthorized
 from wizesync.problems import Problem
 from wizesync.state import AppState, StateDep
+from wizesync.web.auth import require_admin
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/oauth/ghl", tags=["ghl"])
@@ -35,8 +36,6 @@ async def require_installer(request: Request, state: StateDep) -> None:
     """Who may start an install: an operator, by the admin bearer token or the browser session
     the login form sets (a browser without one is sent to log in first). Never open, not even
     without ADMIN_TOKEN in development."""
-    from wizesync.web.auth import require_admin  # the pages' login, one layer up
-
     if state.settings.admin_token is None:
         raise unauthorized(
             "installs need an operator: set ADMIN_TOKEN and send it as a bearer "

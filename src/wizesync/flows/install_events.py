@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from wizesync.db import ghl_repo
+from wizesync.db import install_repo
 from wizesync.db.models import Source
 from wizesync.ghl.webhook_events import AppInstallEvent, delivery_timestamp
 from wizesync.inbox.context import EventContext, PermanentFailure
@@ -46,7 +46,7 @@ def _parse(ctx: EventContext) -> tuple[AppInstallEvent, datetime]:
 async def on_install(ctx: EventContext) -> None:
     event, at = _parse(ctx)
     async with ctx.unit_of_work() as session:
-        await ghl_repo.record_install_event(
+        await install_repo.record_install_event(
             session,
             location_id=event.location_id,
             # An agency-level install (no location) is the company's own row.
@@ -64,7 +64,7 @@ async def on_install(ctx: EventContext) -> None:
 async def on_uninstall(ctx: EventContext) -> None:
     event, at = _parse(ctx)
     async with ctx.unit_of_work() as session:
-        changed = await ghl_repo.record_uninstall(
+        changed = await install_repo.record_uninstall(
             session,
             location_id=event.location_id,
             company_id=None if event.location_id else event.company_id,

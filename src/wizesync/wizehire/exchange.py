@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from wizesync.inbox.context import record_outbound_call
+from wizesync.outbound import record_outbound_call
 from wizesync.wizehire.errors import WizehireUnavailable
 
 log = logging.getLogger("wizesync.wizehire")

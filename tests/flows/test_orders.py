@@ -41,9 +41,8 @@ def assert_synced(flow: FlowKit, wizehire_order_id: str, **expected: Any) -> dic
     body = calls[0]["body"]
     for name, value in expected.items():
         assert body[name] == value, (name, body)
-    state = {k: v for k, v in body.items() if k != "synced_at"}
     assert calls[0]["idempotency_key"] == idempotency_key(
-        wizehire_order_id, "sync", state_digest(state)
+        wizehire_order_id, "sync", state_digest(body)
     )
     assert body["synced_at"].endswith("Z")
     return body

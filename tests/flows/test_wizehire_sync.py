@@ -37,7 +37,7 @@ async def test_unchanged_state_is_pushed_once(flow: FlowKit) -> None:
     assert body["ghl_location_id"] == flow.location_id
     state = {k: v for k, v in body.items() if k != "synced_at"}
     assert calls[0]["headers"]["idempotency-key"] == idempotency_key(
-        "wh_ord_push_1", "sync", state_digest(state)
+        "wh_ord_push_1", "sync", state_digest(body)
     )
     row = await flow.sync_order("wh_ord_push_1")
     assert row is not None and row.last_synced_state == state and row.pending_sync_state is None
@@ -84,3 +84,38 @@ async def test_retry_after_a_lost_answer_sends_the_same_body_and_key(flow: FlowK
     assert all(c.get("replayed") for c in calls[1:])
     order = flow.wizehire_order("wh_ord_push_3")
     assert order is not None and order["ghl_sync"]["payment_status"] == "pending"
+
+
+async def test_a_state_that_comes_back_is_a_new_body_under_a_new_key(flow: FlowKit) -> None:
+    """pending (lost answer) -> paid (never sent) -> pending again: the last PATCH carries a new
+    `synced_at`, so it goes under a new key, which Wizehire applies (an old key with another body
+    would be refused with 422 idempotency_key_reused and the event would die)."""
+    sync_id = await _record(flow, "wh_ord_push_4")
+    ctx = flow.context()
+    rule = flow.fault(
+        path="/wizehire/v1/orders/*/sync", method="PATCH", status=503, phase="after", times=5
+    )
+    with pytest.raises(RetryLater):
+        await push_order_state(ctx, sync_id)  # Wizehire applied "pending"; the answer was lost
+    flow.sb.faults.remove(rule.id)
+    rule = flow.fault(
+        path="/wizehire/v1/orders/*/sync", method="PATCH", status=503, phase="before", times=5
+    )
+    async with flow.sessionmaker.begin() as session:
+        await sync_repo.set_fields(session, sync_id, payment_status="paid")
+    with pytest.raises(RetryLater):
+        await push_order_state(ctx, sync_id)  # "paid" stored to send, never reaches Wizehire
+    flow.sb.faults.remove(rule.id)
+    async with flow.sessionmaker.begin() as session:
+        await sync_repo.set_fields(session, sync_id, payment_status="pending")
+
+    assert await push_order_state(ctx, sync_id) is True
+
+    calls = flow.order_syncs("wh_ord_push_4")
+    first, last = calls[0], calls[-1]
+    assert first["body"]["payment_status"] == last["body"]["payment_status"] == "pending"
+    assert first["body"]["synced_at"] != last["body"]["synced_at"]
+    assert first["headers"]["idempotency-key"] != last["headers"]["idempotency-key"]
+    assert not last.get("replayed")
+    row = await flow.sync_order("wh_ord_push_4")
+    assert row is not None and row.pending_sync_state is None

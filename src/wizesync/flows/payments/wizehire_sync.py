@@ -3,7 +3,7 @@
 Exactly-once without a distributed transaction:
 1. build the state from the sync record; equal to `last_synced_state` -> nothing to send;
 2. otherwise store the body to send (`pending_sync_state`, with its `synced_at`) and commit;
-3. PATCH it with `Idempotency-Key = (order id, "sync", sha256(state))`;
+3. PATCH it with `Idempotency-Key = (order id, "sync", sha256(the body sent))`;
 4. store it as `last_synced_state`.
 A crash between 2 and 4 makes the retry find the same pending body and send the same bytes under
 the same key, so Wizehire applies it once and replays its answer.
@@ -84,7 +84,10 @@ async def push_order_state(ctx: FlowContext, sync_order_id: int) -> bool:
             await sync_repo.set_fields(session, sync_order_id, pending_sync_state=pending)
         wizehire_order_id = record.wizehire_order_id
     body = OrderSync.model_validate(pending)
-    key = idempotency_key(wizehire_order_id, "sync", state_digest(state))
+    # The key names the exact body (its `synced_at` included): a retry resends the stored body
+    # under the same key, and a state that comes back after another one (A, B, A again) is a
+    # new body under a new key, never an old key with a different body (Wizehire: 422).
+    key = idempotency_key(wizehire_order_id, "sync", state_digest(body.model_dump(mode="json")))
     with calling(f"Wizehire PATCH /v1/orders/{wizehire_order_id}/sync"):
         await ctx.services.wizehire.sync_order(wizehire_order_id, body, idempotency_key=key)
     old_status = (previous or {}).get("payment_status")

@@ -1,8 +1,9 @@
-"""The raw ASGI webhook path (`inbox/asgi.py`) and the driver-level INSERT (`db/inbox_driver.py`).
+"""The webhooks' ASGI adapter (`inbox/asgi.py`) and the driver-level INSERT (`db/inbox_driver.py`).
 
 The service answers `POST /webhooks/wizehire` and `POST /webhooks/ghl` without FastAPI's routing;
-these tests hold it to the FastAPI routes' answers, row by row of the contract, on both databases,
-and check that the driver INSERT stores the very row the ORM path stores.
+these tests hold it to the contract's answers, row by row, on both databases (the answers are
+those the FastAPI routes gave before the adapter became the only path), and check that the driver
+INSERT stores the very row the ORM path stores.
 """
 
 from __future__ import annotations
@@ -137,7 +138,7 @@ def _rows(tag: str) -> list[tuple[str, list[Request]]]:
             "ghl bad signature",
             [_ghl(samples.ghl_event("OrderCreate"), **{"x-ghl-signature": "AAAA"})],
         ),
-        ("GET (FastAPI's 405)", [("GET", WIZEHIRE, b"", {})]),
+        ("GET (405)", [("GET", WIZEHIRE, b"", {})]),
     ]
 
 
@@ -176,16 +177,81 @@ async def _answers(
     return out
 
 
-async def _client(
-    client_factory: Any, settings: Settings, *, raw: bool, monkeypatch: pytest.MonkeyPatch
-) -> httpx.AsyncClient:
-    from wizesync.app import WizesyncApp
+# Row -> (status, content type, problem title, problem detail); None where the answer is JSON.
+EXPECTED: dict[str, tuple[int, str, str | None, str | None]] = {
+    "queued": (202, "application/json", None, None),
+    "duplicate": (200, "application/json", None, None),
+    "id reused, other body": (
+        409,
+        "application/problem+json",
+        "Conflict",
+        "this event id was first stored as event <id> with a different body; "
+        "send a changed event under a new id",
+    ),
+    "ignored": (202, "application/json", None, None),
+    "quarantined 422": (
+        422,
+        "application/problem+json",
+        "Unprocessable Content",
+        "the event does not match its schema; it is stored quarantined",
+    ),
+    "not JSON body": (
+        422,
+        "application/problem+json",
+        "Unprocessable Content",
+        "the event does not match its schema; it is stored quarantined",
+    ),
+    "bad signature": (
+        401,
+        "application/problem+json",
+        "Unauthorized",
+        "No matching signature found",
+    ),
+    "missing headers": (
+        401,
+        "application/problem+json",
+        "Unauthorized",
+        "webhook-id/timestamp/signature required",
+    ),
+    "declared too large": (
+        413,
+        "application/problem+json",
+        "Content Too Large",
+        "body over 1048576 bytes",
+    ),
+    "too large": (413, "application/problem+json", "Content Too Large", "body over 1048576 bytes"),
+    "too large, streamed": (
+        413,
+        "application/problem+json",
+        "Content Too Large",
+        "body over 1048576 bytes",
+    ),
+    "content type": (
+        415,
+        "application/problem+json",
+        "Unsupported Media Type",
+        "webhooks must be sent as application/json",
+    ),
+    "ghl queued": (202, "application/json", None, None),
+    "ghl duplicate": (200, "application/json", None, None),
+    "ghl stale": (
+        401,
+        "application/problem+json",
+        "Unauthorized",
+        "timestamp is N s away from now",
+    ),
+    "ghl unsigned": (401, "application/problem+json", "Unauthorized", "no X-GHL-Signature header"),
+    "ghl bad signature": (
+        401,
+        "application/problem+json",
+        "Unauthorized",
+        "X-GHL-Signature does not verify",
+    ),
+    "GET (405)": (405, "application/problem+json", "Method Not Allowed", "Method Not Allowed"),
+}
 
-    monkeypatch.setattr(WizesyncApp, "raw_webhooks", raw)
-    return await client_factory(settings)
 
-
-async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
+async def test_every_contract_row_is_answered_as_the_contract_says(
     client_factory: Any,
     quiet_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
@@ -196,48 +262,80 @@ async def test_raw_path_answers_every_contract_row_as_the_fastapi_routes(
     real = app_module.serve_webhook
 
     async def spy(scope: Any, *args: Any) -> None:
-        served.append(scope["path"])
+        served.append(scope["method"])
         await real(scope, *args)
 
     monkeypatch.setattr(app_module, "serve_webhook", spy)
-    fastapi = await _answers(
-        await _client(client_factory, quiet_settings, raw=False, monkeypatch=monkeypatch),
-        _rows("fastapi"),
-    )
-    assert served == []
-    raw = await _answers(
-        await _client(client_factory, quiet_settings, raw=True, monkeypatch=monkeypatch),
-        _rows("raw"),
-    )
+    answers = await _answers(await client_factory(quiet_settings), _rows("one"))
 
-    assert raw == fastapi
-    assert len(served) == 19  # every POST of the rows (duplicates post twice), not the GET
-    expected = {
-        "queued": 202,
-        "duplicate": 200,
-        "id reused, other body": 409,
-        "ignored": 202,
-        "quarantined 422": 422,
-        "not JSON body": 422,
-        "bad signature": 401,
-        "missing headers": 401,
-        "declared too large": 413,
-        "too large": 413,
-        "too large, streamed": 413,
-        "content type": 415,
-        "ghl queued": 202,
-        "ghl duplicate": 200,
-        "ghl stale": 401,
-        "ghl unsigned": 401,
-        "ghl bad signature": 401,
-        "GET (FastAPI's 405)": 405,
+    assert served == ["POST"] * 19 + ["GET"]  # every request of the rows (duplicates post twice)
+    got = {
+        name: (
+            status,
+            content_type,
+            content.get("title") if status >= 400 else None,
+            content.get("detail") if status >= 400 else None,
+        )
+        for name, (status, content_type, _, content) in answers.items()
     }
-    assert {name: answer[0] for name, answer in raw.items()} == expected
-    assert raw["queued"][1] == "application/json"
-    assert raw["bad signature"][1] == "application/problem+json"
+    assert got == EXPECTED
+    for name, (status, _, retry_after, content) in answers.items():
+        assert retry_after is None, name
+        if status < 400:
+            assert content["id"] == "<id>", name
+        else:
+            assert content["type"] == "about:blank" and content["status"] == status, name
+    assert answers["queued"][3]["status"] == "queued"
+    assert answers["ignored"][3]["status"] == "ignored"
+    assert answers["duplicate"][3]["status"] == "duplicate"
+    assert answers["id reused, other body"][3]["first_event_id"] == "<id>"
+    assert answers["quarantined 422"][3]["errors"] == [
+        {"loc": "data.order.id", "msg": "Field required"}
+    ]
+    assert answers["quarantined 422"][3]["id"] == "<id>"
 
 
-async def test_raw_path_database_unreachable_is_503_problem_with_retry_after(
+async def test_other_methods_on_a_webhook_path_are_405_naming_post(
+    client_factory: Any, quiet_settings: Settings
+) -> None:
+    client = await client_factory(quiet_settings)
+    for method in ("GET", "PUT", "DELETE", "PATCH"):
+        for path in (WIZEHIRE, GHL):
+            response = await client.request(method, path)
+            assert_problem(response, 405)
+            assert response.headers["allow"] == "POST"
+
+
+async def test_a_webhook_behind_a_root_path_is_served(
+    database_url: str, engine: Any, quiet_settings: Settings, sessionmaker: Any
+) -> None:
+    app = create_app(quiet_settings)
+    method, path, body, headers = _wizehire(_order("rooted"), "rooted_1")
+    transport = httpx.ASGITransport(app=app, root_path="/sync")
+    async with app.router.lifespan_context(app):
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            response = await client.request(method, "/sync" + path, content=body, headers=headers)
+            unknown = await client.post("/sync/webhooks/other", content=b"{}")
+    assert response.status_code == 202, response.text
+    assert await stored_total(sessionmaker) == 1
+    assert unknown.status_code == 404
+
+
+def test_the_openapi_document_describes_both_webhooks() -> None:
+    paths = create_app(make_settings("sqlite+aiosqlite://")).openapi()["paths"]
+    wizehire, ghl = paths[WIZEHIRE]["post"], paths[GHL]["post"]
+    assert [p["name"] for p in wizehire["parameters"]] == [
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ]
+    assert [p["name"] for p in ghl["parameters"]] == ["x-ghl-signature"]
+    assert {"200", "202", "401", "409", "413", "415", "422", "503"} == set(wizehire["responses"])
+    assert "422" not in ghl["responses"]  # a GHL body that is not an event is stored, 202
+    assert wizehire["tags"] == ghl["tags"] == ["webhooks"]
+
+
+async def test_database_unreachable_is_503_problem_with_retry_after(
     client_factory: Any,
     database_url: str,
     tmp_path: Any,
@@ -419,7 +517,4 @@ def test_json_rendering_is_starlettes() -> None:
 def test_app_is_still_fastapi() -> None:
     from fastapi import FastAPI
 
-    app = create_app(make_settings("sqlite+aiosqlite://"))
-    assert isinstance(app, FastAPI)
-    paths = app.openapi()["paths"]
-    assert "post" in paths[WIZEHIRE] and "post" in paths[GHL]
+    assert isinstance(create_app(make_settings("sqlite+aiosqlite://")), FastAPI)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from fastapi import FastAPI
@@ -17,10 +17,9 @@ from wizesync.db.engine import create_engine, create_sessionmaker
 from wizesync.flows.payments.poller import build_poller
 from wizesync.flows.services import build_services
 from wizesync.ghl.http_client import build_http_client
-from wizesync.inbox.asgi import serve_webhook
+from wizesync.inbox.asgi import serve_webhook, webhook_for
 from wizesync.inbox.registry import HandlerRegistry, load_handlers
-from wizesync.inbox.routes import WEBHOOKS
-from wizesync.inbox.routes import router as webhooks_router
+from wizesync.inbox.webhook_docs import openapi_paths as webhook_paths
 from wizesync.inbox.worker import Worker
 from wizesync.insights.service import build_app_insights
 from wizesync.ops.providers import ProviderDirectory
@@ -65,13 +64,8 @@ StandInFactory = Callable[[Settings, FastAPI], Awaitable[StandIn | None]]
 
 
 class WizesyncApp(FastAPI):
-    """FastAPI, except that a webhook POST goes straight to the raw handler (`inbox/asgi.py`).
-
-    Set `raw_webhooks = False` to serve the webhooks through the FastAPI routes instead (the same
-    answers; tests compare the two).
-    """
-
-    raw_webhooks = True
+    """FastAPI, except that the two webhook paths go straight to their handler (`inbox/asgi.py`),
+    past FastAPI's middleware, routing and dependencies; the OpenAPI document describes them."""
 
     def _doc_paths(self) -> tuple[str | None, ...]:
         return (
@@ -80,6 +74,13 @@ class WizesyncApp(FastAPI):
             self.redoc_url,
             self.swagger_ui_oauth2_redirect_url,
         )
+
+    def openapi(self) -> dict[str, Any]:
+        if self.openapi_schema is None:
+            schema = super().openapi()
+            schema["paths"] = {**webhook_paths(), **schema["paths"]}
+            self.openapi_schema = schema
+        return self.openapi_schema
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"] in self._doc_paths():
@@ -90,13 +91,8 @@ class WizesyncApp(FastAPI):
 
                 await Problem(404, "Not Found").response()(scope, receive, send)
                 return
-        if (
-            self.raw_webhooks
-            and scope["type"] == "http"
-            and scope["method"] == "POST"
-            and not scope.get("root_path")
-        ):
-            webhook = WEBHOOKS.get(scope["path"])
+        if scope["type"] == "http":
+            webhook = webhook_for(scope)
             if webhook is not None:
                 scope["app"] = self
                 await serve_webhook(scope, receive, send, *webhook)
@@ -190,7 +186,6 @@ def create_app(
         lifespan=lifespan,
     )
     install_handlers(app)
-    app.include_router(webhooks_router)
     app.include_router(ghl_oauth_router)
     app.include_router(ops_router)
     app.include_router(admin_router)

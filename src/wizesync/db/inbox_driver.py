@@ -5,12 +5,15 @@ The statement is `inbox_repo.insert_statement` compiled once by SQLAlchemy's own
 parameters go through the columns' own bind processors (UTC timestamps, JSONB text, bytea), so a
 row stored here is the row `inbox_repo.insert_event` would store. What it skips is SQLAlchemy's
 execution layer (result objects, the execution context, the adapted cursor): about 130 us of CPU
-per statement on this path, more than asyncpg's own work.
+per statement on this path, more than asyncpg's own work. Only SQLAlchemy's public API is used:
+the compiled statement's `positiontup`, `binds` and `insert_prefetch`, each type's
+`dialect_impl(dialect).bind_processor(dialect)`, and `AsyncConnection.get_raw_connection()`.
 
-The connection still comes from the engine's pool: one ceiling of connections for the process, the
-checkout check that replaces a connection the server dropped (`db/engine.py`), and `dispose()`
+The connection still comes from the engine's pool, through `engine.connect()`: one ceiling of
+connections for the process, the checkout check that replaces a connection the server dropped
+(`db/engine.py`), errors while connecting translated as on every other path, and `dispose()`
 closes it. asyncpg runs each statement in autocommit when no transaction is open, as the INSERT
-wants (storing is queueing; it commits by itself).
+wants (storing is queueing; it commits by itself). `db/inbox_store.py` picks this path.
 """
 
 from __future__ import annotations
@@ -22,9 +25,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import Dialect
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from wizesync.db import inbox_repo
 from wizesync.db.inbox_repo import NewEvent, StoredEvent
@@ -65,12 +66,19 @@ def _compile(stmt: Any, dialect: Dialect, column_keys: list[str] | None = None) 
             # in `inbox_repo.insert_values` instead.
             raise ValueError(f"column {column.name} has a non-scalar default")
         defaults[column.key] = column.default.arg
-    processors = compiled._bind_processors
     positions = compiled.positiontup or []
     return _Compiled(
         compiled.string,
-        tuple((name, processors.get(name), defaults.get(name)) for name in positions),
+        tuple(
+            (name, _processor(compiled.binds[name], dialect), defaults.get(name))
+            for name in positions
+        ),
     )
+
+
+def _processor(bind: Any, dialect: Dialect) -> Callable[[Any], Any] | None:
+    """What the dialect does to a value of the parameter's type before sending it (None: as is)."""
+    return bind.type.dialect_impl(dialect).bind_processor(dialect)
 
 
 @functools.lru_cache(maxsize=16)
@@ -108,37 +116,25 @@ async def store_event(
     """INSERT .. ON CONFLICT DO NOTHING; (new row id, None) or, for a duplicate, (None, the
     stored event, read by a second statement as `inbox_repo.find_event` would)."""
     values = inbox_repo.insert_values(event)
-    dialect = engine.dialect
-    insert = _insert(dialect, tuple(values))
-    try:
-        pooled = await engine.raw_connection()
-    except SQLAlchemyError:
-        raise  # the pool's own errors (timeout, connect refused): mapped as on every other path
-    except Exception as exc:
-        # Unlike `engine.connect()`, `raw_connection()` lets driver errors through untranslated
-        # (asyncpg's, or the dialect's adapted ones): a new connection cut off while the dialect
-        # sets it up ("connection is closed", "another operation is in progress"). Whatever the
-        # driver says while connecting means no usable connection now: retry later.
-        raise DriverConnectionLost(f"no database connection: {type(exc).__name__}") from exc
-    conn = None
-    try:
-        conn = pooled.driver_connection
-        row_id = await conn.fetchval(insert.sql, *insert.args(values))
-        existing = None
-        if row_id is None:
-            row = await conn.fetchrow(_find(dialect).sql, event.source, event.event_id)
-            existing = StoredEvent(row[0], row[1]) if row is not None else None
-    except BaseException as exc:
-        lost = _unavailable(exc, conn)
-        if lost or not isinstance(exc, asyncpg.PostgresError):
-            # Cancelled mid-statement or cut off: the connection is in an unknown state, so it
-            # is closed and replaced rather than handed to the next request.
-            await greenlet_spawn(pooled.invalidate, exc if isinstance(exc, Exception) else None)
-        if lost:
-            raise DriverConnectionLost(f"database connection lost: {type(exc).__name__}") from exc
-        raise
-    finally:
-        # In a greenlet, as SQLAlchemy's own AsyncConnection does: a check-in may have to close
-        # the connection (an overflow connection, a disposed pool), which awaits the driver.
-        await greenlet_spawn(pooled.close)
+    insert = _insert(engine.dialect, tuple(values))
+    async with engine.connect() as connection:
+        driver = (await connection.get_raw_connection()).driver_connection
+        try:
+            row_id = await driver.fetchval(insert.sql, *insert.args(values))
+            existing = None
+            if row_id is None:
+                find = _find(engine.dialect)
+                row = await driver.fetchrow(find.sql, event.source, event.event_id)
+                existing = StoredEvent(row[0], row[1]) if row is not None else None
+        except BaseException as exc:
+            lost = _unavailable(exc, driver)
+            if lost or not isinstance(exc, asyncpg.PostgresError):
+                # Cancelled mid-statement or cut off: the connection is in an unknown state, so
+                # it is closed and replaced rather than handed to the next request.
+                await connection.invalidate(exc if isinstance(exc, Exception) else None)
+            if lost:
+                raise DriverConnectionLost(
+                    f"database connection lost: {type(exc).__name__}"
+                ) from exc
+            raise
     return row_id, existing

@@ -1,12 +1,12 @@
-"""The two webhook routes as a raw ASGI handler: the same checks and answers, less machinery.
+"""The webhooks' one adapter: ASGI messages in, `inbox/webhooks.py`'s answer out.
 
 A webhook is the service's hot path, and most of its CPU went to the framework around it
-(FastAPI's middleware layers, routing, dependency and response machinery), not to the work. The
-app (`app.WizesyncApp`) hands `POST /webhooks/wizehire` and `POST /webhooks/ghl` to
-`serve_webhook` before any of that; everything else, and these paths' OpenAPI documentation,
-stays FastAPI. The logic is shared with the FastAPI routes (`inbox/routes.py`): this module only
-reads the headers and the body from ASGI messages and writes the answer, with the same bytes as
-Starlette's JSONResponse, and maps errors as the app's exception handlers do (`problems.py`).
+(FastAPI's middleware layers, routing, dependency and response machinery), not to the work. So
+the app (`app.WizesyncApp`) hands `/webhooks/wizehire` and `/webhooks/ghl` to `serve_webhook`
+before any of that; everything else stays FastAPI. This module only reads the headers and the
+body from ASGI messages and writes the answer (JSON rendered as Starlette's JSONResponse renders
+it), mapping errors as the app's exception handlers do (`problems.py`); the checks and answers
+are `inbox/webhooks.py`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from typing import Any
 
 from starlette.types import Receive, Scope, Send
 
-from wizesync.inbox.routes import (
+from wizesync.inbox.webhooks import (
+    WEBHOOKS,
     Acceptor,
     Answer,
     check_headers,
@@ -75,10 +76,29 @@ async def _send(
     await send({"type": "http.response.body", "body": body})
 
 
+def webhook_for(scope: Scope) -> tuple[str, Acceptor] | None:
+    """The webhook an HTTP request's path names (behind a proxy's `root_path` too), or None."""
+    path: str = scope["path"]
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return WEBHOOKS.get(path)
+
+
+async def _send_problem(send: Send, problem: Problem) -> None:
+    await _send(send, problem.status, problem.content(), PROBLEM_JSON, problem.headers)
+
+
 async def serve_webhook(
     scope: Scope, receive: Receive, send: Send, source: str, accept: Acceptor
 ) -> None:
-    """Answer one webhook POST; never raises (every error is a problem+json answer)."""
+    """Answer one request to a webhook's path; never raises (every error is problem+json)."""
+    if scope["method"] != "POST":
+        allow = {"Allow": "POST"}
+        await _send_problem(
+            send, Problem(405, "Method Not Allowed", "Method Not Allowed", headers=allow)
+        )
+        return
     try:
         state: AppState = scope["app"].state.wizesync
         headers = _headers(scope)
@@ -87,10 +107,9 @@ async def serve_webhook(
         body = await _read_body(receive, source, limit)
         answer: Answer = await accept(state, headers, body)
     except Problem as problem:
-        await _send(send, problem.status, problem.content(), PROBLEM_JSON, problem.headers)
+        await _send_problem(send, problem)
         return
     except Exception as exc:  # a bug or the database: 503 or 500, as the exception handlers
-        problem = problem_for_error(exc, scope["method"], scope["path"])
-        await _send(send, problem.status, problem.content(), PROBLEM_JSON, problem.headers)
+        await _send_problem(send, problem_for_error(exc, scope["method"], scope["path"]))
         return
     await _send(send, answer.status, answer.content, answer.media_type, answer.headers)

@@ -6,9 +6,9 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from wizesync.db import inbox_driver, inbox_repo
+from wizesync.db import inbox_repo, inbox_store
 from wizesync.db.inbox_repo import NewEvent, StoredEvent
 from wizesync.db.models import EventStatus
 from wizesync.inbox.classify import Classified
@@ -61,17 +61,7 @@ async def store(
         last_error=classified.error_summary,
         delay_seconds=delay_seconds,
     )
-    engine = sessionmaker.kw.get("bind")
-    existing: StoredEvent | None = None
-    if isinstance(engine, AsyncEngine) and engine.dialect.name == "postgresql":
-        # Through the driver on a pooled connection, in autocommit: the INSERT commits by itself,
-        # without an ORM session or SQLAlchemy's execution layer (db/inbox_driver.py).
-        row_id, existing = await inbox_driver.store_event(engine, new)
-    else:
-        async with sessionmaker.begin() as session:
-            row_id = await inbox_repo.insert_event(session, new)
-            if row_id is None:
-                existing = await inbox_repo.find_event(session, source, event_id)
+    row_id, existing = await inbox_store.store_event(sessionmaker, new)
     if row_id is None:
         return await _duplicate(sessionmaker, source, event_id, raw_body, classified, existing)
     outcome = {

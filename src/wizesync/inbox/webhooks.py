@@ -3,10 +3,10 @@
 Order of checks: content type (415), size (413), signature and freshness (401), then the body is
 stored whatever it holds (queued, ignored or quarantined) before the answer goes out.
 
-The checks and answers live here once (`check_headers`, `accept_wizehire`, `accept_ghl`). The
-service serves both paths through a raw ASGI handler (`inbox/asgi.py`, picked before FastAPI's
-middleware, routing and dependency machinery); the FastAPI routes below document them in OpenAPI
-and answer the same way when the app is served without that shortcut.
+This module is the webhooks' one implementation of those checks and answers, free of any web
+framework: it takes headers and bytes and gives an `Answer` or raises a `Problem`. Its one
+adapter, `inbox/asgi.py`, reads the request from ASGI messages and writes the answer; the OpenAPI
+document describes both paths from `inbox/webhook_docs.py`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
-from starlette.requests import ClientDisconnect
-
 from wizesync.db.models import EventStatus, Source
 from wizesync.ghl.webhook_events import delivery_timestamp
 from wizesync.inbox import ingest
@@ -29,10 +25,9 @@ from wizesync.inbox.classify import classify_ghl, classify_wizehire, fit
 from wizesync.inbox.signatures import SignatureError
 from wizesync.ops import metrics
 from wizesync.problems import Problem
-from wizesync.state import AppState, get_state
+from wizesync.state import AppState
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 WIZEHIRE_PATH, GHL_PATH = "/webhooks/wizehire", "/webhooks/ghl"
 
 
@@ -44,14 +39,6 @@ class Answer:
     content: dict[str, Any]
     media_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
-
-    def response(self) -> JSONResponse:
-        return JSONResponse(
-            self.content,
-            status_code=self.status,
-            media_type=self.media_type,
-            headers=self.headers or None,
-        )
 
 
 def _reject(source: str, status: int, reason: str, title: str, detail: str) -> Problem:
@@ -188,108 +175,8 @@ async def accept_ghl(state: AppState, headers: Mapping[str, str], body: bytes) -
 
 
 Acceptor = Callable[[AppState, Mapping[str, str], bytes], Awaitable[Answer]]
-# Path -> (source, acceptor): what the raw ASGI path serves, for POST only.
+# Path -> (source, acceptor): the webhooks `inbox/asgi.py` serves, for POST only.
 WEBHOOKS: dict[str, tuple[str, Acceptor]] = {
     WIZEHIRE_PATH: (Source.WIZEHIRE.value, accept_wizehire),
     GHL_PATH: (Source.GHL.value, accept_ghl),
 }
-
-
-async def _read_body(request: Request, source: str, limit: int) -> bytes:
-    check_headers(source, request.headers, limit)
-    chunks, size = [], 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise too_large(source, limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise client_disconnected(source) from None
-    return b"".join(chunks)
-
-
-def _header(name: str, description: str, pattern: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "minLength": 1}
-    if pattern:
-        schema["pattern"] = pattern
-    return {
-        "name": name,
-        "in": "header",
-        "required": True,
-        "description": description,
-        "schema": schema,
-    }
-
-
-_JSON_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {
-                "schema": {
-                    "type": "object",
-                    "description": "the event, as the sender signed it (at most 1 MiB)",
-                }
-            }
-        },
-    }
-}
-WIZEHIRE_OPENAPI = {
-    **_JSON_BODY,
-    "parameters": [
-        _header("webhook-id", "the event id (deduplicates redeliveries)"),
-        _header(
-            "webhook-timestamp", "Unix seconds; more than 5 minutes off is refused", r"^[0-9]+$"
-        ),
-        _header(
-            "webhook-signature",
-            "space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`",
-            r"^v1,[A-Za-z0-9+/=]+( v1,[A-Za-z0-9+/=]+)*$",
-        ),
-    ],
-}
-GHL_OPENAPI = {
-    **_JSON_BODY,
-    "parameters": [
-        _header(
-            "x-ghl-signature",
-            "base64 Ed25519 signature of the raw body (GHL's key)",
-            r"^[A-Za-z0-9+/=]+$",
-        ),
-    ],
-}
-
-
-@router.post(
-    "/wizehire",
-    status_code=202,
-    openapi_extra=WIZEHIRE_OPENAPI,
-    responses={
-        200: {"description": "duplicate"},
-        401: {},
-        409: {},
-        413: {},
-        415: {},
-        422: {},
-        503: {},
-    },
-)
-async def wizehire_webhook(request: Request) -> Any:
-    """Receive a Standard Webhooks-signed Wizehire event (`order.*`, `refund.requested`)."""
-    state = get_state(request)
-    body = await _read_body(request, Source.WIZEHIRE.value, state.settings.webhook_max_body_bytes)
-    return (await accept_wizehire(state, request.headers, body)).response()
-
-
-@router.post(
-    "/ghl",
-    status_code=202,
-    openapi_extra=GHL_OPENAPI,
-    responses={200: {"description": "duplicate"}, 401: {}, 409: {}, 413: {}, 415: {}, 503: {}},
-)
-async def ghl_webhook(request: Request) -> Any:
-    """Receive a GHL webhook signed with `X-GHL-Signature` (Ed25519 over the raw body)."""
-    state = get_state(request)
-    body = await _read_body(request, Source.GHL.value, state.settings.webhook_max_body_bytes)
-    return (await accept_ghl(state, request.headers, body)).response()

@@ -156,7 +156,11 @@ def build_flow_services(
     """A `Services` like `build_services` makes, but on the routed client and a PIT token."""
     # No location pinned: the sandbox accepts the token for every PIT location it seeds.
     tokens = StaticTokenProvider(DEFAULT_PRIVATE_TOKEN)
-    limiter = limiter or InMemoryRateLimiter(sleep=sleep)
+    # The configured budget, as the service's shared limiter has it (a test that narrows GHL's
+    # window must not wait out the default 10 s one).
+    limiter = limiter or InMemoryRateLimiter(
+        settings.ghl_rate_limit_max, settings.ghl_rate_limit_window_seconds, sleep=sleep
+    )
     ghl = GhlClient(
         http,
         base_url=GHL_BASE_URL,

@@ -60,3 +60,23 @@ async def test_a_reserve_as_large_as_the_limit_still_lets_one_call_through() -> 
     await limiter.acquire("loc")
     await limiter.acquire("loc")
     assert limiter.share == 1 and clock.now == 1.0
+
+
+async def test_a_call_counts_in_the_window_until_it_is_answered() -> None:
+    """GHL counts a call when it arrives, at the latest when it answers: a slow call answered
+    at 0.5 s keeps its place in the window until 1.5 s, not only until 1.0 s after its send."""
+    clock, inner = Clock(), Counting()
+    limiter = ShareLimiter(
+        inner, limit=3, window_seconds=1.0, reserve=1, clock=clock.time, sleep=clock.sleep
+    )
+    await limiter.acquire("loc")  # a slow call
+    await limiter.acquire("loc")  # a fast one
+    await limiter.observe("loc", 200, {})  # the fast one answers at once
+    clock.now = 0.5
+    await limiter.observe("loc", 200, {})  # the slow one answers
+
+    await limiter.acquire("loc")  # the share (2) is full until the fast one ages out
+    assert clock.now == 1.0
+    await limiter.acquire("loc")  # ... and then until the slow one's answer ages out
+    assert clock.now == 1.5
+    assert inner.observed == [200, 200]

@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install migrate lint worker sandbox bench clean lock audit
+.PHONY: run test test-chaos install migrate lint worker sandbox bench clean lock audit
 
 # Dependencies come from the hash-pinned lock (every version and file hash fixed), the package
 # itself without dependencies: the same install on every machine, CI and the image.
@@ -40,9 +40,13 @@ worker: $(STAMP)
 
 # Two pytest-xdist processes: most tests wait on subprocesses, sockets or PostgreSQL, so two
 # keep both cores busy. PYTEST_WORKERS=0 runs in one process (pdb, -x, output ordering).
+# The chaos suite (marker `chaos`, minutes of replicas under fire) is `make test-chaos`.
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not chaos" $(PYTEST_ARGS)
+
+test-chaos: $(STAMP)
+	$(BIN)/pytest -m chaos $(PYTEST_ARGS) tests/chaos
 
 lint: $(STAMP)
 	$(BIN)/ruff check src migrations tests benchmarks scripts

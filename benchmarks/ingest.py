@@ -55,6 +55,7 @@ PATH = "/webhooks/wizehire"
 PICKUP_PREFIX = "msg_pickup_"  # bench_handlers logs the start of these events only
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 GOAL_RATIO, GOAL_P99_MS, GOAL_PICKUP_P50_MS = 0.8, 50.0, 20.0
+WORKER_MODES = ("inprocess", "off", "process")  # see wizesync_server
 
 
 def log(message: str) -> None:
@@ -83,8 +84,12 @@ class Server:
     database_url: str | None = None  # set for wizesync: where to watch its queue drain
     db_name: str | None = None  # its PostgreSQL database, whose backends' CPU is counted
     separate_worker: bool = False  # WORKER=off: a `wizesync worker` process runs the events
+    # WORKER=off, and a `wizesync worker` process beside the API from the start (the production
+    # layout), running the events during the load; its CPU counts as the target's.
+    worker_process: bool = False
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def log_file(self) -> Path:
@@ -95,6 +100,18 @@ class Server:
         with self.log_file.open("ab") as out:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT
+            )
+        if self.worker_process:
+            self.worker = self._start_worker()
+
+    def _start_worker(self) -> subprocess.Popen[bytes]:
+        with self.log_file.open("ab") as out:
+            return subprocess.Popen(
+                [sys.executable, "-m", "wizesync", "worker"],
+                cwd=self.workdir,
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
             )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
@@ -114,7 +131,8 @@ class Server:
         raise RuntimeError(f"{self.label} not ready after {timeout:g} s; see {self.log_file}")
 
     def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.proc.pid) if self.proc else 0.0
+        own = process_cpu_seconds(self.proc.pid) if self.proc else 0.0
+        return own + (process_cpu_seconds(self.worker.pid) if self.worker else 0.0)
 
     def drain(self, admin_dsn: str) -> tuple[dict[str, int], float, dict[int, float]]:
         """Wait until every queued event ran. Returns the counts by status, the CPU seconds a
@@ -124,34 +142,27 @@ class Server:
         if not self.separate_worker:
             counts = wait_drained(self.database_url)
             return counts, 0.0, backend_cpu(admin_dsn, self.db_name)
-        with self.log_file.open("ab") as out:
-            worker = subprocess.Popen(
-                [sys.executable, "-m", "wizesync", "worker"],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        worker = self._start_worker()
         try:
             counts = wait_drained(self.database_url)
             return counts, process_cpu_seconds(worker.pid), backend_cpu(admin_dsn, self.db_name)
         finally:
-            worker.terminate()
-            try:
-                worker.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
+            _stop(worker)
 
     def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        for proc in (self.worker, self.proc):
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes] | None) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)
 
 
 def process_cpu_seconds(pid: int) -> float:
@@ -226,13 +237,15 @@ def wizesync_server(
     """`wizesync migrate` then `wizesync serve`; `src` runs another source tree (A/B runs).
 
     `worker="off"`: the API alone; after its load a `wizesync worker` process runs the events.
+    `worker="process"`: the API with WORKER=off and a `wizesync worker` process beside it from
+    the start, running the events during the load (the production layout).
     """
     env = base_env(
         DATABASE_URL=database_url,
         WIZESYNC_ENV="development",
         WIZEHIRE_WEBHOOK_SECRET=secret,
         ADMIN_TOKEN=secrets.token_urlsafe(24),
-        WORKER=worker,
+        WORKER="inprocess" if worker == "inprocess" else "off",
         WORKER_HANDLER_MODULES="bench_handlers",
         LOG_LEVEL="INFO",  # the default: one JSON line per event stored and per attempt
         BENCH_PICKUP_LOG=str(workdir / f"{key}.pickup"),
@@ -263,6 +276,7 @@ def wizesync_server(
         database_url=database_url,
         db_name=url.database if url.get_backend_name() == "postgresql" else None,
         separate_worker=worker == "off",
+        worker_process=worker == "process",
     )
 
 
@@ -627,7 +641,11 @@ def report(results: dict[str, Any]) -> str:
 
 def goals(results: dict[str, Any]) -> dict[str, tuple[bool, str]]:
     out = {}
-    for key, how in (("wizesync-pg", "in-process worker"), ("wizesync-pg-api", "API alone")):
+    for key, how in (
+        ("wizesync-pg", "in-process worker"),
+        ("wizesync-pg-api", "API alone"),
+        ("wizesync-pg-proc", "API + worker process"),
+    ):
         if key not in results["summary"]:
             continue
         service = results["summary"][key]
@@ -662,11 +680,12 @@ def _src(text: str) -> Path:
 
 
 def _variant(text: str) -> tuple[str, Path, str | None]:
-    """LABEL=SRC, or LABEL=SRC@off / @inprocess to choose that target's WORKER."""
+    """LABEL=SRC, or LABEL=SRC@off / @inprocess / @process to choose how that target's events
+    run (`wizesync_server`'s `worker`)."""
     label, sep, rest = text.partition("=")
     src, _, worker = rest.rpartition("@") if "@" in rest else (rest, "", "")
-    if not sep or worker not in ("", "off", "inprocess"):
-        raise argparse.ArgumentTypeError("LABEL=SRC[@off|@inprocess]")
+    if not sep or worker not in ("", *WORKER_MODES):
+        raise argparse.ArgumentTypeError("LABEL=SRC[@off|@inprocess|@process]")
     return label, _src(src), worker or None
 
 
@@ -692,6 +711,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="skip the row of the API alone (WORKER=off, events run afterwards)",
     )
     p.add_argument(
+        "--worker-process",
+        action="store_true",
+        help="add a row of the API (WORKER=off) with a `wizesync worker` process beside it, "
+        "running the events during the load (the production layout)",
+    )
+    p.add_argument(
         "--src",
         type=_src,
         help="serve the wizesync package in this folder (a copy "
@@ -704,13 +729,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         action="append",
         default=[],
         type=_variant,
-        metavar="LABEL=SRC[@off]",
+        metavar="LABEL=SRC[@off|@inprocess|@process]",
         help="A/B: also serve the wizesync package found in SRC (a copy of src/), "
         "on its own database, in the same rounds",
     )
     p.add_argument(
         "--variant-worker",
-        choices=("inprocess", "off"),
+        choices=WORKER_MODES,
         default="inprocess",
         help="WORKER of the --variant targets",
     )
@@ -796,9 +821,21 @@ def main(argv: list[str] | None = None) -> int:
                     worker="off",
                 )
             )
+        if args.worker_process:
+            servers.append(
+                wizesync_server(
+                    "wizesync-pg-proc",
+                    "wizesync API + worker process (PostgreSQL)",
+                    new_database("postgresql+asyncpg"),
+                    workdir,
+                    secret,
+                    src=args.src,
+                    worker="process",
+                )
+            )
         for n, (label, src, worker) in enumerate(args.variant):
             worker = worker or args.variant_worker
-            suffix = ", WORKER=off" if worker == "off" else ""
+            suffix = {"off": ", WORKER=off", "process": ", worker process"}.get(worker, "")
             servers.append(
                 wizesync_server(
                     f"variant-{n}",

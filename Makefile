@@ -38,10 +38,11 @@ migrate: $(STAMP)
 worker: $(STAMP)
 	$(BIN)/wizesync worker
 
-# Two pytest-xdist processes: most tests wait on subprocesses, sockets or PostgreSQL, so two
-# keep both cores busy. PYTEST_WORKERS=0 runs in one process (pdb, -x, output ordering).
+# Four pytest-xdist processes, on 2 cores too: most tests wait on subprocesses, sockets, leases
+# or PostgreSQL, so four keep both cores busy (docs/BENCHMARKS.md: 4 min against 6-7 with two).
+# PYTEST_WORKERS=0 runs in one process (pdb, -x, output ordering).
 # The chaos suite (marker `chaos`, minutes of replicas under fire) is `make test-chaos`.
-PYTEST_WORKERS ?= 2
+PYTEST_WORKERS ?= 4
 test: $(STAMP)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) -m "not chaos" $(PYTEST_ARGS)
 

@@ -191,3 +191,29 @@ async def test_what_an_answer_teaches_is_written_without_another_call(
     with pytest.raises(GhlRateLimited, match="daily"):
         await DbRateLimiter(sessionmaker, conf).acquire(LOCATION)
     await limiter.close()
+
+
+async def test_the_budget_clock_is_read_after_the_lock_even_if_its_holder_changed_nothing(
+    sessionmaker: async_sessionmaker[AsyncSession], is_postgres: bool
+) -> None:
+    """A transaction that waited for the budget's lock must read the time after the wait: every
+    slot and answer it books is measured from it. (PostgreSQL computed a clock read beside the
+    locked row before the wait when the holder committed without changing the row.)"""
+    if not is_postgres:
+        pytest.skip("SQLite's writers are serialised by BEGIN IMMEDIATE; the clock is ours")
+    location = "loc-clock-after-lock"
+    async with sessionmaker.begin() as session:
+        await rate_budget_repo.lock_budget(session, location)  # the row exists
+
+    async def waiter() -> float:
+        async with sessionmaker.begin() as session:
+            _, now = await rate_budget_repo.lock_budget(session, location)
+            return now
+
+    async with sessionmaker() as holder, holder.begin():
+        await rate_budget_repo.lock_budget(holder, location)
+        waiting = asyncio.create_task(waiter())
+        await asyncio.sleep(0.5)
+        released = await rate_budget_repo.clock(holder)
+        # Leaving the block commits, having changed nothing.
+    assert await waiting >= released

@@ -16,6 +16,7 @@ from sqlalchemy import Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from wizesync.db.base import utcnow
 from wizesync.db.ghl_models import GhlRateBudget, GhlRateSlot
@@ -41,16 +42,19 @@ async def lock_budget(session: AsyncSession, location_id: str) -> tuple[GhlRateB
     """The location's budget row (created on first use), locked for this transaction, and the
     time right after the lock was granted (see `clock`), in the same round trip."""
     postgres = _postgres(session)
-    columns: list[Any] = [GhlRateBudget]
+    locked = select(GhlRateBudget).where(GhlRateBudget.location_id == location_id)
     if postgres:
-        columns.append(func.extract("epoch", func.clock_timestamp()))
-    stmt = (
-        select(*columns)
-        .where(GhlRateBudget.location_id == location_id)
-        .execution_options(populate_existing=True)
-    )
-    if postgres:
-        stmt = stmt.with_for_update(of=GhlRateBudget)
+        # The clock is read by the outer query, above the subquery's row lock. Read beside the
+        # locked row it would be computed before the wait whenever the holder committed without
+        # changing the row (no re-check of the row then): a time older than the lock, which
+        # set every slot and answer of this transaction early by the wait, so a later window's
+        # first slot went before GHL's window had ended (a 429 under load).
+        sub = locked.with_for_update().subquery()
+        stmt = select(
+            aliased(GhlRateBudget, sub), func.extract("epoch", func.clock_timestamp())
+        ).execution_options(populate_existing=True)
+    else:
+        stmt = locked.execution_options(populate_existing=True)
     row = (await session.execute(stmt)).one_or_none()
     if row is None:
         await session.execute(

@@ -18,7 +18,7 @@ from tests.support.databases import (
     postgres_required,
 )
 
-pytestmark = [pytest.mark.chaos, pytest.mark.slow, pytest.mark.postgres_only]
+pytestmark = [pytest.mark.long, pytest.mark.slow, pytest.mark.postgres_only]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from tests.ghl.kit import run_together, subprocess_env
 from tests.support.processes import Proc, free_port, wait_answering
 from wizesync_sandbox.defaults import DEFAULT_LOCATION_ID, DEFAULT_PRIVATE_TOKEN
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.long, pytest.mark.slow]
 
 CALLS_PER_PROCESS = 150
 

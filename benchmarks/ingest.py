@@ -83,10 +83,10 @@ class Server:
     workdir: Path
     database_url: str | None = None  # set for wizesync: where to watch its queue drain
     db_name: str | None = None  # its PostgreSQL database, whose backends' CPU is counted
-    separate_worker: bool = False  # WORKER=off: a `wizesync worker` process runs the events
-    # WORKER=off, and a `wizesync worker` process beside the API from the start (the production
-    # layout), running the events during the load; its CPU counts as the target's.
-    worker_process: bool = False
+    # How wizesync's events run (`wizesync_server`'s `worker`): "inprocess"; "off", a `wizesync
+    # worker` process after the load; "process", one beside the API from the start, its CPU
+    # counted as the target's.
+    events: str = "inprocess"
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     worker: subprocess.Popen[bytes] | None = None
@@ -101,7 +101,7 @@ class Server:
             self.proc = subprocess.Popen(
                 cmd, cwd=self.workdir, env=self.env, stdout=out, stderr=subprocess.STDOUT
             )
-        if self.worker_process:
+        if self.events == "process":
             self.worker = self._start_worker()
 
     def _start_worker(self) -> subprocess.Popen[bytes]:
@@ -136,10 +136,10 @@ class Server:
 
     def drain(self, admin_dsn: str) -> tuple[dict[str, int], float, dict[int, float]]:
         """Wait until every queued event ran. Returns the counts by status, the CPU seconds a
-        separate worker process used (0.0 in-process: the server's own CPU holds it) and the
+        worker process started after the load used (0.0 otherwise: `cpu_seconds` holds it) and the
         CPU of the database's backends, read before that worker and its connections go away."""
         assert self.database_url is not None
-        if not self.separate_worker:
+        if self.events != "off":
             counts = wait_drained(self.database_url)
             return counts, 0.0, backend_cpu(admin_dsn, self.db_name)
         worker = self._start_worker()
@@ -275,8 +275,7 @@ def wizesync_server(
         workdir,
         database_url=database_url,
         db_name=url.database if url.get_backend_name() == "postgresql" else None,
-        separate_worker=worker == "off",
-        worker_process=worker == "process",
+        events=worker,
     )
 
 
@@ -513,8 +512,8 @@ def pickups(servers: list[Server], secret: str, args: argparse.Namespace) -> dic
     results = {}
     warm = request_file(servers[0].workdir, "warm-pickup", args.warmup, secret, "msg_warm_p_")
     for server in servers:
-        if server.database_url is None or server.separate_worker:
-            continue  # the pickup latency is the in-process worker's
+        if server.database_url is None or server.events == "off":
+            continue  # nobody runs the events during the load
         server.start()
         try:
             server.wait_ready()

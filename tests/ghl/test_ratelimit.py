@@ -217,3 +217,26 @@ async def test_the_budget_clock_is_read_after_the_lock_even_if_its_holder_change
         released = await rate_budget_repo.clock(holder)
         # Leaving the block commits, having changed nothing.
     assert await waiting >= released
+
+
+async def test_a_slot_due_now_is_recorded_when_its_reservation_ends_not_when_it_began(
+    database_url, engine, sessionmaker, monkeypatch
+):
+    """The statements of a reservation take time (much of it on a loaded host); a slot due at
+    once is sent after them, so that is when it must count from. Recorded at the lock, it would
+    let the request a window later go early by that time."""
+    limiter = DbRateLimiter(sessionmaker, limited(database_url))
+    slow = 0.3
+    update_budget = rate_budget_repo.update_budget
+
+    async def slow_update_budget(*args: object, **kwargs: object) -> None:
+        await asyncio.sleep(slow)  # a reservation slowed down after its clock was read
+        await update_budget(*args, **kwargs)
+
+    monkeypatch.setattr(rate_budget_repo, "update_budget", slow_update_budget)
+    await limiter.acquire(LOCATION)
+    returned = time.time()
+    async with sessionmaker() as session:
+        recorded = (await rate_budget_repo.slot_times(session, LOCATION))[0]  # others: spare
+    assert returned - recorded < slow / 3
+    await limiter.close()

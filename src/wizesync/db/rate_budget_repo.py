@@ -99,6 +99,20 @@ async def add_slots(
     )
 
 
+async def add_slot_sent_now(session: AsyncSession, location_id: str, seq: int, go: float) -> None:
+    """The slot `seq`, going at `go` or, if the clock has passed it, now: the last statement of
+    a reservation, so the time recorded is as close as can be to when the request leaves (the
+    statements before it took time, and a slot recorded early lets a later window's request
+    bunch with it)."""
+    if _postgres(session):
+        at: Any = func.greatest(go, func.extract("epoch", func.clock_timestamp()))
+    else:
+        at = max(go, time.time())
+    await session.execute(
+        insert(GhlRateSlot).values(location_id=location_id, seq=seq, go_at=at, at=at)
+    )
+
+
 async def extend_slots(session: AsyncSession, location_id: str, answered: dict[int, float]) -> None:
     """Requests answered at these times: each slot counts until then (it may have reached GHL
     late). Never moves a slot earlier."""

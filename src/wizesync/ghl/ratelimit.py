@@ -6,11 +6,14 @@ the database under the location's budget row lock; request `n` may start no earl
 `limit` requests). Reservations are made ahead of time and the caller sleeps until its slot, so
 waiting costs no database traffic and the budget is used to the full.
 
-A slot's time moves to when its answer came back, so a request that reached GHL late still
-counts from when it got there. GHL's headers tighten the budget: a lower `X-RateLimit-Max`, a
-longer `X-RateLimit-Interval-Milliseconds`, an `X-RateLimit-Remaining` lower than our own ledger
-explains (someone else spends the same app's budget for the location: the difference is booked
-as used), the daily budget; a 429 pauses the location for `Retry-After` or the interval.
+A slot due at once is recorded by the reservation's last statement, at the time it is written
+(the request leaves right after the commit), and its time moves to when its answer came back,
+so a request that reached GHL late still counts from when it got there.
+
+GHL's headers tighten the budget: a lower `X-RateLimit-Max`, a longer
+`X-RateLimit-Interval-Milliseconds`, an `X-RateLimit-Remaining` lower than our own ledger explains
+(someone else spends the same app's budget for the location: the difference is booked as used),
+the daily budget; a 429 pauses the location for `Retry-After` or the interval.
 
 What `observe` learns is written with this process's next reservation for the location (or
 after `FLUSH_AFTER` seconds at the latest), so a call costs one database transaction, not two.
@@ -340,7 +343,6 @@ class DbRateLimiter:
             if wait <= 0
             else 1
         )
-        await rate_budget_repo.add_slots(session, location_id, seq, [go])
         if count > 1:  # counted until the end of their lease: see the module doc
             await rate_budget_repo.add_slots(
                 session, location_id, seq + 1, [go] * (count - 1), counted_until=go + self._lease
@@ -352,6 +354,8 @@ class DbRateLimiter:
         below = rules.prune_below(seq, count, limit, self._limit)
         if below is not None:
             await rate_budget_repo.prune_slots(session, location_id, below)
+        # Last, so a slot due now is recorded at the time it is written, not at `now`.
+        await rate_budget_repo.add_slot_sent_now(session, location_id, seq, go)
         return seq, go, wait, count
 
     async def _room_ahead(

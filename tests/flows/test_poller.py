@@ -66,6 +66,44 @@ async def test_second_poll_with_nothing_new_patches_nothing(flow: FlowKit) -> No
     assert len(flow.order_syncs(synced.wizehire_order_id)) == before
 
 
+async def test_transactions_listed_again_unchanged_cost_no_refresh(flow: FlowKit) -> None:
+    """The overlap lists a transaction for ten minutes; once its record was refreshed, it is
+    read again only when GHL lists it differently (here with the recheck batch off, so only the
+    listing decides)."""
+    orders = [await synced_checkout(flow, outcome="paid") for _ in range(3)]
+    first = await poller(flow, recheck_batch=0).poll_location(LOCATION_ID, force=True)
+    assert first is not None and first.error is None
+    assert sorted(first.refreshed) == sorted(o.sync_id for o in orders)
+    reads = len(flow.ghl_requests("GET", "/payments/orders/*"))
+
+    again = await poller(flow, recheck_batch=0).poll_location(LOCATION_ID, force=True)
+
+    assert again is not None and again.error is None
+    assert again.refreshed == [] and again.counts["unchanged"] == 3
+    assert len(flow.ghl_requests("GET", "/payments/orders/*")) == reads
+    # A refund changes the transaction's listing: that record, and only it, is read again.
+    await refund_in_ghl(flow, orders[1].ghl_order_id, "49.00")
+    third = await poller(flow, recheck_batch=0).poll_location(LOCATION_ID, force=True)
+    assert third is not None and third.refreshed == [orders[1].sync_id]
+    assert last_sync(flow, orders[1].wizehire_order_id)["amount_refunded"] == "49.00"
+
+
+async def test_a_record_whose_refresh_failed_is_read_again_though_its_listing_is_unchanged(
+    flow: FlowKit,
+) -> None:
+    synced = await synced_checkout(flow, outcome="pending")
+    await pay_in_ghl(flow, synced.ghl_order_id)
+    flow.fault(path=f"/ghl/payments/orders/{synced.ghl_order_id}", method="GET", status=422)
+    failed = await poller(flow, recheck_batch=0).poll_location(LOCATION_ID, force=True)
+    assert failed is not None and failed.counts["errors"] == 1
+    flow.clear_faults()
+
+    again = await poller(flow, recheck_batch=0).poll_location(LOCATION_ID, force=True)
+
+    assert again is not None and again.refreshed == [synced.sync_id]
+    assert last_sync(flow, synced.wizehire_order_id)["payment_status"] == "paid"
+
+
 async def test_refund_made_in_ghl_long_after_payment_is_noticed(flow: FlowKit) -> None:
     synced = await synced_checkout(flow, outcome="paid")
     assert last_sync(flow, synced.wizehire_order_id)["payment_status"] == "paid"

@@ -116,6 +116,7 @@ async def finish_run(
     error: str | None,
     transactions_cursor: datetime | None = None,
     subscriptions_cursor: datetime | None = None,
+    seen_transactions: dict[str, Any] | None = None,
 ) -> bool:
     """Record the run and give the lease back (only if still ours: a run that lost its lease
     records nothing, the new holder's word counts)."""
@@ -132,6 +133,8 @@ async def finish_run(
         values["transactions_cursor"] = transactions_cursor
     if subscriptions_cursor is not None:
         values["subscriptions_cursor"] = subscriptions_cursor
+    if seen_transactions is not None:
+        values["seen_transactions"] = seen_transactions
     result = await session.execute(
         update(PollerState)
         .where(PollerState.location_id == location_id, PollerState.lease_owner == owner)

@@ -131,6 +131,9 @@ class PollerState(Base):
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     last_counts: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
+    # Transaction id -> [sync record id, fingerprint of the transaction as listed]: the
+    # transactions of the last run's listing whose records were refreshed (poller.py).
+    seen_transactions: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
 
 
 class UnmatchedGhlOrder(Base):

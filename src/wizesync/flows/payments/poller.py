@@ -11,6 +11,10 @@ location is polled at most once per interval whichever process gets there first)
    acknowledged), every run;
 4. a batch of records whose GHL side can still change, least recently checked first: GHL's lists
    filter by creation time only, so a refund of an old transaction is found only by re-reading.
+Step 1 skips a transaction listed again exactly as a previous run listed it (same fields, same
+sync record) once that run refreshed its record: the overlap lists each transaction for ten
+minutes, and re-reading all of them every run spent the location's GHL budget on records nothing
+had changed (a burst's transactions cost minutes of calls per run, and waiting refunds waited).
 Every record found goes through `refresh_order_from_ghl` (the refresh GHL's webhooks lead to),
 so Wizehire is patched only when something changed; a record the refresh leaves with a GHL order
 but no fulfillment gets an `order.advance` queued on its order's line (advance.py).
@@ -25,11 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -56,6 +63,8 @@ class PollResult:
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
     refreshed: list[int] = field(default_factory=list)
+    # What the next run compares its listing with (poller_state.seen_transactions).
+    seen_transactions: dict[str, Any] = field(default_factory=dict)
 
 
 class LeaseLost(Exception):
@@ -131,10 +140,11 @@ class Poller:
             if state is None:
                 return None
             txn_cursor, sub_cursor = state.transactions_cursor, state.subscriptions_cursor
+            seen = dict(state.seen_transactions or {})
         result = PollResult(location_id)
         finished = False
         try:
-            cursors = await self._poll(location_id, txn_cursor, sub_cursor, result)
+            cursors = await self._poll(location_id, txn_cursor, sub_cursor, seen, result)
             async with self.ctx.unit_of_work() as session:
                 finished = await poller_repo.finish_run(
                     session,
@@ -145,6 +155,7 @@ class Poller:
                     error=result.error,
                     transactions_cursor=cursors[0],
                     subscriptions_cursor=cursors[1],
+                    seen_transactions=result.seen_transactions,
                 )
         except LeaseLost:
             log.warning("poller lost its lease mid-run", extra={"location_id": location_id})
@@ -180,6 +191,7 @@ class Poller:
         location_id: str,
         txn_cursor: datetime | None,
         sub_cursor: datetime | None,
+        seen: dict[str, Any],
         result: PollResult,
     ) -> tuple[datetime | None, datetime | None]:
         ghl = self.services.ghl
@@ -192,7 +204,10 @@ class Poller:
         since = (txn_cursor or fallback) - self.overlap
         txns = [t async for t in ghl.iter_transactions(location_id, start_at=since)]
         counts["transactions"] = len(txns)
-        wanted, unknown_orders = await self._records_for_transactions(location_id, txns)
+        owners, unknown_orders = await self._records_for_transactions(location_id, txns)
+        listed = {txn.id: [owners[txn.id], _fingerprint(txn)] for txn in txns if txn.id in owners}
+        wanted = [entry[0] for txn_id, entry in listed.items() if seen.get(txn_id) != entry]
+        counts["unchanged"] = len(listed) - len(wanted)
         new_txn_cursor = _latest([t.created_at for t in txns], txn_cursor)
 
         # 2. subscriptions since their cursor: tie new ones to their orders.
@@ -221,12 +236,20 @@ class Poller:
             await self._unmatched(location_id, order)
         counts["unmatched"] = len(unknown_orders)
         await self._refresh_all(location_id, list(dict.fromkeys(wanted)), result)
+        # A record whose refresh failed is not remembered: its transactions count as changed.
+        refreshed = set(result.refreshed)
+        result.seen_transactions = {
+            txn_id: entry
+            for txn_id, entry in listed.items()
+            if entry[0] in refreshed or seen.get(txn_id) == entry
+        }
         return new_txn_cursor, new_sub_cursor
 
     async def _records_for_transactions(
         self, location_id: str, txns: list[m.Transaction]
-    ) -> tuple[list[int], list[str]]:
-        """Record ids the transactions belong to, and order ids no record knows."""
+    ) -> tuple[dict[str, int], list[str]]:
+        """The record each transaction belongs to (by transaction id), and order ids no record
+        knows."""
         order_ids = [t.entity_id for t in txns if t.entity_type == "order" and t.entity_id]
         invoice_ids = [i for i in (_invoice_of(t) for t in txns) if i]
         async with self.ctx.read() as session:
@@ -234,7 +257,7 @@ class Poller:
                 session, location_id, order_ids=order_ids, invoice_ids=invoice_ids
             )
             by_sub = await poller_repo.records_by_subscription(session, location_id)
-        wanted: list[int] = []
+        owners: dict[str, int] = {}
         unknown: list[str] = []
         for txn in txns:
             invoice_id = _invoice_of(txn)
@@ -245,10 +268,10 @@ class Poller:
                 or (by_sub.get(txn.entity_id or "") if txn.entity_type == "subscription" else None)
             )
             if record_id is not None:
-                wanted.append(record_id)
+                owners[txn.id] = record_id
             elif txn.entity_type == "order" and txn.entity_id and txn.entity_id not in unknown:
                 unknown.append(txn.entity_id)
-        return wanted, unknown
+        return owners, unknown
 
     async def _refresh_all(
         self, location_id: str, record_ids: list[int], result: PollResult
@@ -331,6 +354,13 @@ def _invoice_of(txn: m.Transaction) -> str | None:
     if txn.entity_source is not None and (txn.entity_source.type or "").lower() == "invoice":
         return txn.entity_source.id
     return None
+
+
+def _fingerprint(txn: m.Transaction) -> str:
+    """Every field of a transaction as GHL listed it, unknown ones included: any change (a
+    refund's amountRefunded, a status, fields we do not read) makes another."""
+    listed = json.dumps(txn.model_dump(mode="json", by_alias=True), sort_keys=True)
+    return hashlib.sha256(listed.encode()).hexdigest()[:24]
 
 
 def _latest(moments: list[datetime | None], current: datetime | None) -> datetime | None:
